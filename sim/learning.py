@@ -1,0 +1,62 @@
+"""The learning phase of the school day: readiness, mastery gains, familiarity.
+
+A present student working on skill ``s`` masters it that day with
+probability ``1 - exp(-rate * (readiness_floor + (1 - readiness_floor) * r))``,
+where ``r`` is the share of the skill's prerequisites they truly master and
+``rate`` (per day) combines the base rate, the student's learning rate and
+engagement, the teacher's effect, the modality and the teacher's capacity
+against the paces they run. Working on a skill with a missing prerequisite
+also gives a chance (``backfill_rate`` relative) of learning the first
+missing prerequisite in context. Every day on a skill adds a day of
+familiarity, mastered or not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.curriculum import NO_SKILL
+from sim.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
+
+
+def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarray,
+                        prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Readiness (share of prerequisites truly mastered, 1 if none) and the first missing one.
+
+    Returns:
+        readiness in [0, 1] (float32) and the first missing prerequisite's id (-1 if none).
+    """
+    pre = prereqs[skills]
+    valid = pre != NO_SKILL
+    have = (mastery[slots[:, None], np.where(valid, pre, 0)] > 0) & valid
+    n_valid = valid.sum(axis=1)
+    readiness = np.where(n_valid > 0, have.sum(axis=1) / np.maximum(n_valid, 1), 1.0)
+    missing = valid & ~have
+    first = np.where(missing.any(axis=1), pre[np.arange(slots.size), np.argmax(missing, axis=1)],
+                     -1)
+    return readiness.astype(np.float32), first.astype(np.int64)
+
+
+def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
+          readiness: np.ndarray, first_missing: np.ndarray, u_learn: np.ndarray,
+          u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float) -> np.ndarray:
+    """Apply one day of learning; returns which students mastered their skill today.
+
+    Args:
+        rate: daily hazard of mastering a fully ready skill (per day).
+        u_learn, u_backfill: uniform draws for these students.
+    """
+    already = state.mastery[slots, skills] > 0
+    p = 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
+    gained = ~already & (u_learn < p)
+    state.mastery[slots[gained], skills[gained]] = MASTERED_THIS_YEAR
+    back = (first_missing >= 0) & (u_backfill < 1.0 - np.exp(-rate * backfill_rate))
+    state.mastery[slots[back], first_missing[back]] = MASTERED_THIS_YEAR
+    expose(state, slots, skills)
+    return gained
+
+
+def expose(state, slots: np.ndarray, skills: np.ndarray) -> None:
+    """One more day of familiarity with the day's skill."""
+    fam = state.familiarity[slots, skills]
+    state.familiarity[slots, skills] = np.minimum(fam.astype(np.int16) + 1, FAMILIARITY_MAX)

@@ -1,0 +1,362 @@
+"""The district: a Mesa model that runs school years day by day.
+
+One ``step()`` is one instructional day. Its phases, in order:
+
+1. **assessments** due today, before instruction: fall growth test (and the
+   tutoring group chosen on it), benchmarks, state test, spring growth test;
+2. **draws**: every random process draws its uniforms for all students;
+3. **attendance**: who is present;
+4. **assignment**: each regime picks its students' skill and modality;
+5. **supervision**: who teaches each student today, and how many distinct
+   paces (content units) each teacher is running;
+6. **learning**: mastery gains, backfill of prerequisites, familiarity;
+7. **exit slip**: the record (not the truth) is updated from noisy slips;
+8. **affect**: engagement and anxiety respond to mismatch and switches;
+9. **log**: the day's assignment is added to the year's outcomes;
+10. **supplements**: tutoring sessions outside the block.
+
+``run_year()`` runs the days, returns the year's student rows, then the
+summer: loss of fresh mastery, promotion, graduates and movers replaced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from mesa import Model
+
+from sim import affect, assessment, learning
+from sim.curriculum import generate_curriculum
+from sim.outcomes import YearLog, student_year_rows
+from sim.population import (
+    ClusterEffects,
+    chunks,
+    district_size,
+    enrol,
+    layout_slots,
+)
+from sim.random_streams import Streams, replicate_seed
+from sim.records import Record
+from sim.regimes import SMALL_GROUP, WHOLE_CLASS, build_regime, traditional_regime
+from sim.schools import School, lines_per_room
+from sim.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
+from sim.teachers import draw_teachers
+
+
+class District(Model):
+    """A synthetic district running one arm of a scenario.
+
+    Args:
+        scenario: a validated ``sim.scenario.Scenario``.
+        arm: the arm's settings (one of ``scenario.arms``).
+        replicate: replicate number; with the scenario seed it fixes every stream.
+        reference: the statewide reference (cut and fall SDs); computed if None.
+    """
+
+    def __init__(self, scenario, arm, replicate: int = 0, reference=None):
+        root = replicate_seed(scenario.seed, replicate)
+        super().__init__(rng=np.random.default_rng(root))
+        self.params, self.arm, self.replicate = scenario, arm, replicate
+        self.streams = Streams(root)
+        self.year, self.day = 0, 0
+        self._build()
+        if reference is None:
+            from sim.reference import state_reference
+            reference = state_reference(scenario)
+        self.reference = reference
+
+    # --- construction -------------------------------------------------------------
+    def _build(self) -> None:
+        p = self.params
+        c = p.curriculum
+        self.curriculum = generate_curriculum(
+            np.random.default_rng(c.seed), c.lowest_grade, c.highest_grade, c.units_per_grade,
+            c.skills_per_unit, c.cross_grade_prereqs, c.extra_prereq_prob)
+        d = p.district
+        self.grades = sorted(d.grades)
+        self.students = StudentState(district_size(d), self.curriculum.n_skills)
+        layout_slots(self.students, d)
+        self.effects = ClusterEffects.draw(self.streams.population, d.schools,
+                                           d.classes_per_grade)
+        all_slots = np.arange(self.students.n)
+        self._enrol(all_slots)
+        self.next_id = self.students.n
+        self.students.student_id[:] = all_slots
+        self.teachers = draw_teachers(self, self.streams.teachers, p.teachers, d.schools,
+                                      self.grades, d.classes_per_grade)
+        self.teacher_effect = np.array([t.effect for t in self.teachers])
+        self.teacher_capacity = np.array([t.capacity for t in self.teachers])
+        self.regime = build_regime(self.arm, p.calendar, p.assessment)
+        self.base_regime = traditional_regime(p.assessment)
+        self.schools = [School(self, s, self.grades, d.program_grades, self.regime)
+                        for s in range(d.schools)]
+        self.record = Record(self.students.n, self.curriculum.n_skills)
+        n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
+        self._pace_marks = np.zeros((len(self.teachers), n_units), bool)
+
+    def _enrol(self, slots: np.ndarray) -> None:
+        p = self.params
+        enrol(self.streams.population, self.students, slots, self.effects, self.curriculum,
+              p.population, p.learning, p.district.mean_offset_sd)
+        self.students.entry_year[slots] = self.year
+
+    # --- the school year --------------------------------------------------------------
+    def run_year(self) -> pd.DataFrame:
+        """Run one school year; return its student-year rows; then the summer."""
+        self.start_year()
+        for day in range(self.params.calendar.days):
+            self.day = day
+            self.step()
+        rows = self.finish_year()
+        self.summer()
+        return rows
+
+    def start_year(self) -> None:
+        st, d = self.students, self.params.district
+        g_idx = st.grade - self.grades[0]
+        lines = d.classes_per_grade
+        st.teacher[:] = (st.school * len(self.grades) + g_idx) * lines + st.line
+        self.in_program = np.isin(st.grade, d.program_grades)
+        personal = self.in_program & self.regime.personalized
+        self.groups = [(self.regime, np.flatnonzero(self.in_program)),
+                       (self.base_regime, np.flatnonzero(~self.in_program))]
+        self._build_rooms(personal)
+        self._measure_newcomers()
+        self.record.place(self.streams.benchmark, np.arange(st.n), self._truth,
+                          self.params.assessment.benchmark_error)
+        self.log = YearLog(st.n)
+        self.prev_below = np.full(st.n, -1, np.int8)
+        self.prev_position = np.zeros(st.n, np.float32)
+        self.mastered_at_start = self._mastered_count()
+        self.tutored = np.zeros(st.n, bool)
+
+    def _build_rooms(self, personal: np.ndarray) -> None:
+        """Merge program lines into personalized rooms; their teachers form a team."""
+        st, d = self.students, self.params.district
+        lpr = lines_per_room(d.class_size, d.room_size)
+        rooms_per_grade = -(-d.classes_per_grade // lpr)
+        g_idx = st.grade - self.grades[0]
+        room = (st.school * len(self.grades) + g_idx) * rooms_per_grade + st.line // lpr
+        st.room[:] = np.where(personal, room, -1)
+        n_rooms = d.schools * len(self.grades) * rooms_per_grade
+        # team of room r: lines [k*lpr, (k+1)*lpr) of its grade; teacher ids are consecutive
+        k = np.arange(n_rooms) % rooms_per_grade
+        base = (np.arange(n_rooms) // rooms_per_grade) * d.classes_per_grade
+        self.room_first_teacher = base + k * lpr
+        self.room_team_size = np.minimum(lpr, d.classes_per_grade - k * lpr)
+        for t in self.teachers:
+            t.room = -1
+        for r in np.unique(st.room[st.room >= 0]):
+            for t in range(self.room_team_size[r]):
+                self.teachers[self.room_first_teacher[r] + t].room = int(r)
+
+    def _truth(self, rows: np.ndarray) -> np.ndarray:
+        return self.students.mastery[rows] > 0
+
+    def _mastered_count(self) -> np.ndarray:
+        out = np.empty(self.students.n, np.int32)
+        for part in chunks(self.students.n):
+            out[part] = (self.students.mastery[part] > 0).sum(axis=1)
+        return out
+
+    def _measure_newcomers(self) -> None:
+        """Entry level of students new this year (before any instruction)."""
+        st, a = self.students, self.params.assessment
+        noise = self.streams.growth_test.standard_normal(st.n)
+        new = np.flatnonzero(st.entry_year == self.year)
+        if new.size:
+            level = assessment.true_level(st, new, self.curriculum, a.growth_familiarity_credit,
+                                          self.params.learning.familiarity_saturation_days)
+            st.baseline_offset[new] = level + a.growth_test_sem_years * noise[new] - st.grade[new]
+
+    def step(self) -> None:
+        """One instructional day (phases in the module docstring)."""
+        self._assessments(self.day)
+        draws = self._draw()
+        present = np.flatnonzero(draws["attendance"] < self.students.attendance)
+        skills, modality = self._assign(present)
+        teacher_today = self._supervise(present, draws["rotation"][present])
+        rate = self._learning_rate(present, modality, teacher_today, skills)
+        self._teach(present, skills, rate, draws)
+        self._supplements(present, draws)
+
+    def _draw(self) -> dict[str, np.ndarray]:
+        n, s = self.students.n, self.streams
+        self.draws = {
+            "attendance": s.attendance.random(n, dtype=np.float32),
+            "learn": s.learning.random(n, dtype=np.float32),
+            "backfill": s.learning.random(n, dtype=np.float32),
+            "slip": s.exit_slip.random(n, dtype=np.float32),
+            "rotation": s.rotation.random(n, dtype=np.float32),
+            "extension": s.extension.random(n, dtype=np.float32),
+            "tutor_learn": s.tutoring.random(n, dtype=np.float32),
+            "tutor_backfill": s.tutoring.random(n, dtype=np.float32),
+        }
+        return self.draws
+
+    def _assign(self, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        skills = np.empty(present.size, np.int64)
+        modality = np.empty(present.size, np.int8)
+        in_program = self.in_program[present]
+        for regime, mask in ((self.regime, in_program), (self.base_regime, ~in_program)):
+            if mask.any():
+                skills[mask], modality[mask] = regime.assign(self, present[mask], self.day)
+        return skills, modality
+
+    def _supervise(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Teacher supervising each present student today (a team member in rooms)."""
+        teacher = self.students.teacher[present].astype(np.int64)
+        room = self.students.room[present]
+        in_room = room >= 0
+        r = room[in_room]
+        pick = np.minimum((u[in_room] * self.room_team_size[r]).astype(np.int64),
+                          self.room_team_size[r] - 1)
+        teacher[in_room] = self.room_first_teacher[r] + pick
+        return teacher
+
+    def _learning_rate(self, present, modality, teacher, skills) -> np.ndarray:
+        """Daily hazard of mastering a ready skill, per present student (per day)."""
+        p, st = self.params, self.students
+        lp, tp = p.learning, p.teachers
+        mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
+                               lp.modality_peer, lp.modality_software], np.float32)[modality]
+        led = (modality == WHOLE_CLASS) | (modality == SMALL_GROUP)
+        weight = np.where(led, 1.0, lp.teacher_weight_unled)
+        teacher_mult = np.maximum(0.1, 1.0 + weight * self.teacher_effect[teacher]
+                                  / tp.typical_growth_sd)
+        return (lp.base_rate * st.learning_rate[present] * st.engagement[present] * mod_factor
+                * teacher_mult * self._capacity_factor(teacher, skills)).astype(np.float32)
+
+    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray) -> np.ndarray:
+        """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs."""
+        cur = self.curriculum
+        unit = skills // cur.skills_per_unit
+        marks = self._pace_marks
+        marks[:] = False
+        marks[teacher, unit] = True
+        paces = marks.sum(axis=1)
+        ratio = np.minimum(1.0, self.teacher_capacity[teacher] / np.maximum(paces[teacher], 1))
+        self.paces_today = paces
+        return ratio ** self.params.teachers.capacity_elasticity
+
+    def _teach(self, present, skills, rate, draws) -> None:
+        """Learning, exit slip, affect and log for the day's block."""
+        st, cur, p = self.students, self.curriculum, self.params
+        a, lp = p.assessment, p.learning
+        already = st.mastery[present, skills] > 0
+        readiness, missing = learning.prerequisite_status(st.mastery, present, skills,
+                                                          cur.prereqs)
+        learning.learn(st, present, skills, rate, readiness, missing, draws["learn"][present],
+                       draws["backfill"][present], lp.readiness_floor, lp.backfill_rate)
+        mastered_now = st.mastery[present, skills] > 0
+        passed = assessment.exit_slip(draws["slip"][present], mastered_now, a.exit_slip_guess,
+                                      a.exit_slip_slip)
+        self.record.exit_slips(present, skills, passed, cur.prereqs, a.mastery_streak,
+                               a.fail_limit)
+        offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
+        below = offset < 0
+        position = self._positions[skills]
+        switched, jump = affect.detect_switches(below, position, self.prev_below[present],
+                                                self.prev_position[present],
+                                                p.affect.switch_min_jump_years)
+        self.prev_below[present] = below
+        self.prev_position[present] = position
+        affect.update_affect(st, present, already, readiness, offset >= 0, jump, p.affect)
+        self.log.record_day(present, offset, already, switched, st.engagement[present])
+
+    @property
+    def _positions(self) -> np.ndarray:
+        pos = getattr(self, "_pos_cache", None)
+        if pos is None:
+            pos = self._pos_cache = self.curriculum.position_years().astype(np.float32)
+        return pos
+
+    # --- assessments and supplements ------------------------------------------------
+    def _assessments(self, day: int) -> None:
+        cal, a = self.params.calendar, self.params.assessment
+        sat = self.params.learning.familiarity_saturation_days
+        st = self.students
+        if day == cal.fall_test_day:
+            noise = self.streams.growth_test.standard_normal(st.n)
+            self.log.fall_score = assessment.growth_test(st, self.curriculum, a, sat, noise)
+            self._choose_tutored()
+        if cal.benchmark_every_days and day > 0 and day % cal.benchmark_every_days == 0:
+            self.record.benchmark(self.streams.benchmark, np.arange(st.n), self._truth,
+                                  a.benchmark_error)
+        if day == cal.state_test_day:
+            tested = np.isin(st.grade, a.tested_grades)
+            self.log.state_score = assessment.state_test(self.streams.state_test, st,
+                                                         self.curriculum, a, sat, tested)
+        if day == cal.spring_test_day:
+            noise = self.streams.growth_test.standard_normal(st.n)
+            self.log.spring_score = assessment.growth_test(st, self.curriculum, a, sat, noise)
+
+    def _choose_tutored(self) -> None:
+        """Pick each tutoring supplement's group from the fall growth test."""
+        st, a = self.students, self.params.assessment
+        for sup in self.regime.supplements:
+            cand = np.flatnonzero(self.in_program & np.isin(st.grade, a.tested_grades))
+            fall = assessment.scale_to_level(self.log.fall_score[cand], a) - st.grade[cand]
+            cut = self.reference.cut_level_offset(st.grade[cand])
+            self.tutored[cand[sup.select(fall, cut)]] = True
+        self.log.tutored[:] = self.tutored
+
+    def _supplements(self, present: np.ndarray, draws) -> None:
+        for sup in self.regime.supplements:
+            if sup.session_on(self.day):
+                self._tutor(sup, present[self.tutored[present]], draws)
+
+    def _tutor(self, sup, slots: np.ndarray, draws) -> None:
+        """A grade-level session on the first grade-level skill the record lacks."""
+        if slots.size == 0:
+            return
+        st, cur, lp = self.students, self.curriculum, self.params.learning
+        start = cur.first_skill(st.grade[slots]).astype(np.int64)
+        nxt = self.record.frontier_from(slots, start)
+        end = start + cur.skills_per_grade
+        skill = np.where(nxt < end, nxt, start + self.day % cur.skills_per_grade)
+        rate = (lp.base_rate * sup.effectiveness * lp.modality_small_group
+                * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
+        readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
+        learning.learn(st, slots, skill, rate, readiness, missing, draws["tutor_learn"][slots],
+                       draws["tutor_backfill"][slots], lp.readiness_floor, lp.backfill_rate)
+        self.log.tutoring_sessions[slots] += 1
+
+    # --- end of year ------------------------------------------------------------------
+    def finish_year(self) -> pd.DataFrame:
+        self.log.skills_gained[:] = self._mastered_count() - self.mastered_at_start
+        ref = self.reference
+        return student_year_rows(self, self.log, ref.cut_by_grade, ref.fall_sd_by_grade)
+
+    def summer(self) -> None:
+        """Summer loss, promotion, graduates and movers replaced by newcomers."""
+        self._summer_loss()
+        st, d = self.students, self.params.district
+        lp = self.params.learning
+        for x, x0 in ((st.engagement, st.engagement_base), (st.anxiety, st.anxiety_base)):
+            x[:] = x0 + 0.5 * (x - x0)
+        st.familiarity[:] = (st.familiarity * lp.summer_familiarity_keep).astype(np.uint8)
+        leave = self.streams.mobility.random(st.n) < d.mobility
+        st.grade += 1
+        graduate = st.grade > self.grades[-1]
+        st.grade[graduate] = self.grades[0]
+        new = np.flatnonzero(graduate | leave)
+        self.year += 1
+        if new.size:
+            st.student_id[new] = self.next_id + np.arange(new.size)
+            self.next_id += new.size
+            self._enrol(new)
+
+    def _summer_loss(self) -> None:
+        lp, st = self.params.learning, self.students
+        for part in chunks(st.n):
+            m = st.mastery[part]
+            u = self.streams.summer.random(m.shape, dtype=np.float32)
+            lose = ((m == MASTERED_THIS_YEAR) & (u < lp.summer_loss_recent)) | (
+                (m == MASTERED_BEFORE) & (u < lp.summer_loss_old))
+            st.mastery[part] = np.where(lose, 0, np.minimum(m, MASTERED_BEFORE))
+
+    def run(self) -> pd.DataFrame:
+        """Run all the scenario's years; return the student_years rows."""
+        return pd.concat([self.run_year() for _ in range(self.params.years)],
+                         ignore_index=True)

@@ -1,0 +1,257 @@
+"""Model parameters: every mechanism's knobs, their units and defaults.
+
+These pydantic models are the single source of truth for parameter names,
+units (in each field's description) and defaults. ``docs/model.md`` lists
+them; scenario files set any of them. Unknown keys, NaN, infinities and
+out-of-range values are rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """Base for every parameter block: unknown keys and NaN are errors."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+
+class CurriculumParams(Strict):
+    seed: int = Field(7, ge=0, description="seed of the prerequisite graph: the curriculum is "
+                                           "the state's, the same in every replicate")
+    lowest_grade: int = Field(0, ge=0, le=12, description="first grade with skills (0 = K)")
+    highest_grade: int = Field(
+        9, ge=0, le=12, description="last grade with skills (one above the top enrolled grade "
+                                    "leaves room for students above grade)")
+    units_per_grade: int = Field(4, ge=1, le=12, description="units per grade")
+    skills_per_unit: int = Field(5, ge=1, le=20, description="skills per unit")
+    cross_grade_prereqs: int = Field(
+        1, ge=0, le=5, description="prerequisites drawn from the same unit one grade below")
+    extra_prereq_prob: float = Field(
+        0.3, ge=0, le=1, description="probability of one extra earlier prerequisite")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.highest_grade < self.lowest_grade:
+            raise ValueError("highest_grade must be >= lowest_grade")
+        return self
+
+
+class DistrictParams(Strict):
+    schools: int = Field(5, ge=1, le=2000, description="number of schools")
+    grades: list[int] = Field(default_factory=lambda: list(range(0, 9)),
+                              description="grades every school serves (0 = K)")
+    classes_per_grade: int = Field(3, ge=1, le=50, description="classrooms per grade per school")
+    class_size: int = Field(25, ge=1, le=200, description="students per classroom (students)")
+    program_grades: list[int] = Field(default_factory=lambda: [6, 7, 8],
+                                      description="grades where the arm's regime applies")
+    room_size: int = Field(100, ge=1, le=400,
+                           description="students per personalized room; classes are merged "
+                                       "into rooms of at most this size, their teachers a team")
+    mean_offset_sd: float = Field(
+        -0.6, ge=-4, le=4,
+        description="district mean starting achievement, in SD of the statewide reference")
+    mobility: float = Field(0.08, ge=0, le=1,
+                            description="share of students replaced by newcomers each summer")
+
+    @model_validator(mode="after")
+    def _grades(self):
+        if not self.grades or sorted(set(self.grades)) != sorted(self.grades):
+            raise ValueError("grades must be a non-empty list of distinct grades")
+        if sorted(self.grades) != list(range(min(self.grades), max(self.grades) + 1)):
+            raise ValueError("grades must be consecutive (students are promoted grade by grade)")
+        missing = set(self.program_grades) - set(self.grades)
+        if missing:
+            raise ValueError(f"program_grades {sorted(missing)} are not among grades")
+        return self
+
+
+class PopulationParams(Strict):
+    share_within_class: float = Field(0.62, gt=0, lt=1,
+                                      description="share of achievement variance within classrooms")
+    share_between_teachers: float = Field(
+        0.18, ge=0, lt=1, description="share between classrooms of one school")
+    share_between_schools: float = Field(0.20, ge=0, lt=1, description="share between schools")
+    sd_years_intercept: float = Field(
+        0.5, gt=0, le=5, description="SD of starting achievement at grade 0 (grade-years)")
+    sd_years_per_grade: float = Field(
+        0.3, ge=0, le=1, description="increase of that SD per grade (grade-years per grade)")
+    mastery_spread_years: float = Field(
+        0.35, gt=0, le=3,
+        description="logistic scale of a student's mastery profile around their level "
+                    "(grade-years): larger means more gaps below and islands above")
+    learning_rate_sd: float = Field(0.3, ge=0, le=2, description="SD of log learning rate")
+    engagement_mean: float = Field(0.8, gt=0, lt=1, description="mean baseline engagement (0-1)")
+    engagement_concentration: float = Field(
+        20, gt=0, description="Beta concentration of baseline engagement")
+    attendance_mean: float = Field(0.93, gt=0, le=1, description="mean daily attendance (share)")
+    attendance_concentration: float = Field(40, gt=0,
+                                            description="Beta concentration of attendance")
+    anxiety_mean: float = Field(0.3, gt=0, lt=1, description="mean baseline test anxiety (0-1)")
+    anxiety_concentration: float = Field(8, gt=0, description="Beta concentration of anxiety")
+
+    @model_validator(mode="after")
+    def _shares(self):
+        total = self.share_within_class + self.share_between_teachers + self.share_between_schools
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"variance shares must sum to 1 (they sum to {total:.3f})")
+        return self
+
+
+class TeacherParams(Strict):
+    effect_sd: float = Field(0.15, ge=0, le=1,
+                             description="SD of teacher effects (student SD of annual growth)")
+    typical_growth_sd: float = Field(
+        0.6, gt=0, le=3, description="annual growth of a mean teacher's students (student SD); "
+                                     "converts an effect into a learning-rate multiplier")
+    capacity_mean: float = Field(5.0, gt=0, le=50,
+                                 description="distinct paces (units) a teacher runs well at once")
+    capacity_sd: float = Field(1.5, ge=0, le=20, description="SD of capacity (paces)")
+    capacity_elasticity: float = Field(
+        0.3, ge=0, le=3, description="exponent of the learning penalty (capacity/paces)^e")
+
+
+class CalendarParams(Strict):
+    days: int = Field(180, ge=20, le=260, description="instructional days per year")
+    fall_test_day: int = Field(0, ge=0, description="day of the fall growth test (0 = first)")
+    spring_test_day: int = Field(175, ge=0, description="day of the spring growth test")
+    state_test_day: int = Field(150, ge=0, description="day of the state test")
+    benchmark_every_days: int = Field(
+        45, ge=0, description="days between benchmark tests feeding the playlist (0 = none)")
+    days_per_week: int = Field(5, ge=1, le=7, description="instructional days per week")
+
+    @model_validator(mode="after")
+    def _days(self):
+        for name in ("fall_test_day", "spring_test_day", "state_test_day"):
+            if getattr(self, name) >= self.days:
+                raise ValueError(f"{name} must be within the year (0..{self.days - 1})")
+        if self.fall_test_day >= self.spring_test_day:
+            raise ValueError("fall_test_day must come before spring_test_day")
+        return self
+
+
+class LearningParams(Strict):
+    base_rate: float = Field(0.22, gt=0, le=5,
+                             description="daily hazard of mastering a ready skill (per day)")
+    readiness_floor: float = Field(
+        0.15, ge=0, le=1, description="learning factor when no prerequisite is mastered")
+    backfill_rate: float = Field(
+        0.25, ge=0, le=5, description="hazard of learning a missing prerequisite met in context, "
+                                      "relative to base_rate")
+    modality_whole_class: float = Field(1.0, gt=0, le=3, description="learning factor, whole class")
+    modality_small_group: float = Field(1.2, gt=0, le=3,
+                                        description="learning factor, teacher-led small group")
+    modality_peer: float = Field(0.95, gt=0, le=3, description="learning factor, peer work")
+    modality_software: float = Field(0.95, gt=0, le=3, description="learning factor, software")
+    teacher_weight_unled: float = Field(
+        0.5, ge=0, le=1, description="share of the teacher effect reaching peer/software work")
+    familiarity_saturation_days: float = Field(
+        6, gt=0, le=100, description="days of exposure at which familiarity is full")
+    summer_loss_recent: float = Field(0.3, ge=0, le=1,
+                                      description="summer loss probability, skills mastered "
+                                                  "this school year")
+    summer_loss_old: float = Field(0.02, ge=0, le=1,
+                                   description="summer loss probability, older skills")
+    summer_familiarity_keep: float = Field(0.5, ge=0, le=1,
+                                           description="share of familiarity kept over summer")
+
+
+class AffectParams(Strict):
+    recovery: float = Field(0.05, ge=0, le=1,
+                            description="daily pull of engagement/anxiety back to baseline")
+    boredom: float = Field(0.01, ge=0, le=1,
+                           description="engagement lost per day on already-mastered content")
+    frustration: float = Field(0.02, ge=0, le=1,
+                               description="engagement lost per day on content with no "
+                                           "prerequisites mastered (scaled by the share missing)")
+    switch_engagement: float = Field(
+        0.04, ge=0, le=1, description="engagement lost per grade-year jumped at an on/off switch")
+    switch_anxiety: float = Field(0.05, ge=0, le=1,
+                                  description="anxiety gained per grade-year jumped at a switch")
+    unfamiliar_anxiety: float = Field(
+        0.005, ge=0, le=1, description="anxiety gained per day on grade-level content not ready")
+    min_engagement: float = Field(0.2, ge=0, le=1, description="engagement never falls below")
+    switch_min_jump_years: float = Field(
+        0.5, ge=0, le=12, description="a change between below-grade and grade-level content "
+                                      "counts as an on/off switch when it jumps at least this "
+                                      "far (grade-years); smaller steps are ordinary progress")
+
+
+class AssessmentParams(Strict):
+    exit_slip_guess: float = Field(0.25, ge=0, le=1, description="P(pass exit slip | not mastered)")
+    exit_slip_slip: float = Field(0.1, ge=0, le=1, description="P(fail exit slip | mastered)")
+    mastery_streak: int = Field(2, ge=1, le=10,
+                                description="consecutive passed exit slips to mark mastered")
+    fail_limit: int = Field(4, ge=1, le=50, description="consecutive failed exit slips before the "
+                                                        "playlist sends the student back to "
+                                                        "the skill's prerequisites")
+    benchmark_error: float = Field(0.1, ge=0, le=0.5,
+                                   description="P(benchmark misreads one skill)")
+    extension_share: float = Field(
+        0.5, ge=0, le=1, description="traditional: P(a student who passed the day's skill gets "
+                                     "extension work on their next skill)")
+    state_items_per_skill: int = Field(2, ge=1, le=20, description="state-test items per skill")
+    state_slip: float = Field(0.1, ge=0, le=1, description="P(wrong | mastered) on the state test")
+    state_guess: float = Field(0.25, ge=0, le=1, description="P(right | not mastered, unfamiliar)")
+    familiarity_gain: float = Field(
+        0.25, ge=0, le=1, description="added P(right | not mastered) at full familiarity")
+    unseen_anxiety_penalty: float = Field(
+        0.6, ge=0, le=1, description="relative loss of the guess rate on never-seen items, "
+                                     "times anxiety ('I've never seen this')")
+    growth_familiarity_credit: float = Field(
+        0.3, ge=0, le=1, description="growth-test credit for a familiar unmastered skill "
+                                     "(share of a mastered one)")
+    growth_test_sem_years: float = Field(
+        0.3, ge=0, le=3, description="growth-test standard error (grade-years)")
+    scale_intercept: float = Field(150, description="vertical scale score at achievement 0")
+    scale_points_per_year: float = Field(10, gt=0, description="scale points per grade-year")
+    tested_grades: list[int] = Field(default_factory=lambda: [3, 4, 5, 6, 7, 8],
+                                     description="grades that sit the state test")
+    reference_proficient_share: float = Field(
+        0.5, gt=0, lt=1, description="share proficient in the statewide reference population; "
+                                     "fixes the cut")
+    reference_students_per_grade: int = Field(
+        3000, ge=100, le=100000, description="size of the statewide reference cohort per grade")
+
+
+Target = Literal["near_cut", "furthest_behind", "all"]
+
+
+class Tutoring(Strict):
+    hours_per_week: float = Field(gt=0, le=20, description="supplemental grade-level hours/week")
+    target: Target = Field("near_cut", description="who is tutored")
+    share: float = Field(0.25, gt=0, le=1, description="share of program students tutored "
+                                                       "(ignored for target 'all')")
+    session_hours: float = Field(1.5, gt=0, le=8, description="hours per session")
+    effectiveness: float = Field(1.0, gt=0, le=3,
+                                 description="learning factor of a tutoring session")
+
+
+class GradualFloor(Strict):
+    """Floor schedule: (day, years below grade) points, linearly interpolated."""
+
+    start_floor: float = Field(3.0, ge=0, le=12, description="floor at the start (years below)")
+    start_day: int = Field(0, ge=0, description="day the floor starts rising")
+    grade_level_day: int | None = Field(
+        None, ge=0, description="day the floor reaches grade level (default: the state test day)")
+    steps: int = Field(0, ge=0, le=100,
+                       description="0 = rises continuously; N = rises in N equal steps")
+
+
+Pacing = Literal["traditional", "personalized", "grade_level_first"]
+
+
+class ArmSettings(Strict):
+    label: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.\-]+$")
+    pacing: Pacing = "traditional"
+    floor: float | None = Field(None, ge=0, le=12,
+                                description="years below grade content may go (None = no floor)")
+    ceiling: float | None = Field(None, ge=0, le=12,
+                                  description="years above grade content may go (None = none)")
+    test_prep_weeks: float = Field(0, ge=0, le=52,
+                                   description="grade-level-only weeks before the state test")
+    gradual_floor: GradualFloor | None = None
+    tutoring: Tutoring | None = None
