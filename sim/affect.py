@@ -3,9 +3,8 @@
 Engagement drifts back to each student's baseline (``recovery`` per day) and
 falls with boredom (content already mastered), frustration (content whose
 prerequisites are missing, in proportion to the share missing) and on/off
-switches. A *switch* is a move between below-grade and grade-level (or
-higher) content that jumps at least ``switch_min_jump_years``; its cost
-grows with the size of the jump in grade-years. Test anxiety drifts back to
+switches (see ``Tracks``); a switch's cost grows with the size of the jump
+in grade-years. Test anxiety drifts back to
 baseline and rises with switches and with days on grade-level content the
 student is not ready for ("I've never seen this, Miss!").
 """
@@ -15,15 +14,41 @@ from __future__ import annotations
 import numpy as np
 
 
-def detect_switches(below: np.ndarray, position: np.ndarray, prev_below: np.ndarray,
-                    prev_position: np.ndarray, min_jump: float) -> tuple[np.ndarray, np.ndarray]:
-    """Which students switched today, and how far (grade-years).
+class Tracks:
+    """Each student's established track: below grade level, or at/above it.
 
-    ``prev_below`` is -1 where there is no previous day this year.
+    A switch is a *sustained* change of track: the day's content lies on the
+    other side of grade level for ``persist_days`` days in a row, and the
+    jump from the last position on the old track is at least ``min_jump``
+    grade-years. A one-day remediation group inside a grade-level class, or
+    the playlist's step from the last below-grade skill to the first
+    grade-level one, is not a switch; a test-prep window that lifts a
+    student three grades is.
     """
-    jump = np.abs(position - prev_position)
-    switched = (prev_below >= 0) & (below != (prev_below == 1)) & (jump >= min_jump)
-    return switched, np.where(switched, jump, 0.0).astype(np.float32)
+
+    def __init__(self, n: int, persist_days: int, min_jump: float):
+        self.persist_days, self.min_jump = persist_days, min_jump
+        self.below = np.full(n, -1, np.int8)        # -1: no track yet this year
+        self.position = np.zeros(n, np.float32)     # last position on the track (years)
+        self.other_days = np.zeros(n, np.int16)     # consecutive days off the track
+        self.first_other = np.zeros(n, np.float32)  # position on the first day off it
+
+    def update(self, slots: np.ndarray, below: np.ndarray, position: np.ndarray):
+        """Record the day's content; return (switched, jump in grade-years)."""
+        track = self.below[slots]
+        fresh = track < 0
+        off = ~fresh & (below != (track == 1))
+        days = np.where(off, self.other_days[slots] + 1, 0)
+        first = np.where(off & (days == 1), position, self.first_other[slots])
+        jump = np.abs(first - self.position[slots])
+        moved = off & (days >= self.persist_days)
+        switched = moved & (jump >= self.min_jump)
+        settle = fresh | moved | ~off
+        self.below[slots] = np.where(settle, below, track)
+        self.position[slots] = np.where(settle, position, self.position[slots])
+        self.other_days[slots] = np.where(moved, 0, days)
+        self.first_other[slots] = first
+        return switched, np.where(switched, jump, 0.0).astype(np.float32)
 
 
 def update_affect(state, slots: np.ndarray, already: np.ndarray, readiness: np.ndarray,

@@ -6,8 +6,9 @@ where ``r`` is the share of the skill's prerequisites they truly master and
 ``rate`` (per day) combines the base rate, the student's learning rate and
 engagement, the teacher's effect, the modality and the teacher's capacity
 against the paces they run. Working on a skill with a missing prerequisite
-also gives a chance (``backfill_rate`` relative) of learning the first
-missing prerequisite in context. Every day on a skill adds a day of
+also gives a chance of learning the first missing prerequisite in context:
+the same formula with ``backfill_rate x rate`` and that prerequisite's own
+readiness (a chain of missing foundations is not bridged in one step). Every day on a skill adds a day of
 familiarity, mastered or not.
 """
 
@@ -39,7 +40,8 @@ def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarr
 
 def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
           readiness: np.ndarray, first_missing: np.ndarray, u_learn: np.ndarray,
-          u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float) -> np.ndarray:
+          u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float,
+          prereqs: np.ndarray) -> np.ndarray:
     """Apply one day of learning; returns which students mastered their skill today.
 
     Args:
@@ -47,13 +49,23 @@ def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
         u_learn, u_backfill: uniform draws for these students.
     """
     already = state.mastery[slots, skills] > 0
-    p = 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
-    gained = ~already & (u_learn < p)
+    gained = ~already & (u_learn < _p_master(rate, readiness, readiness_floor))
+    # Backfill: the first missing prerequisite, at its own readiness.
+    has = np.flatnonzero(first_missing >= 0)
+    if has.size:
+        pre = first_missing[has]
+        pre_ready, _ = prerequisite_status(state.mastery, slots[has], pre, prereqs)
+        p_back = _p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
+        back = has[u_backfill[has] < p_back]
+        state.mastery[slots[back], first_missing[back]] = MASTERED_THIS_YEAR
     state.mastery[slots[gained], skills[gained]] = MASTERED_THIS_YEAR
-    back = (first_missing >= 0) & (u_backfill < 1.0 - np.exp(-rate * backfill_rate))
-    state.mastery[slots[back], first_missing[back]] = MASTERED_THIS_YEAR
     expose(state, slots, skills)
     return gained
+
+
+def _p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -> np.ndarray:
+    """P(mastering a skill today) from the daily hazard and readiness."""
+    return 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
 
 
 def expose(state, slots: np.ndarray, skills: np.ndarray) -> None:

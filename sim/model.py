@@ -42,6 +42,8 @@ from sim.schools import School, lines_per_room
 from sim.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
 from sim.teachers import draw_teachers
 
+DIFFICULTY_PIVOT_GRADE = 4  # skills of this grade have ease 1
+
 
 class District(Model):
     """A synthetic district running one arm of a scenario.
@@ -91,6 +93,10 @@ class District(Model):
         self.schools = [School(self, s, self.grades, d.program_grades, self.regime)
                         for s in range(d.schools)]
         self.record = Record(self.students.n, self.curriculum.n_skills)
+        # How easy each skill is to learn (a multiplier of the daily rate).
+        self._ease = np.exp(-p.learning.grade_difficulty
+                            * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
+        self._positions = self.curriculum.position_years().astype(np.float32)
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
         self._pace_marks = np.zeros((len(self.teachers), n_units), bool)
 
@@ -125,8 +131,8 @@ class District(Model):
         self.record.place(self.streams.benchmark, np.arange(st.n), self._truth,
                           self.params.assessment.benchmark_error)
         self.log = YearLog(st.n)
-        self.prev_below = np.full(st.n, -1, np.int8)
-        self.prev_position = np.zeros(st.n, np.float32)
+        af = self.params.affect
+        self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years)
         self.mastered_at_start = self._mastered_count()
         self.tutored = np.zeros(st.n, bool)
 
@@ -224,8 +230,9 @@ class District(Model):
         weight = np.where(led, 1.0, lp.teacher_weight_unled)
         teacher_mult = np.maximum(0.1, 1.0 + weight * self.teacher_effect[teacher]
                                   / tp.typical_growth_sd)
-        return (lp.base_rate * st.learning_rate[present] * st.engagement[present] * mod_factor
-                * teacher_mult * self._capacity_factor(teacher, skills)).astype(np.float32)
+        return (lp.base_rate * self._ease[skills] * st.learning_rate[present]
+                * st.engagement[present] * mod_factor * teacher_mult
+                * self._capacity_factor(teacher, skills)).astype(np.float32)
 
     def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray) -> np.ndarray:
         """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs."""
@@ -247,7 +254,8 @@ class District(Model):
         readiness, missing = learning.prerequisite_status(st.mastery, present, skills,
                                                           cur.prereqs)
         learning.learn(st, present, skills, rate, readiness, missing, draws["learn"][present],
-                       draws["backfill"][present], lp.readiness_floor, lp.backfill_rate)
+                       draws["backfill"][present], lp.readiness_floor, lp.backfill_rate,
+                       cur.prereqs)
         mastered_now = st.mastery[present, skills] > 0
         passed = assessment.exit_slip(draws["slip"][present], mastered_now, a.exit_slip_guess,
                                       a.exit_slip_slip)
@@ -256,20 +264,9 @@ class District(Model):
         offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
         below = offset < 0
         position = self._positions[skills]
-        switched, jump = affect.detect_switches(below, position, self.prev_below[present],
-                                                self.prev_position[present],
-                                                p.affect.switch_min_jump_years)
-        self.prev_below[present] = below
-        self.prev_position[present] = position
+        switched, jump = self.tracks.update(present, below, position)
         affect.update_affect(st, present, already, readiness, offset >= 0, jump, p.affect)
         self.log.record_day(present, offset, already, switched, st.engagement[present])
-
-    @property
-    def _positions(self) -> np.ndarray:
-        pos = getattr(self, "_pos_cache", None)
-        if pos is None:
-            pos = self._pos_cache = self.curriculum.position_years().astype(np.float32)
-        return pos
 
     # --- assessments and supplements ------------------------------------------------
     def _assessments(self, day: int) -> None:
@@ -315,11 +312,12 @@ class District(Model):
         nxt = self.record.frontier_from(slots, start)
         end = start + cur.skills_per_grade
         skill = np.where(nxt < end, nxt, start + self.day % cur.skills_per_grade)
-        rate = (lp.base_rate * sup.effectiveness * lp.modality_small_group
+        rate = (lp.base_rate * self._ease[skill] * sup.effectiveness * lp.modality_small_group
                 * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
         readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
         learning.learn(st, slots, skill, rate, readiness, missing, draws["tutor_learn"][slots],
-                       draws["tutor_backfill"][slots], lp.readiness_floor, lp.backfill_rate)
+                       draws["tutor_backfill"][slots], lp.readiness_floor, lp.backfill_rate,
+                       cur.prereqs)
         self.log.tutoring_sessions[slots] += 1
 
     # --- end of year ------------------------------------------------------------------

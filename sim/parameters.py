@@ -52,7 +52,7 @@ class DistrictParams(Strict):
                            description="students per personalized room; classes are merged "
                                        "into rooms of at most this size, their teachers a team")
     mean_offset_sd: float = Field(
-        -0.6, ge=-4, le=4,
+        -0.8, ge=-4, le=4,
         description="district mean starting achievement, in SD of the statewide reference")
     mobility: float = Field(0.08, ge=0, le=1,
                             description="share of students replaced by newcomers each summer")
@@ -76,9 +76,9 @@ class PopulationParams(Strict):
         0.18, ge=0, lt=1, description="share between classrooms of one school")
     share_between_schools: float = Field(0.20, ge=0, lt=1, description="share between schools")
     sd_years_intercept: float = Field(
-        0.5, gt=0, le=5, description="SD of starting achievement at grade 0 (grade-years)")
+        0.3, gt=0, le=5, description="SD of starting achievement at grade 0 (grade-years)")
     sd_years_per_grade: float = Field(
-        0.3, ge=0, le=1, description="increase of that SD per grade (grade-years per grade)")
+        0.35, ge=0, le=1, description="increase of that SD per grade (grade-years per grade)")
     mastery_spread_years: float = Field(
         0.35, gt=0, le=3,
         description="logistic scale of a student's mastery profile around their level "
@@ -134,12 +134,15 @@ class CalendarParams(Strict):
 
 
 class LearningParams(Strict):
-    base_rate: float = Field(0.22, gt=0, le=5,
+    base_rate: float = Field(0.55, gt=0, le=5,
                              description="daily hazard of mastering a ready skill (per day)")
+    grade_difficulty: float = Field(
+        0.1, ge=0, le=2, description="later grades' skills are harder: the rate is multiplied "
+                                      "by exp(-grade_difficulty * (skill grade - 4))")
     readiness_floor: float = Field(
         0.15, ge=0, le=1, description="learning factor when no prerequisite is mastered")
     backfill_rate: float = Field(
-        0.25, ge=0, le=5, description="hazard of learning a missing prerequisite met in context, "
+        0.5, ge=0, le=5, description="hazard of learning a missing prerequisite met in context, "
                                       "relative to base_rate")
     modality_whole_class: float = Field(1.0, gt=0, le=3, description="learning factor, whole class")
     modality_small_group: float = Field(1.2, gt=0, le=3,
@@ -150,10 +153,10 @@ class LearningParams(Strict):
         0.5, ge=0, le=1, description="share of the teacher effect reaching peer/software work")
     familiarity_saturation_days: float = Field(
         6, gt=0, le=100, description="days of exposure at which familiarity is full")
-    summer_loss_recent: float = Field(0.3, ge=0, le=1,
+    summer_loss_recent: float = Field(0.25, ge=0, le=1,
                                       description="summer loss probability, skills mastered "
                                                   "this school year")
-    summer_loss_old: float = Field(0.02, ge=0, le=1,
+    summer_loss_old: float = Field(0.005, ge=0, le=1,
                                    description="summer loss probability, older skills")
     summer_familiarity_keep: float = Field(0.5, ge=0, le=1,
                                            description="share of familiarity kept over summer")
@@ -162,9 +165,9 @@ class LearningParams(Strict):
 class AffectParams(Strict):
     recovery: float = Field(0.05, ge=0, le=1,
                             description="daily pull of engagement/anxiety back to baseline")
-    boredom: float = Field(0.01, ge=0, le=1,
+    boredom: float = Field(0.004, ge=0, le=1,
                            description="engagement lost per day on already-mastered content")
-    frustration: float = Field(0.02, ge=0, le=1,
+    frustration: float = Field(0.008, ge=0, le=1,
                                description="engagement lost per day on content with no "
                                            "prerequisites mastered (scaled by the share missing)")
     switch_engagement: float = Field(
@@ -175,9 +178,12 @@ class AffectParams(Strict):
         0.005, ge=0, le=1, description="anxiety gained per day on grade-level content not ready")
     min_engagement: float = Field(0.2, ge=0, le=1, description="engagement never falls below")
     switch_min_jump_years: float = Field(
-        0.5, ge=0, le=12, description="a change between below-grade and grade-level content "
-                                      "counts as an on/off switch when it jumps at least this "
-                                      "far (grade-years); smaller steps are ordinary progress")
+        1.0, ge=0, le=12, description="a change of track between below-grade and grade-level "
+                                      "content counts as an on/off switch when it jumps at "
+                                      "least this far (grade-years); smaller steps are progress")
+    switch_persist_days: int = Field(
+        5, ge=1, le=60, description="days in a row on the other side of grade level before "
+                                    "a change of track counts (a one-day detour does not)")
 
 
 class AssessmentParams(Strict):
@@ -193,6 +199,10 @@ class AssessmentParams(Strict):
     extension_share: float = Field(
         0.5, ge=0, le=1, description="traditional: P(a student who passed the day's skill gets "
                                      "extension work on their next skill)")
+    remediation_share: float = Field(
+        0.3, ge=0, le=1, description="traditional: P(a student whose record lacks a "
+                                     "prerequisite of the day's skill is given that "
+                                     "prerequisite instead)")
     state_items_per_skill: int = Field(2, ge=1, le=20, description="state-test items per skill")
     state_slip: float = Field(0.1, ge=0, le=1, description="P(wrong | mastered) on the state test")
     state_guess: float = Field(0.25, ge=0, le=1, description="P(right | not mastered, unfamiliar)")

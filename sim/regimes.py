@@ -105,22 +105,32 @@ def pacing_position(day: int, n_items: int, pacing_days: int, days: int) -> int:
 class TraditionalPacing(Pacing):
     """Whole class on the pacing guide's grade-level skill, covered by the state test.
 
-    A student whose record shows the day's skill mastered gets extension work
-    on their own next skill with probability ``extension_share``.
+    Ordinary differentiation, decided from the record: a student whose record
+    shows the day's skill mastered gets extension work on their own next
+    skill with probability ``extension_share``; one whose record lacks a
+    prerequisite of it gets remediation on the first missing one with
+    probability ``remediation_share`` (both in a teacher-led small group).
     """
 
     extension_share: float = 0.5
+    remediation_share: float = 0.3
 
     def assign(self, model, slots, lo, hi, day):
-        cur, cal = model.curriculum, model.params.calendar
+        cur, cal, rec = model.curriculum, model.params.calendar, model.record
         pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
         skill = cur.first_skill(model.students.grade[slots]).astype(np.int64) + pos
-        draw = model.streams.extension.random(model.students.n)[slots]
-        ext = model.record.believed[slots, skill] & (draw < self.extension_share)
+        modality = np.full(slots.size, WHOLE_CLASS, np.int8)
+        u = model.draws["extension"][slots]
+        ext = rec.believed[slots, skill] & (u < self.extension_share)
         if ext.any():
-            nxt = model.record.frontier_from(slots[ext], skill[ext])
-            skill[ext] = np.minimum(nxt, hi[ext])
-        return skill, np.full(slots.size, WHOLE_CLASS, np.int8)
+            skill[ext] = np.minimum(rec.frontier_from(slots[ext], skill[ext]), hi[ext])
+            modality[ext] = SMALL_GROUP
+        rem = ~ext & (u < self.remediation_share)
+        if rem.any():
+            fix = first_missing_ancestor(model, slots[rem], skill[rem], lo[rem])
+            modality[rem] = np.where(fix != skill[rem], SMALL_GROUP, WHOLE_CLASS)
+            skill[rem] = fix
+        return skill, modality
 
 
 def rotating_modality(slots: np.ndarray, day: int) -> np.ndarray:
@@ -176,18 +186,20 @@ class GradeLevelFirst(Pacing):
             nxt = rec.frontier_from(slots[rest], start[rest])
             skill[rest] = np.where(nxt > hi[rest], review_skill(model, slots[rest], day), nxt)
         if has_open.any():
-            skill[has_open] = self._missing_prereq(model, slots[has_open], target[has_open],
-                                                   lo[has_open])
+            skill[has_open] = first_missing_ancestor(model, slots[has_open], target[has_open],
+                                                     lo[has_open])
         return skill, rotating_modality(slots, day)
 
-    @staticmethod
-    def _missing_prereq(model, slots, target, lo):
-        anc = model.curriculum.ancestors[target].astype(np.int64)
-        valid = (anc != NO_SKILL) & (anc >= lo[:, None])
-        believed = model.record.believed[slots[:, None], np.where(valid, anc, 0)]
-        missing = valid & ~believed
-        first = np.argmax(missing, axis=1)
-        return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)
+
+def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
+    """The first (transitive) prerequisite of ``target`` at or above ``lo`` that the
+    record does not show as mastered, or ``target`` itself if there is none."""
+    anc = model.curriculum.ancestors[target].astype(np.int64)
+    valid = (anc != NO_SKILL) & (anc >= lo[:, None])
+    believed = model.record.believed[slots[:, None], np.where(valid, anc, 0)]
+    missing = valid & ~believed
+    first = np.argmax(missing, axis=1)
+    return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)
 
 
 # --- supplements ----------------------------------------------------------------------
@@ -277,7 +289,8 @@ def skill_bounds(model, slots, floor: float, ceiling: float):
 def build_regime(arm, calendar, assessment) -> Regime:
     """The regime an arm's settings describe (see ``sim.parameters.ArmSettings``)."""
     if arm.pacing == "traditional":
-        pacing: Pacing = TraditionalPacing(assessment.extension_share)
+        pacing: Pacing = TraditionalPacing(assessment.extension_share,
+                                           assessment.remediation_share)
     elif arm.pacing == "personalized":
         pacing = Playlist()
     else:
@@ -303,7 +316,8 @@ def build_regime(arm, calendar, assessment) -> Regime:
 
 def traditional_regime(assessment) -> Regime:
     """What grades outside the program get in every arm."""
-    return Regime("traditional", TraditionalPacing(assessment.extension_share))
+    return Regime("traditional", TraditionalPacing(assessment.extension_share,
+                                                   assessment.remediation_share))
 
 
 def _or_inf(x: float | None) -> float:
