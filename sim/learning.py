@@ -8,8 +8,8 @@ engagement, the teacher's effect, the modality and the teacher's capacity
 against the paces they run. Working on a skill with a missing prerequisite
 also gives a chance of learning the first missing prerequisite in context:
 the same formula with ``backfill_rate x rate`` and that prerequisite's own
-readiness (a chain of missing foundations is not bridged in one step). Every day on a skill adds a day of
-familiarity, mastered or not.
+readiness (a chain of missing foundations is not bridged in one step).
+Every day on a skill adds a day of familiarity, mastered or not.
 """
 
 from __future__ import annotations
