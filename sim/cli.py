@@ -1,2 +1,134 @@
-def main():
-    pass
+"""Command line: ``plsim run | check | calibrate | bench``.
+
+Bad input (a scenario or option that fails validation, a missing or
+unreadable file, text that is not TOML) prints one message naming the file,
+the field and what is allowed, and exits with status 2 before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sim.scenario import ScenarioError, load_scenario
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: same status as other bad input
+        self.print_usage(sys.stderr)
+        print(f"plsim: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="plsim", description="Personalized learning under grade-level "
+                                          "accountability: an agent-based simulation.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run a scenario and write its results")
+    r.add_argument("scenario", help="scenario file (TOML)")
+    r.add_argument("--out", required=True, help="output directory")
+    r.add_argument("--seed", type=_nonneg_int, help="override the scenario's seed")
+    r.add_argument("--replicates", type=_positive_int, help="override the number of replicates")
+    r.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a field, e.g. --set district.schools=8 "
+                        "--set arms.floor3.floor=2 (repeatable)")
+    r.add_argument("--workers", type=_nonneg_int, default=1,
+                   help="processes (1 = serial, 0 = all cores); results do not depend on it")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    c = sub.add_parser("check", help="validate a scenario file without running it")
+    c.add_argument("scenario")
+    c.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    k = sub.add_parser("calibrate", help="measure the calibration facts on a scenario")
+    k.add_argument("scenario")
+    k.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
+    b.add_argument("--json", action="store_true", help="print one JSON list")
+    b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
+                   help="numbers of students")
+    return p
+
+
+def cmd_run(args) -> int:
+    sc = load_scenario(args.scenario, args.set, seed=args.seed, replicates=args.replicates)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"--out {out}: exists and is not a directory")
+    from sim.output import write_results
+    from sim.report import format_summary
+    from sim.runner import run
+
+    start = time.time()
+    results = run(sc, workers=args.workers, progress=not args.quiet)
+    manifest, summary = write_results(results, out, {"seconds": round(time.time() - start, 2),
+                                                     "command": sys.argv})
+    if not args.quiet:
+        print(format_summary(summary))
+        print(f"Wrote {len(manifest['files'])} files and manifest.json to {out} "
+              f"in {time.time() - start:.0f} s.")
+    return 0
+
+
+def cmd_check(args) -> int:
+    sc = load_scenario(args.scenario, args.set)
+    arms = ", ".join(a.label for a in sc.arms)
+    print(f"{args.scenario}: OK — '{sc.name}', {sc.years} year(s), {sc.replicates} "
+          f"replicate(s), arms: {arms}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    sc = load_scenario(args.scenario, args.set)
+    from sim.calibration import calibration_report, format_report
+
+    print(format_report(calibration_report(sc)))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from sim.bench import format_bench, run_bench
+
+    results = run_bench(sizes=tuple(args.sizes))
+    print(json.dumps(results) if args.json else format_bench(results))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ScenarioError as err:
+        print(f"plsim: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("plsim: interrupted; no results were written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

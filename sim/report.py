@@ -1,0 +1,126 @@
+"""Reports: the summary table, its plain-words rendering and the figures.
+
+Everything here reads the ``student_years`` table; nothing touches a live model.
+Uncertainty is across replicates (independent synthetic districts): 95%
+t-intervals of replicate means, and of paired replicate differences against
+the first arm (the arms of a replicate share students and random streams).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim.outcomes import BANDS
+
+ALL = "all students"
+METRICS = ("growth_sd", "proficient", "grade_level_share", "mastered_share", "switches",
+           "engagement")
+PAIRED = ("growth_sd", "proficient")
+
+
+def replicate_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x replicate x year x band (and all students): means of the metrics.
+
+    Only students in the program grades count; proficiency is over tested students.
+    """
+    prog = rows[rows.in_program].copy()
+    prog["proficient"] = prog["proficient"].astype("Float64")
+    keys = ["arm", "replicate", "year"]
+    by_band = prog.groupby(keys + ["start_band"], observed=False)
+    all_ = prog.groupby(keys, observed=True)
+    parts = []
+    for grouped, band in ((by_band, None), (all_, ALL)):
+        m = grouped[list(METRICS)].mean()
+        m["n_students"] = grouped.size()
+        m = m.reset_index()
+        if band is not None:
+            m["start_band"] = band
+        parts.append(m)
+    out = pd.concat(parts, ignore_index=True)
+    out["start_band"] = pd.Categorical(out["start_band"].astype(str),
+                                       categories=[ALL, *BANDS])
+    return out.astype({c: float for c in METRICS})
+
+
+def _interval(x: pd.Series) -> tuple[float, float, float]:
+    x = x.dropna().to_numpy(float)
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    mean = x.mean()
+    if x.size < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary table: arm x year x start band, with 95% intervals across replicates."""
+    reps = replicate_means(rows)
+    first_arm = reps["arm"].cat.categories[0] if hasattr(reps["arm"], "cat") else reps.arm[0]
+    base = reps[reps.arm == first_arm].set_index(["replicate", "year", "start_band"])
+    records = []
+    for (arm, year, band), g in reps.groupby(["arm", "year", "start_band"], observed=True,
+                                             sort=True):
+        rec = {"arm": arm, "year": year, "start_band": band,
+               "replicates": int(g.replicate.nunique()),
+               "n_students": float(g.n_students.mean())}
+        for m in METRICS:
+            mean, lo, hi = _interval(g[m])
+            rec[m] = mean
+            if m == "proficient":  # a share: its interval stays within [0, 1]
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
+            if m in PAIRED:
+                rec[f"{m}_lo"], rec[f"{m}_hi"] = lo, hi
+        idx = pd.MultiIndex.from_arrays([g.replicate, g.year, g.start_band])
+        for m in PAIRED:
+            diff = pd.Series(g[m].to_numpy() - base[m].reindex(idx).to_numpy())
+            rec[f"diff_{m}"], rec[f"diff_{m}_lo"], rec[f"diff_{m}_hi"] = _interval(diff)
+        records.append(rec)
+    out = pd.DataFrame.from_records(records)
+    out["arm"] = pd.Categorical(out["arm"], categories=list(reps["arm"].cat.categories))
+    out["start_band"] = pd.Categorical(out["start_band"].astype(str), categories=[ALL, *BANDS])
+    return out.sort_values(["year", "start_band", "arm"]).reset_index(drop=True)
+
+
+# --- plain words --------------------------------------------------------------------
+def _ci(mean, lo, hi, pct=False, signed=False) -> str:
+    f = 100.0 if pct else 1.0
+    sign = "+" if signed else ""
+    digits = 1 if pct else 2
+    if np.isnan(mean):
+        return "n/a"
+    core = f"{mean * f:{sign}.{digits}f}"
+    if np.isnan(lo):
+        return core
+    return f"{core} [{lo * f:{sign}.{digits}f}, {hi * f:{sign}.{digits}f}]"
+
+
+def format_summary(summary: pd.DataFrame, year: int | None = None) -> str:
+    """The summary as a table a non-programmer can read (one year, default the last)."""
+    year = int(summary.year.max()) if year is None else year
+    s = summary[summary.year == year]
+    first = s.arm.cat.categories[0]
+    lines = [f"Year {year}: growth (fall-to-spring, in SD of the state's fall scores) and "
+             f"proficiency (% at or above the state cut), students in the program grades.",
+             "Brackets: 95% interval across replicates. 'vs' columns: difference from "
+             f"'{first}' on the same students.", ""]
+    header = (f"{'arm':<20}{'students':>9}  {'growth (SD)':<20}{'proficient %':<22}"
+              f"{'vs growth':<22}{'vs proficient (pts)':<24}{'grade-level time':>17}"
+              f"{'switches':>9}")
+    for band in s.start_band.cat.categories:
+        b = s[s.start_band == band]
+        if b.empty:
+            continue
+        lines += [f"-- {band} --", header]
+        for r in b.itertuples():
+            lines.append(
+                f"{str(r.arm):<20}{r.n_students:>9.0f}  "
+                f"{_ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi):<20}"
+                f"{_ci(r.proficient, r.proficient_lo, r.proficient_hi, pct=True):<22}"
+                f"{_ci(r.diff_growth_sd, r.diff_growth_sd_lo, r.diff_growth_sd_hi, signed=True):<22}"
+                f"{_ci(r.diff_proficient, r.diff_proficient_lo, r.diff_proficient_hi, pct=True, signed=True):<24}"
+                f"{100 * r.grade_level_share:>16.0f}%{r.switches:>9.1f}")
+        lines.append("")
+    return "\n".join(lines)
