@@ -97,6 +97,11 @@ def _ci(mean, lo, hi, pct=False, signed=False) -> str:
     return f"{core} [{lo * f:{sign}.{digits}f}, {hi * f:{sign}.{digits}f}]"
 
 
+def _cell(row, metric: str, **kw) -> str:
+    return _ci(getattr(row, metric), getattr(row, f"{metric}_lo"), getattr(row, f"{metric}_hi"),
+               **kw)
+
+
 def format_summary(summary: pd.DataFrame, year: int | None = None) -> str:
     """The summary as a table a non-programmer can read (one year, default the last)."""
     year = int(summary.year.max()) if year is None else year
@@ -117,10 +122,9 @@ def format_summary(summary: pd.DataFrame, year: int | None = None) -> str:
         for r in b.itertuples():
             lines.append(
                 f"{str(r.arm):<20}{r.n_students:>9.0f}  "
-                f"{_ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi):<20}"
-                f"{_ci(r.proficient, r.proficient_lo, r.proficient_hi, pct=True):<22}"
-                f"{_ci(r.diff_growth_sd, r.diff_growth_sd_lo, r.diff_growth_sd_hi, signed=True):<22}"
-                f"{_ci(r.diff_proficient, r.diff_proficient_lo, r.diff_proficient_hi, pct=True, signed=True):<24}"
+                f"{_cell(r, 'growth_sd'):<20}{_cell(r, 'proficient', pct=True):<22}"
+                f"{_cell(r, 'diff_growth_sd', signed=True):<22}"
+                f"{_cell(r, 'diff_proficient', pct=True, signed=True):<24}"
                 f"{100 * r.grade_level_share:>16.0f}%{r.switches:>9.1f}")
         lines.append("")
     return "\n".join(lines)
