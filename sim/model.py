@@ -109,23 +109,43 @@ class District(Model):
     # --- the school year --------------------------------------------------------------
     def run_year(self) -> pd.DataFrame:
         """Run one school year; return its student-year rows; then the summer."""
+        self.run_days()
+        rows = self.finish_year()
+        self.summer()
+        return rows
+
+    def run_days(self) -> None:
+        """Start a school year and run all its instructional days."""
         self.start_year()
         for day in range(self.params.calendar.days):
             self.day = day
             self.step()
-        rows = self.finish_year()
-        self.summer()
-        return rows
+
+    def burn_in(self) -> None:
+        """Years of traditional pacing for everyone before the first reported year.
+
+        The generated population's mastery profiles are smooth; a year of
+        ordinary instruction gives them the structure the model's own dynamics
+        produce (covered grades, recent gains fragile over the summer). Every
+        arm runs the same burn-in on the same streams.
+        """
+        while self.year < self.params.calendar.burn_in_years:
+            self.run_days()
+            self.summer()
+
+    @property
+    def reported_year(self) -> int:
+        """1 for the first year after the burn-in."""
+        return self.year - self.params.calendar.burn_in_years + 1
 
     def start_year(self) -> None:
         st, d = self.students, self.params.district
         g_idx = st.grade - self.grades[0]
         lines = d.classes_per_grade
         st.teacher[:] = (st.school * len(self.grades) + g_idx) * lines + st.line
-        self.in_program = np.isin(st.grade, d.program_grades)
+        burning_in = self.year < self.params.calendar.burn_in_years
+        self.in_program = np.isin(st.grade, d.program_grades) & (not burning_in)
         personal = self.in_program & self.regime.personalized
-        self.groups = [(self.regime, np.flatnonzero(self.in_program)),
-                       (self.base_regime, np.flatnonzero(~self.in_program))]
         self._build_rooms(personal)
         self._measure_newcomers()
         self.record.place(self.streams.benchmark, np.arange(st.n), self._truth,
@@ -355,6 +375,7 @@ class District(Model):
             st.mastery[part] = np.where(lose, 0, np.minimum(m, MASTERED_BEFORE))
 
     def run(self) -> pd.DataFrame:
-        """Run all the scenario's years; return the student_years rows."""
+        """Burn in, then run all the scenario's years; return the student_years rows."""
+        self.burn_in()
         return pd.concat([self.run_year() for _ in range(self.params.years)],
                          ignore_index=True)

@@ -64,7 +64,7 @@ def student_year_rows(model, log: YearLog, cut: np.ndarray, fall_sd: np.ndarray)
     return pd.DataFrame({
         "arm": model.arm.label,
         "replicate": model.replicate,
-        "year": model.year + 1,
+        "year": model.reported_year,
         "school": st.school,
         "student": st.student_id,
         "grade": g,

@@ -52,7 +52,7 @@ class DistrictParams(Strict):
                            description="students per personalized room; classes are merged "
                                        "into rooms of at most this size, their teachers a team")
     mean_offset_sd: float = Field(
-        -0.8, ge=-4, le=4,
+        -1.3, ge=-4, le=4,
         description="district mean starting achievement, in SD of the statewide reference")
     mobility: float = Field(0.08, ge=0, le=1,
                             description="share of students replaced by newcomers each summer")
@@ -122,6 +122,9 @@ class CalendarParams(Strict):
     benchmark_every_days: int = Field(
         45, ge=0, description="days between benchmark tests feeding the playlist (0 = none)")
     days_per_week: int = Field(5, ge=1, le=7, description="instructional days per week")
+    burn_in_years: int = Field(
+        1, ge=0, le=5, description="years of traditional pacing for everyone before year 1 "
+                                   "(not reported; the same in every arm)")
 
     @model_validator(mode="after")
     def _days(self):
@@ -137,7 +140,7 @@ class LearningParams(Strict):
     base_rate: float = Field(0.55, gt=0, le=5,
                              description="daily hazard of mastering a ready skill (per day)")
     grade_difficulty: float = Field(
-        0.1, ge=0, le=2, description="later grades' skills are harder: the rate is multiplied "
+        0.05, ge=0, le=2, description="later grades' skills are harder: the rate is multiplied "
                                       "by exp(-grade_difficulty * (skill grade - 4))")
     readiness_floor: float = Field(
         0.15, ge=0, le=1, description="learning factor when no prerequisite is mastered")
@@ -203,7 +206,7 @@ class AssessmentParams(Strict):
         0.3, ge=0, le=1, description="traditional: P(a student whose record lacks a "
                                      "prerequisite of the day's skill is given that "
                                      "prerequisite instead)")
-    state_items_per_skill: int = Field(2, ge=1, le=20, description="state-test items per skill")
+    state_items_per_skill: int = Field(3, ge=1, le=20, description="state-test items per skill")
     state_slip: float = Field(0.1, ge=0, le=1, description="P(wrong | mastered) on the state test")
     state_guess: float = Field(0.25, ge=0, le=1, description="P(right | not mastered, unfamiliar)")
     familiarity_gain: float = Field(
@@ -212,7 +215,7 @@ class AssessmentParams(Strict):
         0.6, ge=0, le=1, description="relative loss of the guess rate on never-seen items, "
                                      "times anxiety ('I've never seen this')")
     growth_familiarity_credit: float = Field(
-        0.3, ge=0, le=1, description="growth-test credit for a familiar unmastered skill "
+        0.15, ge=0, le=1, description="growth-test credit for a familiar unmastered skill "
                                      "(share of a mastered one)")
     growth_test_sem_years: float = Field(
         0.3, ge=0, le=3, description="growth-test standard error (grade-years)")

@@ -4,7 +4,7 @@ The state sets its proficiency cut once, on a statewide population; it is
 never re-fitted to a district, an arm or a scenario's results. plsim builds
 that population as a district with the statewide mean (``mean_offset_sd =
 0``), no program, traditional pacing, its own fixed seed, and the
-scenario's mechanisms; runs one school year; and takes
+scenario's mechanisms; runs the burn-in and then one school year; and takes
 
 * the state-test cut of each tested grade at the quantile that leaves
   ``reference_proficient_share`` of the reference cohort proficient;
@@ -74,10 +74,8 @@ def _reference_from_key(key: str) -> StateReference:
         "arms": [{"label": "traditional", "pacing": "traditional"}],
     }, "<statewide reference>")
     district = District(ref, ref.arms[0], reference=_PENDING)
-    district.start_year()
-    for day in range(ref.calendar.days):
-        district.day = day
-        district.step()
+    district.burn_in()
+    district.run_days()
     return _summarise(district, ref)
 
 
@@ -92,8 +90,20 @@ def _summarise(district, ref) -> StateReference:
         mean[g], sd[g] = fall.mean(), fall.std(ddof=1)
         cut_level[g] = np.quantile(scale_to_level(fall, a), q)
         if g in a.tested_grades:
-            cut[g] = np.quantile(log.state_score[sel], q)
+            cut[g] = impact_cut(log.state_score[sel], a.reference_proficient_share)
     return StateReference(cut, mean, sd, cut_level, a.reference_proficient_share)
+
+
+def impact_cut(scores: np.ndarray, share: float) -> float:
+    """The attainable score whose share of scores at or above it is closest to ``share``.
+
+    Scores are discrete (percent correct), so a plain quantile would put a
+    block of tied scores on one side; the state picks the cut with the
+    intended impact instead.
+    """
+    levels = np.unique(scores)
+    at_or_above = (scores[None, :] >= levels[:, None]).mean(axis=1)
+    return float(levels[np.argmin(np.abs(at_or_above - share))])
 
 
 class _Pending:
