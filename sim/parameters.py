@@ -249,7 +249,15 @@ class GradualFloor(Strict):
     start_floor: float = Field(3.0, ge=0, le=12, description="floor at the start (years below)")
     start_day: int = Field(0, ge=0, description="day the floor starts rising")
     grade_level_day: int | None = Field(
-        None, ge=0, description="day the floor reaches grade level (default: the state test day)")
+        None, ge=0, description="day the floor reaches grade level (default: one week "
+                                "before the state test)")
+
+    def reaches_grade_level(self, calendar) -> int:
+        """The day the floor reaches grade level (days)."""
+        if self.grade_level_day is not None:
+            return self.grade_level_day
+        return max(self.start_day + 1, calendar.state_test_day - calendar.days_per_week)
+
     steps: int = Field(0, ge=0, le=100,
                        description="0 = rises continuously; N = rises in N equal steps")
 

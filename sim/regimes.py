@@ -300,7 +300,7 @@ def build_regime(arm, calendar, assessment) -> Regime:
         limits.append(FloorCeiling(_or_inf(arm.floor), _or_inf(arm.ceiling)))
     if arm.gradual_floor is not None:
         gf = arm.gradual_floor
-        end = gf.grade_level_day if gf.grade_level_day is not None else calendar.state_test_day
+        end = gf.reaches_grade_level(calendar)
         limits.append(GradualFloor(gf.start_floor, gf.start_day, end, calendar.state_test_day,
                                    gf.steps))
     if arm.test_prep_weeks > 0:

@@ -72,7 +72,7 @@ class Scenario(Strict):
                 "state test")
         gf = arm.gradual_floor
         if gf is not None:
-            end = gf.grade_level_day if gf.grade_level_day is not None else cal.state_test_day
+            end = gf.reaches_grade_level(cal)
             if end >= cal.days or gf.start_day >= end:
                 raise ValueError(
                     f"arm '{arm.label}': gradual_floor must start before it reaches grade level "
