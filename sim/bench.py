@@ -7,9 +7,10 @@ daily rules (``benchmarks/mesa_reference.py``) runs a few days from the same
 starting state. Speeds are student-days per second of wall time, so the two
 are comparable although the Mesa model runs fewer days.
 
-An agreement check guards the comparison: both implementations run the same
-days from the same inputs, and their mean mastery gained per student-day and
-mean exit-slip pass rate are compared with a two-sample z test (the two use
+An agreement check guards the comparison: at each size both implementations
+run the Mesa model's days from the same inputs, and their mean mastery
+gained per student-day and mean exit-slip pass rate are compared with a
+two-sample z test, and with a paired one within students (the two use
 different random draws, so they agree only in distribution).
 
 Goals: ratio >= 50, >= 5 million engine student-days/s at 100,000 students,

@@ -186,10 +186,15 @@ class District(Model):
         return out
 
     def _measure_newcomers(self) -> None:
-        """Entry level of students new this year (before any instruction)."""
+        """Starting level of students new this year, before any instruction.
+
+        In the first reported year everyone is measured: the study's baseline
+        comes after the burn-in, the same in every arm.
+        """
         st, a = self.students, self.params.assessment
         noise = self.streams.growth_test.standard_normal(st.n)
-        new = np.flatnonzero(st.entry_year == self.year)
+        first_reported = self.year == self.params.calendar.burn_in_years
+        new = np.flatnonzero((st.entry_year == self.year) | first_reported)
         if new.size:
             level = assessment.true_level(st, new, self.curriculum, a.growth_familiarity_credit,
                                           self.params.learning.familiarity_saturation_days)

@@ -84,6 +84,10 @@ class PopulationParams(Strict):
         description="logistic scale of a student's mastery profile around their level "
                     "(grade-years): larger means more gaps below and islands above")
     learning_rate_sd: float = Field(0.3, ge=0, le=2, description="SD of log learning rate")
+    learning_rate_achievement_corr: float = Field(
+        0.5, ge=-1, le=1, description="correlation of log learning rate with starting "
+                                      "achievement (z, district offset included): the "
+                                      "conditions behind a gap persist")
     engagement_mean: float = Field(0.8, gt=0, lt=1, description="mean baseline engagement (0-1)")
     engagement_concentration: float = Field(
         20, gt=0, description="Beta concentration of baseline engagement")

@@ -72,7 +72,8 @@ def enrol(rng: np.random.Generator, state: StudentState, slots: np.ndarray,
     """Fill ``slots`` (school, line and grade already set) with new students."""
     level = draw_levels(rng, slots, state, effects, pop, mean_offset_sd)
     _draw_knowledge(rng, state, slots, level, cur, pop, learn)
-    _draw_traits(rng, state, slots, pop)
+    z = (level - state.grade[slots]) / level_sd(state.grade[slots], pop)
+    _draw_traits(rng, state, slots, pop, z)
 
 
 def _draw_knowledge(rng, state, slots, level, cur, pop, learn) -> None:
@@ -88,10 +89,12 @@ def _draw_knowledge(rng, state, slots, level, cur, pop, learn) -> None:
         state.familiarity[rows] = np.where(mastered | taught, fam_full, 0).astype(np.uint8)
 
 
-def _draw_traits(rng, state, slots, pop: PopulationParams) -> None:
+def _draw_traits(rng, state, slots, pop: PopulationParams, z: np.ndarray) -> None:
+    """Traits; the learning rate correlates with starting achievement ``z`` (SD units)."""
     k = slots.size
-    sd = pop.learning_rate_sd
-    state.learning_rate[slots] = np.exp(rng.normal(-sd * sd / 2, sd, k))
+    sd, rho = pop.learning_rate_sd, pop.learning_rate_achievement_corr
+    e = rho * z + np.sqrt(1 - rho * rho) * rng.standard_normal(k)
+    state.learning_rate[slots] = np.exp(sd * e - sd * sd / 2)
     state.engagement_base[slots] = _beta(rng, pop.engagement_mean, pop.engagement_concentration, k)
     state.engagement[slots] = state.engagement_base[slots]
     state.anxiety_base[slots] = _beta(rng, pop.anxiety_mean, pop.anxiety_concentration, k)
