@@ -37,9 +37,26 @@ def _nonneg_int(text: str) -> int:
 
 
 def _positive_int(text: str) -> int:
-    value = _nonneg_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _option_int(path: str, option: str, text: str | None, minimum: int) -> int | None:
+    """A whole-number option that overrides a scenario field; errors name the file."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ScenarioError(f"{path}: {option}: expected a whole number >= {minimum}, "
+                            f"got {text!r}") from None
+    if value < minimum:
+        raise ScenarioError(f"{path}: {option}: must be >= {minimum}, got {value}")
     return value
 
 
@@ -50,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario and write its results")
     r.add_argument("scenario", help="scenario file (TOML)")
     r.add_argument("--out", required=True, help="output directory")
-    r.add_argument("--seed", type=_nonneg_int, help="override the scenario's seed")
-    r.add_argument("--replicates", type=_positive_int, help="override the number of replicates")
+    r.add_argument("--seed", help="override the scenario's seed (a whole number >= 0)")
+    r.add_argument("--replicates", help="override the number of replicates (>= 1)")
     r.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a field, e.g. --set district.schools=8 "
                         "--set arms.floor3.floor=2 (repeatable)")
@@ -72,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    sc = load_scenario(args.scenario, args.set, seed=args.seed, replicates=args.replicates)
+    seed = _option_int(args.scenario, "--seed", args.seed, 0)
+    replicates = _option_int(args.scenario, "--replicates", args.replicates, 1)
+    sc = load_scenario(args.scenario, args.set, seed=seed, replicates=replicates)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"--out {out}: exists and is not a directory")

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.curriculum import NO_SKILL
 from sim.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
+from sim.students import flat as flat_view
 
 
 def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarray,
@@ -27,28 +28,39 @@ def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarr
     Returns:
         readiness in [0, 1] (float32) and the first missing prerequisite's id (-1 if none).
     """
-    pre = prereqs[skills]
-    valid = pre != NO_SKILL
-    have = (mastery[slots[:, None], np.where(valid, pre, 0)] > 0) & valid
-    n_valid = valid.sum(axis=1)
-    readiness = np.where(n_valid > 0, have.sum(axis=1) / np.maximum(n_valid, 1), 1.0)
-    missing = valid & ~have
-    first = np.where(missing.any(axis=1), pre[np.arange(slots.size), np.argmax(missing, axis=1)],
-                     -1)
-    return readiness.astype(np.float32), first.astype(np.int64)
+    base = slots * mastery.shape[1]
+    flat = flat_view(mastery)
+    have = np.zeros(slots.size, np.float32)
+    count = np.zeros(slots.size, np.float32)
+    first = np.full(slots.size, -1, np.int64)
+    # Column by column: prerequisite lists are short, and 1-D passes beat 2-D reductions.
+    for j in reversed(range(prereqs.shape[1])):
+        pre = prereqs[skills, j].astype(np.int64)
+        valid = pre != NO_SKILL
+        ok = valid & (flat[base + np.where(valid, pre, 0)] > 0)
+        count += valid
+        have += ok
+        first = np.where(valid & ~ok, pre, first)  # reversed: the lowest column wins
+    readiness = np.where(count > 0, have / np.maximum(count, 1), 1.0).astype(np.float32)
+    return readiness, first
 
 
 def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
           readiness: np.ndarray, first_missing: np.ndarray, u_learn: np.ndarray,
           u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float,
-          prereqs: np.ndarray) -> np.ndarray:
-    """Apply one day of learning; returns which students mastered their skill today.
+          prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one day of learning.
+
+    Returns:
+        which students had already mastered their skill, and which mastered it today.
 
     Args:
         rate: daily hazard of mastering a fully ready skill (per day).
         u_learn, u_backfill: uniform draws for these students.
     """
-    already = state.mastery[slots, skills] > 0
+    flat = slots * state.n_skills + skills  # one index into (student, skill) for all updates
+    mastery = flat_view(state.mastery)
+    already = mastery[flat] > 0
     gained = ~already & (u_learn < _p_master(rate, readiness, readiness_floor))
     # Backfill: the first missing prerequisite, at its own readiness.
     has = np.flatnonzero(first_missing >= 0)
@@ -57,10 +69,10 @@ def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
         pre_ready, _ = prerequisite_status(state.mastery, slots[has], pre, prereqs)
         p_back = _p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
         back = has[u_backfill[has] < p_back]
-        state.mastery[slots[back], first_missing[back]] = MASTERED_THIS_YEAR
-    state.mastery[slots[gained], skills[gained]] = MASTERED_THIS_YEAR
-    expose(state, slots, skills)
-    return gained
+        mastery[slots[back] * state.n_skills + first_missing[back]] = MASTERED_THIS_YEAR
+    mastery[flat[gained]] = MASTERED_THIS_YEAR
+    expose(state, flat)
+    return already, gained
 
 
 def _p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -> np.ndarray:
@@ -68,7 +80,7 @@ def _p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -
     return 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
 
 
-def expose(state, slots: np.ndarray, skills: np.ndarray) -> None:
-    """One more day of familiarity with the day's skill."""
-    fam = state.familiarity[slots, skills]
-    state.familiarity[slots, skills] = np.minimum(fam.astype(np.int16) + 1, FAMILIARITY_MAX)
+def expose(state, flat: np.ndarray) -> None:
+    """One more day of familiarity with the day's skill (``flat``: slot * S + skill)."""
+    fam = flat_view(state.familiarity)
+    fam[flat] = np.minimum(fam[flat], FAMILIARITY_MAX - 1) + 1

@@ -35,7 +35,7 @@ from sim.population import (
     enrol,
     layout_slots,
 )
-from sim.random_streams import Streams, replicate_seed
+from sim.random_streams import DailyDraws, Streams, replicate_seed
 from sim.records import Record
 from sim.regimes import SMALL_GROUP, WHOLE_CLASS, build_regime, traditional_regime
 from sim.schools import School, lines_per_room
@@ -43,6 +43,7 @@ from sim.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
 from sim.teachers import draw_teachers
 
 DIFFICULTY_PIVOT_GRADE = 4  # skills of this grade have ease 1
+BASELINE, FALL, SPRING = 0, 1, 2  # growth-test occasions (random-stream keys)
 
 
 class District(Model):
@@ -78,10 +79,10 @@ class District(Model):
         self.grades = sorted(d.grades)
         self.students = StudentState(district_size(d), self.curriculum.n_skills)
         layout_slots(self.students, d)
-        self.effects = ClusterEffects.draw(self.streams.population, d.schools,
-                                           d.classes_per_grade)
+        rng = self.streams.at("population", 0)
+        self.effects = ClusterEffects.draw(rng, d.schools, d.classes_per_grade)
         all_slots = np.arange(self.students.n)
-        self._enrol(all_slots)
+        self._enrol(all_slots, rng)
         self.next_id = self.students.n
         self.students.student_id[:] = all_slots
         self.teachers = draw_teachers(self, self.streams.teachers, p.teachers, d.schools,
@@ -100,9 +101,9 @@ class District(Model):
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
         self._pace_marks = np.zeros((len(self.teachers), n_units), bool)
 
-    def _enrol(self, slots: np.ndarray) -> None:
+    def _enrol(self, slots: np.ndarray, rng: np.random.Generator) -> None:
         p = self.params
-        enrol(self.streams.population, self.students, slots, self.effects, self.curriculum,
+        enrol(rng, self.students, slots, self.effects, self.curriculum,
               p.population, p.learning, p.district.mean_offset_sd)
         self.students.entry_year[slots] = self.year
 
@@ -148,7 +149,7 @@ class District(Model):
         personal = self.in_program & self.regime.personalized
         self._build_rooms(personal)
         self._measure_newcomers()
-        self.record.place(self.streams.benchmark, np.arange(st.n), self._truth,
+        self.record.place(self.streams.at("placement", self.year), np.arange(st.n), self._truth,
                           self.params.assessment.benchmark_error)
         self.log = YearLog(st.n)
         af = self.params.affect
@@ -192,7 +193,7 @@ class District(Model):
         comes after the burn-in, the same in every arm.
         """
         st, a = self.students, self.params.assessment
-        noise = self.streams.growth_test.standard_normal(st.n)
+        noise = self.streams.at("growth_test", self.year, BASELINE).standard_normal(st.n)
         first_reported = self.year == self.params.calendar.burn_in_years
         new = np.flatnonzero((st.entry_year == self.year) | first_reported)
         if new.size:
@@ -203,27 +204,13 @@ class District(Model):
     def step(self) -> None:
         """One instructional day (phases in the module docstring)."""
         self._assessments(self.day)
-        draws = self._draw()
+        draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
         present = np.flatnonzero(draws["attendance"] < self.students.attendance)
         skills, modality = self._assign(present)
         teacher_today = self._supervise(present, draws["rotation"][present])
         rate = self._learning_rate(present, modality, teacher_today, skills)
         self._teach(present, skills, rate, draws)
         self._supplements(present, draws)
-
-    def _draw(self) -> dict[str, np.ndarray]:
-        n, s = self.students.n, self.streams
-        self.draws = {
-            "attendance": s.attendance.random(n, dtype=np.float32),
-            "learn": s.learning.random(n, dtype=np.float32),
-            "backfill": s.learning.random(n, dtype=np.float32),
-            "slip": s.exit_slip.random(n, dtype=np.float32),
-            "rotation": s.rotation.random(n, dtype=np.float32),
-            "extension": s.extension.random(n, dtype=np.float32),
-            "tutor_learn": s.tutoring.random(n, dtype=np.float32),
-            "tutor_backfill": s.tutoring.random(n, dtype=np.float32),
-        }
-        return self.draws
 
     def _assign(self, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         skills = np.empty(present.size, np.int64)
@@ -275,15 +262,13 @@ class District(Model):
         """Learning, exit slip, affect and log for the day's block."""
         st, cur, p = self.students, self.curriculum, self.params
         a, lp = p.assessment, p.learning
-        already = st.mastery[present, skills] > 0
         readiness, missing = learning.prerequisite_status(st.mastery, present, skills,
                                                           cur.prereqs)
-        learning.learn(st, present, skills, rate, readiness, missing, draws["learn"][present],
-                       draws["backfill"][present], lp.readiness_floor, lp.backfill_rate,
-                       cur.prereqs)
-        mastered_now = st.mastery[present, skills] > 0
-        passed = assessment.exit_slip(draws["slip"][present], mastered_now, a.exit_slip_guess,
-                                      a.exit_slip_slip)
+        already, gained = learning.learn(
+            st, present, skills, rate, readiness, missing, draws["learn"][present],
+            draws["backfill"][present], lp.readiness_floor, lp.backfill_rate, cur.prereqs)
+        passed = assessment.exit_slip(draws["exit_slip"][present], already | gained,
+                                      a.exit_slip_guess, a.exit_slip_slip)
         self.record.exit_slips(present, skills, passed, cur.prereqs, a.mastery_streak,
                                a.fail_limit)
         offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
@@ -299,18 +284,18 @@ class District(Model):
         sat = self.params.learning.familiarity_saturation_days
         st = self.students
         if day == cal.fall_test_day:
-            noise = self.streams.growth_test.standard_normal(st.n)
+            noise = self.streams.at("growth_test", self.year, FALL).standard_normal(st.n)
             self.log.fall_score = assessment.growth_test(st, self.curriculum, a, sat, noise)
             self._choose_tutored()
         if cal.benchmark_every_days and day > 0 and day % cal.benchmark_every_days == 0:
-            self.record.benchmark(self.streams.benchmark, np.arange(st.n), self._truth,
-                                  a.benchmark_error)
+            self.record.benchmark(self.streams.at("benchmark", self.year, day), np.arange(st.n),
+                                  self._truth, a.benchmark_error)
         if day == cal.state_test_day:
             tested = np.isin(st.grade, a.tested_grades)
-            self.log.state_score = assessment.state_test(self.streams.state_test, st,
-                                                         self.curriculum, a, sat, tested)
+            rng = self.streams.at("state_test", self.year)
+            self.log.state_score = assessment.state_test(rng, st, self.curriculum, a, sat, tested)
         if day == cal.spring_test_day:
-            noise = self.streams.growth_test.standard_normal(st.n)
+            noise = self.streams.at("growth_test", self.year, SPRING).standard_normal(st.n)
             self.log.spring_score = assessment.growth_test(st, self.curriculum, a, sat, noise)
 
     def _choose_tutored(self) -> None:
@@ -359,7 +344,7 @@ class District(Model):
         for x, x0 in ((st.engagement, st.engagement_base), (st.anxiety, st.anxiety_base)):
             x[:] = x0 + 0.5 * (x - x0)
         st.familiarity[:] = (st.familiarity * lp.summer_familiarity_keep).astype(np.uint8)
-        leave = self.streams.mobility.random(st.n) < d.mobility
+        leave = self.streams.at("mobility", self.year).random(st.n) < d.mobility
         st.grade += 1
         graduate = st.grade > self.grades[-1]
         st.grade[graduate] = self.grades[0]
@@ -368,13 +353,14 @@ class District(Model):
         if new.size:
             st.student_id[new] = self.next_id + np.arange(new.size)
             self.next_id += new.size
-            self._enrol(new)
+            self._enrol(new, self.streams.at("population", self.year))
 
     def _summer_loss(self) -> None:
         lp, st = self.params.learning, self.students
+        rng = self.streams.at("summer", self.year)
         for part in chunks(st.n):
             m = st.mastery[part]
-            u = self.streams.summer.random(m.shape, dtype=np.float32)
+            u = rng.random(m.shape, dtype=np.float32)
             lose = ((m == MASTERED_THIS_YEAR) & (u < lp.summer_loss_recent)) | (
                 (m == MASTERED_BEFORE) & (u < lp.summer_loss_old))
             st.mastery[part] = np.where(lose, 0, np.minimum(m, MASTERED_BEFORE))

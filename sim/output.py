@@ -96,10 +96,17 @@ def _move_into_place(stage: Path, out: Path, files: list[str]) -> None:
     old_manifest = out / "manifest.json"
     if old_manifest.exists():  # an older run's results are about to be replaced
         old_manifest.unlink()
-    for f in files:
-        target = out / f
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(stage / f, target)
+    moved = []
+    try:
+        for f in files:
+            target = out / f
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / f, target)
+            moved.append(target)
+    except BaseException:
+        for target in moved:  # a half-moved run must not pass for a complete one
+            target.unlink(missing_ok=True)
+        raise
 
 
 def _finite(a) -> list:

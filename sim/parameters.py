@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class Strict(BaseModel):
     """Base for every parameter block: unknown keys and NaN are errors."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True,
+                              strict=True)
 
 
 class CurriculumParams(Strict):
@@ -52,7 +53,7 @@ class DistrictParams(Strict):
                            description="students per personalized room; classes are merged "
                                        "into rooms of at most this size, their teachers a team")
     mean_offset_sd: float = Field(
-        -1.3, ge=-4, le=4,
+        -0.9, ge=-4, le=4,
         description="district mean starting achievement, in SD of the statewide reference")
     mobility: float = Field(0.08, ge=0, le=1,
                             description="share of students replaced by newcomers each summer")

@@ -22,6 +22,7 @@ import numpy as np
 
 from sim.curriculum import NO_SKILL
 from sim.population import chunks
+from sim.students import flat as flat_view
 
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
 
@@ -35,11 +36,28 @@ class Record:
         self.frontier = np.zeros(n, np.int16)       # first believed-unmastered skill >= bound
         self.frontier_bound = np.zeros(n, np.int16)  # the lower bound it was computed for
         self.stale = np.ones(n, bool)                # frontier needs a full search
-        self.streak = np.zeros(n, np.int8)          # passes in a row on streak_skill
-        self.fails = np.zeros(n, np.int8)           # failures in a row on streak_skill
+        self.advanced = np.zeros(n, bool)           # frontier skill just marked mastered
+        self.run = np.zeros(n, np.int8)  # on streak_skill: +k passes in a row, -k failures
         self.streak_skill = np.full(n, NO_SKILL, np.int16)
 
-    # --- reading the record ---------------------------------------------------------
+    @property
+    def streak(self) -> np.ndarray:
+        """Exit slips passed in a row on ``streak_skill``."""
+        return np.maximum(self.run, 0)
+
+    @property
+    def fails(self) -> np.ndarray:
+        """Exit slips failed in a row on ``streak_skill``."""
+        return np.maximum(-self.run, 0)
+
+    # --- reading the record ---
+    def knows(self, rows: np.ndarray, skills: np.ndarray) -> np.ndarray:
+        """Whether the record shows each (row, skill) as mastered (any matching shapes)."""
+        return flat_view(self.believed)[rows * self.n_skills + skills]
+
+    def _mark(self, rows: np.ndarray, skills: np.ndarray, value: bool) -> None:
+        flat_view(self.believed)[rows * self.n_skills + skills] = value
+
     def frontier_from(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
         """First believed-unmastered skill >= ``bound`` for each slot (n_skills if none).
 
@@ -52,7 +70,7 @@ class Record:
             rows = slots[need]
             self._search(rows, bound[need])
             f[need] = self.frontier[rows]
-        moved = ~need & (f < self.n_skills)
+        moved = ~need & self.advanced[slots]
         if moved.any():  # the record marked the frontier skill mastered: step forward
             rows = slots[moved]
             self._step_forward(rows)
@@ -68,24 +86,27 @@ class Record:
             self.frontier[r] = np.where(none_left, self.n_skills, first)
             self.frontier_bound[r] = b
         self.stale[rows] = False
+        self.advanced[rows] = False
 
     def _step_forward(self, rows: np.ndarray) -> None:
         """Advance frontiers past skills the record now shows as mastered."""
+        self.advanced[rows] = False
         f = self.frontier[rows].astype(np.int64)
+        todo = np.arange(rows.size)  # positions still sitting on a believed-mastered skill
         for _ in range(MAX_STEP_SCAN):
-            inside = f < self.n_skills
-            done = np.zeros(rows.size, bool)
-            done[inside] = self.believed[rows[inside], f[inside]]
-            if not done.any():
+            inside = f[todo] < self.n_skills
+            todo = todo[inside]
+            todo = todo[self.knows(rows[todo], f[todo])]
+            if todo.size == 0:
                 break
-            f[done] += 1
+            f[todo] += 1
         else:
-            inside = f < self.n_skills
-            left = np.zeros(rows.size, bool)
-            left[inside] = self.believed[rows[inside], f[inside]]
-            if left.any():
-                self._search(rows[left], f[left])
-                f[left] = self.frontier[rows[left]]
+            inside = f[todo] < self.n_skills
+            todo = todo[inside]
+            todo = todo[self.knows(rows[todo], f[todo])]
+            if todo.size:
+                self._search(rows[todo], f[todo])
+                f[todo] = self.frontier[rows[todo]]
         self.frontier[rows] = f
 
     # --- writing the record ---------------------------------------------------------
@@ -112,23 +133,23 @@ class Record:
 
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True
-        self.streak[slots] = 0
-        self.fails[slots] = 0
+        self.run[slots] = 0
         self.streak_skill[slots] = NO_SKILL
 
     def exit_slips(self, slots: np.ndarray, skills: np.ndarray, passed: np.ndarray,
                    prereqs: np.ndarray, mastery_streak: int, fail_limit: int) -> None:
         """Update streaks from the day's exit slips and act on them."""
-        new_skill = self.streak_skill[slots] != skills
+        prev = np.where(self.streak_skill[slots] == skills, self.run[slots], 0)
         self.streak_skill[slots] = skills
-        streak = np.where(new_skill, 0, self.streak[slots]) + passed
-        fails = np.where(new_skill | passed, 0, self.fails[slots] + ~passed)
-        mastered = streak >= mastery_streak
-        send_back = fails >= fail_limit
-        self.believed[slots[mastered], skills[mastered]] = True
+        run = np.where(passed, np.maximum(prev, 0) + 1, np.minimum(prev, 0) - 1)
+        mastered = run >= mastery_streak
+        send_back = run <= -fail_limit
+        self._mark(slots[mastered], skills[mastered], True)
+        at_frontier = mastered & (skills == self.frontier[slots])
+        self.advanced[slots[at_frontier]] = True
         self._forget_prereqs(slots[send_back], prereqs[skills[send_back]])
-        self.streak[slots] = np.where(mastered, 0, streak)
-        self.fails[slots] = np.where(send_back, 0, fails)
+        run[mastered | send_back] = 0
+        self.run[slots] = run
 
     def _forget_prereqs(self, rows: np.ndarray, pre: np.ndarray) -> None:
         if rows.size == 0:
@@ -136,5 +157,5 @@ class Record:
         r = np.repeat(rows, pre.shape[1])
         p = pre.ravel()
         ok = p != NO_SKILL
-        self.believed[r[ok], p[ok]] = False
+        self._mark(r[ok], p[ok], False)
         self.stale[rows] = True

@@ -121,7 +121,7 @@ class TraditionalPacing(Pacing):
         skill = cur.first_skill(model.students.grade[slots]).astype(np.int64) + pos
         modality = np.full(slots.size, WHOLE_CLASS, np.int8)
         u = model.draws["extension"][slots]
-        ext = rec.believed[slots, skill] & (u < self.extension_share)
+        ext = rec.knows(slots, skill) & (u < self.extension_share)
         if ext.any():
             skill[ext] = np.minimum(rec.frontier_from(slots[ext], skill[ext]), hi[ext])
             modality[ext] = SMALL_GROUP
@@ -176,7 +176,7 @@ class GradeLevelFirst(Pacing):
         start = cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
             unit * cur.skills_per_unit)
         cols = start[:, None] + np.arange(cur.skills_per_unit)[None, :]
-        open_ = ~rec.believed[slots[:, None], cols]
+        open_ = ~rec.knows(slots[:, None], cols)
         has_open = open_.any(axis=1)
         target = start + np.argmax(open_, axis=1)
         skill = np.where(has_open, target, -1)
@@ -196,7 +196,7 @@ def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
     record does not show as mastered, or ``target`` itself if there is none."""
     anc = model.curriculum.ancestors[target].astype(np.int64)
     valid = (anc != NO_SKILL) & (anc >= lo[:, None])
-    believed = model.record.believed[slots[:, None], np.where(valid, anc, 0)]
+    believed = model.record.knows(slots[:, None], np.where(valid, anc, 0))
     missing = valid & ~believed
     first = np.argmax(missing, axis=1)
     return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)

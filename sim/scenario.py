@@ -110,14 +110,14 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ScenarioError(f"{p}: not valid TOML ({exc})") from None
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
+def parse_override(text: str, source: str = "<scenario>") -> tuple[list[str], Any]:
     """Split ``a.b.c=value``; the value is read as a TOML value, else as a string."""
     if "=" not in text:
-        raise ScenarioError(f"--set {text!r}: expected dotted.path=value")
+        raise ScenarioError(f"{source}: --set {text!r}: expected dotted.path=value")
     key, raw = text.split("=", 1)
     parts = [p for p in key.strip().split(".")]
     if not all(parts):
-        raise ScenarioError(f"--set {text!r}: empty part in the dotted path")
+        raise ScenarioError(f"{source}: --set {text!r}: empty part in the dotted path")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -160,7 +160,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None,
     """Read, override and validate a scenario file; ScenarioError on bad input."""
     data = read_toml(path)
     for text in overrides or []:
-        parts, value = parse_override(text)
+        parts, value = parse_override(text, str(path))
         apply_override(data, parts, value, f"{path} (--set {text})")
     if seed is not None:
         data["seed"] = seed

@@ -20,6 +20,16 @@ NOT_MASTERED, MASTERED_BEFORE, MASTERED_THIS_YEAR = 0, 1, 2
 FAMILIARITY_MAX = 255  # days of exposure are counted up to this
 
 
+def flat(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of a C-contiguous (students x skills) array, for one-index gathers.
+
+    Raises rather than returning a copy, so writes through it are never lost.
+    """
+    if not a.flags.c_contiguous:
+        raise ValueError("student arrays must stay C-contiguous")
+    return a.reshape(-1)
+
+
 @dataclass
 class StudentState:
     """All students of one district as parallel arrays (n slots; S skills)."""

@@ -68,7 +68,7 @@ def test_readiness_raises_learning():
     assert (r[ready] == 1).all() and (r[~ready] == 0).all()
     u = np.random.default_rng(1).random((2, n))
     rate = np.full(n, 0.3, np.float32)
-    gained = learning.learn(st, slots, skills, rate, r, missing, u[0], u[1], 0.15, 0.0,
+    _, gained = learning.learn(st, slots, skills, rate, r, missing, u[0], u[1], 0.15, 0.0,
                             cur.prereqs)
     p_ready, p_unready = 1 - np.exp(-0.3), 1 - np.exp(-0.3 * 0.15)
     assert gained[ready].mean() == pytest.approx(p_ready, abs=0.015)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sim.model import District
+from sim.random_streams import DailyDraws
 from sim.regimes import GradualFloor
 from sim.scenario import validate_scenario
 
@@ -124,7 +125,7 @@ def test_the_playlist_never_reads_true_mastery():
         if scramble:
             model.students.mastery[:] = 0
         model.day = 1
-        model._draw()
+        model.draws = DailyDraws(model.streams, model.year, 1, model.students.n)
         slots = np.flatnonzero(model.in_program)
         assert slots.size > 100
         plans.append(model.regime.assign(model, slots, 1)[0])
