@@ -176,6 +176,17 @@ class District(Model):
         for r in np.unique(st.room[st.room >= 0]):
             for t in range(self.room_team_size[r]):
                 self.teachers[self.room_first_teacher[r] + t].room = int(r)
+        self._set_loads()
+
+    def _set_loads(self) -> None:
+        """Students each teacher is responsible for (a room's students shared by its team)."""
+        st = self.students
+        own = np.bincount(st.teacher[st.room < 0], minlength=len(self.teachers)).astype(float)
+        in_room = st.room[st.room >= 0]
+        room_n = np.bincount(in_room, minlength=self.room_team_size.size)
+        for t in self.teachers:
+            t.load = own[t.index] + (room_n[t.room] / self.room_team_size[t.room]
+                                     if t.room >= 0 else 0.0)
 
     def _truth(self, rows: np.ndarray) -> np.ndarray:
         return self.students.mastery[rows] > 0

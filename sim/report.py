@@ -20,11 +20,12 @@ METRICS = ("growth_sd", "proficient", "grade_level_share", "mastered_share", "sw
 PAIRED = ("growth_sd", "proficient")
 
 
-def replicate_means(rows: pd.DataFrame) -> pd.DataFrame:
+def replicate_means(rows: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     """Per arm x replicate x year x band (and all students): means of the metrics.
 
     Only students in the program grades count; proficiency is over tested students.
     """
+    metrics = list(metrics)
     prog = rows[rows.in_program].copy()
     prog["proficient"] = prog["proficient"].astype("Float64")
     keys = ["arm", "replicate", "year"]
@@ -32,7 +33,7 @@ def replicate_means(rows: pd.DataFrame) -> pd.DataFrame:
     all_ = prog.groupby(keys, observed=True)
     parts = []
     for grouped, band in ((by_band, None), (all_, ALL)):
-        m = grouped[list(METRICS)].mean()
+        m = grouped[metrics].mean()
         m["n_students"] = grouped.size()
         m = m.reset_index()
         if band is not None:
@@ -41,7 +42,7 @@ def replicate_means(rows: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True)
     out["start_band"] = pd.Categorical(out["start_band"].astype(str),
                                        categories=[ALL, *BANDS])
-    return out.astype({c: float for c in METRICS})
+    return out.astype({c: float for c in metrics})
 
 
 def _interval(x: pd.Series) -> tuple[float, float, float]:
@@ -82,6 +83,26 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     out["arm"] = pd.Categorical(out["arm"], categories=list(reps["arm"].cat.categories))
     out["start_band"] = pd.Categorical(out["start_band"].astype(str), categories=[ALL, *BANDS])
     return out.sort_values(["year", "start_band", "arm"]).reset_index(drop=True)
+
+
+def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = None,
+             metrics=("growth_sd", "proficient", "mastered_share", "switches", "engagement",
+                      "anxiety")) -> pd.DataFrame:
+    """Paired difference ``arm - baseline`` by start band, with 95% intervals across replicates."""
+    keep = [m for m in metrics if m in rows]
+    reps = replicate_means(rows.assign(**{m: rows[m] for m in keep}), keep)
+    year = int(reps.year.max()) if year is None else year
+    reps = reps[reps.year == year].set_index(["start_band", "replicate"])
+    a = reps[reps.arm == arm][keep]
+    b = reps[reps.arm == baseline][keep]
+    diff = (a - b.reindex(a.index)).reset_index()
+    out = []
+    for band, g in diff.groupby("start_band", observed=True):
+        rec = {"start_band": band}
+        for m in keep:
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        out.append(rec)
+    return pd.DataFrame(out)
 
 
 # --- plain words --------------------------------------------------------------------

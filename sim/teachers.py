@@ -23,6 +23,8 @@ class Teacher(Agent):
         capacity: distinct paces (content units) run well at once.
         experience: years of experience.
         room: personalized room this teacher is a team member of (-1 none).
+        load: students this teacher is responsible for this year (a room's
+            students are shared equally by its team).
     """
 
     def __init__(self, model, index: int, school: int, grade: int, line: int,
@@ -34,6 +36,7 @@ class Teacher(Agent):
         self.capacity = float(capacity)
         self.experience = int(experience)
         self.room = -1
+        self.load = 0.0
 
     def students(self) -> np.ndarray:
         """Slots of the students this teacher is teacher of record for this year."""
