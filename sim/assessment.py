@@ -2,9 +2,10 @@
 
 * **Exit slip** — one short check of the day's skill: passed with
   probability ``1 - slip`` if mastered, ``guess`` if not.
-* **Growth test** (fall, spring) — adaptive, one vertical scale for all
-  grades: level = lowest grade + (skills mastered + credit x familiarity of
-  unmastered skills) / skills per grade, plus normal error; reported as
+* **Growth test** (fall, spring) — one vertical scale for all grades, as an
+  adaptive test would measure it (no item draws): level = lowest grade +
+  (skills mastered + credit x familiarity of unmastered skills) / skills per
+  grade, plus normal error; reported as
   ``scale_intercept + scale_points_per_year * level``.
 * **State test** (spring) — ``state_items_per_skill`` items on each skill of
   the *enrolled grade only*. An item is right with probability

@@ -83,7 +83,7 @@ class Curriculum:
 def generate_curriculum(
     rng: np.random.Generator,
     lowest_grade: int = 0,
-    highest_grade: int = 8,
+    highest_grade: int = 9,
     units_per_grade: int = 4,
     skills_per_unit: int = 5,
     cross_grade_prereqs: int = 1,

@@ -4,7 +4,8 @@ One ``step()`` is one instructional day. Its phases, in order:
 
 1. **assessments** due today, before instruction: fall growth test (and the
    tutoring group chosen on it), benchmarks, state test, spring growth test;
-2. **draws**: every random process draws its uniforms for all students;
+2. **draws**: each random process's uniforms for all students, keyed by
+   (year, day) and made on first use (``DailyDraws``);
 3. **attendance**: who is present;
 4. **assignment**: each regime picks its students' skill and modality;
 5. **supervision**: who teaches each student today, and how many distinct

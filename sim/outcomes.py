@@ -1,7 +1,8 @@
 """Outcomes: what each student-year leaves behind, accumulated during the year.
 
-``YearLog`` holds per-slot accumulators for one school year; ``rows`` turns
-them into the ``student_years`` table (one row per student-year).
+``YearLog`` holds per-slot accumulators for one school year;
+``student_year_rows`` turns them into the ``student_years`` table (one row
+per student-year).
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ class LearningParams(Strict):
         0.15, ge=0, le=1, description="learning factor when no prerequisite is mastered")
     backfill_rate: float = Field(
         0.5, ge=0, le=5, description="hazard of learning a missing prerequisite met in context, "
-                                      "relative to base_rate")
+                                     "relative to the day's rate")
     modality_whole_class: float = Field(1.0, gt=0, le=3, description="learning factor, whole class")
     modality_small_group: float = Field(1.2, gt=0, le=3,
                                         description="learning factor, teacher-led small group")
@@ -183,7 +183,8 @@ class AffectParams(Strict):
     switch_anxiety: float = Field(0.05, ge=0, le=1,
                                   description="anxiety gained per grade-year jumped at a switch")
     unfamiliar_anxiety: float = Field(
-        0.005, ge=0, le=1, description="anxiety gained per day on grade-level content not ready")
+        0.005, ge=0, le=1, description="anxiety gained per day on content at or above grade "
+                                       "level whose prerequisites are not all mastered")
     min_engagement: float = Field(0.2, ge=0, le=1, description="engagement never falls below")
     switch_min_jump_years: float = Field(
         1.0, ge=0, le=12, description="a change of track between below-grade and grade-level "
@@ -209,8 +210,8 @@ class AssessmentParams(Strict):
                                      "extension work on their next skill)")
     remediation_share: float = Field(
         0.3, ge=0, le=1, description="traditional: P(a student whose record lacks a "
-                                     "prerequisite of the day's skill is given that "
-                                     "prerequisite instead)")
+                                     "(transitive) prerequisite of the day's skill, at or "
+                                     "above the floor, works on the first such one instead)")
     state_items_per_skill: int = Field(3, ge=1, le=20, description="state-test items per skill")
     state_slip: float = Field(0.1, ge=0, le=1, description="P(wrong | mastered) on the state test")
     state_guess: float = Field(0.25, ge=0, le=1, description="P(right | not mastered, unfamiliar)")
@@ -249,7 +250,8 @@ class Tutoring(Strict):
 
 
 class GradualFloor(Strict):
-    """Floor schedule: (day, years below grade) points, linearly interpolated."""
+    """A floor that rises from ``start_floor`` years below grade to grade level,
+    linearly (or in ``steps`` equal steps) between ``start_day`` and ``grade_level_day``."""
 
     start_floor: float = Field(3.0, ge=0, le=12, description="floor at the start (years below)")
     start_day: int = Field(0, ge=0, description="day the floor starts rising")

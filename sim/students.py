@@ -47,7 +47,7 @@ class StudentState:
     mastery: np.ndarray = field(init=False)          # uint8 (n, S), codes above
     familiarity: np.ndarray = field(init=False)      # uint8 (n, S), days of exposure
     # traits and affect (0-1 unless stated)
-    learning_rate: np.ndarray = field(init=False)    # float32, multiplier, mean 1
+    learning_rate: np.ndarray = field(init=False)    # float32, multiplier (statewide mean 1)
     engagement: np.ndarray = field(init=False)       # float32
     engagement_base: np.ndarray = field(init=False)  # float32
     anxiety: np.ndarray = field(init=False)          # float32, test anxiety

@@ -4,7 +4,8 @@ A teacher is tied to one classroom line of one grade in one school. Under
 traditional pacing they are their students' teacher of record; in a
 personalized room they are one member of the room's team. The daily cycle
 reads teacher attributes through arrays the district keeps in step with the
-agents (``District.teacher_arrays``), never through per-student calls.
+agents (``District.teacher_effect``, ``District.teacher_capacity``), never
+through per-student calls.
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ class Teacher(Agent):
     def students(self) -> np.ndarray:
         """Slots of the students this teacher is teacher of record for this year."""
         return np.flatnonzero(self.model.students.teacher == self.index)
-
-    def learning_multiplier(self, typical_growth_sd: float) -> float:
-        """Factor on students' daily learning rate (1 for an average teacher)."""
-        return max(0.1, 1.0 + self.effect / typical_growth_sd)
 
 
 def draw_teachers(model, rng: np.random.Generator, params, schools: int,
