@@ -251,8 +251,9 @@ class StudentAgent(Agent):
         m = self.model
         new_skill = self.streak_skill != s
         self.streak_skill = s
-        streak = (0 if new_skill else self.streak) + passed
-        fails = 0 if new_skill or passed else self.fails + 1
+        # consecutive: a pass ends a run of failures, a failure ends a run of passes
+        streak = ((0 if new_skill else self.streak) + 1) if passed else 0
+        fails = 0 if passed else (0 if new_skill else self.fails) + 1
         if streak >= m.mastery_streak:
             self.believed[s] = 1
             streak = 0

@@ -5,8 +5,9 @@ probability ``1 - exp(-rate * (readiness_floor + (1 - readiness_floor) * r))``,
 where ``r`` is the share of the skill's prerequisites they truly master and
 ``rate`` (per day) combines the base rate, the skill's ease (later grades are
 harder), the student's learning rate and engagement, the teacher's effect,
-the modality and the teacher's capacity against the paces they run. Working on a skill with a missing prerequisite
-also gives a chance of learning the first missing prerequisite in context:
+the modality and the teacher's capacity against the paces they run. Working
+on a skill with a missing prerequisite also gives a chance of learning the
+first missing prerequisite in context:
 the same formula with ``backfill_rate x rate`` and that prerequisite's own
 readiness (a chain of missing foundations is not bridged in one step).
 Every day on a skill adds a day of familiarity, mastered or not.

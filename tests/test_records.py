@@ -1,0 +1,60 @@
+"""The exit-slip record follows its written rule, student by student."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.curriculum import generate_curriculum
+from sim.records import Record
+
+STREAK, FAIL_LIMIT = 2, 4
+
+
+def _reference(events, n, cur):
+    """The rule in plain Python: consecutive passes mark mastered, consecutive
+    failures send the student back to the skill's prerequisites."""
+    believed = np.zeros((n, cur.n_skills), bool)
+    streak, fails, on = [0] * n, [0] * n, [-1] * n
+    for slots, skills, passed in events:
+        for i, s, p in zip(slots.tolist(), skills.tolist(), passed.tolist(), strict=True):
+            new = on[i] != s
+            on[i] = s
+            streak[i] = ((0 if new else streak[i]) + 1) if p else 0
+            fails[i] = 0 if p else (0 if new else fails[i]) + 1
+            if streak[i] >= STREAK:
+                believed[i, s], streak[i] = True, 0
+            if fails[i] >= FAIL_LIMIT:
+                believed[i, [q for q in cur.prereqs[s] if q >= 0]] = False
+                fails[i] = 0
+    return believed, np.array(streak), np.array(fails)
+
+
+def test_vectorised_record_matches_the_per_student_rule():
+    cur = generate_curriculum(np.random.default_rng(7))
+    rng = np.random.default_rng(0)
+    n = 300
+    events = []
+    for _ in range(200):
+        slots = np.sort(rng.choice(n, 250, replace=False))
+        skills = rng.integers(20, 26, slots.size)  # few skills, so runs build up
+        events.append((slots, skills, rng.random(slots.size) < 0.6))
+    rec = Record(n, cur.n_skills)
+    for slots, skills, passed in events:
+        rec.exit_slips(slots, skills, passed, cur.prereqs, STREAK, FAIL_LIMIT)
+    believed, streak, fails = _reference(events, n, cur)
+    assert believed.sum() > 100 and (rec.believed != believed).sum() == 0
+    np.testing.assert_array_equal(rec.streak, streak)
+    np.testing.assert_array_equal(rec.fails, fails)
+
+
+def test_the_frontier_is_the_first_skill_the_record_lacks_and_follows_it():
+    rec = Record(3, 10)
+    rec.believed[:, :4] = True
+    rec.believed[1, 5] = True
+    slots = np.arange(3)
+    np.testing.assert_array_equal(rec.frontier_from(slots, np.array([0, 0, 6])), [4, 4, 6])
+    # marking the frontier mastered through exit slips moves it on, past known skills
+    for _ in range(STREAK):
+        rec.exit_slips(slots[:2], np.array([4, 4]), np.array([True, True]), np.full((10, 1), -1),
+                       STREAK, FAIL_LIMIT)
+    np.testing.assert_array_equal(rec.frontier_from(slots, np.array([0, 0, 6])), [5, 6, 6])
