@@ -81,6 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("calibrate", help="measure the calibration facts on a scenario")
     k.add_argument("scenario")
     k.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    w = sub.add_parser("sweep", help="run a scenario sweep (local processes or a Dask cluster)")
+    w.add_argument("sweep", help="sweep file (TOML)")
+    w.add_argument("--out", required=True, help="output directory")
+    w.add_argument("--workers", type=_nonneg_int, default=0,
+                   help="local processes (default 0 = all cores; 1 = serial)")
+    w.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. "
+                                       "tcp://10.0.0.5:8786 (then --workers is ignored)")
+    w.add_argument("--resume", action="store_true", help="continue a sweep in --out, "
+                                                         "skipping finished runs")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = sub.add_parser("sensitivity", help="Sobol or Morris indices of a finished sweep")
+    s.add_argument("dir", help="a sweep's output directory")
+    s.add_argument("--outcome", help="one outcome (default: every recorded outcome)")
+    s.add_argument("--arm", help="arm (default: the last arm)")
+    s.add_argument("--year", type=_positive_int, help="year (default: the last)")
+    s.add_argument("--band", default="all students", help="start band (default: all students)")
+    m = sub.add_parser("sweep-summary", help="each outcome against each parameter, with figures")
+    m.add_argument("dir", help="a sweep's output directory")
+    m.add_argument("--arm", help="arm (default: every arm)")
+    m.add_argument("--year", type=_positive_int, help="year (default: the last)")
     b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
@@ -126,6 +146,33 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from sim.sweeps import load_sweep, run_sweep
+
+    sweep, base = load_sweep(args.sweep)
+    start = time.time()
+    counts = run_sweep(sweep, base, args.out, workers=args.workers or None,
+                       scheduler=args.scheduler, resume=args.resume, progress=not args.quiet,
+                       source=args.sweep)
+    if not args.quiet:
+        print(f"{sweep.name}: {counts['ran']} runs done now, {counts['skipped']} already "
+              f"finished, {counts['runs']} in all; {time.time() - start:.0f} s. "
+              f"Results in {args.out}")
+    return 0
+
+
+def cmd_sensitivity(args) -> int:
+    from sim.sensitivity import main_sensitivity
+
+    return main_sensitivity(args)
+
+
+def cmd_sweep_summary(args) -> int:
+    from sim.sensitivity import main_sweep_summary
+
+    return main_sweep_summary(args)
+
+
 def cmd_bench(args) -> int:
     from sim.bench import format_bench, run_bench
 
@@ -134,7 +181,9 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
+            "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
+            "sweep-summary": cmd_sweep_summary}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -240,7 +240,8 @@ Target = Literal["near_cut", "furthest_behind", "all"]
 
 
 class Tutoring(Strict):
-    hours_per_week: float = Field(gt=0, le=20, description="supplemental grade-level hours/week")
+    hours_per_week: float = Field(ge=0, le=20, description="supplemental grade-level hours/week "
+                                                           "(0: none)")
     target: Target = Field("near_cut", description="who is tutored")
     share: float = Field(0.25, gt=0, le=1, description="share of program students tutored "
                                                        "(ignored for target 'all')")
