@@ -50,11 +50,17 @@ def growth_vs_proficiency(summary, path: Path, year: int | None = None) -> Path:
     return path
 
 
-def growth_vs_proficiency_by_band(summary, path: Path, year: int | None = None) -> Path:
-    """The same, one panel per starting-achievement band."""
+def _by_band(summary, year: int | None):
+    """(year, the year's rows by band, the bands present)."""
     year = int(summary.year.max()) if year is None else year
     s = summary[(summary.year == year) & (summary.start_band != ALL)]
     bands = [b for b in s.start_band.cat.categories if b != ALL and (s.start_band == b).any()]
+    return year, s, bands
+
+
+def growth_vs_proficiency_by_band(summary, path: Path, year: int | None = None) -> Path:
+    """The same, one panel per starting-achievement band."""
+    year, s, bands = _by_band(summary, year)
     fig, axes = plt.subplots(1, len(bands), figsize=(4.2 * len(bands), 4.4), squeeze=False)
     for ax, band in zip(axes[0], bands, strict=True):
         b = s[s.start_band == band]
@@ -72,9 +78,7 @@ def growth_vs_proficiency_by_band(summary, path: Path, year: int | None = None) 
 
 def time_use_by_band(summary, path: Path, year: int | None = None) -> Path:
     """Share of time on grade-level content and on already-mastered content, by band."""
-    year = int(summary.year.max()) if year is None else year
-    s = summary[(summary.year == year) & (summary.start_band != ALL)]
-    bands = [b for b in s.start_band.cat.categories if b != ALL and (s.start_band == b).any()]
+    year, s, bands = _by_band(summary, year)
     arms = list(s.arm.cat.categories)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     width = 0.8 / len(arms)
