@@ -31,7 +31,7 @@ def traditional_run(scenario, mean_offset_sd: float | None = None, years: int = 
                                                  "test_prep_weeks": 0, "gradual_floor": None,
                                                  "tutoring": None})]})
     model = District(sc, sc.arms[0], replicate)
-    return model, model.run()
+    return model, model.run()["student_years"]
 
 
 def entry_variance_split(scenario, grade: int = 5, schools: int = 60) -> dict:

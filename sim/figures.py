@@ -98,10 +98,60 @@ def time_use_by_band(summary, path: Path, year: int | None = None) -> Path:
     return path
 
 
-def draw_all(summary, directory: Path) -> list[Path]:
+def ratings_vs_true_effect(teacher_years, path: Path) -> Path:
+    """True effect of the teachers in each rating band, one panel per arm."""
+    arms = list(teacher_years.arm.cat.categories)
+    bands = list(teacher_years.rating.cat.categories)
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 4), squeeze=False,
+                             sharey=True)
+    for ax, arm in zip(axes[0], arms, strict=True):
+        t = teacher_years[teacher_years.arm == arm]
+        data = [t.loc[t.rating == b, "true_effect"].to_numpy() for b in bands]
+        ax.boxplot([d if d.size else [np.nan] for d in data], showfliers=False)
+        ax.set_xticks(range(1, len(bands) + 1), [b.replace(" ", "\n") for b in bands],
+                      fontsize=8)
+        ax.set_title(arm, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("true teacher effect (student SD)")
+    fig.suptitle("Rating versus true effectiveness")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def school_policies_by_year(school_summary, path: Path) -> Path:
+    """Share of schools with a test-prep window and with the program active, by year."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for (arm, g), color in zip(school_summary.groupby("arm", observed=True, sort=False),
+                               _colors(school_summary.arm.nunique()), strict=True):
+        for ax, metric in zip(axes, ("window_share", "program_active_share", "proficiency"),
+                              strict=True):
+            ax.plot(g.year, 100 * g[metric], "o-", color=color, label=str(arm))
+    for ax, title in zip(axes, ("schools with a test-prep window (%)",
+                                "schools with the program active (%)",
+                                "proficient, program grades (%)"), strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("year")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def draw_all(summary, directory: Path, teacher_years=None, school_summary=None) -> list[Path]:
     """Every figure of a run, into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    return [growth_vs_proficiency(summary, directory / "growth_vs_proficiency.png"),
-            growth_vs_proficiency_by_band(summary,
-                                          directory / "growth_vs_proficiency_by_band.png"),
-            time_use_by_band(summary, directory / "time_use_by_band.png")]
+    paths = [growth_vs_proficiency(summary, directory / "growth_vs_proficiency.png"),
+             growth_vs_proficiency_by_band(summary,
+                                           directory / "growth_vs_proficiency_by_band.png"),
+             time_use_by_band(summary, directory / "time_use_by_band.png")]
+    if teacher_years is not None and len(teacher_years):
+        paths.append(ratings_vs_true_effect(teacher_years,
+                                            directory / "ratings_vs_true_effect.png"))
+    if school_summary is not None and len(school_summary):
+        paths.append(school_policies_by_year(school_summary,
+                                             directory / "school_policies_by_year.png"))
+    return paths

@@ -14,7 +14,14 @@ One ``step()`` is one instructional day. Its phases, in order:
 7. **exit slip**: the record (not the truth) is updated from noisy slips;
 8. **affect**: engagement and anxiety respond to mismatch and switches;
 9. **log**: the day's assignment is added to the year's outcomes;
-10. **supplements**: tutoring sessions outside the block.
+10. **supplements**: tutoring and advisory sessions outside the block.
+
+Between phases 3 and 4 the supervising teacher is known, so a teacher under
+pressure can swap playlist days for grade-level content (drift) and a
+teacher's distinct paces can be held to their capacity (``limit_paces``).
+After the last day, ``Accountability.end_of_year`` evaluates teachers,
+updates their stress and drift, lets leaders respond and the district review
+the program, and replaces teachers who leave.
 
 ``run_year()`` runs the days, returns the year's student rows, then the
 summer: loss of fresh mastery, promotion, graduates and movers replaced.
@@ -27,6 +34,7 @@ import pandas as pd
 from mesa import Model
 
 from sim import affect, assessment, learning
+from sim.accountability import Accountability
 from sim.curriculum import generate_curriculum
 from sim.outcomes import YearLog, student_year_rows
 from sim.population import (
@@ -38,7 +46,15 @@ from sim.population import (
 )
 from sim.random_streams import DailyDraws, Streams, replicate_seed
 from sim.records import Record
-from sim.regimes import SMALL_GROUP, WHOLE_CLASS, build_regime, traditional_regime
+from sim.regimes import (
+    SMALL_GROUP,
+    WHOLE_CLASS,
+    Tutoring,
+    build_regime,
+    common_pace_skill,
+    limit_paces,
+    traditional_regime,
+)
 from sim.schools import School, lines_per_room
 from sim.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
 from sim.teachers import draw_teachers
@@ -88,12 +104,11 @@ class District(Model):
         self.students.student_id[:] = all_slots
         self.teachers = draw_teachers(self, self.streams.teachers, p.teachers, d.schools,
                                       self.grades, d.classes_per_grade)
-        self.teacher_effect = np.array([t.effect for t in self.teachers])
-        self.teacher_capacity = np.array([t.capacity for t in self.teachers])
         self.regime = build_regime(self.arm, p.calendar, p.assessment)
         self.base_regime = traditional_regime(p.assessment)
         self.schools = [School(self, s, self.grades, d.program_grades, self.regime)
                         for s in range(d.schools)]
+        self.accountability = Accountability(self)
         self.record = Record(self.students.n, self.curriculum.n_skills)
         # How easy each skill is to learn (a multiplier of the daily rate).
         self._ease = np.exp(-p.learning.grade_difficulty
@@ -107,14 +122,25 @@ class District(Model):
         enrol(rng, self.students, slots, self.effects, self.curriculum,
               p.population, p.learning, p.district.mean_offset_sd)
         self.students.entry_year[slots] = self.year
+        self.students.prior_state_score[slots] = np.nan
+
+    @property
+    def teacher_effect(self) -> np.ndarray:
+        return self.accountability.effect
+
+    @property
+    def teacher_capacity(self) -> np.ndarray:
+        """Effective capacity this year (paces), after load and structures."""
+        return self.accountability.capacity_eff
 
     # --- the school year --------------------------------------------------------------
-    def run_year(self) -> pd.DataFrame:
-        """Run one school year; return its student-year rows; then the summer."""
+    def run_year(self) -> dict[str, pd.DataFrame]:
+        """Run one school year; return its tables (student, teacher and school years);
+        then the summer."""
         self.run_days()
-        rows = self.finish_year()
+        tables = self.finish_year()
         self.summer()
-        return rows
+        return tables
 
     def run_days(self) -> None:
         """Start a school year and run all its instructional days."""
@@ -133,7 +159,12 @@ class District(Model):
         """
         while self.year < self.params.calendar.burn_in_years:
             self.run_days()
+            self.accountability.end_of_year(pd.DataFrame())
             self.summer()
+
+    @property
+    def burning_in(self) -> bool:
+        return self.year < self.params.calendar.burn_in_years
 
     @property
     def reported_year(self) -> int:
@@ -145,10 +176,11 @@ class District(Model):
         g_idx = st.grade - self.grades[0]
         lines = d.classes_per_grade
         st.teacher[:] = (st.school * len(self.grades) + g_idx) * lines + st.line
-        burning_in = self.year < self.params.calendar.burn_in_years
-        self.in_program = np.isin(st.grade, d.program_grades) & (not burning_in)
-        personal = self.in_program & self.regime.personalized
-        self._build_rooms(personal)
+        active = np.array([s.program_active for s in self.schools])
+        self.in_program = (np.isin(st.grade, d.program_grades) & (not self.burning_in)
+                           & active[st.school])
+        self._group_by_regime()
+        self._build_rooms(self.personal)
         self._measure_newcomers()
         self.record.place(self.streams.at("placement", self.year), np.arange(st.n), self._truth,
                           self.params.assessment.benchmark_error)
@@ -157,6 +189,27 @@ class District(Model):
         self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years)
         self.mastered_at_start = self._mastered_count()
         self.tutored = np.zeros(st.n, bool)
+
+    def _group_by_regime(self) -> None:
+        """Students by the regime in force for them (schools share regime objects until
+        a leader changes theirs)."""
+        st = self.students
+        regime_of_school = [s.regime if s.program_active else self.base_regime
+                            for s in self.schools]
+        self.groups = []
+        self.personal = np.zeros(st.n, bool)
+        self.move_on = np.full(st.n, np.iinfo(np.int16).max, np.int16)
+        self.any_move_on = False
+        for regime in {id(r): r for r in regime_of_school}.values():
+            schools = [i for i, r in enumerate(regime_of_school) if r is regime]
+            mask = self.in_program & np.isin(st.school, schools)
+            if mask.any():
+                self.groups.append((regime, mask))
+                self.personal |= mask & regime.personalized
+                if regime.move_on_days:
+                    self.move_on[mask] = regime.move_on_days
+                    self.any_move_on = True
+        self.groups.append((self.base_regime, ~self.in_program))
 
     def _build_rooms(self, personal: np.ndarray) -> None:
         """Merge program lines into personalized rooms; their teachers form a team."""
@@ -188,6 +241,7 @@ class District(Model):
         for t in self.teachers:
             t.load = own[t.index] + (room_n[t.room] / self.room_team_size[t.room]
                                      if t.room >= 0 else 0.0)
+        self.accountability.start_year()
 
     def _truth(self, rows: np.ndarray) -> np.ndarray:
         return self.students.mastery[rows] > 0
@@ -218,20 +272,39 @@ class District(Model):
         self._assessments(self.day)
         draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
         present = np.flatnonzero(draws["attendance"] < self.students.attendance)
-        skills, modality = self._assign(present)
         teacher_today = self._supervise(present, draws["rotation"][present])
+        skills, modality = self._assign(present, teacher_today)
         rate = self._learning_rate(present, modality, teacher_today, skills)
         self._teach(present, skills, rate, draws)
         self._supplements(present, draws)
 
-    def _assign(self, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _assign(self, present: np.ndarray, teacher: np.ndarray):
+        """Each regime's skills and modalities; then teachers' drift and pace limits."""
         skills = np.empty(present.size, np.int64)
         modality = np.empty(present.size, np.int8)
-        in_program = self.in_program[present]
-        for regime, mask in ((self.regime, in_program), (self.base_regime, ~in_program)):
-            if mask.any():
-                skills[mask], modality[mask] = regime.assign(self, present[mask], self.day)
+        common = common_pace_skill(self, present, self.day)
+        for regime, group in self.groups:
+            mask = group[present]
+            if not mask.any():
+                continue
+            slots = present[mask]
+            s, modality[mask] = regime.assign(self, slots, self.day)
+            if regime.personalized:
+                s = self._drift(slots, s, teacher[mask], common[mask])
+            if regime.limit_paces:
+                s = limit_paces(teacher[mask], s, common[mask],
+                                self.accountability.capacity_eff, self.curriculum.skills_per_unit)
+            skills[mask] = s
+        self.log.days_off_pace[present] += skills != common
         return skills, modality
+
+    def _drift(self, slots, skills, teacher, common) -> np.ndarray:
+        """Teachers under pressure swap some playlist days for grade-level content."""
+        drift = self.accountability.drift[teacher]
+        if not drift.any():
+            return skills
+        swap = self.draws["drift"][slots] < drift
+        return np.where(swap, common, skills)
 
     def _supervise(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Teacher supervising each present student today (a team member in rooms)."""
@@ -266,7 +339,8 @@ class District(Model):
         marks[:] = False
         marks[teacher, unit] = True
         paces = marks.sum(axis=1)
-        ratio = np.minimum(1.0, self.teacher_capacity[teacher] / np.maximum(paces[teacher], 1))
+        ratio = np.minimum(1.0, self.accountability.capacity_eff[teacher]
+                           / np.maximum(paces[teacher], 1))
         self.paces_today = paces
         return ratio ** self.params.teachers.capacity_elasticity
 
@@ -282,7 +356,7 @@ class District(Model):
         passed = assessment.exit_slip(draws["exit_slip"][present], already | gained,
                                       a.exit_slip_guess, a.exit_slip_slip)
         self.record.exit_slips(present, skills, passed, cur.prereqs, a.mastery_streak,
-                               a.fail_limit)
+                               a.fail_limit, self.move_on[present] if self.any_move_on else None)
         offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
         below = offset < 0
         position = self._positions[skills]
@@ -313,28 +387,44 @@ class District(Model):
     def _choose_tutored(self) -> None:
         """Pick each tutoring supplement's group from the fall growth test."""
         st, a = self.students, self.params.assessment
-        for sup in self.regime.supplements:
-            cand = np.flatnonzero(self.in_program & np.isin(st.grade, a.tested_grades))
-            fall = assessment.scale_to_level(self.log.fall_score[cand], a) - st.grade[cand]
-            cut = self.reference.cut_level_offset(st.grade[cand])
-            self.tutored[cand[sup.select(fall, cut)]] = True
+        for regime, group in self.groups:
+            for sup in regime.supplements:
+                if not isinstance(sup, Tutoring):
+                    continue
+                cand = np.flatnonzero(group & np.isin(st.grade, a.tested_grades))
+                fall = assessment.scale_to_level(self.log.fall_score[cand], a) - st.grade[cand]
+                cut = self.reference.cut_level_offset(st.grade[cand])
+                self.tutored[cand[sup.select(fall, cut)]] = True
         self.log.tutored[:] = self.tutored
 
     def _supplements(self, present: np.ndarray, draws) -> None:
-        for sup in self.regime.supplements:
-            if sup.session_on(self.day):
-                self._tutor(sup, present[self.tutored[present]], draws)
+        for regime, group in self.groups:
+            for sup in regime.supplements:
+                if not sup.session_on(self.day):
+                    continue
+                here = present[group[present]]
+                if isinstance(sup, Tutoring):
+                    self._tutor(sup.effectiveness, here[self.tutored[here]], draws, grade=True)
+                else:
+                    self._tutor(1.0, here, draws, grade=False)
 
-    def _tutor(self, sup, slots: np.ndarray, draws) -> None:
-        """A grade-level session on the first grade-level skill the record lacks."""
+    def _tutor(self, effectiveness: float, slots: np.ndarray, draws, grade: bool) -> None:
+        """A session outside the block: grade-level tutoring on the first grade-level skill
+        the record lacks, or advisory catch-up for students behind the common pace."""
         if slots.size == 0:
             return
         st, cur, lp = self.students, self.curriculum, self.params.learning
         start = cur.first_skill(st.grade[slots]).astype(np.int64)
         nxt = self.record.frontier_from(slots, start)
-        end = start + cur.skills_per_grade
-        skill = np.where(nxt < end, nxt, start + self.day % cur.skills_per_grade)
-        rate = (lp.base_rate * self._ease[skill] * sup.effectiveness * lp.modality_small_group
+        if grade:
+            end = start + cur.skills_per_grade
+            skill = np.where(nxt < end, nxt, start + self.day % cur.skills_per_grade)
+        else:
+            behind = nxt < common_pace_skill(self, slots, self.day)
+            slots, skill = slots[behind], nxt[behind]
+            if slots.size == 0:
+                return
+        rate = (lp.base_rate * self._ease[skill] * effectiveness * lp.modality_small_group
                 * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
         readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
         learning.learn(st, slots, skill, rate, readiness, missing, draws["tutor_learn"][slots],
@@ -343,10 +433,13 @@ class District(Model):
         self.log.tutoring_sessions[slots] += 1
 
     # --- end of year ------------------------------------------------------------------
-    def finish_year(self) -> pd.DataFrame:
+    def finish_year(self) -> dict[str, pd.DataFrame]:
+        """The year's tables; then the year-end accountability processes."""
         self.log.skills_gained[:] = self._mastered_count() - self.mastered_at_start
         ref = self.reference
-        return student_year_rows(self, self.log, ref.cut_by_grade, ref.fall_sd_by_grade)
+        students = student_year_rows(self, self.log, ref.cut_by_grade, ref.fall_sd_by_grade)
+        teachers, schools = self.accountability.end_of_year(students)
+        return {"student_years": students, "teacher_years": teachers, "school_years": schools}
 
     def summer(self) -> None:
         """Summer loss, promotion, graduates and movers replaced by newcomers."""
@@ -377,8 +470,8 @@ class District(Model):
                 (m == MASTERED_BEFORE) & (u < lp.summer_loss_old))
             st.mastery[part] = np.where(lose, 0, np.minimum(m, MASTERED_BEFORE))
 
-    def run(self) -> pd.DataFrame:
-        """Burn in, then run all the scenario's years; return the student_years rows."""
+    def run(self) -> dict[str, pd.DataFrame]:
+        """Burn in, then run all the scenario's years; return the tables."""
         self.burn_in()
-        return pd.concat([self.run_year() for _ in range(self.params.years)],
-                         ignore_index=True)
+        years = [self.run_year() for _ in range(self.params.years)]
+        return {k: pd.concat([y[k] for y in years], ignore_index=True) for k in years[0]}

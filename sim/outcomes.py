@@ -37,6 +37,7 @@ class YearLog:
         self.tutored = np.zeros(n, bool)
         self.tutoring_sessions = np.zeros(n, np.int16)
         self.skills_gained = np.zeros(n, np.int32)
+        self.days_off_pace = np.zeros(n, np.int16)
 
     def record_day(self, slots, content_offset, already, switched, engagement) -> None:
         """Add one instructional day for the present ``slots``."""
@@ -89,4 +90,5 @@ def student_year_rows(model, log: YearLog, cut: np.ndarray, fall_sd: np.ndarray)
         "skills_gained": log.skills_gained,
         "tutored": log.tutored,
         "tutoring_sessions": log.tutoring_sessions,
+        "off_pace_share": log.days_off_pace / days,
     })

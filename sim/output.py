@@ -23,7 +23,7 @@ import pandas as pd
 
 import sim
 from sim.figures import draw_all
-from sim.report import summarise
+from sim.report import school_summary, summarise, teacher_summary
 
 STAGING_PREFIX = ".staging-"
 
@@ -67,10 +67,17 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None):
 
 
 def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
-    results.student_years.to_parquet(stage / "student_years.parquet", index=False)
+    files = []
+    for name in ("student_years", "teacher_years", "school_years"):
+        getattr(results, name).to_parquet(stage / f"{name}.parquet", index=False)
+        files.append(f"{name}.parquet")
     summary.to_csv(stage / "summary.csv", index=False, float_format="%.6g")
-    figs = draw_all(summary, stage / "figures")
-    return ["student_years.parquet", "summary.csv",
+    schools = school_summary(results.school_years)
+    teacher_summary(results.teacher_years).to_csv(stage / "teacher_summary.csv", index=False,
+                                                  float_format="%.6g")
+    schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
+    figs = draw_all(summary, stage / "figures", results.teacher_years, schools)
+    return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
             *[str(Path("figures") / f.name) for f in figs]]
 
 
@@ -84,7 +91,8 @@ def _manifest(results, files: list[str], stage: Path, extra: dict | None) -> dic
         "reference": {"seed_note": "statewide reference uses its own fixed seed",
                       "cut_by_grade": _finite(results.reference.cut_by_grade),
                       "fall_sd_by_grade": _finite(results.reference.fall_sd_by_grade)},
-        "rows": {"student_years": int(len(results.student_years))},
+        "rows": {name: int(len(getattr(results, name)))
+                 for name in ("student_years", "teacher_years", "school_years")},
         "python": platform.python_version(),
         "numpy": np.__version__, "pandas": pd.__version__,
         "files": {f: sha256(stage / f) for f in files},

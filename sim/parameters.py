@@ -236,7 +236,98 @@ class AssessmentParams(Strict):
         3000, ge=100, le=100000, description="size of the statewide reference cohort per grade")
 
 
+class EvaluationParams(Strict):
+    """Teacher evaluation: value added on the state test plus an observation."""
+
+    va_weight: float = Field(0.5, ge=0, le=1, description="weight of value added in the "
+                                                            "composite (the rest: observation)")
+    observation_noise_sd: float = Field(
+        1.0, ge=0, le=10, description="SD of observation error (SD of true effects)")
+    rating_cuts: list[float] = Field(
+        default_factory=lambda: [-1.0, -0.25, 1.0],
+        description="composite z cut points between ineffective / developing / effective / "
+                    "highly effective")
+    min_students: int = Field(5, ge=1, le=1000,
+                              description="linked students needed for a value-added estimate")
+
+    @model_validator(mode="after")
+    def _ascending(self):
+        if len(self.rating_cuts) != 3 or sorted(self.rating_cuts) != self.rating_cuts:
+            raise ValueError("rating_cuts must be three ascending numbers")
+        return self
+
+
+class SensemakingParams(Strict):
+    """How teachers respond to accountability: stress, drift, exits, development."""
+
+    target_proficiency: float = Field(
+        0.35, gt=0, le=1, description="the school's accountability target (share proficient)")
+    stress_decay: float = Field(0.5, ge=0, le=1, description="share of last year's stress kept")
+    pressure_stress: float = Field(
+        0.5, ge=0, le=2, description="stress from the school's shortfall (shortfall / target)")
+    low_rating_stress: float = Field(0.3, ge=0, le=2,
+                                     description="stress from an ineffective/developing rating")
+    shared_resentment: float = Field(
+        0.3, ge=0, le=2, description="stress from shared evaluation in a team without trust "
+                                     "(times 1 - trust)")
+    trust_buffer: float = Field(
+        0.6, ge=0, le=1, description="share of stress a fully trusting team absorbs under "
+                                     "shared evaluation")
+    drift_sensitivity: float = Field(
+        0.3, ge=0, le=2, description="share of a teacher's student-days swapped to grade-level "
+                                     "content per unit of stress")
+    max_drift: float = Field(0.5, ge=0, le=1, description="cap on drift (share of student-days)")
+    exit_base: float = Field(0.06, ge=0, le=1, description="yearly exit probability")
+    exit_low_rating: float = Field(0.1, ge=0, le=1,
+                                   description="added exit probability after a low rating")
+    exit_stress: float = Field(0.15, ge=0, le=1,
+                               description="added exit probability per unit of stress")
+    novice_effect_mean: float = Field(
+        -0.08, ge=-1, le=1, description="mean effect of a novice replacement (student SD)")
+    novice_capacity: float = Field(3.0, gt=0, le=50, description="capacity of a novice (paces)")
+    novice_trust: float = Field(0.2, ge=0, le=1, description="trust of a novice in the team")
+    pd_targeted_gain: float = Field(0.6, ge=0, le=10,
+                                    description="capacity gained per year of targeted pacing "
+                                                "PD (paces)")
+    pd_generic_gain: float = Field(0.1, ge=0, le=10,
+                                   description="capacity gained per year of generic PD (paces)")
+    load_reference: float = Field(25, gt=0, le=1000,
+                                  description="load at which capacity is as drawn (students)")
+    load_elasticity: float = Field(
+        0.5, ge=0, le=3, description="effective capacity = capacity x (load_reference / "
+                                     "load)^elasticity")
+    project_based_gain: float = Field(
+        0.3, ge=0, le=3, description="relative capacity gain from project-based structures")
+
+
 Target = Literal["near_cut", "furthest_behind", "all"]
+Response = Literal["test_prep", "tutoring", "raise_floor", "test_prep_days"]
+
+
+class Leaders(Strict):
+    """School leaders' rule-based responses to last year's proficiency."""
+
+    responses: list[Response] = Field(
+        default_factory=lambda: ["test_prep", "tutoring", "raise_floor", "test_prep_days"],
+        min_length=1, description="responses in the order a leader escalates through them")
+    responsiveness: float = Field(
+        3.0, ge=0, le=100, description="P(respond) = 1 - exp(-responsiveness x shortfall / "
+                                       "target)")
+    test_prep_weeks: float = Field(6, gt=0, le=30, description="window a leader asks for (weeks)")
+    tutoring_hours: float = Field(2, gt=0, le=20, description="tutoring a leader adds (h/week)")
+    tutoring_target: Target = Field("near_cut", description="who the added tutoring targets")
+    floor_step: float = Field(1, gt=0, le=12, description="years a raised floor moves up")
+    test_prep_days: int = Field(5, ge=1, le=60,
+                                description="grade-level-only days a leader adds before the test")
+
+
+class ProgramReview(Strict):
+    """The district drops the program where proficiency has not improved in time."""
+
+    after_years: int = Field(3, ge=1, le=30, description="years of the program before review")
+    min_improvement: float = Field(
+        0.05, ge=-1, le=1, description="required gain in the school's share proficient over "
+                                       "the year before the program")
 
 
 class Tutoring(Strict):
@@ -270,7 +361,8 @@ class GradualFloor(Strict):
                        description="0 = rises continuously; N = rises in N equal steps")
 
 
-Pacing = Literal["traditional", "personalized", "grade_level_first"]
+Pacing = Literal["traditional", "personalized", "grade_level_first", "teacher_paced",
+                 "extra_time", "move_on"]
 
 
 class ArmSettings(Strict):
@@ -284,3 +376,22 @@ class ArmSettings(Strict):
                                    description="grade-level-only weeks before the state test")
     gradual_floor: GradualFloor | None = None
     tutoring: Tutoring | None = None
+    evaluation: Literal["teacher_of_record", "shared"] = Field(
+        "teacher_of_record", description="teacher of record, or the team's estimate for all")
+    trust: float = Field(0.5, ge=0, le=1, description="mean trust within teams (prior "
+                                                      "working relationships)")
+    pd: Literal["none", "generic", "targeted"] = Field("none", description="yearly PD")
+    leaders: Leaders | None = None
+    review: ProgramReview | None = None
+    limit_paces: bool = Field(False, description="teachers run at most their effective "
+                                                 "capacity of distinct paces; the rest of their "
+                                                 "students follow the common pace")
+    teacher_load: float | None = Field(
+        None, gt=0, le=1000, description="students a teacher carries across sections "
+                                         "(default: their class or room share)")
+    project_based: bool = Field(False, description="project-based structures raise capacity")
+    move_on_days: int = Field(5, ge=1, le=60,
+                              description="move_on pacing: days on a skill before moving on")
+    advisory_hours_per_week: float = Field(
+        0, ge=0, le=20, description="advisory/extended-day catch-up time for students behind "
+                                    "the common pace (h/week)")

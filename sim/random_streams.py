@@ -35,6 +35,11 @@ STREAMS = (
     "summer",          # summer loss (keys: year)
     "tutor_learn",     # tutoring-session learning (keys: year, day)
     "tutor_backfill",  # tutoring-session backfill (keys: year, day)
+    "drift",           # which supervised student-days a drifting teacher swaps (keys: year, day)
+    "evaluation",      # observation error (keys: year)
+    "exits",           # which teachers leave (keys: year)
+    "novices",         # replacement teachers (keys: year)
+    "leaders",         # whether a leader responds (keys: year)
 )
 
 

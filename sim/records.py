@@ -39,6 +39,7 @@ class Record:
         self.advanced = np.zeros(n, bool)           # frontier skill just marked mastered
         self.run = np.zeros(n, np.int8)  # on streak_skill: +k passes in a row, -k failures
         self.streak_skill = np.full(n, NO_SKILL, np.int16)
+        self.days_on = np.zeros(n, np.int16)        # days in a row on streak_skill
 
     @property
     def streak(self) -> np.ndarray:
@@ -134,15 +135,26 @@ class Record:
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True
         self.run[slots] = 0
+        self.days_on[slots] = 0
         self.streak_skill[slots] = NO_SKILL
 
     def exit_slips(self, slots: np.ndarray, skills: np.ndarray, passed: np.ndarray,
-                   prereqs: np.ndarray, mastery_streak: int, fail_limit: int) -> None:
-        """Update streaks from the day's exit slips and act on them."""
-        prev = np.where(self.streak_skill[slots] == skills, self.run[slots], 0)
+                   prereqs: np.ndarray, mastery_streak: int, fail_limit: int,
+                   move_on: np.ndarray | None = None) -> None:
+        """Update streaks from the day's exit slips and act on them.
+
+        ``move_on``: per slot, days on one skill after which the record marks it
+        done whatever the slips say (move-on pacing); None for none.
+        """
+        same = self.streak_skill[slots] == skills
+        prev = np.where(same, self.run[slots], 0)
         self.streak_skill[slots] = skills
         run = np.where(passed, np.maximum(prev, 0) + 1, np.minimum(prev, 0) - 1)
         mastered = run >= mastery_streak
+        if move_on is not None:
+            days = np.where(same, self.days_on[slots] + 1, 1)
+            mastered |= days >= move_on
+            self.days_on[slots] = np.where(mastered, 0, days)
         send_back = run <= -fail_limit
         self._mark(slots[mastered], skills[mastered], True)
         at_frontier = mastered & (skills == self.frontier[slots])

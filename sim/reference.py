@@ -46,7 +46,7 @@ class StateReference:
 
 
 _MECHANISMS = ("population", "teachers", "curriculum", "calendar", "learning", "affect",
-               "assessment")
+               "assessment", "evaluation", "sensemaking")
 
 
 def state_reference(scenario) -> StateReference:
@@ -109,7 +109,8 @@ def impact_cut(scores: np.ndarray, share: float) -> float:
 class _Pending:
     """Stand-in while the reference itself runs (it needs no cut)."""
 
-    cut_by_grade = fall_sd_by_grade = None
+    cut_by_grade = np.full(64, np.nan)
+    fall_sd_by_grade = np.ones(64)
 
     @staticmethod
     def cut_level_offset(grade):

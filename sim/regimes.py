@@ -133,6 +133,23 @@ class TraditionalPacing(Pacing):
         return skill, modality
 
 
+@dataclass
+class ExtraTime(Pacing):
+    """Michigan 'extra time' pacing: students behind the class's pacing skill keep
+    working on their first grade-level skill the record lacks (extra time); no
+    one works ahead of the class."""
+
+    def assign(self, model, slots, lo, hi, day):
+        cur, cal = model.curriculum, model.params.calendar
+        pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
+        start = cur.first_skill(model.students.grade[slots]).astype(np.int64)
+        pace = start + pos
+        behind = model.record.frontier_from(slots, start)
+        skill = np.minimum(behind, pace)
+        modality = np.where(skill < pace, SMALL_GROUP, WHOLE_CLASS).astype(np.int8)
+        return skill, modality
+
+
 def rotating_modality(slots: np.ndarray, day: int) -> np.ndarray:
     """The playlist balances modalities: each student rotates small group, peer, software."""
     return (SMALL_GROUP + (slots + day) % 3).astype(np.int8)
@@ -147,7 +164,13 @@ def review_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
 
 @dataclass
 class Playlist(Pacing):
-    """Each student works on their frontier: the first skill in range not shown mastered."""
+    """Each student works on their frontier: the first skill in range not shown mastered.
+
+    ``move_on_days``: if set, the record marks a skill done after that many
+    days on it, mastered or not (Michigan 'move on regardless of mastery').
+    """
+
+    move_on_days: int | None = None
 
     def assign(self, model, slots, lo, hi, day):
         f = model.record.frontier_from(slots, lo)
@@ -202,6 +225,41 @@ def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
     return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)
 
 
+def common_pace_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
+    """The grade-level pacing guide's skill for the day (the class's common pace)."""
+    cur, cal = model.curriculum, model.params.calendar
+    pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
+    return cur.first_skill(model.students.grade[slots]).astype(np.int64) + pos
+
+
+def limit_paces(teacher: np.ndarray, skills: np.ndarray, common: np.ndarray,
+                capacity: np.ndarray, skills_per_unit: int) -> np.ndarray:
+    """Keep each teacher's students within the teacher's capacity of distinct paces.
+
+    A teacher runs the common pace plus their most populated other units, up
+    to ``floor(capacity)`` paces in all; students in any other unit join the
+    common pace. Returns the adjusted skills.
+    """
+    unit = skills // skills_per_unit
+    off = unit != common // skills_per_unit
+    if not off.any():
+        return skills
+    t, u = teacher[off], unit[off]
+    pairs, inverse, counts = np.unique(t * 100_000 + u, return_inverse=True, return_counts=True)
+    pair_teacher = pairs // 100_000
+    # rank units within each teacher by how many students they hold (most first)
+    order = np.lexsort((-counts, pair_teacher))
+    rank = np.empty(order.size, np.int64)
+    first = np.searchsorted(pair_teacher[order], pair_teacher[order])
+    rank[order] = np.arange(order.size) - first
+    allowed = np.floor(capacity[pair_teacher]).astype(np.int64) - 1  # one pace is the common
+    keep = rank[inverse] < allowed[inverse]
+    out = skills.copy()
+    idx = np.flatnonzero(off)[~keep]
+    out[idx] = common[idx]
+    return out
+
+
 # --- supplements ----------------------------------------------------------------------
 @dataclass
 class Tutoring:
@@ -247,6 +305,20 @@ class Tutoring:
         return mask
 
 
+@dataclass
+class Advisory:
+    """Advisory or extended-day time: students whose record is behind the common
+    pace work on their first missing grade-level skill (catch-up sessions)."""
+
+    hours_per_week: float
+    session_hours: float = 1.0
+    days_per_week: int = 5
+
+    def session_on(self, day: int) -> bool:
+        per_day = self.hours_per_week / self.session_hours / self.days_per_week
+        return math.floor((day + 1) * per_day) > math.floor(day * per_day)
+
+
 # --- the composition ------------------------------------------------------------------
 @dataclass
 class Regime:
@@ -256,10 +328,16 @@ class Regime:
     pacing: Pacing
     limits: list = field(default_factory=list)
     supplements: list = field(default_factory=list)
+    limit_paces: bool = False
 
     @property
     def personalized(self) -> bool:
-        return not isinstance(self.pacing, TraditionalPacing)
+        """Whether students follow individual paths (and so work in team rooms)."""
+        return not isinstance(self.pacing, TraditionalPacing | ExtraTime)
+
+    @property
+    def move_on_days(self) -> int | None:
+        return getattr(self.pacing, "move_on_days", None)
 
     def bounds_years(self, day: int) -> tuple[float, float]:
         """(floor, ceiling) in years relative to grade on ``day``; the tightest wins."""
@@ -288,13 +366,15 @@ def skill_bounds(model, slots, floor: float, ceiling: float):
 
 def build_regime(arm, calendar, assessment) -> Regime:
     """The regime an arm's settings describe (see ``sim.parameters.ArmSettings``)."""
-    if arm.pacing == "traditional":
-        pacing: Pacing = TraditionalPacing(assessment.extension_share,
-                                           assessment.remediation_share)
-    elif arm.pacing == "personalized":
-        pacing = Playlist()
-    else:
-        pacing = GradeLevelFirst()
+    pacing: Pacing = {
+        "traditional": lambda: TraditionalPacing(assessment.extension_share,
+                                                 assessment.remediation_share),
+        "teacher_paced": lambda: TraditionalPacing(0.0, 0.0),
+        "personalized": Playlist,
+        "move_on": lambda: Playlist(move_on_days=arm.move_on_days),
+        "extra_time": ExtraTime,
+        "grade_level_first": GradeLevelFirst,
+    }[arm.pacing]()
     limits: list = []
     if arm.floor is not None or arm.ceiling is not None:
         limits.append(FloorCeiling(_or_inf(arm.floor), _or_inf(arm.ceiling)))
@@ -311,7 +391,10 @@ def build_regime(arm, calendar, assessment) -> Regime:
         t = arm.tutoring
         supplements.append(Tutoring(t.hours_per_week, t.target, t.share, t.session_hours,
                                     t.effectiveness, calendar.days_per_week))
-    return Regime(arm.label, pacing, limits, supplements)
+    if arm.advisory_hours_per_week > 0:
+        supplements.append(Advisory(arm.advisory_hours_per_week,
+                                    days_per_week=calendar.days_per_week))
+    return Regime(arm.label, pacing, limits, supplements, arm.limit_paces)
 
 
 def traditional_regime(assessment) -> Regime:

@@ -105,6 +105,49 @@ def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = Non
     return pd.DataFrame(out)
 
 
+def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: how ratings track true effects, turnover and stress (95% intervals across
+    replicates)."""
+    from sim.evaluation import run_metrics
+
+    per_rep = []
+    for (arm, rep), g in teacher_years.groupby(["arm", "replicate"], observed=True):
+        rec = {"arm": arm, "replicate": rep, **run_metrics(g),
+               "exit_rate": g.exited.mean(), "stress": g.stress.mean(), "drift": g.drift.mean(),
+               "novice_share": g.novice.mean()}
+        per_rep.append(rec)
+    reps = pd.DataFrame(per_rep)
+    out = []
+    for arm, g in reps.groupby("arm", observed=True, sort=False):
+        rec = {"arm": arm, "replicates": len(g)}
+        for m in ("corr_estimate_true", "year_to_year_corr", "misclassified", "exit_rate",
+                  "stress", "drift", "novice_share"):
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def school_summary(school_years: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x year: share of schools with a test-prep window, tutoring and the program
+    active, and mean proficiency and growth (means across replicates)."""
+    s = school_years.assign(window=school_years.test_prep_weeks > 0,
+                            tutored=school_years.tutoring > 0,
+                            responded=school_years.response != "")
+    per_rep = s.groupby(["arm", "year", "replicate"], observed=True).agg(
+        window_share=("window", "mean"), tutoring_share=("tutored", "mean"),
+        program_active_share=("program_active", "mean"), responded_share=("responded", "mean"),
+        dropped=("dropped", "sum"), proficiency=("proficiency", "mean"),
+        mean_growth_sd=("mean_growth_sd", "mean")).reset_index()
+    out = []
+    for (arm, year), g in per_rep.groupby(["arm", "year"], observed=True):
+        rec = {"arm": arm, "year": year, "replicates": len(g)}
+        for m in ("window_share", "tutoring_share", "program_active_share", "responded_share",
+                  "proficiency", "mean_growth_sd"):
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
 # --- plain words --------------------------------------------------------------------
 def _ci(mean, lo, hi, pct=False, signed=False) -> str:
     f = 100.0 if pct else 1.0

@@ -18,6 +18,8 @@ from sim.model import District
 from sim.random_streams import replicate_seed
 from sim.reference import StateReference, state_reference
 
+TABLES = ("student_years", "teacher_years", "school_years")
+
 
 @dataclass
 class Results:
@@ -27,10 +29,12 @@ class Results:
     student_years: pd.DataFrame
     reference: StateReference
     seeds: dict = field(default_factory=dict)
+    teacher_years: pd.DataFrame = field(default_factory=pd.DataFrame)
+    school_years: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def run_arm(scenario, arm_index: int, replicate: int, reference=None) -> pd.DataFrame:
-    """All years of one arm in one replicate."""
+def run_arm(scenario, arm_index: int, replicate: int, reference=None) -> dict[str, pd.DataFrame]:
+    """All years of one arm in one replicate: its student, teacher and school tables."""
     arm = scenario.arms[arm_index]
     model = District(scenario, arm, replicate, reference)
     return model.run()
@@ -62,15 +66,21 @@ def run(scenario, workers: int | None = 1, progress: bool = False) -> Results:
     tasks = [(scenario, a, r, reference) for r in range(scenario.replicates)
              for a in range(len(scenario.arms))]
     n_workers = min(resolve_workers(workers), len(tasks))
-    frames = list(_iterate(tasks, n_workers, progress))
-    rows = pd.concat(frames, ignore_index=True)
-    rows["arm"] = pd.Categorical(rows["arm"], categories=[a.label for a in scenario.arms])
+    parts = list(_iterate(tasks, n_workers, progress))
+    labels = [a.label for a in scenario.arms]
+    tables = {}
+    for name in TABLES:
+        t = pd.concat([p[name] for p in parts], ignore_index=True)
+        t["arm"] = pd.Categorical(t["arm"], categories=labels)
+        tables[name] = t
+    rows = tables["student_years"]
     seeds = {"seed": scenario.seed,
              "replicate_entropy": {r: str(replicate_seed(scenario.seed, r).entropy)
                                    for r in range(scenario.replicates)},
              "replicate_spawn_key": {r: list(replicate_seed(scenario.seed, r).spawn_key)
                                      for r in range(scenario.replicates)}}
-    return Results(scenario, rows, reference, seeds)
+    return Results(scenario, rows, reference, seeds, tables["teacher_years"],
+                   tables["school_years"])
 
 
 def _iterate(tasks, n_workers: int, progress: bool):

@@ -20,8 +20,10 @@ from sim.parameters import (
     CalendarParams,
     CurriculumParams,
     DistrictParams,
+    EvaluationParams,
     LearningParams,
     PopulationParams,
+    SensemakingParams,
     Strict,
     TeacherParams,
 )
@@ -45,6 +47,8 @@ class Scenario(Strict):
     learning: LearningParams = Field(default_factory=LearningParams)
     affect: AffectParams = Field(default_factory=AffectParams)
     assessment: AssessmentParams = Field(default_factory=AssessmentParams)
+    evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
+    sensemaking: SensemakingParams = Field(default_factory=SensemakingParams)
     arms: list[ArmSettings] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -80,6 +84,9 @@ class Scenario(Strict):
                     f"grade_level_day={end}, days={cal.days})")
         if arm.pacing == "traditional" and (arm.floor is not None or gf is not None):
             raise ValueError(f"arm '{arm.label}': floors apply to personalized pacing only")
+        if arm.evaluation == "shared" and arm.pacing in ("traditional", "teacher_paced"):
+            raise ValueError(f"arm '{arm.label}': shared evaluation needs team rooms, which "
+                             "personalized pacing sets up (not traditional or teacher_paced)")
 
 
 def _format_error(path: str, err: ValidationError) -> str:

@@ -18,7 +18,9 @@ class School(Agent):
         index: position in the district's school list.
         grades: grades served.
         program_grades: grades where the arm's regime applies.
-        regime: the regime in force in the program grades.
+        regime: the regime in force in the program grades (a leader's responses
+            replace it with a changed copy).
+        program_active: whether the program still runs here.
     """
 
     def __init__(self, model, index: int, grades: list[int], program_grades: list[int], regime):
@@ -27,6 +29,8 @@ class School(Agent):
         self.grades = list(grades)
         self.program_grades = list(program_grades)
         self.regime = regime
+        self.program_active = True  # False once the district drops the program here
+        self.next_response = 0      # the leader's place in their escalation list
 
     def students(self) -> np.ndarray:
         """Slots of the students enrolled in this school."""

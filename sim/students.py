@@ -54,6 +54,7 @@ class StudentState:
     anxiety_base: np.ndarray = field(init=False)     # float32
     attendance: np.ndarray = field(init=False)       # float32, P(present on a day)
     baseline_offset: np.ndarray = field(init=False)  # float32, years vs grade at entry
+    prior_state_score: np.ndarray = field(init=False)  # float32, last year's state score
     entry_year: np.ndarray = field(init=False)       # int16, first simulated year
 
     def __post_init__(self):
@@ -70,6 +71,7 @@ class StudentState:
                      "anxiety_base", "attendance", "baseline_offset"):
             setattr(self, name, np.zeros(n, np.float32))
         self.entry_year = np.zeros(n, np.int16)
+        self.prior_state_score = np.full(n, np.nan, np.float32)
 
     def view(self, slot: int) -> Student:
         """A read-only view of one student, for inspection and notebooks."""

@@ -51,6 +51,8 @@ from sim.scenario import (
 )
 
 Design = Literal["grid", "random", "latin", "sobol", "morris"]
+RESERVED = {"seed": "set the sweep's own seed instead (each run's streams derive from it)",
+            "replicates": "set the sweep's own replicates instead (each run is one replicate)"}
 OUTCOMES = METRICS  # recorded per arm x year x start band
 
 
@@ -106,6 +108,7 @@ class Sweep(Strict):
                                                              "power of 2; morris: trajectories)")
     replicates: int = Field(1, ge=1, le=1000)
     seed: int = Field(0, ge=0, lt=2**63)
+    morris_levels: int = Field(4, ge=2, le=100, description="grid levels of a Morris design")
     common_random_numbers: bool = Field(True, description="every sample uses the same "
                                                           "replicate streams")
     outcomes: list[str] = Field(default_factory=lambda: list(OUTCOMES))
@@ -124,8 +127,12 @@ class Sweep(Strict):
                    p.high - p.low < 1]
             if bad:
                 raise ValueError(f"integer ranges narrower than 1: {bad}")
-        if self.design == "sobol" and self.samples & (self.samples - 1):
-            raise ValueError(f"sobol samples must be a power of 2 (got {self.samples})")
+        if self.design == "sobol" and (self.samples < 2 or self.samples & (self.samples - 1)):
+            raise ValueError(f"sobol samples must be a power of 2, at least 2 (got "
+                             f"{self.samples})")
+        if self.design == "morris" and self.samples < 2:
+            raise ValueError(f"morris samples (trajectories) must be at least 2 (got "
+                             f"{self.samples})")
         return self
 
     def problem(self) -> dict:
@@ -147,6 +154,7 @@ def load_sweep(path: str | Path) -> tuple[Sweep, Any]:
     except ValidationError as err:
         raise ScenarioError(_format_error(str(path), err)) from None
     base = base_data(sweep, path)
+    _check_paths_exist(sweep, str(path))
     design = design_matrix(sweep)
     for row in _unique_rows(design):
         scenario_for(sweep, base, row, str(path))
@@ -156,6 +164,8 @@ def load_sweep(path: str | Path) -> tuple[Sweep, Any]:
 def base_data(sweep: Sweep, sweep_path: Path) -> dict:
     """The base scenario as data, with the sweep's overrides and arms applied."""
     base_path = (sweep_path.parent / sweep.base).resolve()
+    if not base_path.is_file():
+        raise ScenarioError(f"{sweep_path}: base: no scenario file at {base_path}")
     data = read_toml(base_path)
     source = f"{sweep_path} (base {sweep.base})"
     for text in sweep.overrides:
@@ -174,16 +184,17 @@ def scenario_for(sweep: Sweep, base: dict, row: np.ndarray, source: str = "<swee
             apply_override(data, p.path.split("."), p.value(x), source)
         except ScenarioError as err:
             raise ScenarioError(f"{source}: parameter '{p.path}': {err}") from None
-    _check_paths_exist(sweep, base, source)
     data["seed"], data["replicates"] = sweep.seed, 1
     return validate_scenario(data, f"{source} (parameter values {_describe(sweep, row)})")
 
 
-def _check_paths_exist(sweep: Sweep, base: dict, source: str) -> None:
+def _check_paths_exist(sweep: Sweep, source: str) -> None:
     """A varied path must name a field of the scenario schema (not invent a section)."""
     from sim.scenario import Scenario
 
     for p in sweep.parameters:
+        if p.path in RESERVED:
+            raise ScenarioError(f"{source}: parameter '{p.path}': {RESERVED[p.path]}")
         node: Any = Scenario
         parts = p.path.split(".")
         for i, part in enumerate(parts):
@@ -241,7 +252,7 @@ def design_matrix(sweep: Sweep) -> np.ndarray:
         from SALib.sample import sobol
         return sobol.sample(problem, sweep.samples, calc_second_order=False, seed=seed)
     from SALib.sample import morris
-    return morris.sample(problem, sweep.samples, seed=seed)
+    return morris.sample(problem, sweep.samples, num_levels=sweep.morris_levels, seed=seed)
 
 
 def experiments(sweep: Sweep, design: np.ndarray) -> pd.DataFrame:
@@ -269,7 +280,8 @@ def run_one(scenario, stream_key: int, run_id: int, outcomes: list[str]) -> pd.D
     """Every arm of one run; its outcomes per arm x year x start band."""
     from sim.runner import run_arm
 
-    frames = [run_arm(scenario, a, stream_key) for a in range(len(scenario.arms))]
+    frames = [run_arm(scenario, a, stream_key)["student_years"]
+              for a in range(len(scenario.arms))]
     rows = pd.concat(frames, ignore_index=True)
     rows["arm"] = pd.Categorical(rows["arm"], categories=[a.label for a in scenario.arms])
     out = replicate_means(rows, outcomes)
@@ -315,6 +327,8 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
     """Create or check the output folder; return the experiments table."""
     fingerprint = sweep_fingerprint(sweep, base)
     manifest_path = out / "manifest.json"
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()):
         if not resume:
             raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to continue "

@@ -39,6 +39,21 @@ class Teacher(Agent):
         self.room = -1
         self.load = 0.0
 
+    @property
+    def stress(self) -> float:
+        """Stress from evaluation pressure (0-1), after the last evaluation."""
+        return float(self.model.accountability.stress[self.index])
+
+    @property
+    def trust(self) -> float:
+        """Trust in the team (0-1)."""
+        return float(self.model.accountability.trust[self.index])
+
+    @property
+    def drift(self) -> float:
+        """Share of supervised student-days swapped to grade-level content this year."""
+        return float(self.model.accountability.drift[self.index])
+
     def students(self) -> np.ndarray:
         """Slots of the students this teacher is teacher of record for this year."""
         return np.flatnonzero(self.model.students.teacher == self.index)

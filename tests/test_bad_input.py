@@ -121,7 +121,7 @@ SCENARIO_CASES = [
          ("district.program_grades", "valid list")),
     Case("unknown_pacing",
          edit(TRADITIONAL, TRADITIONAL.replace('= "traditional"\n', '= "fast"\n')),
-         ("arms.0.pacing", "'traditional', 'personalized' or 'grade_level_first'")),
+         ("arms.0.pacing", "'traditional', 'personalized', 'grade_level_first'")),
     Case("label_with_space", edit('label = "floor3"', 'label = "floor 3"'),
          ("arms.1.label", "pattern")),
     # NaN and infinity

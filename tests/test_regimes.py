@@ -37,8 +37,8 @@ def capture(sc):
     log = {k: [] for k in ("day", "slot", "skill", "grade", "believed")}
     original = model._assign
 
-    def spy(present):
-        skills, modality = original(present)
+    def spy(present, teacher):
+        skills, modality = original(present, teacher)
         prog = model.in_program[present]
         log["day"].append(np.full(prog.sum(), model.day))
         log["slot"].append(present[prog])

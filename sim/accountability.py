@@ -1,0 +1,216 @@
+"""The year's end under accountability: evaluation, sensemaking, leaders, review, turnover.
+
+``Accountability`` keeps the teachers' behavioural state as arrays indexed by
+teacher (effect, capacity, trust, stress, drift, novice, person id) and, once a
+year after the state test, in this order:
+
+1. evaluates every teacher (``sim.evaluation``), teacher of record or shared;
+2. updates stress and next year's drift (``sim.sensemaking``);
+3. records the school-year: proficiency, growth and the policies in force;
+4. lets each school's leader respond to a shortfall (``sim.leaders``) and the
+   district review the program (from the first program year on);
+5. replaces teachers who leave with novices, and adds a year of PD.
+
+During the burn-in years teachers are evaluated and may leave, but no
+program exists yet; the burn-in's last year gives each school's "before"
+proficiency for the program review.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim import leaders, sensemaking
+from sim.evaluation import RATINGS, evaluate, rating_of, residuals
+
+TRUST_SD = 0.1  # spread of teachers' trust around their team's mean
+
+
+class Accountability:
+    """Teachers' evaluation and behaviour, leaders and the program review for one district."""
+
+    def __init__(self, model):
+        self.model = model
+        t = model.teachers
+        self.effect = np.array([x.effect for x in t])
+        self.capacity = np.array([x.capacity for x in t])
+        rng = model.streams.at("teachers", 1)
+        self.trust = np.clip(model.arm.trust + TRUST_SD * rng.standard_normal(len(t)), 0, 1)
+        self.stress = np.zeros(len(t))
+        self.drift = np.zeros(len(t))
+        self.novice = np.zeros(len(t), bool)
+        self.person = np.arange(len(t))
+        self.next_person = len(t)
+        self.load = np.zeros(len(t))
+        self.capacity_eff = self.capacity.copy()
+        n_s = len(model.schools)
+        self.before = np.full(n_s, np.nan)
+        self.years_active = np.zeros(n_s, int)
+
+    # --- during the year ----------------------------------------------------------
+    def start_year(self) -> None:
+        """Loads and effective capacities for the year (after rooms are set)."""
+        m = self.model
+        self.load = np.array([t.load for t in m.teachers], float)
+        if m.arm.teacher_load is not None:
+            program = np.isin([t.grade for t in m.teachers], m.params.district.program_grades)
+            self.load = np.where(program, m.arm.teacher_load, self.load)
+        self.capacity_eff = sensemaking.effective_capacity(
+            self.capacity, self.load, m.arm.project_based, m.params.sensemaking)
+
+    # --- after the last day -------------------------------------------------------
+    def end_of_year(self, students: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Run the year-end processes; return (teacher_years, school_years) rows."""
+        m = self.model
+        prof_school, prof_program = self._proficiency()
+        ev = self._evaluate()
+        drift_now, novice_now = self.drift.copy(), self.novice.copy()
+        pressure = self._pressure(prof_school)
+        shared = self._shared() & (self._teams() >= 0)
+        sp = m.params.sensemaking
+        self.stress = sensemaking.update_stress(self.stress, pressure, ev.rating, self.trust,
+                                                shared, sp)
+        self.drift = sensemaking.drift_of(self.stress, sp)
+        exits = (m.streams.at("exits", m.year).random(self.effect.size)
+                 < sensemaking.exit_probability(self.stress, ev.rating, sp))
+        if m.burning_in:
+            self.before = prof_program
+            teachers = schools = pd.DataFrame()
+        else:
+            teachers = self._teacher_rows(ev, drift_now, novice_now, exits)
+            schools = self._school_rows(students, prof_program)
+            self._leaders_and_review(prof_program, schools)
+            self._develop()
+        self._replace(exits)
+        m.students.prior_state_score[:] = m.log.state_score
+        return teachers, schools
+
+    def _proficiency(self) -> tuple[np.ndarray, np.ndarray]:
+        """Share proficient per school: all tested grades, and the program grades."""
+        m = self.model
+        st, score = m.students, m.log.state_score
+        cut = m.reference.cut_by_grade
+        tested = np.isfinite(score)
+        prof = np.zeros(st.n)
+        prof[tested] = score[tested] >= cut[st.grade[tested]]
+        program = tested & np.isin(st.grade, m.params.district.program_grades)
+        n_s = len(m.schools)
+        return _share(prof, tested, st.school, n_s), _share(prof, program, st.school, n_s)
+
+    def _evaluate(self):
+        m = self.model
+        st = m.students
+        resid = residuals(m.log.state_score, st.prior_state_score, st.grade)
+        rng = m.streams.at("evaluation", m.year)
+        z = self.effect / max(m.params.teachers.effect_sd, 1e-9)
+        return evaluate(resid, st.teacher, st.room, self._teams(), bool(self._shared()), z, rng,
+                        m.params.evaluation)
+
+    def _teams(self) -> np.ndarray:
+        return np.array([t.room for t in self.model.teachers])
+
+    def _shared(self) -> bool:
+        return self.model.arm.evaluation == "shared" and not self.model.burning_in
+
+    def _pressure(self, prof_school: np.ndarray) -> np.ndarray:
+        """Each teacher's school shortfall as a share of the target (0-1)."""
+        target = self.model.params.sensemaking.target_proficiency
+        short = np.clip((target - np.nan_to_num(prof_school, nan=target)) / target, 0, 1)
+        return short[[t.school for t in self.model.teachers]]
+
+    # --- rows ---------------------------------------------------------------------
+    def _teacher_rows(self, ev, drift_now, novice_now, exits) -> pd.DataFrame:
+        m = self.model
+        cuts = m.params.evaluation.rating_cuts
+        true_z = self.effect / max(m.params.teachers.effect_sd, 1e-9)
+        t = m.teachers
+        return pd.DataFrame({
+            "arm": m.arm.label, "replicate": m.replicate, "year": m.reported_year,
+            "school": [x.school for x in t], "teacher": np.arange(len(t)),
+            "person": self.person.copy(), "grade": [x.grade for x in t],
+            "team": self._teams(), "evaluation": m.arm.evaluation,
+            "true_effect": self.effect.copy(), "va_estimate": ev.va_estimate,
+            "observation": ev.observation, "composite": ev.composite,
+            "rating": pd.Categorical(np.asarray(RATINGS)[ev.rating], categories=RATINGS),
+            "true_rating": pd.Categorical(np.asarray(RATINGS)[rating_of(true_z, cuts)],
+                                          categories=RATINGS),
+            "linked_students": ev.linked, "stress": self.stress.copy(),
+            "trust": self.trust.copy(), "drift": drift_now, "exited": exits,
+            "novice": novice_now, "capacity": self.capacity_eff.copy(), "load": self.load.copy(),
+        })
+
+    def _school_rows(self, students: pd.DataFrame, prof_program: np.ndarray) -> pd.DataFrame:
+        m = self.model
+        prog = students[students.in_program] if len(students) else students
+        growth = prog.groupby("school").growth_sd.mean() if len(prog) else pd.Series(dtype=float)
+        dpw = m.params.calendar.days_per_week
+        rows = []
+        for s in m.schools:
+            regime = s.regime if s.program_active else m.base_regime
+            floor = leaders.current_floor(regime)
+            rows.append({
+                "arm": m.arm.label, "replicate": m.replicate, "year": m.reported_year,
+                "school": s.index, "proficiency": prof_program[s.index],
+                "mean_growth_sd": float(growth.get(s.index, np.nan)),
+                "test_prep_weeks": leaders.window_days(regime) / dpw,
+                "floor": np.nan if np.isinf(floor) else floor,
+                "tutoring": leaders.tutoring_hours(regime),
+                "program_active": s.program_active, "response": "", "dropped": False})
+        return pd.DataFrame(rows)
+
+    # --- leaders, review, turnover, development ------------------------------------
+    def _leaders_and_review(self, prof_program: np.ndarray, rows: pd.DataFrame) -> None:
+        m = self.model
+        arm, cal = m.arm, m.params.calendar
+        target = m.params.sensemaking.target_proficiency
+        u = m.streams.at("leaders", m.year).random(len(m.schools))
+        for s in m.schools:
+            if not s.program_active:
+                continue
+            self.years_active[s.index] += 1
+            if leaders.fails_review(self.years_active[s.index], prof_program[s.index],
+                                    self.before[s.index], arm.review):
+                s.program_active = False
+                rows.loc[s.index, "dropped"] = True
+                continue
+            short = max(0.0, target - np.nan_to_num(prof_program[s.index], nan=target)) / target
+            if (arm.leaders is not None and s.next_response < len(arm.leaders.responses)
+                    and leaders.responds(short, u[s.index], arm.leaders.responsiveness)):
+                action = arm.leaders.responses[s.next_response]
+                s.regime = leaders.apply_response(s.regime, action, arm.leaders, cal)
+                s.next_response += 1
+                rows.loc[s.index, "response"] = action
+
+    def _develop(self) -> None:
+        m = self.model
+        gain = sensemaking.pd_gain(m.arm.pd, m.params.sensemaking)
+        program = np.isin([t.grade for t in m.teachers], m.params.district.program_grades)
+        self.capacity = self.capacity + gain * program
+
+    def _replace(self, exits: np.ndarray) -> None:
+        """Teachers who leave are replaced by novices in the same classroom."""
+        m = self.model
+        self.novice[:] = False
+        idx = np.flatnonzero(exits)
+        if idx.size == 0:
+            return
+        sp, tp = m.params.sensemaking, m.params.teachers
+        rng = m.streams.at("novices", m.year)
+        self.effect[idx] = rng.normal(sp.novice_effect_mean, tp.effect_sd, idx.size)
+        self.capacity[idx] = np.maximum(1.0, rng.normal(sp.novice_capacity,
+                                                        tp.capacity_sd / 2, idx.size))
+        self.trust[idx], self.stress[idx], self.drift[idx] = sp.novice_trust, 0.0, 0.0
+        self.novice[idx] = True
+        self.person[idx] = self.next_person + np.arange(idx.size)
+        self.next_person += idx.size
+        for i in idx:
+            t = m.teachers[i]
+            t.effect, t.capacity, t.experience = float(self.effect[i]), float(self.capacity[i]), 0
+
+
+def _share(values: np.ndarray, mask: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    count = np.bincount(group[mask], minlength=n)
+    total = np.bincount(group[mask], weights=values[mask], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count

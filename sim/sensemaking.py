@@ -1,0 +1,61 @@
+"""Teachers making sense of accountability: stress, drift, exits, development.
+
+Once a year, after the evaluation:
+
+* **stress** = ``stress_decay`` x last year's + ``pressure_stress`` x the
+  school's shortfall from its target (as a share of the target) +
+  ``low_rating_stress`` if rated ineffective or developing. Under shared
+  evaluation a team member's stress is buffered by trust (times
+  ``1 - trust_buffer x trust``) and raised by resentment where trust is low
+  (``shared_resentment x (1 - trust)``). Clipped to [0, 1].
+* **drift** = ``min(max_drift, drift_sensitivity x stress)``: next year, the
+  share of the teacher's supervised student-days on which they swap the
+  playlist's skill for the grade-level pacing skill (fidelity lost under
+  pressure).
+* **exit** with probability ``exit_base + exit_low_rating [low rating] +
+  exit_stress x stress``; the replacement is a novice (lower mean effect and
+  capacity, little trust).
+* **development**: targeted pacing PD adds ``pd_targeted_gain`` paces of
+  capacity a year, generic PD ``pd_generic_gain``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOW_RATING = 1  # developing or below
+
+
+def update_stress(stress, pressure, rating, trust, shared, p) -> np.ndarray:
+    """Next year's stress (0-1) per teacher.
+
+    Args:
+        pressure: the teacher's school shortfall as a share of the target (0-1).
+        rating: this year's rating (0..3).
+        shared: whether the teacher is evaluated with a team.
+    """
+    s = (p.stress_decay * stress + p.pressure_stress * pressure
+         + p.low_rating_stress * (rating <= LOW_RATING))
+    s = np.where(shared, s * (1 - p.trust_buffer * trust) + p.shared_resentment * (1 - trust), s)
+    return np.clip(s, 0.0, 1.0)
+
+
+def drift_of(stress: np.ndarray, p) -> np.ndarray:
+    """Share of supervised student-days swapped to grade-level content."""
+    return np.minimum(p.max_drift, p.drift_sensitivity * stress)
+
+
+def exit_probability(stress: np.ndarray, rating: np.ndarray, p) -> np.ndarray:
+    return np.clip(p.exit_base + p.exit_low_rating * (rating <= LOW_RATING)
+                   + p.exit_stress * stress, 0.0, 1.0)
+
+
+def pd_gain(pd: str, p) -> float:
+    """Capacity gained per year of professional development (paces)."""
+    return {"targeted": p.pd_targeted_gain, "generic": p.pd_generic_gain}.get(pd, 0.0)
+
+
+def effective_capacity(capacity: np.ndarray, load: np.ndarray, project_based: bool, p):
+    """Paces a teacher runs well, given load (students) and structures."""
+    eff = capacity * (p.load_reference / np.maximum(load, 1.0)) ** p.load_elasticity
+    return eff * (1.0 + p.project_based_gain) if project_based else eff
