@@ -107,6 +107,13 @@ class Accountability:
         return evaluate(resid, st.teacher, st.room, self._teams(), bool(self._shared()), z, rng,
                         m.params.evaluation)
 
+    def _on_playlist(self) -> np.ndarray:
+        """Teachers whose students followed a personalized regime this year (drift applies)."""
+        m = self.model
+        st = m.students
+        personal = np.bincount(st.teacher[m.personal], minlength=self.effect.size)
+        return personal > 0
+
     def _teams(self) -> np.ndarray:
         return np.array([t.room for t in self.model.teachers])
 
@@ -136,7 +143,8 @@ class Accountability:
             "true_rating": pd.Categorical(np.asarray(RATINGS)[rating_of(true_z, cuts)],
                                           categories=RATINGS),
             "linked_students": ev.linked, "stress": self.stress.copy(),
-            "trust": self.trust.copy(), "drift": drift_now, "exited": exits,
+            "trust": self.trust.copy(), "drift": np.where(self._on_playlist(), drift_now, 0.0),
+            "exited": exits,
             "novice": novice_now, "capacity": self.capacity_eff.copy(), "load": self.load.copy(),
         })
 
