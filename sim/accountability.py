@@ -143,6 +143,7 @@ class Accountability:
             "true_rating": pd.Categorical(np.asarray(RATINGS)[rating_of(true_z, cuts)],
                                           categories=RATINGS),
             "linked_students": ev.linked, "stress": self.stress.copy(),
+            "program": self._on_playlist(),
             "trust": self.trust.copy(), "drift": np.where(self._on_playlist(), drift_now, 0.0),
             "exited": exits,
             "novice": novice_now, "capacity": self.capacity_eff.copy(), "load": self.load.copy(),

@@ -112,7 +112,9 @@ def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
 
     per_rep = []
     for (arm, rep), g in teacher_years.groupby(["arm", "replicate"], observed=True):
+        prog = run_metrics(g[g.program]) if "program" in g and g.program.any() else {}
         rec = {"arm": arm, "replicate": rep, **run_metrics(g),
+               **{f"program_{k}": v for k, v in prog.items() if k != "teachers_with_estimate"},
                "exit_rate": g.exited.mean(), "stress": g.stress.mean(), "drift": g.drift.mean(),
                "novice_share": g.novice.mean()}
         per_rep.append(rec)
@@ -120,8 +122,10 @@ def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
     out = []
     for arm, g in reps.groupby("arm", observed=True, sort=False):
         rec = {"arm": arm, "replicates": len(g)}
-        for m in ("corr_estimate_true", "year_to_year_corr", "misclassified", "exit_rate",
-                  "stress", "drift", "novice_share"):
+        metrics = ["corr_estimate_true", "year_to_year_corr", "misclassified", "exit_rate",
+                   "stress", "drift", "novice_share"]
+        metrics += [c for c in g.columns if c.startswith("program_")]
+        for m in metrics:
             rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
         out.append(rec)
     return pd.DataFrame(out)
