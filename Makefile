@@ -22,7 +22,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 run: setup
-	$(BIN)/plsim run scenarios/floor_strategies.toml --out $(OUT)
+	$(BIN)/plsim run scenarios/floor_strategies.toml --out $(OUT) --workers 0
 
 test: setup-dev
 	$(BIN)/python -m pytest -q

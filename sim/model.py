@@ -287,14 +287,15 @@ class District(Model):
             mask = group[present]
             if not mask.any():
                 continue
-            slots = present[mask]
-            s, modality[mask] = regime.assign(self, slots, self.day)
+            sel = slice(None) if mask.all() else mask  # one group for everyone: no copies
+            slots = present[sel]
+            s, modality[sel] = regime.assign(self, slots, self.day)
             if regime.personalized:
-                s = self._drift(slots, s, teacher[mask], common[mask])
+                s = self._drift(slots, s, teacher[sel], common[sel])
             if regime.limit_paces:
-                s = limit_paces(teacher[mask], s, common[mask],
+                s = limit_paces(teacher[sel], s, common[sel],
                                 self.accountability.capacity_eff, self.curriculum.skills_per_unit)
-            skills[mask] = s
+            skills[sel] = s
         self.log.days_off_pace[present] += skills != common
         return skills, modality
 
