@@ -177,6 +177,8 @@ class Accountability:
         for s in m.schools:
             if not s.program_active:
                 continue
+            if np.isnan(self.before[s.index]):  # no year before the program (no burn-in)
+                self.before[s.index] = prof_program[s.index]
             self.years_active[s.index] += 1
             if leaders.fails_review(self.years_active[s.index], prof_program[s.index],
                                     self.before[s.index], arm.review):

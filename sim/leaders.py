@@ -13,8 +13,9 @@ target)``, taking the next response in their escalation list:
 A school's regime is copied before it is changed, so schools that have not
 responded keep sharing the arm's regime. The district reviews the program
 ``after_years`` years in: a school whose share proficient has not risen by
-``min_improvement`` over the year before the program drops it for good and
-returns to traditional pacing.
+``min_improvement`` over the year before the program (or, without a burn-in
+year, over the program's first year) drops it for good and returns to
+traditional pacing.
 """
 
 from __future__ import annotations

@@ -144,18 +144,21 @@ class Record:
         """Update streaks from the day's exit slips and act on them.
 
         ``move_on``: per slot, days on one skill after which the record marks it
-        done whatever the slips say (move-on pacing); None for none.
+        done whatever the slips say (move-on pacing: such students are never
+        sent back to prerequisites); the dtype's maximum or None for none.
         """
         same = self.streak_skill[slots] == skills
         prev = np.where(same, self.run[slots], 0)
         self.streak_skill[slots] = skills
         run = np.where(passed, np.maximum(prev, 0) + 1, np.minimum(prev, 0) - 1)
         mastered = run >= mastery_streak
+        send_back = run <= -fail_limit
         if move_on is not None:
             days = np.where(same, self.days_on[slots] + 1, 1)
+            moving = move_on < np.iinfo(move_on.dtype).max
             mastered |= days >= move_on
+            send_back &= ~moving  # move-on pacing never sends a student back
             self.days_on[slots] = np.where(mastered, 0, days)
-        send_back = run <= -fail_limit
         self._mark(slots[mastered], skills[mastered], True)
         at_frontier = mastered & (skills == self.frontier[slots])
         self.advanced[slots[at_frontier]] = True

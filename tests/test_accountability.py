@@ -1,0 +1,623 @@
+"""Accountability: evaluation, teachers' sensemaking, leaders, the program review, pacing limits.
+
+Pure functions (``sim.evaluation``, ``sim.sensemaking``, ``sim.leaders``,
+``sim.regimes.limit_paces``) are tested directly on synthetic inputs; the rest
+on small simulated districts (two or three schools, grades 4-8, a reference of
+300 students per grade, one replicate) whose runs are shared between tests by
+module fixtures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import leaders, regimes, sensemaking
+from sim.cli import main
+from sim.evaluation import RATINGS, evaluate, rating_of, residuals
+from sim.model import District
+from sim.parameters import (
+    CalendarParams,
+    EvaluationParams,
+    Leaders,
+    ProgramReview,
+    SensemakingParams,
+)
+from sim.regimes import (
+    UNLIMITED,
+    FloorCeiling,
+    Playlist,
+    Regime,
+    Tutoring,
+    common_pace_skill,
+    limit_paces,
+)
+from sim.report import teacher_summary
+from sim.runner import run
+from sim.scenario import ScenarioError, load_scenario, validate_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios"
+QUICK = SCENARIOS / "quick.toml"
+SMALL = ["district.schools=2", "district.classes_per_grade=2", "district.class_size=20",
+         "district.grades=[4, 5, 6, 7, 8]", "assessment.reference_students_per_grade=300"]
+
+
+def scenario(arms, years=2, seed=3, district=None, **sections):
+    """A small district (grades 4-8, program grades 6-8), one replicate."""
+    return validate_scenario({
+        "name": "t", "seed": seed, "years": years, "replicates": 1,
+        "district": {"schools": 2, "classes_per_grade": 2, "class_size": 20,
+                     "grades": [4, 5, 6, 7, 8], "program_grades": [6, 7, 8],
+                     **(district or {})},
+        "assessment": {"reference_students_per_grade": 300,
+                       **sections.pop("assessment", {})},
+        "arms": arms, **sections})
+
+
+# ==== 1. value added tracks true effects, better with more students ======================
+def synthetic_evaluation(n_students, n_teachers=1000, seed=0):
+    """Residuals = 0.3 x the teacher's true effect (z) + noise, n students per teacher."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(n_teachers)
+    teacher = np.repeat(np.arange(n_teachers), n_students)
+    resid = 0.3 * z[teacher] + rng.standard_normal(teacher.size)
+    ev = evaluate(resid, teacher, np.full(teacher.size, -1), np.full(n_teachers, -1), False, z,
+                  np.random.default_rng(seed + 1), EvaluationParams())
+    return ev, z
+
+
+def test_value_added_correlates_with_true_effects_more_the_more_students_a_teacher_has():
+    corr = {}
+    for n in (5, 10, 20, 40, 80):
+        ev, z = synthetic_evaluation(n)
+        np.testing.assert_array_equal(ev.linked, n)
+        assert np.isfinite(ev.va_estimate).all()
+        corr[n] = np.corrcoef(ev.va_estimate, z)[0, 1]
+    # Theory: corr = sqrt(0.09 / (0.09 + 1/n)) = 0.56, 0.69, 0.80, 0.88, 0.94.
+    for n, c in corr.items():
+        assert c == pytest.approx(math.sqrt(0.09 / (0.09 + 1 / n)), abs=0.05), (n, c)
+    values = list(corr.values())
+    assert all(a < b for a, b in zip(values, values[1:], strict=False)), corr
+
+
+def test_too_few_linked_students_give_no_value_added_estimate():
+    ev, _ = synthetic_evaluation(4)  # min_students is 5
+    assert np.isnan(ev.va_estimate).all()
+    np.testing.assert_array_equal(ev.composite, ev.observation)  # observation alone
+
+
+def test_residuals_remove_the_prior_score_within_each_grade():
+    rng = np.random.default_rng(1)
+    grade = np.repeat([4, 5], 500)
+    prior = rng.normal(200, 10, grade.size)
+    noise = rng.standard_normal(grade.size)
+    current = np.where(grade == 4, 5 + 2 * prior, -3 + 0.5 * prior) + noise
+    prior[:10] = np.nan  # no prior score: no residual
+    r = residuals(current, prior, grade)
+    assert np.isnan(r[:10]).all()
+    for g in (4, 5):
+        sel = (grade == g) & np.isfinite(r)
+        assert abs(r[sel].mean()) < 1e-9
+        assert abs(np.corrcoef(r[sel], prior[sel])[0, 1]) < 1e-9
+        np.testing.assert_allclose(r[sel] * current[sel].std(), noise[sel] - noise[sel].mean(),
+                                   atol=0.2)
+
+
+@pytest.fixture(scope="module")
+def class_size_runs():
+    out = {}
+    for size in (8, 40):
+        sc = scenario([{"label": "record"}], years=2,
+                      district={"schools": 3, "classes_per_grade": 4, "class_size": size,
+                                "grades": [3, 4, 5, 6, 7, 8]})
+        out[size] = run(sc).teacher_years
+    return out
+
+
+def test_in_a_run_estimates_track_true_effects_better_with_classes_of_40_than_of_8(
+        class_size_runs):
+    corr = {}
+    for size, ty in class_size_runs.items():
+        t = ty.dropna(subset=["va_estimate"])
+        assert len(t) == 120  # grades 4-8 (grade 3 has no prior score) x 12 classes x 2 years
+        corr[size] = np.corrcoef(t.va_estimate, t.true_effect)[0, 1]
+    assert corr[8] > 0.4
+    assert corr[40] > corr[8] + 0.05, corr
+
+
+# ==== ratings: four bands in order =========================================================
+def test_ratings_use_the_four_bands_in_order_of_the_cuts():
+    cuts = [-1.0, -0.25, 1.0]
+    z = np.array([-3.0, -1.0001, -1.0, -0.5, -0.25, 0.0, 0.9999, 1.0, 5.0])
+    np.testing.assert_array_equal(rating_of(z, cuts), [0, 0, 1, 1, 2, 2, 2, 3, 3])
+    assert RATINGS == ("ineffective", "developing", "effective", "highly effective")
+    sweep = rating_of(np.linspace(-4, 4, 401), cuts)
+    assert (np.diff(sweep) >= 0).all() and set(sweep) == {0, 1, 2, 3}
+
+
+def test_every_recorded_rating_is_the_band_of_the_composite(class_size_runs):
+    ty = pd.concat(class_size_runs.values(), ignore_index=True)
+    assert list(ty.rating.cat.categories) == list(RATINGS)
+    code = ty.rating.cat.codes.to_numpy()
+    np.testing.assert_array_equal(code, rating_of(ty.composite.to_numpy(), [-1.0, -0.25, 1.0]))
+    assert set(code) == {0, 1, 2, 3}
+    # the bands are ordered: the mean true effect rises from band to band
+    means = ty.groupby("rating", observed=True).true_effect.mean()
+    assert means.is_monotonic_increasing, means
+
+
+# ==== 2. shared evaluation: one rating per team ==============================================
+@pytest.fixture(scope="module")
+def team_runs():
+    """Personalized rooms (two teachers each), three years, shared vs teacher of record."""
+    arms = [{"label": "record", "pacing": "personalized", "floor": 3},
+            {"label": "shared", "pacing": "personalized", "floor": 3, "evaluation": "shared"}]
+    return run(scenario(arms, years=3))
+
+
+def test_under_shared_evaluation_every_team_member_has_the_teams_rating_every_year(team_runs):
+    ty = team_runs.teacher_years
+    shared = ty[(ty.arm == "shared") & (ty.team >= 0)]
+    assert len(shared) == 3 * 2 * 3 * 2  # years x schools x program grades x team members
+    teams = shared.groupby(["replicate", "year", "team"])
+    assert (teams.size() == 2).all()
+    assert (teams.rating.nunique() == 1).all()
+    assert (teams.va_estimate.nunique(dropna=False) == 1).all()
+    assert (teams.composite.nunique() == 1).all()
+    assert shared.va_estimate.notna().all()
+    # Not so by construction: with a teacher of record the same team members differ.
+    record = ty[(ty.arm == "record") & (ty.team >= 0)]
+    assert (record.groupby(["year", "team"]).va_estimate.nunique() == 2).all()
+
+
+def test_under_shared_evaluation_a_teams_estimate_is_its_rooms_pooled_mean():
+    # two teams of two, one teacher outside any team
+    resid = np.array([1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, -5.0, -7.0, -9.0])
+    teacher = np.array([0, 0, 1, 1, 2, 2, 3, 4, 4, 4])
+    room = np.array([0, 0, 0, 0, 1, 1, 1, -1, -1, -1])
+    teacher_team = np.array([0, 0, 1, 1, -1])
+    z = np.array([1.0, -1.0, 0.5, 0.0, 2.0])
+    params = EvaluationParams(min_students=3, observation_noise_sd=0.0)
+    ev = evaluate(resid, teacher, room, teacher_team, True, z, np.random.default_rng(0), params)
+    np.testing.assert_allclose(ev.va_estimate, [2.5, 2.5, 20.0, 20.0, -7.0])
+    np.testing.assert_array_equal(ev.linked, [4, 4, 3, 3, 3])
+    np.testing.assert_allclose(ev.observation, [0.0, 0.0, 0.25, 0.25, 2.0])
+    assert ev.rating[0] == ev.rating[1] and ev.rating[2] == ev.rating[3]
+
+
+# ==== 3. pressure, stress and drift ==========================================================
+SP = SensemakingParams()
+
+
+def test_more_pressure_means_more_stress_and_more_drift():
+    pressure = np.linspace(0, 1, 11)
+    n = pressure.size
+    for shared in (False, True):
+        stress = sensemaking.update_stress(np.full(n, 0.2), pressure, np.full(n, 2),
+                                           np.full(n, 0.5), np.full(n, shared), SP)
+        drift = sensemaking.drift_of(stress, SP)
+        assert (np.diff(stress) > 0).all() and (np.diff(drift) > 0).all(), shared
+    # teacher of record: stress = 0.5 x 0.2 + 0.5 x pressure; drift = 0.3 x stress
+    stress = sensemaking.update_stress(np.full(n, 0.2), pressure, np.full(n, 2), np.full(n, 0.5),
+                                       np.zeros(n, bool), SP)
+    np.testing.assert_allclose(stress, 0.1 + 0.5 * pressure)
+    np.testing.assert_allclose(sensemaking.drift_of(stress, SP), 0.3 * (0.1 + 0.5 * pressure))
+
+
+def test_drift_is_capped_and_a_low_rating_adds_stress():
+    assert sensemaking.drift_of(np.array([1.0]), SP.model_copy(
+        update={"drift_sensitivity": 2.0}))[0] == SP.max_drift
+    s = sensemaking.update_stress(np.zeros(4), np.zeros(4), np.array([0, 1, 2, 3]),
+                                  np.full(4, 0.5), np.zeros(4, bool), SP)
+    np.testing.assert_allclose(s, [0.3, 0.3, 0.0, 0.0])
+
+
+def test_under_shared_evaluation_trust_buffers_stress_and_distrust_adds_resentment():
+    trust = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
+    n = trust.size
+    s = sensemaking.update_stress(np.zeros(n), np.full(n, 0.6), np.full(n, 2), trust,
+                                  np.ones(n, bool), SP)
+    np.testing.assert_allclose(s, 0.3 * (1 - 0.6 * trust) + 0.3 * (1 - trust))
+    assert (np.diff(s) < 0).all()
+    alone = sensemaking.update_stress(np.zeros(n), np.full(n, 0.6), np.full(n, 2), trust,
+                                      np.zeros(n, bool), SP)
+    assert s[0] > alone[0] and s[-1] < alone[-1]  # distrust hurts, full trust helps
+
+
+@pytest.fixture(scope="module")
+def pressure_runs():
+    arm = [{"label": "playlist", "pacing": "personalized", "floor": 3}]
+    return {target: run(scenario(arm, years=2, sensemaking={"target_proficiency": target}))
+            for target in (0.05, 0.9)}
+
+
+def test_a_district_far_below_its_target_drifts_more_than_one_above_it(pressure_runs):
+    got = {}
+    for target, res in pressure_runs.items():
+        sy = res.school_years
+        ty = res.teacher_years
+        program = ty[ty.grade >= 6]
+        got[target] = (sy.proficiency.mean(), program.stress.mean(), program.drift.mean())
+    low, high = got[0.05], got[0.9]
+    assert low[0] > 0.05 and high[0] < 0.5  # above the low target, far below the high one
+    assert high[1] > low[1] + 0.2  # stress
+    assert high[2] > low[2] + 0.05  # drift
+    # drift is only reported where students followed a playlist (program grades), and a
+    # novice starts without stress, so without drift
+    ty = pressure_runs[0.9].teacher_years
+    assert (ty[ty.grade < 6].drift == 0).all()
+    prog = ty[ty.grade >= 6]
+    assert (prog.drift[prog.novice] == 0).all() and (prog.drift[~prog.novice] > 0).all()
+    # this year's drift is last year's stress, through drift_of
+    wide = prog.pivot(index="teacher", columns="year")
+    same = ~wide.novice[2].astype(bool)
+    np.testing.assert_allclose(wide.drift[2][same],
+                               sensemaking.drift_of(wide.stress[1][same].to_numpy(), SP))
+
+
+# ==== 4. the program review: a dropped program stays dropped =================================
+@pytest.fixture(scope="module")
+def review_run():
+    arm = [{"label": "reviewed", "pacing": "personalized", "floor": 3, "test_prep_weeks": 4,
+            "evaluation": "shared",
+            "review": {"after_years": 1, "min_improvement": 0.5}}]
+    return run(scenario(arm, years=3, district={"schools": 3}))
+
+
+def test_a_dropped_program_stays_dropped_and_the_school_returns_to_traditional_pacing(
+        review_run):
+    sy = review_run.school_years.sort_values(["school", "year"])
+    assert len(sy) == 9
+    first = sy[sy.year == 1]
+    assert first.program_active.all() and first.dropped.all()  # reviewed after year 1: fails
+    assert (first.test_prep_weeks == 4).all() and (first.floor == 3).all()
+    for school, g in sy.groupby("school"):
+        active = g.program_active.to_numpy()
+        off = np.flatnonzero(~active)
+        assert off.size and (~active[off[0]:]).all(), (school, active)  # never comes back
+        later = g.iloc[off[0]:]
+        assert (later.test_prep_weeks == 0).all() and later.floor.isna().all()
+        assert (later.tutoring == 0).all() and not later.dropped.any()
+    st = review_run.student_years
+    program_grades = st[st.grade >= 6]
+    assert program_grades[program_grades.year == 1].in_program.all()
+    assert not program_grades[program_grades.year > 1].in_program.any()
+    assert (program_grades[program_grades.year > 1].room == -1).all()  # rooms dissolved
+    ty = review_run.teacher_years
+    assert (ty[ty.year > 1].team == -1).all() and (ty[ty.year == 1].grade >= 6).sum() == 18
+    assert (ty[(ty.year == 1) & (ty.grade >= 6)].team >= 0).all()
+
+
+def test_a_review_without_a_year_before_the_program_is_refused_or_still_drops_it():
+    arm = [{"label": "reviewed", "pacing": "personalized", "floor": 3,
+            "review": {"after_years": 1, "min_improvement": 0.5}}]
+    try:
+        sc = scenario(arm, years=2, calendar={"burn_in_years": 0})
+    except ScenarioError:
+        return  # refused: fine
+    sy = run(sc).school_years
+    assert sy[sy.year == 1].dropped.all()  # a gain of 50 points cannot have been met
+
+
+def test_the_review_drops_a_program_only_after_its_years_and_below_the_required_gain():
+    review = ProgramReview(after_years=3, min_improvement=0.05)
+    assert not leaders.fails_review(5, 0.1, 0.4, None)  # no review: never dropped
+    assert not leaders.fails_review(2, 0.30, 0.30, review)  # too early
+    assert leaders.fails_review(3, 0.34, 0.30, review)  # gained 4 points < 5
+    assert not leaders.fails_review(3, 0.36, 0.30, review)  # gained 6 points
+
+
+# ==== 5. load, PD and the number of paces a teacher runs ====================================
+def test_limit_paces_keeps_each_teacher_within_their_capacity_of_distinct_units():
+    rng = np.random.default_rng(4)
+    n_teachers, spu = 60, 5
+    capacity = rng.uniform(0.5, 7.0, n_teachers)
+    capacity[:3] = [1.0, 0.7, 50.0]
+    teacher = rng.integers(0, n_teachers, 3000)
+    common_unit = rng.integers(10, 30, n_teachers)
+    common = common_unit[teacher] * spu + 2
+    skills = rng.integers(0, 40 * spu, teacher.size)
+    on_pace = rng.random(teacher.size) < 0.3
+    skills[on_pace] = common[on_pace]
+    out = limit_paces(teacher, skills, common, capacity, spu)
+    changed = out != skills
+    assert changed.any()
+    np.testing.assert_array_equal(out[changed], common[changed])  # moved to the common pace
+    for t in range(n_teachers):
+        mine = teacher == t
+        units_before = set((skills[mine] // spu).tolist()) | {common_unit[t]}
+        units = set((out[mine] // spu).tolist()) | {common_unit[t]}
+        assert len(units) <= max(1, math.floor(capacity[t])), t
+        # no more is removed than the limit needs; the most populated units are kept
+        assert len(units) == min(len(units_before), max(1, math.floor(capacity[t])))
+        off = mine & (skills // spu != common_unit[t])
+        kept_units = set((out[off] // spu).tolist()) - {common_unit[t]}
+        counts = pd.Series(skills[off] // spu).value_counts()
+        if kept_units and len(kept_units) < counts.size:
+            assert counts[list(kept_units)].min() >= counts.drop(list(kept_units)).max()
+    assert not changed[teacher == 2].any()  # capacity 50: nothing to limit
+    assert (out[teacher == 1] // spu == common_unit[1]).all()  # capacity < 1: common pace only
+
+
+def test_capacity_falls_with_load_and_rises_with_project_based_structures():
+    cap = np.full(4, 5.0)
+    eff = sensemaking.effective_capacity(cap, np.array([22.0, 25.0, 60.0, 120.0]), False, SP)
+    np.testing.assert_allclose(eff, 5.0 * np.sqrt(25.0 / np.array([22.0, 25.0, 60.0, 120.0])))
+    pbl = sensemaking.effective_capacity(cap, np.full(4, 120.0), True, SP)
+    np.testing.assert_allclose(pbl, 1.3 * eff[3])
+    assert sensemaking.pd_gain("targeted", SP) > sensemaking.pd_gain("generic", SP) > 0
+    assert sensemaking.pd_gain("none", SP) == 0
+
+
+@pytest.fixture(scope="module")
+def load_runs():
+    arms = [{"label": "elementary", "pacing": "personalized", "limit_paces": True,
+             "teacher_load": 22},
+            {"label": "secondary", "pacing": "personalized", "limit_paces": True,
+             "teacher_load": 120},
+            {"label": "secondary_pd", "pacing": "personalized", "limit_paces": True,
+             "teacher_load": 120, "pd": "targeted"}]
+    return run(scenario(arms, years=2, district={"room_size": 20}))
+
+
+def test_at_matched_capacity_a_heavier_load_keeps_more_students_on_the_common_pace(load_runs):
+    ty = load_runs.teacher_years
+    prog = ty[(ty.year == 1) & (ty.grade >= 6)].set_index(["arm", "teacher"]).capacity
+    # same teachers (common random numbers); effective capacity scales by sqrt(25 / load)
+    np.testing.assert_allclose(prog["secondary"] / prog["elementary"], math.sqrt(22 / 120))
+    st = load_runs.student_years
+    off = st[st.in_program].groupby(["arm", "year"], observed=True).off_pace_share.mean()
+    assert off["elementary", 1] > off["secondary", 1] + 0.15, off
+    assert off["secondary", 1] > 0.0
+
+
+def test_targeted_pd_raises_the_share_of_students_working_off_the_common_pace(load_runs):
+    st = load_runs.student_years
+    off = st[st.in_program].groupby(["arm", "year"], observed=True).off_pace_share.mean()
+    assert off["secondary_pd", 1] == off["secondary", 1]  # PD has not happened yet
+    assert off["secondary_pd", 2] > off["secondary", 2] + 0.02, off
+    ty = load_runs.teacher_years
+    cap = ty[(ty.year == 2) & (ty.grade >= 6)].groupby("arm", observed=True).capacity.mean()
+    assert cap["secondary_pd"] > cap["secondary"]
+
+
+# ==== leaders ===================================================================================
+def test_a_leader_acts_with_probability_rising_with_the_shortfall():
+    u = np.linspace(0, 1, 2001)[:-1]
+    assert not any(leaders.responds(0.0, x, 100.0) for x in u)  # no shortfall: no response
+    rates = [np.mean([leaders.responds(s, x, 3.0) for x in u]) for s in (0.1, 0.3, 0.6, 1.0)]
+    for s, r in zip((0.1, 0.3, 0.6, 1.0), rates, strict=True):
+        assert r == pytest.approx(1 - math.exp(-3.0 * s), abs=1e-3)
+
+
+def test_each_response_changes_a_copy_of_the_regime():
+    cal, lead = CalendarParams(), Leaders()
+    base = Regime("arm", Playlist(), [FloorCeiling(3.0, UNLIMITED)], [])
+    prep = leaders.apply_response(base, "test_prep", lead, cal)
+    assert leaders.window_days(base) == 0 and leaders.window_days(prep) == 30  # 6 weeks x 5
+    more = leaders.apply_response(prep, "test_prep_days", lead, cal)
+    assert leaders.window_days(more) == 35
+    assert sum(isinstance(x, regimes.TestPrepWindow) for x in more.limits) == 1
+    tut = leaders.apply_response(more, "tutoring", lead, cal)
+    assert leaders.tutoring_hours(tut) == 2.0 and leaders.tutoring_hours(more) == 0.0
+    assert isinstance(tut.supplements[0], Tutoring)
+    up = leaders.apply_response(tut, "raise_floor", lead, cal)
+    up2 = leaders.apply_response(up, "raise_floor", lead, cal)
+    assert leaders.current_floor(up) == 2.0 and leaders.current_floor(up2) == 1.0
+    no_floor = Regime("arm", Playlist())
+    assert leaders.current_floor(leaders.apply_response(no_floor, "raise_floor", lead, cal)) == 3
+    assert leaders.current_floor(base) == 3.0 and base.limits == [FloorCeiling(3.0, UNLIMITED)]
+
+
+@pytest.fixture(scope="module")
+def leader_run():
+    arm = [{"label": "led", "pacing": "personalized", "floor": 3, "evaluation": "shared",
+            "leaders": {"responses": ["tutoring", "test_prep", "raise_floor"],
+                        "responsiveness": 100}}]
+    return run(scenario(arm, years=4, district={"schools": 3},
+                        sensemaking={"target_proficiency": 0.95}))
+
+
+def test_leaders_escalate_through_their_responses_in_order(leader_run):
+    sy = leader_run.school_years
+    assert (sy.proficiency < 0.9).all()  # far below target: every leader responds
+    for school, g in sy.sort_values("year").groupby("school"):
+        assert g.response.tolist() == ["tutoring", "test_prep", "raise_floor", ""], school
+
+
+def test_a_leaders_response_changes_the_schools_policies_the_next_year(leader_run):
+    sy = leader_run.school_years.set_index(["year", "school"]).sort_index()
+    by_year = sy.groupby("year")
+    assert by_year.tutoring.apply(list).tolist() == [[0.0] * 3, [2.0] * 3, [2.0] * 3, [2.0] * 3]
+    assert by_year.test_prep_weeks.apply(list).tolist() == [[0.0] * 3, [0.0] * 3, [6.0] * 3,
+                                                            [6.0] * 3]
+    assert by_year.floor.apply(list).tolist() == [[3.0] * 3, [3.0] * 3, [3.0] * 3, [2.0] * 3]
+    st = leader_run.student_years
+    prog = st[st.in_program]
+    assert not prog[prog.year == 1].tutored.any()
+    assert prog[prog.year == 2].tutored.mean() > 0.1  # tutoring reaches students in year 2
+    grade_level = prog.groupby("year").grade_level_share.mean()
+    assert grade_level[3] > grade_level[2] + 0.05  # the test-prep window in year 3
+
+
+# ==== teachers leave; novices replace them ====================================================
+def test_novices_replace_exits_in_exactly_the_classrooms_teachers_left(team_runs):
+    ty = team_runs.teacher_years.sort_values(["arm", "replicate", "teacher", "year"])
+    sp = SensemakingParams()
+    n_pairs = n_exits = 0
+    for _, g in ty.groupby(["arm", "replicate", "teacher"], observed=True):
+        person, exited = g.person.to_numpy(), g.exited.to_numpy()
+        novice, trust = g.novice.to_numpy(), g.trust.to_numpy()
+        np.testing.assert_array_equal(person[1:] != person[:-1], exited[:-1])
+        np.testing.assert_array_equal(novice[1:], exited[:-1])
+        assert (trust[1:][exited[:-1]] == sp.novice_trust).all()
+        n_pairs += len(g) - 1
+        n_exits += exited[:-1].sum()
+    assert n_pairs == 2 * 20 * 2 and n_exits > 3  # arms x teachers x year pairs
+    assert ty.person.nunique() > ty.teacher.nunique()
+
+
+# ==== the evaluation designs' metrics ======================================================
+def test_the_evaluation_designs_metrics_are_all_finite():
+    sc = load_scenario(SCENARIOS / "evaluation_designs.toml",
+                       [*SMALL, "years=2", "replicates=2"])
+    res = run(sc, workers=2)
+    summary = teacher_summary(res.teacher_years)
+    assert summary.arm.tolist() == [a.label for a in sc.arms]
+    metrics = summary.drop(columns="arm").astype(float)
+    assert np.isfinite(metrics.to_numpy()).all(), summary.T
+    assert (summary.corr_estimate_true > 0).all()
+    assert ((summary.misclassified > 0) & (summary.misclassified < 1)).all()
+
+
+# ==== Michigan pacing regimes ==============================================================
+MOVE_DAYS = 60
+
+
+def move_on_scenario(move_on_days, fail_limit):
+    """Every exit slip fails; no benchmarks: only moving on can advance the record."""
+    return scenario([{"label": "move_on", "pacing": "move_on", "move_on_days": move_on_days}],
+                    years=1, district={"schools": 1},
+                    calendar={"days": MOVE_DAYS, "state_test_day": 50, "spring_test_day": 58,
+                              "benchmark_every_days": 0, "burn_in_years": 0},
+                    assessment={"exit_slip_guess": 0.0, "exit_slip_slip": 1.0,
+                                "fail_limit": fail_limit})
+
+
+def skills_moved_through(sc):
+    """Per program student: distinct skills assigned over the year, and days present."""
+    model = District(sc, sc.arms[0])
+    model.start_year()
+    seen = defaultdict(set)
+    original = model._assign
+
+    def spy(present, teacher):
+        skills, modality = original(present, teacher)
+        prog = model.in_program[present]
+        for s, k in zip(present[prog].tolist(), skills[prog].tolist(), strict=True):
+            seen[s].add(k)
+        return skills, modality
+
+    model._assign = spy
+    believed_before = model.record.believed[model.in_program].sum()
+    for day in range(sc.calendar.days):
+        model.day = day
+        model.step()
+    slots = np.array(sorted(seen))
+    distinct = np.array([len(seen[s]) for s in slots])
+    gained = model.record.believed[model.in_program].sum() - believed_before
+    return distinct, model.log.days_present[slots], gained
+
+
+MOVE_ON_CASES = [
+    pytest.param(3, 4, id="move_on_days=3,fail_limit=4"),
+    pytest.param(5, 10, id="move_on_days=5,fail_limit=10"),
+    pytest.param(5, 4, id="move_on_days=5,fail_limit=4(defaults)"),
+]
+
+
+@pytest.mark.parametrize(("move_on_days", "fail_limit"), MOVE_ON_CASES)
+def test_move_on_pacing_moves_on_after_move_on_days_even_when_every_exit_slip_fails(
+        move_on_days, fail_limit):
+    distinct, present, gained = skills_moved_through(move_on_scenario(move_on_days, fail_limit))
+    assert distinct.size == 3 * 2 * 20  # program grades x classes x students
+    # one new skill every move_on_days days present (the first day starts the first skill)
+    assert distinct.mean() >= 0.8 * present.mean() / move_on_days, distinct.mean()
+    assert gained > 0.5 * distinct.size * present.mean() / move_on_days
+
+
+def test_without_move_on_failing_every_exit_slip_never_advances_the_record():
+    sc = move_on_scenario(5, 4)
+    sc = sc.model_copy(update={"arms": [sc.arms[0].model_copy(update={"pacing": "personalized"})]})
+    distinct, present, gained = skills_moved_through(sc)
+    assert gained < 0  # only send-backs: the record loses skills
+    assert distinct.mean() < 0.5 * present.mean() / 5
+
+
+def test_extra_time_never_assigns_content_ahead_of_the_common_pace():
+    sc = scenario([{"label": "extra", "pacing": "extra_time", "limit_paces": True,
+                    "teacher_load": 120}], years=1,
+                  calendar={"days": 100, "state_test_day": 80, "spring_test_day": 98,
+                            "burn_in_years": 1})
+    model = District(sc, sc.arms[0])
+    model.burn_in()
+    got = {"skill": [], "common": [], "start": []}
+    original = model._assign
+
+    def spy(present, teacher):
+        skills, modality = original(present, teacher)
+        prog = present[model.in_program[present]]
+        got["skill"].append(skills[model.in_program[present]])
+        got["common"].append(common_pace_skill(model, prog, model.day))
+        got["start"].append(model.curriculum.first_skill(model.students.grade[prog]))
+        return skills, modality
+
+    model._assign = spy
+    model.run_days()
+    skill, common, start = (np.concatenate(got[k]) for k in ("skill", "common", "start"))
+    assert skill.size > 10_000
+    assert (skill <= common).all()  # never ahead of the class
+    assert (skill >= start).all()  # extra time is grade-level work
+    assert (skill < common).mean() > 0.1  # and some students do get extra time
+
+
+# ==== the command line ==========================================================================
+TEACHER_COLUMNS = ["arm", "replicate", "year", "school", "teacher", "team", "true_effect",
+                   "va_estimate", "rating", "stress", "trust", "drift", "exited", "novice"]
+SCHOOL_COLUMNS = ["arm", "replicate", "year", "school", "proficiency", "mean_growth_sd",
+                  "test_prep_weeks", "floor", "tutoring", "program_active"]
+
+
+def call(argv, capsys):
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_plsim_run_writes_teacher_and_school_tables_and_their_figures(tmp_path, capsys):
+    out = tmp_path / "results"
+    code, err = call(["run", QUICK, "--out", out, "--set", "years=2", "--replicates", "1",
+                      "--workers", "2", "--quiet"], capsys)
+    assert code == 0, err
+    ty = pd.read_parquet(out / "teacher_years.parquet")
+    sy = pd.read_parquet(out / "school_years.parquet")
+    assert set(TEACHER_COLUMNS) <= set(ty.columns), set(TEACHER_COLUMNS) - set(ty.columns)
+    assert set(SCHOOL_COLUMNS) <= set(sy.columns), set(SCHOOL_COLUMNS) - set(sy.columns)
+    # quick.toml: 3 arms x 2 years x 2 schools x 9 grades x 2 classes
+    assert len(ty) == 3 * 2 * 2 * 9 * 2 and len(sy) == 3 * 2 * 2
+    assert sorted(ty.year.unique()) == [1, 2] and set(ty.rating) <= set(RATINGS)
+    for fig in ("ratings_vs_true_effect.png", "school_policies_by_year.png"):
+        path = out / "figures" / fig
+        assert path.exists() and path.stat().st_size > 1000, fig
+
+
+BAD_INPUT = [
+    pytest.param("arms.floor3.trust=2", "trust", id="trust=2"),
+    pytest.param('arms.floor3.evaluation="peer"', "evaluation", id="evaluation=peer"),
+    pytest.param('arms.floor3.leaders.responses=["pray"]', "responses", id="responses=pray"),
+    pytest.param("evaluation.rating_cuts=[1, 0, 2]", "rating_cuts", id="rating_cuts"),
+    pytest.param('arms.traditional.evaluation="shared"', "evaluation",
+                 id="shared+traditional"),
+    pytest.param("sensemaking.max_drift=1.5", "max_drift", id="max_drift=1.5"),
+    pytest.param("arms.floor3.review.after_years=0", "after_years", id="after_years=0"),
+]
+
+
+@pytest.mark.parametrize(("setting", "field"), BAD_INPUT)
+def test_bad_accountability_input_exits_2_naming_the_field_and_writes_nothing(
+        setting, field, tmp_path, capsys):
+    out = tmp_path / "results"
+    code, err = call(["run", QUICK, "--out", out, "--set", setting, "--quiet"], capsys)
+    assert code == 2
+    assert field in err and "quick.toml" in err, err
+    assert err.count("\n") == 1, err  # one message
+    assert not out.exists()
