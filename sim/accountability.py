@@ -53,11 +53,23 @@ class Accountability:
         """Loads and effective capacities for the year (after rooms are set)."""
         m = self.model
         self.load = np.array([t.load for t in m.teachers], float)
+        program = self.program_teachers()
         if m.arm.teacher_load is not None:
-            program = np.isin([t.grade for t in m.teachers], m.params.district.program_grades)
             self.load = np.where(program, m.arm.teacher_load, self.load)
-        self.capacity_eff = sensemaking.effective_capacity(
-            self.capacity, self.load, m.arm.project_based, m.params.sensemaking)
+        base = sensemaking.effective_capacity(self.capacity, self.load, False, m.params.sensemaking)
+        structured = sensemaking.effective_capacity(self.capacity, self.load, m.arm.project_based,
+                                                    m.params.sensemaking)
+        self.capacity_eff = np.where(program, structured, base)
+
+    def program_teachers(self) -> np.ndarray:
+        """Teachers of program grades in schools running the program (none in the burn-in):
+        where an arm's load, structures and PD apply."""
+        m = self.model
+        if m.burning_in:
+            return np.zeros(self.effect.size, bool)
+        active = np.array([m.schools[t.school].program_active for t in m.teachers])
+        grade = np.isin([t.grade for t in m.teachers], m.params.district.program_grades)
+        return grade & active
 
     # --- after the last day -------------------------------------------------------
     def end_of_year(self, students: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -143,7 +155,7 @@ class Accountability:
             "true_rating": pd.Categorical(np.asarray(RATINGS)[rating_of(true_z, cuts)],
                                           categories=RATINGS),
             "linked_students": ev.linked, "stress": self.stress.copy(),
-            "program": self._on_playlist(),
+            "program": self.program_teachers(),
             "trust": self.trust.copy(), "drift": np.where(self._on_playlist(), drift_now, 0.0),
             "exited": exits,
             "novice": novice_now, "capacity": self.capacity_eff.copy(), "load": self.load.copy(),
@@ -151,7 +163,7 @@ class Accountability:
 
     def _school_rows(self, students: pd.DataFrame, prof_program: np.ndarray) -> pd.DataFrame:
         m = self.model
-        prog = students[students.in_program] if len(students) else students
+        prog = students[students.program_grade] if len(students) else students
         growth = prog.groupby("school").growth_sd.mean() if len(prog) else pd.Series(dtype=float)
         dpw = m.params.calendar.days_per_week
         rows = []
@@ -196,8 +208,9 @@ class Accountability:
     def _develop(self) -> None:
         m = self.model
         gain = sensemaking.pd_gain(m.arm.pd, m.params.sensemaking)
-        program = np.isin([t.grade for t in m.teachers], m.params.district.program_grades)
-        self.capacity = self.capacity + gain * program
+        self.capacity = self.capacity + gain * self.program_teachers()
+        for t in m.teachers:
+            t.capacity = float(self.capacity[t.index])
 
     def _replace(self, exits: np.ndarray) -> None:
         """Teachers who leave are replaced by novices in the same classroom."""

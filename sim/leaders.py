@@ -15,7 +15,7 @@ responded keep sharing the arm's regime. The district reviews the program
 ``after_years`` years in: a school whose share proficient has not risen by
 ``min_improvement`` over the year before the program (or, without a burn-in
 year, over the program's first year) drops it for good and returns to
-traditional pacing.
+traditional pacing. From then on the review is repeated every year.
 """
 
 from __future__ import annotations

@@ -7,18 +7,19 @@ One ``step()`` is one instructional day. Its phases, in order:
 2. **draws**: each random process's uniforms for all students, keyed by
    (year, day) and made on first use (``DailyDraws``);
 3. **attendance**: who is present;
-4. **assignment**: each regime picks its students' skill and modality;
-5. **supervision**: who teaches each student today, and how many distinct
-   paces (content units) each teacher is running;
+4. **supervision**: who teaches each student today (a team member in rooms);
+5. **assignment**: each regime picks its students' skill and modality; then
+   teachers' drift and pace limits (below); the distinct paces (content
+   units) each teacher runs set the capacity factor of learning;
 6. **learning**: mastery gains, backfill of prerequisites, familiarity;
 7. **exit slip**: the record (not the truth) is updated from noisy slips;
 8. **affect**: engagement and anxiety respond to mismatch and switches;
 9. **log**: the day's assignment is added to the year's outcomes;
 10. **supplements**: tutoring and advisory sessions outside the block.
 
-Between phases 3 and 4 the supervising teacher is known, so a teacher under
-pressure can swap playlist days for grade-level content (drift) and a
-teacher's distinct paces can be held to their capacity (``limit_paces``).
+Supervision comes before assignment, so a teacher under pressure can swap
+playlist days for grade-level content (drift) and a teacher's distinct paces
+can be held to their capacity (``limit_paces``).
 After the last day, ``Accountability.end_of_year`` evaluates teachers,
 updates their stress and drift, lets leaders respond and the district review
 the program, and replaces teachers who leave.
@@ -390,7 +391,7 @@ class District(Model):
         st, a = self.students, self.params.assessment
         for regime, group in self.groups:
             for sup in regime.supplements:
-                if not isinstance(sup, Tutoring):
+                if not isinstance(sup, Tutoring) or sup.hours_per_week <= 0:
                     continue
                 cand = np.flatnonzero(group & np.isin(st.grade, a.tested_grades))
                 fall = assessment.scale_to_level(self.log.fall_score[cand], a) - st.grade[cand]
@@ -431,7 +432,10 @@ class District(Model):
         learning.learn(st, slots, skill, rate, readiness, missing, draws["tutor_learn"][slots],
                        draws["tutor_backfill"][slots], lp.readiness_floor, lp.backfill_rate,
                        cur.prereqs)
-        self.log.tutoring_sessions[slots] += 1
+        if grade:
+            self.log.tutoring_sessions[slots] += 1
+        else:
+            self.log.advisory_sessions[slots] += 1
 
     # --- end of year ------------------------------------------------------------------
     def finish_year(self) -> dict[str, pd.DataFrame]:

@@ -38,6 +38,7 @@ class YearLog:
         self.tutoring_sessions = np.zeros(n, np.int16)
         self.skills_gained = np.zeros(n, np.int32)
         self.days_off_pace = np.zeros(n, np.int16)
+        self.advisory_sessions = np.zeros(n, np.int16)
 
     def record_day(self, slots, content_offset, already, switched, engagement) -> None:
         """Add one instructional day for the present ``slots``."""
@@ -71,6 +72,7 @@ def student_year_rows(model, log: YearLog, cut: np.ndarray, fall_sd: np.ndarray)
         "student": st.student_id,
         "grade": g,
         "in_program": model.in_program,
+        "program_grade": np.isin(g, model.params.district.program_grades),
         "teacher": st.teacher,
         "room": st.room,
         "start_band": pd.Categorical(start_band(st.baseline_offset), categories=BANDS),
@@ -91,4 +93,5 @@ def student_year_rows(model, log: YearLog, cut: np.ndarray, fall_sd: np.ndarray)
         "tutored": log.tutored,
         "tutoring_sessions": log.tutoring_sessions,
         "off_pace_share": log.days_off_pace / days,
+        "advisory_sessions": log.advisory_sessions,
     })

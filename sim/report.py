@@ -20,13 +20,20 @@ METRICS = ("growth_sd", "proficient", "grade_level_share", "mastered_share", "sw
 PAIRED = ("growth_sd", "proficient")
 
 
+def _program_rows(rows: pd.DataFrame) -> pd.Series:
+    """Students of the program grades, whether or not their school still runs the program
+    (a dropped program's students still count: intention to treat)."""
+    return rows["program_grade"] if "program_grade" in rows else rows["in_program"]
+
+
 def replicate_means(rows: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     """Per arm x replicate x year x band (and all students): means of the metrics.
 
-    Only students in the program grades count; proficiency is over tested students.
+    Only students in the program grades count (also after a school drops the program);
+    proficiency is over tested students.
     """
     metrics = list(metrics)
-    prog = rows[rows.in_program].copy()
+    prog = rows[_program_rows(rows)].copy()
     prog["proficient"] = prog["proficient"].astype("Float64")
     keys = ["arm", "replicate", "year"]
     by_band = prog.groupby(keys + ["start_band"], observed=False)

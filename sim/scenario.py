@@ -82,11 +82,13 @@ class Scenario(Strict):
                     f"arm '{arm.label}': gradual_floor must start before it reaches grade level "
                     f"and reach it within the year (start_day={gf.start_day}, "
                     f"grade_level_day={end}, days={cal.days})")
-        if arm.pacing == "traditional" and (arm.floor is not None or gf is not None):
-            raise ValueError(f"arm '{arm.label}': floors apply to personalized pacing only")
-        if arm.evaluation == "shared" and arm.pacing in ("traditional", "teacher_paced"):
+        grade_paced = ("traditional", "teacher_paced", "extra_time")
+        if arm.pacing in grade_paced and (arm.floor is not None or gf is not None):
+            raise ValueError(f"arm '{arm.label}': floors apply to individual paths only "
+                             f"(not {arm.pacing} pacing)")
+        if arm.evaluation == "shared" and arm.pacing in grade_paced:
             raise ValueError(f"arm '{arm.label}': shared evaluation needs team rooms, which "
-                             "personalized pacing sets up (not traditional or teacher_paced)")
+                             f"individual paths set up (not {arm.pacing} pacing)")
 
 
 def _format_error(path: str, err: ValidationError) -> str:

@@ -161,7 +161,7 @@ SCENARIO_CASES = [
     Case("duplicate_arm_labels", edit('label = "floor3"', 'label = "traditional"'),
          ("arm labels must be unique", "traditional")),
     Case("floor_on_traditional_arm", edit(TRADITIONAL, TRADITIONAL + "floor = 2\n"),
-         ("traditional", "floors apply to personalized pacing only")),
+         ("traditional", "floors apply to individual paths only")),
     Case("no_arms", lambda tmp: raw("bad_scenario.toml",
                                     QUICK_TEXT.split("[[arms]]")[0].encode())(tmp),
          ("arms", "Field required")),
