@@ -8,7 +8,9 @@ task gives the same rows whichever process runs it.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -43,6 +45,13 @@ def run_arm(scenario, arm_index: int, replicate: int, reference=None) -> dict[st
 def _task(args):
     scenario, arm_index, replicate, reference = args
     return run_arm(scenario, arm_index, replicate, reference)
+
+
+def pool_context():
+    """Fork worker processes on Linux: they start at once and inherit the imported
+    package and the cached statewide reference. (Importing mesa switches Python's
+    default to "spawn", which re-imports everything in every worker.)"""
+    return multiprocessing.get_context("fork") if sys.platform == "linux" else None
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -91,7 +100,7 @@ def _iterate(tasks, n_workers: int, progress: bool):
                 yield _task(t)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=pool_context()) as pool:
                 for frame in pool.map(_task, tasks):
                     yield frame
                     bar.update()

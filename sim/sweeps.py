@@ -41,6 +41,7 @@ from pydantic import Field, ValidationError, model_validator
 import sim
 from sim.parameters import Strict
 from sim.report import METRICS, replicate_means
+from sim.runner import pool_context
 from sim.scenario import (
     ScenarioError,
     _format_error,
@@ -183,7 +184,8 @@ def scenario_for(sweep: Sweep, base: dict, row: np.ndarray, source: str = "<swee
         try:
             apply_override(data, p.path.split("."), p.value(x), source)
         except ScenarioError as err:
-            raise ScenarioError(f"{source}: parameter '{p.path}': {err}") from None
+            detail = str(err).removeprefix(f"{source}: ")
+            raise ScenarioError(f"{source}: parameter '{p.path}': {detail}") from None
     data["seed"], data["replicates"] = sweep.seed, 1
     return validate_scenario(data, f"{source} (parameter values {_describe(sweep, row)})")
 
@@ -404,7 +406,7 @@ def _run_local(todo, workers: int | None, out: Path, bar) -> int:
             bar.update()
             count += 1
         return count
-    with ProcessPoolExecutor(max_workers=n) as pool:
+    with ProcessPoolExecutor(max_workers=n, mp_context=pool_context()) as pool:
         in_flight = set()
         for task in todo:  # at most 2 x workers runs in flight: memory stays bounded
             in_flight.add(pool.submit(_run_task, task))
