@@ -103,7 +103,7 @@ class Accountability:
         m = self.model
         st, score = m.students, m.log.state_score
         cut = m.reference.cut_by_grade
-        tested = np.isfinite(score)
+        tested = np.isfinite(score) & np.isfinite(cut[st.grade])
         prof = np.zeros(st.n)
         prof[tested] = score[tested] >= cut[st.grade[tested]]
         program = tested & np.isin(st.grade, m.params.district.program_grades)
@@ -221,9 +221,10 @@ class Accountability:
             return
         sp, tp = m.params.sensemaking, m.params.teachers
         rng = m.streams.at("novices", m.year)
-        self.effect[idx] = rng.normal(sp.novice_effect_mean, tp.effect_sd, idx.size)
+        n = self.effect.size  # full-length draws: a classroom's novice is the same in every arm
+        self.effect[idx] = rng.normal(sp.novice_effect_mean, tp.effect_sd, n)[idx]
         self.capacity[idx] = np.maximum(1.0, rng.normal(sp.novice_capacity,
-                                                        tp.capacity_sd / 2, idx.size))
+                                                        tp.capacity_sd / 2, n)[idx])
         self.trust[idx], self.stress[idx], self.drift[idx] = sp.novice_trust, 0.0, 0.0
         self.novice[idx] = True
         self.person[idx] = self.next_person + np.arange(idx.size)

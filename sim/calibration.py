@@ -12,6 +12,7 @@ import pandas as pd
 
 from sim.assessment import true_level
 from sim.model import District
+from sim.parameters import ArmSettings
 from sim.population import variance_split
 
 NWEA_GROWTH_SD = {3: 0.97, 4: 0.82, 5: 0.60, 6: 0.63, 7: 0.38, 8: 0.37}
@@ -25,11 +26,8 @@ def traditional_run(scenario, mean_offset_sd: float | None = None, years: int = 
     district = scenario.district.model_copy(
         update={} if mean_offset_sd is None else {"mean_offset_sd": mean_offset_sd})
     sc = scenario.model_copy(update={"district": district, "years": years,
-                                     "arms": [scenario.arms[0].model_copy(
-                                         update={"label": "traditional", "pacing": "traditional",
-                                                 "floor": None, "ceiling": None,
-                                                 "test_prep_weeks": 0, "gradual_floor": None,
-                                                 "tutoring": None})]})
+                                     "arms": [ArmSettings(label="traditional",
+                                                          pacing="traditional")]})
     model = District(sc, sc.arms[0], replicate)
     return model, model.run()["student_years"]
 

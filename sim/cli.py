@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -111,6 +112,7 @@ def cmd_run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"--out {out}: exists and is not a directory")
+    _check_writable(out)
     from sim.output import write_results
     from sim.report import format_summary
     from sim.runner import run
@@ -124,6 +126,13 @@ def cmd_run(args) -> int:
         print(f"Wrote {len(manifest['files'])} files and manifest.json to {out} "
               f"in {time.time() - start:.0f} s.")
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before a long run, not after it, if ``out`` cannot be written."""
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ScenarioError(f"--out {out}: cannot create or write there")
 
 
 def cmd_check(args) -> int:
@@ -190,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("plsim: interrupted; no results were written", file=sys.stderr)
+        what = ("finished runs are kept; use --resume" if args.command == "sweep"
+                else "no results were written")
+        print(f"plsim: interrupted; {what}", file=sys.stderr)
         return 130
 
 

@@ -189,7 +189,7 @@ class District(Model):
         af = self.params.affect
         self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years)
         self.mastered_at_start = self._mastered_count()
-        self.tutored = np.zeros(st.n, bool)
+        self.tutored: dict[int, np.ndarray] = {}  # per tutoring supplement (by id)
 
     def _group_by_regime(self) -> None:
         """Students by the regime in force for them (schools share regime objects until
@@ -277,7 +277,7 @@ class District(Model):
         skills, modality = self._assign(present, teacher_today)
         rate = self._learning_rate(present, modality, teacher_today, skills)
         self._teach(present, skills, rate, draws)
-        self._supplements(present, draws)
+        self._supplements(present)
 
     def _assign(self, present: np.ndarray, teacher: np.ndarray):
         """Each regime's skills and modalities; then teachers' drift and pace limits."""
@@ -396,21 +396,25 @@ class District(Model):
                 cand = np.flatnonzero(group & np.isin(st.grade, a.tested_grades))
                 fall = assessment.scale_to_level(self.log.fall_score[cand], a) - st.grade[cand]
                 cut = self.reference.cut_level_offset(st.grade[cand])
-                self.tutored[cand[sup.select(fall, cut)]] = True
-        self.log.tutored[:] = self.tutored
+                chosen = np.zeros(st.n, bool)
+                chosen[cand[sup.select(fall, cut)]] = True
+                self.tutored[id(sup)] = chosen
+                self.log.tutored |= chosen
 
-    def _supplements(self, present: np.ndarray, draws) -> None:
+    def _supplements(self, present: np.ndarray) -> None:
         for regime, group in self.groups:
-            for sup in regime.supplements:
+            for k, sup in enumerate(regime.supplements):
                 if not sup.session_on(self.day):
                     continue
                 here = present[group[present]]
                 if isinstance(sup, Tutoring):
-                    self._tutor(sup.effectiveness, here[self.tutored[here]], draws, grade=True)
+                    chosen = self.tutored.get(id(sup))
+                    if chosen is not None:
+                        self._tutor(sup.effectiveness, here[chosen[here]], k, grade=True)
                 else:
-                    self._tutor(1.0, here, draws, grade=False)
+                    self._tutor(1.0, here, k, grade=False)
 
-    def _tutor(self, effectiveness: float, slots: np.ndarray, draws, grade: bool) -> None:
+    def _tutor(self, effectiveness: float, slots: np.ndarray, k: int, grade: bool) -> None:
         """A session outside the block: grade-level tutoring on the first grade-level skill
         the record lacks, or advisory catch-up for students behind the common pace."""
         if slots.size == 0:
@@ -429,9 +433,12 @@ class District(Model):
         rate = (lp.base_rate * self._ease[skill] * effectiveness * lp.modality_small_group
                 * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
         readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
-        learning.learn(st, slots, skill, rate, readiness, missing, draws["tutor_learn"][slots],
-                       draws["tutor_backfill"][slots], lp.readiness_floor, lp.backfill_rate,
-                       cur.prereqs)
+        # each supplement of a regime has its own draws (keyed by its place k)
+        n, keys = st.n, (self.year, self.day, k)
+        u_learn = self.streams.at("tutor_learn", *keys).random(n, dtype=np.float32)[slots]
+        u_back = self.streams.at("tutor_backfill", *keys).random(n, dtype=np.float32)[slots]
+        learning.learn(st, slots, skill, rate, readiness, missing, u_learn, u_back,
+                       lp.readiness_floor, lp.backfill_rate, cur.prereqs)
         if grade:
             self.log.tutoring_sessions[slots] += 1
         else:
@@ -478,5 +485,10 @@ class District(Model):
     def run(self) -> dict[str, pd.DataFrame]:
         """Burn in, then run all the scenario's years; return the tables."""
         self.burn_in()
-        years = [self.run_year() for _ in range(self.params.years)]
+        years = []
+        for y in range(self.params.years):
+            self.run_days()
+            years.append(self.finish_year())
+            if y < self.params.years - 1:  # no summer after the last reported year
+                self.summer()
         return {k: pd.concat([y[k] for y in years], ignore_index=True) for k in years[0]}

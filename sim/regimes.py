@@ -260,6 +260,13 @@ def limit_paces(teacher: np.ndarray, skills: np.ndarray, common: np.ndarray,
     return out
 
 
+def sessions_on(day: int, hours_per_week: float, session_hours: float, days_per_week: int):
+    """Whether a session falls on ``day``: sessions spread evenly over the week
+    (fractional rates accumulate)."""
+    per_day = hours_per_week / session_hours / days_per_week
+    return math.floor((day + 1) * per_day) > math.floor(day * per_day)
+
+
 # --- supplements ----------------------------------------------------------------------
 @dataclass
 class Tutoring:
@@ -278,9 +285,7 @@ class Tutoring:
     days_per_week: int = 5
 
     def session_on(self, day: int) -> bool:
-        """Spread sessions evenly over the week (fractional rates accumulate)."""
-        per_day = self.hours_per_week / self.session_hours / self.days_per_week
-        return math.floor((day + 1) * per_day) > math.floor(day * per_day)
+        return sessions_on(day, self.hours_per_week, self.session_hours, self.days_per_week)
 
     def select(self, fall_offset: np.ndarray, cut_offset: np.ndarray) -> np.ndarray:
         """Boolean mask of tutored students among candidates.
@@ -315,8 +320,7 @@ class Advisory:
     days_per_week: int = 5
 
     def session_on(self, day: int) -> bool:
-        per_day = self.hours_per_week / self.session_hours / self.days_per_week
-        return math.floor((day + 1) * per_day) > math.floor(day * per_day)
+        return sessions_on(day, self.hours_per_week, self.session_hours, self.days_per_week)
 
 
 # --- the composition ------------------------------------------------------------------

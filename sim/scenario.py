@@ -77,11 +77,11 @@ class Scenario(Strict):
         gf = arm.gradual_floor
         if gf is not None:
             end = gf.reaches_grade_level(cal)
-            if end >= cal.days or gf.start_day >= end:
+            if end > cal.state_test_day or gf.start_day >= end:
                 raise ValueError(
                     f"arm '{arm.label}': gradual_floor must start before it reaches grade level "
-                    f"and reach it within the year (start_day={gf.start_day}, "
-                    f"grade_level_day={end}, days={cal.days})")
+                    f"and reach it by the state test (start_day={gf.start_day}, "
+                    f"grade_level_day={end}, state_test_day={cal.state_test_day})")
         grade_paced = ("traditional", "teacher_paced", "extra_time")
         if arm.pacing in grade_paced and (arm.floor is not None or gf is not None):
             raise ValueError(f"arm '{arm.label}': floors apply to individual paths only "
@@ -155,7 +155,7 @@ def apply_override(data: dict[str, Any], parts: list[str], value: Any, source: s
 
 
 def _list_index(node: list, part: str, path: list[str], source: str) -> int:
-    if part.isdigit() and int(part) < len(node):
+    if part.isascii() and part.isdigit() and int(part) < len(node):
         return int(part)
     for j, item in enumerate(node):
         if isinstance(item, dict) and item.get("label") == part:

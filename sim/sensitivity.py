@@ -92,15 +92,22 @@ def load_finished(directory: str | Path) -> SweepData:
     try:
         manifest = json.loads(manifest_path.read_text())
         sweep = Sweep.model_validate(manifest["sweep"])
-    except (json.JSONDecodeError, KeyError, ValidationError) as err:
+        runs = int(manifest["runs"])
+        for key in ("problem", "samples", "base_scenario"):
+            manifest[key]
+    except (ValueError, KeyError, TypeError, ValidationError) as err:
         raise ScenarioError(f"{d}: manifest.json is not a readable sweep manifest "
                             f"({type(err).__name__})") from None
-    runs = int(manifest["runs"])
     done = len(finished_runs(d) & set(range(runs)))
     if done < runs:
         raise ScenarioError(f"{d}: sweep unfinished: {done} of {runs} runs finished; "
                             f"complete it with `plsim sweep SWEEP.toml --out {d} --resume`")
-    return SweepData(d, manifest, sweep, read_outcomes(d))
+    try:
+        table = read_outcomes(d)
+    except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+        raise ScenarioError(f"{d}: cannot read the sweep's tables ({type(err).__name__})"
+                            ) from None
+    return SweepData(d, manifest, sweep, table)
 
 
 def choose_outcomes(data: SweepData, outcome: str | None) -> list[str]:

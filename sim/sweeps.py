@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -51,6 +52,7 @@ from sim.scenario import (
     validate_scenario,
 )
 
+PART = re.compile(r"run-(\d{6})\.parquet")  # a finished run's outcome part
 Design = Literal["grid", "random", "latin", "sobol", "morris"]
 RESERVED = {"seed": "set the sweep's own seed instead (each run's streams derive from it)",
             "replicates": "set the sweep's own replicates instead (each run is one replicate)"}
@@ -308,7 +310,8 @@ def finished_runs(out: Path) -> set[int]:
     folder = out / "outcomes"
     if not folder.is_dir():
         return set()
-    return {int(f.stem.split("-")[1]) for f in folder.glob("run-*.parquet")}
+    found = (PART.fullmatch(f.name) for f in folder.iterdir())
+    return {int(m.group(1)) for m in found if m}
 
 
 def write_part(out: Path, run_id: int, frame: pd.DataFrame) -> None:
@@ -337,14 +340,22 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
                                 "that sweep, or choose another directory")
         if not manifest_path.exists():
             raise ScenarioError(f"{source}: --out {out} holds no sweep manifest to resume")
-        old = json.loads(manifest_path.read_text())
+        try:
+            old = json.loads(manifest_path.read_text())
+            old["fingerprint"]
+        except (OSError, ValueError, TypeError, KeyError):
+            raise ScenarioError(f"{source}: --out {out}: its manifest.json is unreadable; "
+                                "cannot resume") from None
         if old.get("fingerprint") != fingerprint:
             raise ScenarioError(f"{source}: --out {out} holds a different sweep "
                                 f"('{old.get('sweep', {}).get('name')}'); cannot resume it")
         return pd.read_parquet(out / "experiments.parquet")
     design = design_matrix(sweep)
     exp = experiments(sweep, design)
-    (out / "outcomes").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "outcomes").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScenarioError(f"{source}: --out {out}: cannot create it ({exc.strerror})") from None
     _atomic_write(out / "experiments.parquet", lambda p: exp.to_parquet(p, index=False))
     manifest = {"plsim_version": sim.__version__, "fingerprint": fingerprint,
                 "sweep": sweep.model_dump(mode="json"), "base_scenario": base,
@@ -431,7 +442,12 @@ def _run_dask(todo, address: str, out: Path, bar) -> int:
     from distributed import Client, as_completed
 
     count = 0
-    with Client(address, timeout="30s") as client:
+    try:
+        client = Client(address, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise ScenarioError(f"--scheduler {address}: cannot reach a Dask scheduler there "
+                            f"({exc}); finished runs are kept, use --resume") from None
+    with client:
         limit = 2 * max(1, sum(client.nthreads().values()))
         pending = as_completed()
         for task in todo:
