@@ -292,6 +292,11 @@ def indices_figure(result: pd.DataFrame, design: str, title: str, path: Path) ->
         ax.grid(axis="x", alpha=0.3)
     for ax in axes.flat[len(outcomes):]:
         ax.set_visible(False)
+    return _save(fig, axes, title, path)
+
+
+def _save(fig, axes, title: str, path: Path) -> Path:
+    """Legend, title and an atomic PNG write of a figure of panels."""
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -435,12 +440,7 @@ def summary_figure(means: pd.DataFrame, bins: dict[str, pd.DataFrame], table: pd
         ax.set_visible(False)
     for row in axes:
         row[0].set_ylabel(outcome)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return _save(fig, axes, title, path)
 
 
 def main_sweep_summary(args) -> int:
