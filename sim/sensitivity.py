@@ -45,6 +45,11 @@ MORRIS_COLUMNS = ("mu_star", "mu_star_conf", "sigma", "mu")
 BINS = 5  # quantile bins of a range parameter in the sweep summary
 UNSEEDED_SOBOL = 2**31 - 1  # SALib's sobol treats seed 0 as "no seed": use this instead
 OUTCOME_LABELS = {
+    "window_share": "share of schools with a test-prep window (0-1)",
+    "program_active_share": "share of schools still running the program (0-1)",
+    "teacher_exit_rate": "share of teachers who leave (0-1)",
+    "teacher_stress": "teachers' mean stress (0-1)",
+    "va_true_corr": "correlation of value-added estimates with true effects",
     "growth_sd": "growth, fall to spring (SD of the state's fall scores)",
     "proficient": "share proficient on the state test (0-1)",
     "grade_level_share": "share of days on grade-level content (0-1)",

@@ -56,7 +56,10 @@ PART = re.compile(r"run-(\d{6})\.parquet")  # a finished run's outcome part
 Design = Literal["grid", "random", "latin", "sobol", "morris"]
 RESERVED = {"seed": "set the sweep's own seed instead (each run's streams derive from it)",
             "replicates": "set the sweep's own replicates instead (each run is one replicate)"}
-OUTCOMES = METRICS  # recorded per arm x year x start band
+# accountability outcomes, per arm x year (recorded on the "all students" rows)
+ACCOUNTABILITY = ("window_share", "program_active_share", "teacher_exit_rate",
+                  "teacher_stress", "va_true_corr")
+OUTCOMES = (*METRICS, *ACCOUNTABILITY)  # recorded per arm x year x start band
 
 
 class Parameter(Strict):
@@ -284,16 +287,38 @@ def run_one(scenario, stream_key: int, run_id: int, outcomes: list[str]) -> pd.D
     """Every arm of one run; its outcomes per arm x year x start band."""
     from sim.runner import run_arm
 
-    frames = [run_arm(scenario, a, stream_key)["student_years"]
-              for a in range(len(scenario.arms))]
-    rows = pd.concat(frames, ignore_index=True)
-    rows["arm"] = pd.Categorical(rows["arm"], categories=[a.label for a in scenario.arms])
-    out = replicate_means(rows, outcomes)
+    parts = [run_arm(scenario, a, stream_key) for a in range(len(scenario.arms))]
+    labels = [a.label for a in scenario.arms]
+    rows = pd.concat([p["student_years"] for p in parts], ignore_index=True)
+    rows["arm"] = pd.Categorical(rows["arm"], categories=labels)
+    out = replicate_means(rows, [o for o in outcomes if o in METRICS])
     out = out.drop(columns="replicate")
     out.insert(0, "run_id", run_id)
     out["arm"] = out["arm"].astype(str)
     out["start_band"] = out["start_band"].astype(str)
+    wanted = [o for o in outcomes if o in ACCOUNTABILITY]
+    if wanted:
+        acc = accountability_outcomes(pd.concat([p["school_years"] for p in parts]),
+                                      pd.concat([p["teacher_years"] for p in parts]))
+        acc = acc[wanted].reset_index().assign(start_band="all students")
+        out = out.merge(acc, on=["arm", "year", "start_band"], how="left")
     return out
+
+
+def accountability_outcomes(schools: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x year: shares of schools with a window and with the program, teachers'
+    exit rate and stress, and the correlation of value-added estimates with true effects."""
+    keys = ["arm", "year"]
+    s = schools.assign(window=schools.test_prep_weeks > 0).groupby(keys, observed=True).agg(
+        window_share=("window", "mean"), program_active_share=("program_active", "mean"))
+    t = teachers.groupby(keys, observed=True).agg(teacher_exit_rate=("exited", "mean"),
+                                                  teacher_stress=("stress", "mean"))
+    linked = teachers.dropna(subset=["va_estimate"])
+    corr = linked.groupby(keys, observed=True)[["va_estimate", "true_effect"]].apply(
+        lambda g: g.va_estimate.corr(g.true_effect)).rename("va_true_corr")
+    out = s.join(t).join(corr)
+    out.index = out.index.set_levels(out.index.levels[0].astype(str), level=0)
+    return out.astype(float)
 
 
 def _run_task(task) -> tuple[int, pd.DataFrame]:

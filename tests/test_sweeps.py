@@ -487,3 +487,19 @@ def test_dask_local_cluster_equals_serial(tiny, serial, dask_cluster, tmp_path):
         ran_model = client.run(lambda: "sim.model" in __import__("sys").modules)
     assert len(pids) == 2 and os.getpid() not in pids.values()
     assert list(ran_model.values()) == [True, True]
+
+
+def test_sweeps_record_accountability_outcomes_per_arm_and_year():
+    from sim.sweeps import design_matrix, load_sweep, run_one, scenario_for
+
+    sweep, base = load_sweep("scenarios/sweep_quick.toml")
+    scenario = scenario_for(sweep, base, design_matrix(sweep)[0])
+    out = run_one(scenario, 0, 0, ["growth_sd", "window_share", "program_active_share",
+                                   "teacher_exit_rate", "va_true_corr"])
+    everyone = out[out.start_band == "all students"].set_index("arm")
+    assert everyone.loc["test_prep", "window_share"] == 1.0  # the arm's own window
+    assert everyone.loc["floor3", "window_share"] == 0.0
+    assert (everyone.program_active_share == 1.0).all()
+    assert everyone.teacher_exit_rate.between(0, 1).all()
+    assert everyone.loc["traditional", "va_true_corr"] > 0
+    assert out[out.start_band != "all students"].window_share.isna().all()
