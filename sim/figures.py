@@ -133,6 +133,7 @@ def school_policies_by_year(school_summary, path: Path) -> Path:
                                 "proficient, program grades (%)"), strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("year")
+        ax.set_xticks(sorted(school_summary.year.unique()))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
