@@ -78,14 +78,16 @@ class Record:
             f[moved] = self.frontier[rows]
         return f
 
-    def _search(self, rows: np.ndarray, bound: np.ndarray) -> None:
+    def _search(self, rows: np.ndarray, start: np.ndarray, bound: np.ndarray | None = None):
+        """Full search from ``start``; the cache remembers ``bound`` (default ``start``),
+        the lower bound the frontier answers for."""
         for part in chunks(rows.size):
-            r, b = rows[part], bound[part]
+            r, b = rows[part], start[part]
             blocked = self.believed[r] | (np.arange(self.n_skills)[None, :] < b[:, None])
             first = np.argmin(blocked, axis=1)
             none_left = blocked[np.arange(r.size), first]
             self.frontier[r] = np.where(none_left, self.n_skills, first)
-            self.frontier_bound[r] = b
+            self.frontier_bound[r] = b if bound is None else bound[part]
         self.stale[rows] = False
         self.advanced[rows] = False
 
@@ -106,7 +108,9 @@ class Record:
             todo = todo[inside]
             todo = todo[self.knows(rows[todo], f[todo])]
             if todo.size:
-                self._search(rows[todo], f[todo])
+                # keep the bound the frontier answers for, so tomorrow's call
+                # with the same bound finds the cache valid
+                self._search(rows[todo], f[todo], self.frontier_bound[rows[todo]])
                 f[todo] = self.frontier[rows[todo]]
         self.frontier[rows] = f
 

@@ -173,9 +173,10 @@ class Playlist(Pacing):
     move_on_days: int | None = None
 
     def assign(self, model, slots, lo, hi, day):
-        f = model.record.frontier_from(slots, lo)
-        done = f > hi
-        skill = np.where(done, review_skill(model, slots, day), f)
+        skill = model.record.frontier_from(slots, lo)
+        done = skill > hi
+        if done.any():  # nothing left in range: review grade-level content
+            skill[done] = review_skill(model, slots[done], day)
         return skill, rotating_modality(slots, day)
 
 
