@@ -343,7 +343,6 @@ class District(Model):
         paces = marks.sum(axis=1)
         ratio = np.minimum(1.0, self.accountability.capacity_eff[teacher]
                            / np.maximum(paces[teacher], 1))
-        self.paces_today = paces
         return ratio ** self.params.teachers.capacity_elasticity
 
     def _teach(self, present, skills, rate, draws) -> None:

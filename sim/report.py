@@ -97,7 +97,7 @@ def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = Non
                       "anxiety")) -> pd.DataFrame:
     """Paired difference ``arm - baseline`` by start band, with 95% intervals across replicates."""
     keep = [m for m in metrics if m in rows]
-    reps = replicate_means(rows.assign(**{m: rows[m] for m in keep}), keep)
+    reps = replicate_means(rows, keep)
     year = int(reps.year.max()) if year is None else year
     reps = reps[reps.year == year].set_index(["start_band", "replicate"])
     a = reps[reps.arm == arm][keep]

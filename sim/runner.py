@@ -113,12 +113,3 @@ def _bar(total: int, enabled: bool):
 
     return tqdm(total=total, desc="arm-replicates", unit="run", disable=not enabled,
                 dynamic_ncols=True)
-
-
-def band_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Students per start band in the program grades (first year, first replicate, first arm)."""
-    first = rows[(rows.year == 1) & (rows.replicate == 0) & rows.in_program]
-    first = first[first.arm == first.arm.cat.categories[0]]
-    return first.start_band.value_counts().reindex(first.start_band.cat.categories,
-                                                   fill_value=0).to_frame("students")
-
