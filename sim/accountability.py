@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sim import leaders, sensemaking
-from sim.evaluation import RATINGS, evaluate, rating_of, residuals
+from sim.evaluation import RATINGS, evaluate, group_means, rating_of, residuals
 
 TRUST_SD = 0.1  # spread of teachers' trust around their team's mean
 
@@ -108,7 +108,8 @@ class Accountability:
         prof[tested] = score[tested] >= cut[st.grade[tested]]
         program = tested & np.isin(st.grade, m.params.district.program_grades)
         n_s = len(m.schools)
-        return _share(prof, tested, st.school, n_s), _share(prof, program, st.school, n_s)
+        return (group_means(prof, np.where(tested, st.school, -1), n_s)[0],
+                group_means(prof, np.where(program, st.school, -1), n_s)[0])
 
     def _evaluate(self):
         m = self.model
@@ -232,10 +233,3 @@ class Accountability:
         for i in idx:
             t = m.teachers[i]
             t.effect, t.capacity, t.experience = float(self.effect[i]), float(self.capacity[i]), 0
-
-
-def _share(values: np.ndarray, mask: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
-    count = np.bincount(group[mask], minlength=n)
-    total = np.bincount(group[mask], weights=values[mask], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / count

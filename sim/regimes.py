@@ -116,9 +116,8 @@ class TraditionalPacing(Pacing):
     remediation_share: float = 0.3
 
     def assign(self, model, slots, lo, hi, day):
-        cur, cal, rec = model.curriculum, model.params.calendar, model.record
-        pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
-        skill = cur.first_skill(model.students.grade[slots]).astype(np.int64) + pos
+        rec = model.record
+        skill = common_pace_skill(model, slots, day)
         modality = np.full(slots.size, WHOLE_CLASS, np.int8)
         u = model.draws["extension"][slots]
         ext = rec.knows(slots, skill) & (u < self.extension_share)
@@ -140,10 +139,8 @@ class ExtraTime(Pacing):
     one works ahead of the class."""
 
     def assign(self, model, slots, lo, hi, day):
-        cur, cal = model.curriculum, model.params.calendar
-        pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
-        start = cur.first_skill(model.students.grade[slots]).astype(np.int64)
-        pace = start + pos
+        start = model.curriculum.first_skill(model.students.grade[slots]).astype(np.int64)
+        pace = common_pace_skill(model, slots, day)
         behind = model.record.frontier_from(slots, start)
         skill = np.minimum(behind, pace)
         modality = np.where(skill < pace, SMALL_GROUP, WHOLE_CLASS).astype(np.int8)

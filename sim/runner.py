@@ -93,7 +93,7 @@ def run(scenario, workers: int | None = 1, progress: bool = False) -> Results:
 
 
 def _iterate(tasks, n_workers: int, progress: bool):
-    bar = _bar(len(tasks), progress)
+    bar = progress_bar(len(tasks), progress)
     try:
         if n_workers <= 1:
             for t in tasks:
@@ -108,8 +108,9 @@ def _iterate(tasks, n_workers: int, progress: bool):
         bar.close()
 
 
-def _bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool, desc: str = "arm-replicates", initial: int = 0):
+    """A tqdm progress bar on stderr (disabled unless ``enabled``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="arm-replicates", unit="run", disable=not enabled,
+    return tqdm(total=total, initial=initial, desc=desc, unit="run", disable=not enabled,
                 dynamic_ncols=True)

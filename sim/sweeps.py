@@ -42,7 +42,7 @@ from pydantic import Field, ValidationError, model_validator
 import sim
 from sim.parameters import Strict
 from sim.report import METRICS, replicate_means
-from sim.runner import pool_context
+from sim.runner import pool_context, progress_bar
 from sim.scenario import (
     ScenarioError,
     _format_error,
@@ -341,10 +341,7 @@ def finished_runs(out: Path) -> set[int]:
 
 def write_part(out: Path, run_id: int, frame: pd.DataFrame) -> None:
     """Write one run's outcomes atomically (temporary name, then rename)."""
-    target = part_path(out, run_id)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, target)
+    _atomic_write(part_path(out, run_id), lambda p: frame.to_parquet(p, index=False))
 
 
 def sweep_fingerprint(sweep: Sweep, base: dict) -> str:
@@ -415,7 +412,7 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
     done = finished_runs(out)
     todo = tasks(sweep, base, exp, done)
     remaining = len(exp) - len(done & set(exp.run_id))
-    bar = _bar(len(exp), len(exp) - remaining, progress)
+    bar = progress_bar(len(exp), progress, "runs", initial=len(exp) - remaining)
     try:
         if scheduler:
             finished = _run_dask(todo, scheduler, out, bar)
@@ -424,13 +421,6 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
     finally:
         bar.close()
     return {"runs": int(len(exp)), "skipped": int(len(exp) - remaining), "ran": finished}
-
-
-def _bar(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="runs", unit="run", disable=not enabled,
-                dynamic_ncols=True)
 
 
 def _run_local(todo, workers: int | None, out: Path, bar) -> int:
