@@ -102,7 +102,7 @@ def time_dask_sweep(sweep: Path, out: Path, address: str) -> tuple[float, float]
 
 
 def _table(out: Path):
-    from sim.sweeps import read_outcomes
+    from sim.experiments.sweeps import read_outcomes
 
     keys = ["run_id", "arm", "year", "start_band"]
     return read_outcomes(out).sort_values(keys).reset_index(drop=True)
@@ -112,7 +112,7 @@ def bench_sweeps(sweep: Path, workers: int = 2) -> dict:
     """Serial, local pool and LocalCluster wall times of one sweep file."""
     from distributed import LocalCluster
 
-    from sim.sweeps import load_sweep
+    from sim.experiments.sweeps import load_sweep
 
     spec, _ = load_sweep(sweep)  # bad input fails here, before any timing
     rows = []
@@ -220,8 +220,8 @@ def child_run(spec_path: str) -> None:
     """In a child process: build and run one district; write timings as JSON."""
     import numpy as np
 
-    from sim.model import District
-    from sim.scenario import validate_scenario
+    from sim.config.scenario import validate_scenario
+    from sim.district.model import District
 
     spec = json.loads(Path(spec_path).read_text())
     scenario = validate_scenario(spec["scenario"], "<scaling>")
@@ -230,7 +230,7 @@ def child_run(spec_path: str) -> None:
     reset = _reset_peak()  # imports' transient peak does not count against the run
     before = _status_bytes("VmRSS") if reset else None
     t0 = time.perf_counter()
-    district = District(scenario, scenario.arms[0], 0, reference)
+    district = District(scenario, scenario.arms[0], 0, reference=reference)
     t1 = time.perf_counter()
     rows = district.run()
     t2 = time.perf_counter()
@@ -278,8 +278,8 @@ def measure_size_best(students: int, reference_path: Path, tmp: Path, repeat: in
 
 
 def bench_scaling(sizes: list[int], repeat: int = 1) -> dict:
-    from sim.reference import state_reference
-    from sim.scenario import validate_scenario
+    from sim.config.scenario import validate_scenario
+    from sim.district.reference import state_reference
 
     sizes = sorted(sizes)
     with tempfile.TemporaryDirectory(prefix="plsim-bench-scaling-") as tmp:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim.scenario import ScenarioError, load_scenario
+from sim.config.scenario import ScenarioError, load_scenario
 
 EXIT_BAD_INPUT = 2
 
@@ -113,9 +113,9 @@ def cmd_run(args) -> int:
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"--out {out}: exists and is not a directory")
     _check_writable(out)
-    from sim.output import write_results
-    from sim.report import format_summary
-    from sim.runner import run
+    from sim.analysis.summaries import format_summary
+    from sim.experiments.output import write_results
+    from sim.experiments.runner import run
 
     start = time.time()
     results = run(sc, workers=args.workers, progress=not args.quiet)
@@ -145,14 +145,14 @@ def cmd_check(args) -> int:
 
 def cmd_calibrate(args) -> int:
     sc = load_scenario(args.scenario, args.set)
-    from sim.calibration import calibration_report, format_report
+    from sim.validation.calibration import calibration_report, format_report
 
     print(format_report(calibration_report(sc)))
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from sim.sweeps import load_sweep, run_sweep
+    from sim.experiments.sweeps import load_sweep, run_sweep
 
     sweep, base = load_sweep(args.sweep)
     start = time.time()
@@ -167,19 +167,19 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_sensitivity(args) -> int:
-    from sim.sensitivity import main_sensitivity
+    from sim.experiments.sensitivity import main_sensitivity
 
     return main_sensitivity(args)
 
 
 def cmd_sweep_summary(args) -> int:
-    from sim.sensitivity import main_sweep_summary
+    from sim.experiments.sensitivity import main_sweep_summary
 
     return main_sweep_summary(args)
 
 
 def cmd_bench(args) -> int:
-    from sim.bench import format_bench, run_bench
+    from sim.experiments.bench import format_bench, run_bench
 
     results = run_bench(sizes=tuple(args.sizes))
     print(json.dumps(results) if args.json else format_bench(results))

@@ -1,7 +1,8 @@
 """Accountability: evaluation, teachers' sensemaking, leaders, the program review, pacing limits.
 
-Pure functions (``sim.evaluation``, ``sim.sensemaking``, ``sim.leaders``,
-``sim.regimes.limit_paces``) are tested directly on synthetic inputs; the rest
+Pure functions (``sim.accountability.evaluation``, ``sim.accountability.sensemaking``,
+``sim.accountability.leaders``,
+``sim.policies.pacing.limit_paces``) are tested directly on synthetic inputs; the rest
 on small simulated districts (two or three schools, grades 4-8, a reference of
 300 students per grade, one replicate) whose runs are shared between tests by
 module fixtures.
@@ -17,29 +18,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import leaders, regimes, sensemaking
+from sim.accountability import leaders, sensemaking
+from sim.accountability.evaluation import RATINGS, evaluate, rating_of, residuals
+from sim.accountability.review import fails_review
+from sim.analysis.summaries import teacher_summary
 from sim.cli import main
-from sim.evaluation import RATINGS, evaluate, rating_of, residuals
-from sim.model import District
-from sim.parameters import (
+from sim.config.parameters import (
     CalendarParams,
     EvaluationParams,
     Leaders,
     ProgramReview,
     SensemakingParams,
 )
-from sim.regimes import (
-    UNLIMITED,
-    FloorCeiling,
-    Playlist,
-    Regime,
-    Tutoring,
-    common_pace_skill,
-    limit_paces,
-)
-from sim.report import teacher_summary
-from sim.runner import run
-from sim.scenario import ScenarioError, load_scenario, validate_scenario
+from sim.config.scenario import ScenarioError, load_scenario, validate_scenario
+from sim.district.reference import district_for
+from sim.experiments.runner import run
+from sim.policies import limits
+from sim.policies.limits import UNLIMITED, FloorCeiling
+from sim.policies.pacing import Playlist, common_pace_skill, limit_paces
+from sim.policies.regimes import Regime
+from sim.policies.supplements import Tutoring
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -307,10 +305,10 @@ def test_a_review_without_a_year_before_the_program_is_refused_or_still_drops_it
 
 def test_the_review_drops_a_program_only_after_its_years_and_below_the_required_gain():
     review = ProgramReview(after_years=3, min_improvement=0.05)
-    assert not leaders.fails_review(5, 0.1, 0.4, None)  # no review: never dropped
-    assert not leaders.fails_review(2, 0.30, 0.30, review)  # too early
-    assert leaders.fails_review(3, 0.34, 0.30, review)  # gained 4 points < 5
-    assert not leaders.fails_review(3, 0.36, 0.30, review)  # gained 6 points
+    assert not fails_review(5, 0.1, 0.4, None)  # no review: never dropped
+    assert not fails_review(2, 0.30, 0.30, review)  # too early
+    assert fails_review(3, 0.34, 0.30, review)  # gained 4 points < 5
+    assert not fails_review(3, 0.36, 0.30, review)  # gained 6 points
 
 
 # ==== 5. load, PD and the number of paces a teacher runs ====================================
@@ -400,19 +398,19 @@ def test_each_response_changes_a_copy_of_the_regime():
     cal, lead = CalendarParams(), Leaders()
     base = Regime("arm", Playlist(), [FloorCeiling(3.0, UNLIMITED)], [])
     prep = leaders.apply_response(base, "test_prep", lead, cal)
-    assert leaders.window_days(base) == 0 and leaders.window_days(prep) == 30  # 6 weeks x 5
+    assert base.window_days() == 0 and prep.window_days() == 30  # 6 weeks x 5
     more = leaders.apply_response(prep, "test_prep_days", lead, cal)
-    assert leaders.window_days(more) == 35
-    assert sum(isinstance(x, regimes.TestPrepWindow) for x in more.limits) == 1
+    assert more.window_days() == 35
+    assert sum(isinstance(x, limits.TestPrepWindow) for x in more.limits) == 1
     tut = leaders.apply_response(more, "tutoring", lead, cal)
-    assert leaders.tutoring_hours(tut) == 2.0 and leaders.tutoring_hours(more) == 0.0
+    assert tut.tutoring_hours() == 2.0 and more.tutoring_hours() == 0.0
     assert isinstance(tut.supplements[0], Tutoring)
     up = leaders.apply_response(tut, "raise_floor", lead, cal)
     up2 = leaders.apply_response(up, "raise_floor", lead, cal)
-    assert leaders.current_floor(up) == 2.0 and leaders.current_floor(up2) == 1.0
+    assert up.floor() == 2.0 and up2.floor() == 1.0
     no_floor = Regime("arm", Playlist())
-    assert leaders.current_floor(leaders.apply_response(no_floor, "raise_floor", lead, cal)) == 3
-    assert leaders.current_floor(base) == 3.0 and base.limits == [FloorCeiling(3.0, UNLIMITED)]
+    assert (leaders.apply_response(no_floor, "raise_floor", lead, cal)).floor() == 3
+    assert base.floor() == 3.0 and base.limits == [FloorCeiling(3.0, UNLIMITED)]
 
 
 @pytest.fixture(scope="module")
@@ -492,7 +490,7 @@ def move_on_scenario(move_on_days, fail_limit):
 
 def skills_moved_through(sc):
     """Per program student: distinct skills assigned over the year, and days present."""
-    model = District(sc, sc.arms[0])
+    model = district_for(sc, sc.arms[0])
     model.start_year()
     seen = defaultdict(set)
     original = model._assign
@@ -545,7 +543,7 @@ def test_extra_time_never_assigns_content_ahead_of_the_common_pace():
                     "teacher_load": 120}], years=1,
                   calendar={"days": 100, "state_test_day": 80, "spring_test_day": 98,
                             "burn_in_years": 1})
-    model = District(sc, sc.arms[0])
+    model = district_for(sc, sc.arms[0])
     model.burn_in()
     got = {"skill": [], "common": [], "start": []}
     original = model._assign

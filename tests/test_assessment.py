@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import assessment, learning
-from sim.curriculum import generate_curriculum
-from sim.model import District
-from sim.reference import state_reference
-from sim.scenario import load_scenario
-from sim.students import StudentState
+from sim.config.scenario import load_scenario
+from sim.district.reference import district_for, state_reference
+from sim.engine import assessment, learning
+from sim.engine.curriculum import generate_curriculum
+from sim.engine.students import StudentState
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def _scores(model, seed=1):
 
 
 def test_the_state_test_samples_only_the_enrolled_grade(quick):
-    model = District(quick, quick.arms[0])
+    model = district_for(quick, quick.arms[0])
     before, tested = _scores(model)
     st, cur = model.students, model.curriculum
     own = cur.skill_grade[None, :] == st.grade[:, None]
@@ -41,7 +40,7 @@ def test_the_state_test_samples_only_the_enrolled_grade(quick):
 
 
 def test_familiarity_without_mastery_raises_state_scores(quick):
-    model = District(quick, quick.arms[0])
+    model = district_for(quick, quick.arms[0])
     st, cur = model.students, model.curriculum
     own = cur.skill_grade[None, :] == st.grade[:, None]
     st.mastery[own] = 0

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sim import bench
-from sim.reference import state_reference
+from sim.district.reference import state_reference
+from sim.experiments import bench, mesa_reference
 
 STUDENTS, DAYS = 2_000, 5
 
@@ -22,7 +22,7 @@ def started():
 
 def test_one_mesa_agent_per_student(started):
     district, _ = started
-    ref = bench.load_mesa_reference()
+    ref = mesa_reference
     model = bench.build_mesa(district)
     agents = list(model.agents)
     assert len(agents) == district.students.n

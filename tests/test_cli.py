@@ -23,10 +23,10 @@ from pandas.testing import assert_frame_equal
 from scipy import stats
 
 import sim
-import sim.output
-import sim.runner
+import sim.experiments.output
+import sim.experiments.runner
 from sim.cli import main
-from sim.scenario import load_scenario, validate_scenario
+from sim.config.scenario import load_scenario, validate_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "scenarios" / "quick.toml"
@@ -301,7 +301,7 @@ def test_two_workers_give_the_same_table(small_run):
 def cached_results():
     """One real simulation of the small scenario, reused: these tests are about writing."""
     sc = load_scenario(QUICK, ["years=1", "district.schools=1"], replicates=1)
-    return sim.runner.run(sc)
+    return sim.experiments.runner.run(sc)
 
 
 class Interrupt(Exception):
@@ -323,7 +323,8 @@ def _raise_on_call(n: int, real, exc, seen: list):
 
 
 class _OsShim:
-    """``os`` with a replace that fails on its n-th call (sim.output moves files with it)."""
+    """``os`` with a replace that fails on its n-th call (sim.experiments.output moves
+    files with it)."""
 
     def __init__(self, n, exc, seen):
         self.replace = _raise_on_call(n, os.replace, exc, seen)
@@ -333,7 +334,7 @@ class _OsShim:
 
 
 POINTS = {
-    # where the interruption strikes: sim.output attribute -> which call
+    # where the interruption strikes: sim.experiments.output attribute -> which call
     "summarise": ("summarise", 1),  # nothing staged yet
     "draw_all": ("draw_all", 1),  # parquet and csv staged, figures not
     "manifest": ("_manifest", 1),  # everything staged but the manifest
@@ -343,19 +344,21 @@ POINTS = {
 
 def _interrupt(monkeypatch, cached_results, point, exc):
     seen: list = []
-    monkeypatch.setattr(sim.runner, "run", lambda sc, workers=1, progress=False: cached_results)
+    monkeypatch.setattr(sim.experiments.runner, "run",
+                        lambda sc, workers=1, progress=False: cached_results)
     attr, n = POINTS[point]
     if attr == "os":
-        monkeypatch.setattr(sim.output, "os", _OsShim(n, exc, seen))
+        monkeypatch.setattr(sim.experiments.output, "os", _OsShim(n, exc, seen))
     else:
-        monkeypatch.setattr(sim.output, attr,
-                            _raise_on_call(n, getattr(sim.output, attr), exc, seen))
+        monkeypatch.setattr(sim.experiments.output, attr,
+                            _raise_on_call(n, getattr(sim.experiments.output, attr), exc, seen))
     return seen
 
 
 def _assert_not_complete(out: Path) -> None:
     assert not (out / "manifest.json").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(sim.output.STAGING_PREFIX)]
+    staging = sim.experiments.output.STAGING_PREFIX
+    assert not [p for p in out.iterdir() if p.name.startswith(staging)]
 
 
 @pytest.mark.parametrize("point", list(POINTS))
@@ -391,7 +394,8 @@ def test_interrupted_rerun_retires_the_old_manifest(point, monkeypatch, cached_r
                                                     tmp_path):
     """Over an earlier run's results, an interrupted rerun must not leave a manifest that
     would vouch for a mix of old and new files."""
-    monkeypatch.setattr(sim.runner, "run", lambda sc, workers=1, progress=False: cached_results)
+    monkeypatch.setattr(sim.experiments.runner, "run",
+                        lambda sc, workers=1, progress=False: cached_results)
     out = tmp_path / "results"
     assert run_quiet(["run", QUICK, "--out", out, "--quiet"]) == 0
     old = json.loads((out / "manifest.json").read_text())
@@ -411,8 +415,8 @@ def test_interrupted_rerun_retires_the_old_manifest(point, monkeypatch, cached_r
 
 def test_interrupted_simulation_writes_nothing(monkeypatch, tmp_path, capsys):
     seen: list = []
-    monkeypatch.setattr(sim.runner, "run_arm",
-                        _raise_on_call(2, sim.runner.run_arm, KeyboardInterrupt, seen))
+    monkeypatch.setattr(sim.experiments.runner, "run_arm",
+                        _raise_on_call(2, sim.experiments.runner.run_arm, KeyboardInterrupt, seen))
     out = tmp_path / "results"
     code = run_quiet(["run", QUICK, "--out", out, *TINY, "--set", "district.schools=1",
                       "--quiet"])
@@ -422,7 +426,8 @@ def test_interrupted_simulation_writes_nothing(monkeypatch, tmp_path, capsys):
 
 
 def test_rerun_replaces_results_and_manifest(monkeypatch, cached_results, tmp_path):
-    monkeypatch.setattr(sim.runner, "run", lambda sc, workers=1, progress=False: cached_results)
+    monkeypatch.setattr(sim.experiments.runner, "run",
+                        lambda sc, workers=1, progress=False: cached_results)
     out = tmp_path / "results"
     out.mkdir()
     (out / "notes.txt").write_text("mine\n")

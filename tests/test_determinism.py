@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sim.runner import run
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.experiments.runner import run
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 The parameter tables of ``docs/model.md`` (tables whose header is
 ``| key | unit | default | meaning |``) must list every field of every
-parameter block reachable from ``sim.scenario.Scenario`` (the blocks of
-``sim/parameters.py`` and the arm settings), keyed as in a TOML scenario file
+parameter block reachable from ``sim.config.scenario.Scenario`` (the blocks of
+``sim/config/parameters.py`` and the arm settings), keyed as in a TOML scenario file
 (``learning.base_rate``, ``arms[].floor``, ``arms[].tutoring.hours_per_week``),
 each with its default in the same row. A default changed in the code, a
 parameter added or removed without the documentation following, fails here.
@@ -27,8 +27,8 @@ import pytest
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from sim import parameters
-from sim.scenario import Scenario
+from sim.config import parameters
+from sim.config.scenario import Scenario
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "model.md"
 HEADER = ("key", "unit", "default", "meaning")
@@ -85,7 +85,7 @@ def code_parameters() -> tuple[dict[str, object], set[type[BaseModel]]]:
 
 
 def parameter_blocks() -> set[type[BaseModel]]:
-    """Every pydantic model defined in sim.parameters except the Strict base."""
+    """Every pydantic model defined in sim.config.parameters except the Strict base."""
     return {cls for _, cls in inspect.getmembers(parameters, inspect.isclass)
             if issubclass(cls, BaseModel) and cls.__module__ == parameters.__name__
             and cls is not parameters.Strict}
@@ -168,7 +168,7 @@ def test_helpers_read_defaults_as_written():
 def test_every_parameter_block_is_reachable_from_a_scenario():
     _, seen = code_parameters()
     missing = sorted(cls.__name__ for cls in parameter_blocks() - seen)
-    assert not missing, f"blocks of sim/parameters.py no scenario key reaches: {missing}"
+    assert not missing, f"blocks of sim/config/parameters.py no scenario key reaches: {missing}"
 
 
 def test_doc_has_parameter_tables():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.calibration import entry_variance_split, traditional_run
-from sim.curriculum import NO_SKILL, generate_curriculum
-from sim.outcomes import start_band
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
+from sim.engine.curriculum import NO_SKILL, generate_curriculum
+from sim.engine.outcomes import start_band
+from sim.validation.calibration import entry_variance_split, traditional_run
 
 TOLERANCE = 0.05  # absolute, on each variance share
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.curriculum import generate_curriculum
-from sim.records import Record
+from sim.engine.curriculum import generate_curriculum
+from sim.engine.records import Record
 
 STREAK, FAIL_LIMIT = 2, 4
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.model import District
-from sim.random_streams import DailyDraws
-from sim.regimes import GradualFloor
-from sim.scenario import validate_scenario
+from sim.config.scenario import validate_scenario
+from sim.district.reference import district_for
+from sim.engine.random_streams import DailyDraws
+from sim.policies.limits import GradualFloor
 
 TEST_DAY = 100
 DAYS = 140
@@ -32,7 +32,7 @@ def capture(sc):
     Returns arrays: day, slot, skill, enrolled grade, and whether the record
     showed the skill mastered at the time it was assigned.
     """
-    model = District(sc, sc.arms[0])
+    model = district_for(sc, sc.arms[0])
     model.burn_in()
     log = {k: [] for k in ("day", "slot", "skill", "grade", "believed")}
     original = model._assign
@@ -120,7 +120,7 @@ def test_the_playlist_never_reads_true_mastery():
     sc = scenario(pacing="personalized", floor=3)
     plans = []
     for scramble in (False, True):
-        model = District(sc, sc.arms[0])
+        model = district_for(sc, sc.arms[0])
         model.start_year()
         if scramble:
             model.students.mastery[:] = 0
@@ -142,7 +142,7 @@ def test_exit_slips_not_true_mastery_advance_the_playlist():
         "learning": sc.learning.model_copy(update={"base_rate": 1e-6, "backfill_rate": 0.0}),
         "calendar": sc.calendar.model_copy(update={"benchmark_every_days": 0}),
         "population": sc.population.model_copy(update={"attendance_mean": 1.0})})
-    model = District(sc, sc.arms[0])
+    model = district_for(sc, sc.arms[0])
     model.start_year()
     slots = np.flatnonzero(model.in_program)
     assert slots.size > 100

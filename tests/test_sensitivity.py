@@ -2,7 +2,7 @@
 
 Three real sweeps of a one-school, one-year, two-arm district (module fixtures,
 about 45 short runs in all), and sweeps whose outcome is a known function of
-the design values (``sim.sweeps.run_one`` replaced), which check the wiring —
+the design values (``sim.experiments.sweeps.run_one`` replaced), which check the wiring —
 sample order, replicate means, design coordinates — against the analytic
 indices rather than the model.
 """
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.sweeps
+import sim.experiments.sweeps
+from sim.analysis.summaries import ALL
 from sim.cli import main
-from sim.outcomes import BANDS
-from sim.report import ALL
-from sim.sweeps import load_sweep, run_sweep
+from sim.engine.outcomes import BANDS
+from sim.experiments.sweeps import load_sweep, run_sweep
 
 QUICK = Path(__file__).resolve().parents[1] / "scenarios" / "quick.toml"
 TINY = ["years=1", "district.schools=1", "district.classes_per_grade=1",
@@ -97,7 +97,7 @@ def fake_run_one(scenario, stream_key, run_id, outcomes):
 
 
 def analytic_dir(folder: Path, monkeypatch, design: str, samples: int) -> Path:
-    monkeypatch.setattr(sim.sweeps, "run_one", fake_run_one)
+    monkeypatch.setattr(sim.experiments.sweeps, "run_one", fake_run_one)
     params = [{"path": "arms.b.floor", "low": 0.0, "high": 2.0},
               {"path": "arms.b.test_prep_weeks", "low": 0.0, "high": 2.0}]
     return run_dir(folder, design, samples, params, replicates=2)

@@ -25,8 +25,8 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from sim.cli import main
-from sim.scenario import ScenarioError
-from sim.sweeps import (
+from sim.config.scenario import ScenarioError
+from sim.experiments.sweeps import (
     design_matrix,
     experiments,
     load_sweep,
@@ -484,13 +484,13 @@ def test_dask_local_cluster_equals_serial(tiny, serial, dask_cluster, tmp_path):
     assert_same(table(tmp_path / "out"), table(serial[0]))
     with Client(dask_cluster.scheduler_address) as client:  # the runs ran on both workers
         pids = client.run(os.getpid)
-        ran_model = client.run(lambda: "sim.model" in __import__("sys").modules)
+        ran_model = client.run(lambda: "sim.district.model" in __import__("sys").modules)
     assert len(pids) == 2 and os.getpid() not in pids.values()
     assert list(ran_model.values()) == [True, True]
 
 
 def test_sweeps_record_accountability_outcomes_per_arm_and_year():
-    from sim.sweeps import design_matrix, load_sweep, run_one, scenario_for
+    from sim.experiments.sweeps import design_matrix, load_sweep, run_one, scenario_for
 
     sweep, base = load_sweep("scenarios/sweep_quick.toml")
     scenario = scenario_for(sweep, base, design_matrix(sweep)[0])

@@ -1,0 +1,205 @@
+"""Reports: the summary table, its plain-words rendering and the figures.
+
+Everything here reads the ``student_years`` table; nothing touches a live model.
+Uncertainty is across replicates (independent synthetic districts): 95%
+t-intervals of replicate means, and of paired replicate differences against
+the first arm (the arms of a replicate share students and random streams).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sim.engine.outcomes import BANDS
+
+ALL = "all students"
+METRICS = ("growth_sd", "proficient", "grade_level_share", "mastered_share", "switches",
+           "engagement")
+PAIRED = ("growth_sd", "proficient")
+
+
+def _program_rows(rows: pd.DataFrame) -> pd.Series:
+    """Students of the program grades, whether or not their school still runs the program
+    (a dropped program's students still count: intention to treat)."""
+    return rows["program_grade"] if "program_grade" in rows else rows["in_program"]
+
+
+def replicate_means(rows: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
+    """Per arm x replicate x year x band (and all students): means of the metrics.
+
+    Only students in the program grades count (also after a school drops the program);
+    proficiency is over tested students.
+    """
+    metrics = list(metrics)
+    prog = rows[_program_rows(rows)].copy()
+    prog["proficient"] = prog["proficient"].astype("Float64")
+    keys = ["arm", "replicate", "year"]
+    by_band = prog.groupby(keys + ["start_band"], observed=False)
+    all_ = prog.groupby(keys, observed=True)
+    parts = []
+    for grouped, band in ((by_band, None), (all_, ALL)):
+        m = grouped[metrics].mean()
+        m["n_students"] = grouped.size()
+        m = m.reset_index()
+        if band is not None:
+            m["start_band"] = band
+        parts.append(m)
+    out = pd.concat(parts, ignore_index=True)
+    out["start_band"] = pd.Categorical(out["start_band"].astype(str),
+                                       categories=[ALL, *BANDS])
+    return out.astype({c: float for c in metrics})
+
+
+def _interval(x: pd.Series) -> tuple[float, float, float]:
+    x = x.dropna().to_numpy(float)
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    mean = x.mean()
+    if x.size < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary table: arm x year x start band, with 95% intervals across replicates."""
+    reps = replicate_means(rows)
+    first_arm = reps["arm"].cat.categories[0] if hasattr(reps["arm"], "cat") else reps.arm[0]
+    base = reps[reps.arm == first_arm].set_index(["replicate", "year", "start_band"])
+    records = []
+    for (arm, year, band), g in reps.groupby(["arm", "year", "start_band"], observed=True,
+                                             sort=True):
+        rec = {"arm": arm, "year": year, "start_band": band,
+               "replicates": int(g.replicate.nunique()),
+               "n_students": float(g.n_students.mean())}
+        for m in METRICS:
+            mean, lo, hi = _interval(g[m])
+            rec[m] = mean
+            if m == "proficient":  # a share: its interval stays within [0, 1]
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
+            if m in PAIRED:
+                rec[f"{m}_lo"], rec[f"{m}_hi"] = lo, hi
+        idx = pd.MultiIndex.from_arrays([g.replicate, g.year, g.start_band])
+        for m in PAIRED:
+            diff = pd.Series(g[m].to_numpy() - base[m].reindex(idx).to_numpy())
+            rec[f"diff_{m}"], rec[f"diff_{m}_lo"], rec[f"diff_{m}_hi"] = _interval(diff)
+        records.append(rec)
+    out = pd.DataFrame.from_records(records)
+    out["arm"] = pd.Categorical(out["arm"], categories=list(reps["arm"].cat.categories))
+    out["start_band"] = pd.Categorical(out["start_band"].astype(str), categories=[ALL, *BANDS])
+    return out.sort_values(["year", "start_band", "arm"]).reset_index(drop=True)
+
+
+def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = None,
+             metrics=("growth_sd", "proficient", "mastered_share", "switches", "engagement",
+                      "anxiety")) -> pd.DataFrame:
+    """Paired difference ``arm - baseline`` by start band, with 95% intervals across replicates."""
+    keep = [m for m in metrics if m in rows]
+    reps = replicate_means(rows, keep)
+    year = int(reps.year.max()) if year is None else year
+    reps = reps[reps.year == year].set_index(["start_band", "replicate"])
+    a = reps[reps.arm == arm][keep]
+    b = reps[reps.arm == baseline][keep]
+    diff = (a - b.reindex(a.index)).reset_index()
+    out = []
+    for band, g in diff.groupby("start_band", observed=True):
+        rec = {"start_band": band}
+        for m in keep:
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: how ratings track true effects, turnover and stress (95% intervals across
+    replicates)."""
+    from sim.accountability.evaluation import run_metrics
+
+    per_rep = []
+    for (arm, rep), g in teacher_years.groupby(["arm", "replicate"], observed=True):
+        prog = run_metrics(g[g.program]) if "program" in g and g.program.any() else {}
+        rec = {"arm": arm, "replicate": rep, **run_metrics(g),
+               **{f"program_{k}": v for k, v in prog.items() if k != "teachers_with_estimate"},
+               "exit_rate": g.exited.mean(), "stress": g.stress.mean(), "drift": g.drift.mean(),
+               "novice_share": g.novice.mean()}
+        per_rep.append(rec)
+    reps = pd.DataFrame(per_rep)
+    out = []
+    for arm, g in reps.groupby("arm", observed=True, sort=False):
+        rec = {"arm": arm, "replicates": len(g)}
+        metrics = ["corr_estimate_true", "year_to_year_corr", "misclassified", "exit_rate",
+                   "stress", "drift", "novice_share"]
+        metrics += [c for c in g.columns if c.startswith("program_")]
+        for m in metrics:
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def school_summary(school_years: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x year: share of schools with a test-prep window, tutoring and the program
+    active, and mean proficiency and growth (means across replicates)."""
+    s = school_years.assign(window=school_years.test_prep_weeks > 0,
+                            tutored=school_years.tutoring > 0,
+                            responded=school_years.response != "")
+    per_rep = s.groupby(["arm", "year", "replicate"], observed=True).agg(
+        window_share=("window", "mean"), tutoring_share=("tutored", "mean"),
+        program_active_share=("program_active", "mean"), responded_share=("responded", "mean"),
+        dropped=("dropped", "sum"), proficiency=("proficiency", "mean"),
+        mean_growth_sd=("mean_growth_sd", "mean")).reset_index()
+    out = []
+    for (arm, year), g in per_rep.groupby(["arm", "year"], observed=True):
+        rec = {"arm": arm, "year": year, "replicates": len(g)}
+        for m in ("window_share", "tutoring_share", "program_active_share", "responded_share",
+                  "proficiency", "mean_growth_sd"):
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+# --- plain words --------------------------------------------------------------------
+def _ci(mean, lo, hi, pct=False, signed=False) -> str:
+    f = 100.0 if pct else 1.0
+    sign = "+" if signed else ""
+    digits = 1 if pct else 2
+    if np.isnan(mean):
+        return "n/a"
+    core = f"{mean * f:{sign}.{digits}f}"
+    if np.isnan(lo):
+        return core
+    return f"{core} [{lo * f:{sign}.{digits}f}, {hi * f:{sign}.{digits}f}]"
+
+
+def _cell(row, metric: str, **kw) -> str:
+    return _ci(getattr(row, metric), getattr(row, f"{metric}_lo"), getattr(row, f"{metric}_hi"),
+               **kw)
+
+
+def format_summary(summary: pd.DataFrame, year: int | None = None) -> str:
+    """The summary as a table a non-programmer can read (one year, default the last)."""
+    year = int(summary.year.max()) if year is None else year
+    s = summary[summary.year == year]
+    first = s.arm.cat.categories[0]
+    lines = [f"Year {year}: growth (fall-to-spring, in SD of the state's fall scores) and "
+             f"proficiency (% at or above the state cut), students in the program grades.",
+             "Brackets: 95% interval across replicates. 'vs' columns: difference from "
+             f"'{first}' on the same students.", ""]
+    header = (f"{'arm':<20}{'students':>9}  {'growth (SD)':<20}{'proficient %':<22}"
+              f"{'vs growth':<22}{'vs proficient (pts)':<24}{'grade-level time':>17}"
+              f"{'switches':>9}")
+    for band in s.start_band.cat.categories:
+        b = s[s.start_band == band]
+        if b.empty:
+            continue
+        lines += [f"-- {band} --", header]
+        for r in b.itertuples():
+            lines.append(
+                f"{str(r.arm):<20}{r.n_students:>9.0f}  "
+                f"{_cell(r, 'growth_sd'):<20}{_cell(r, 'proficient', pct=True):<22}"
+                f"{_cell(r, 'diff_growth_sd', signed=True):<22}"
+                f"{_cell(r, 'diff_proficient', pct=True, signed=True):<24}"
+                f"{100 * r.grade_level_share:>16.0f}%{r.switches:>9.1f}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""The statewide reference population: the fixed proficiency cut and fall SDs.
+
+The state sets its proficiency cut once, on a statewide population; it is
+never re-fitted to a district, an arm or a scenario's results. plsim builds
+that population as a district with the statewide mean (``mean_offset_sd =
+0``), no program, traditional pacing, its own fixed seed, and the
+scenario's mechanisms; runs the burn-in and then one school year; and takes
+
+* the state-test cut of each tested grade at the quantile that leaves
+  ``reference_proficient_share`` of the reference cohort proficient;
+* the mean and SD of each grade's fall growth-test score, the unit of
+  ``growth_sd``.
+
+The result depends only on mechanism parameters, never on the district,
+the arms or the scenario seed, and is cached per process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from sim.config.scenario import validate_scenario
+from sim.district.model import District
+from sim.engine.assessment import scale_to_level
+
+REFERENCE_SEED = 20150901  # fixed: the reference never moves with a scenario's seed
+REFERENCE_LINES = 1  # one classroom per grade: many schools, so school effects average out
+
+
+@dataclass(frozen=True)
+class StateReference:
+    """Cut and fall-score statistics by grade (arrays indexed by grade)."""
+
+    cut_by_grade: np.ndarray        # percent correct; NaN for untested grades
+    fall_mean_by_grade: np.ndarray  # scale points
+    fall_sd_by_grade: np.ndarray    # scale points
+    cut_fall_level: np.ndarray      # fall level (grade-years) at the cut's quantile
+    proficient_share: float
+
+    def cut_level_offset(self, grade: np.ndarray) -> np.ndarray:
+        """Fall level relative to grade (years) that predicts the cut."""
+        return self.cut_fall_level[grade] - grade
+
+
+_MECHANISMS = ("population", "teachers", "curriculum", "calendar", "learning", "affect",
+               "assessment", "evaluation", "sensemaking")
+
+
+def state_reference(scenario) -> StateReference:
+    """The statewide reference for a scenario's mechanisms (cached)."""
+    key = {k: getattr(scenario, k).model_dump(mode="json") for k in _MECHANISMS}
+    key["class_size"] = scenario.district.class_size
+    key["grades"] = sorted(scenario.district.grades)
+    return _reference_from_key(json.dumps(key, sort_keys=True))
+
+
+def district_for(scenario, arm, replicate: int = 0) -> District:
+    """A district for one arm and replicate, with the scenario's statewide reference."""
+    return District(scenario, arm, replicate, reference=state_reference(scenario))
+
+
+@lru_cache(maxsize=32)
+def _reference_from_key(key: str) -> StateReference:
+    spec = json.loads(key)
+    grades, class_size = spec.pop("grades"), spec.pop("class_size")
+    n = spec["assessment"]["reference_students_per_grade"]
+    schools = max(2, math.ceil(n / (REFERENCE_LINES * class_size)))
+    ref = validate_scenario({
+        **spec, "name": "statewide-reference", "seed": REFERENCE_SEED, "years": 1,
+        "district": {"schools": schools, "grades": grades, "classes_per_grade": REFERENCE_LINES,
+                     "class_size": class_size, "program_grades": [], "mean_offset_sd": 0.0,
+                     "mobility": 0.0},
+        "arms": [{"label": "traditional", "pacing": "traditional"}],
+    }, "<statewide reference>")
+    district = District(ref, ref.arms[0], reference=_PENDING)
+    district.burn_in()
+    district.run_days()
+    return _summarise(district, ref)
+
+
+def _summarise(district, ref) -> StateReference:
+    st, log, a = district.students, district.log, ref.assessment
+    top = district.curriculum.highest_grade + 1
+    cut, mean, sd, cut_level = (np.full(top + 1, np.nan) for _ in range(4))
+    q = 1.0 - a.reference_proficient_share
+    for g in np.unique(st.grade):
+        sel = st.grade == g
+        fall = log.fall_score[sel]
+        mean[g], sd[g] = fall.mean(), fall.std(ddof=1)
+        cut_level[g] = np.quantile(scale_to_level(fall, a), q)
+        if g in a.tested_grades:
+            cut[g] = impact_cut(log.state_score[sel], a.reference_proficient_share)
+    return StateReference(cut, mean, sd, cut_level, a.reference_proficient_share)
+
+
+def impact_cut(scores: np.ndarray, share: float) -> float:
+    """The attainable score whose share of scores at or above it is closest to ``share``.
+
+    Scores are discrete (percent correct), so a plain quantile would put a
+    block of tied scores on one side; the state picks the cut with the
+    intended impact instead.
+    """
+    levels = np.unique(scores)
+    at_or_above = (scores[None, :] >= levels[:, None]).mean(axis=1)
+    return float(levels[np.argmin(np.abs(at_or_above - share))])
+
+
+class _Pending:
+    """Stand-in while the reference itself runs (it needs no cut)."""
+
+    cut_by_grade = np.full(64, np.nan)
+    fall_sd_by_grade = np.ones(64)
+
+    @staticmethod
+    def cut_level_offset(grade):
+        return np.zeros(np.shape(grade))
+
+
+_PENDING = _Pending()

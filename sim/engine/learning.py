@@ -1,0 +1,87 @@
+"""The learning phase of the school day: readiness, mastery gains, familiarity.
+
+A present student working on skill ``s`` masters it that day with
+probability ``1 - exp(-rate * (readiness_floor + (1 - readiness_floor) * r))``,
+where ``r`` is the share of the skill's prerequisites they truly master and
+``rate`` (per day) combines the base rate, the skill's ease (later grades are
+harder), the student's learning rate and engagement, the teacher's effect,
+the modality and the teacher's capacity against the paces they run. Working
+on a skill with a missing prerequisite also gives a chance of learning the
+first missing prerequisite in context:
+the same formula with ``backfill_rate x rate`` and that prerequisite's own
+readiness (a chain of missing foundations is not bridged in one step).
+Every day on a skill adds a day of familiarity, mastered or not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.engine.curriculum import NO_SKILL
+from sim.engine.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
+from sim.engine.students import flat as flat_view
+
+
+def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarray,
+                        prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Readiness (share of prerequisites truly mastered, 1 if none) and the first missing one.
+
+    Returns:
+        readiness in [0, 1] (float32) and the first missing prerequisite's id (-1 if none).
+    """
+    base = slots * mastery.shape[1]
+    flat = flat_view(mastery)
+    have = np.zeros(slots.size, np.float32)
+    count = np.zeros(slots.size, np.float32)
+    first = np.full(slots.size, -1, np.int64)
+    # Column by column: prerequisite lists are short, and 1-D passes beat 2-D reductions.
+    for j in reversed(range(prereqs.shape[1])):
+        pre = prereqs[skills, j].astype(np.int64)
+        valid = pre != NO_SKILL
+        ok = valid & (flat[base + np.where(valid, pre, 0)] > 0)
+        count += valid
+        have += ok
+        first = np.where(valid & ~ok, pre, first)  # reversed: the lowest column wins
+    readiness = np.where(count > 0, have / np.maximum(count, 1), 1.0).astype(np.float32)
+    return readiness, first
+
+
+def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
+          readiness: np.ndarray, first_missing: np.ndarray, u_learn: np.ndarray,
+          u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float,
+          prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one day of learning.
+
+    Returns:
+        which students had already mastered their skill, and which mastered it today.
+
+    Args:
+        rate: daily hazard of mastering a fully ready skill (per day).
+        u_learn, u_backfill: uniform draws for these students.
+    """
+    flat = slots * state.n_skills + skills  # one index into (student, skill) for all updates
+    mastery = flat_view(state.mastery)
+    already = mastery[flat] > 0
+    gained = ~already & (u_learn < _p_master(rate, readiness, readiness_floor))
+    # Backfill: the first missing prerequisite, at its own readiness.
+    has = np.flatnonzero(first_missing >= 0)
+    if has.size:
+        pre = first_missing[has]
+        pre_ready, _ = prerequisite_status(state.mastery, slots[has], pre, prereqs)
+        p_back = _p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
+        back = has[u_backfill[has] < p_back]
+        mastery[slots[back] * state.n_skills + first_missing[back]] = MASTERED_THIS_YEAR
+    mastery[flat[gained]] = MASTERED_THIS_YEAR
+    expose(state, flat)
+    return already, gained
+
+
+def _p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -> np.ndarray:
+    """P(mastering a skill today) from the daily hazard and readiness."""
+    return 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
+
+
+def expose(state, flat: np.ndarray) -> None:
+    """One more day of familiarity with the day's skill (``flat``: slot * S + skill)."""
+    fam = flat_view(state.familiarity)
+    fam[flat] = np.minimum(fam[flat], FAMILIARITY_MAX - 1) + 1

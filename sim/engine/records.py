@@ -1,0 +1,180 @@
+"""What the program and the teachers know: a record built from exit slips and benchmarks.
+
+The playlist algorithm never sees true mastery. It sees
+
+* a placement diagnostic at the start of each year, which misreads each
+  skill with probability ``benchmark_error``;
+* exit slips: ``mastery_streak`` passes in a row mark the day's skill as
+  mastered; ``fail_limit`` failures in a row send the student back to the
+  skill's prerequisites (the record marks them not mastered);
+* benchmarks every ``benchmark_every_days``: each skill's record is
+  corrected to the truth with probability ``1 - benchmark_error``.
+
+The *frontier* of a student is the first skill at or above a lower bound
+that the record does not show as mastered. Because skill ids are a
+topological order of the prerequisite graph, the record shows all of the
+frontier's prerequisites (at or above the bound) as mastered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.engine.curriculum import NO_SKILL
+from sim.engine.population import chunks
+from sim.engine.students import flat as flat_view
+
+MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
+
+
+class Record:
+    """Per-student record of skills believed mastered, and exit-slip streaks."""
+
+    def __init__(self, n: int, n_skills: int):
+        self.n_skills = n_skills
+        self.believed = np.zeros((n, n_skills), bool)
+        self.frontier = np.zeros(n, np.int16)       # first believed-unmastered skill >= bound
+        self.frontier_bound = np.zeros(n, np.int16)  # the lower bound it was computed for
+        self.stale = np.ones(n, bool)                # frontier needs a full search
+        self.advanced = np.zeros(n, bool)           # frontier skill just marked mastered
+        self.run = np.zeros(n, np.int8)  # on streak_skill: +k passes in a row, -k failures
+        self.streak_skill = np.full(n, NO_SKILL, np.int16)
+        self.days_on = np.zeros(n, np.int16)        # days in a row on streak_skill
+
+    @property
+    def streak(self) -> np.ndarray:
+        """Exit slips passed in a row on ``streak_skill``."""
+        return np.maximum(self.run, 0)
+
+    @property
+    def fails(self) -> np.ndarray:
+        """Exit slips failed in a row on ``streak_skill``."""
+        return np.maximum(-self.run, 0)
+
+    # --- reading the record ---
+    def knows(self, rows: np.ndarray, skills: np.ndarray) -> np.ndarray:
+        """Whether the record shows each (row, skill) as mastered (any matching shapes)."""
+        return flat_view(self.believed)[rows * self.n_skills + skills]
+
+    def _mark(self, rows: np.ndarray, skills: np.ndarray, value: bool) -> None:
+        flat_view(self.believed)[rows * self.n_skills + skills] = value
+
+    def frontier_from(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """First believed-unmastered skill >= ``bound`` for each slot (n_skills if none).
+
+        Cached: a full search runs only when the record changed below the
+        cached frontier, or the bound moved.
+        """
+        f = self.frontier[slots].astype(np.int64)
+        need = self.stale[slots] | (bound > f) | (bound < self.frontier_bound[slots])
+        if need.any():
+            rows = slots[need]
+            self._search(rows, bound[need])
+            f[need] = self.frontier[rows]
+        moved = ~need & self.advanced[slots]
+        if moved.any():  # the record marked the frontier skill mastered: step forward
+            rows = slots[moved]
+            self._step_forward(rows)
+            f[moved] = self.frontier[rows]
+        return f
+
+    def _search(self, rows: np.ndarray, start: np.ndarray, bound: np.ndarray | None = None):
+        """Full search from ``start``; the cache remembers ``bound`` (default ``start``),
+        the lower bound the frontier answers for."""
+        for part in chunks(rows.size):
+            r, b = rows[part], start[part]
+            blocked = self.believed[r] | (np.arange(self.n_skills)[None, :] < b[:, None])
+            first = np.argmin(blocked, axis=1)
+            none_left = blocked[np.arange(r.size), first]
+            self.frontier[r] = np.where(none_left, self.n_skills, first)
+            self.frontier_bound[r] = b if bound is None else bound[part]
+        self.stale[rows] = False
+        self.advanced[rows] = False
+
+    def _step_forward(self, rows: np.ndarray) -> None:
+        """Advance frontiers past skills the record now shows as mastered."""
+        self.advanced[rows] = False
+        f = self.frontier[rows].astype(np.int64)
+        todo = np.arange(rows.size)  # positions still sitting on a believed-mastered skill
+        for _ in range(MAX_STEP_SCAN):
+            inside = f[todo] < self.n_skills
+            todo = todo[inside]
+            todo = todo[self.knows(rows[todo], f[todo])]
+            if todo.size == 0:
+                break
+            f[todo] += 1
+        else:
+            inside = f[todo] < self.n_skills
+            todo = todo[inside]
+            todo = todo[self.knows(rows[todo], f[todo])]
+            if todo.size:
+                # keep the bound the frontier answers for, so tomorrow's call
+                # with the same bound finds the cache valid
+                self._search(rows[todo], f[todo], self.frontier_bound[rows[todo]])
+                f[todo] = self.frontier[rows[todo]]
+        self.frontier[rows] = f
+
+    # --- writing the record ---------------------------------------------------------
+    def place(self, rng: np.random.Generator, slots: np.ndarray, truth: np.ndarray,
+              error: float) -> None:
+        """Placement diagnostic: each skill read correctly w.p. ``1 - error``.
+
+        ``truth`` is a function of the slots' rows returning mastered booleans.
+        Draws a full (slots x skills) array so streams stay aligned.
+        """
+        for part in chunks(slots.size):
+            r = slots[part]
+            misread = rng.random((r.size, self.n_skills), dtype=np.float32) < error
+            self.believed[r] = truth(r) ^ misread
+        self._reset(slots)
+
+    def benchmark(self, rng: np.random.Generator, slots: np.ndarray, truth, error: float) -> None:
+        """Benchmark: each skill's record is corrected to the truth w.p. ``1 - error``."""
+        for part in chunks(slots.size):
+            r = slots[part]
+            seen = rng.random((r.size, self.n_skills), dtype=np.float32) >= error
+            self.believed[r] = np.where(seen, truth(r), self.believed[r])
+        self.stale[slots] = True
+
+    def _reset(self, slots: np.ndarray) -> None:
+        self.stale[slots] = True
+        self.run[slots] = 0
+        self.days_on[slots] = 0
+        self.streak_skill[slots] = NO_SKILL
+
+    def exit_slips(self, slots: np.ndarray, skills: np.ndarray, passed: np.ndarray,
+                   prereqs: np.ndarray, mastery_streak: int, fail_limit: int,
+                   move_on: np.ndarray | None = None) -> None:
+        """Update streaks from the day's exit slips and act on them.
+
+        ``move_on``: per slot, days on one skill after which the record marks it
+        done whatever the slips say (move-on pacing: such students are never
+        sent back to prerequisites); the dtype's maximum or None for none.
+        """
+        same = self.streak_skill[slots] == skills
+        prev = np.where(same, self.run[slots], 0)
+        self.streak_skill[slots] = skills
+        run = np.where(passed, np.maximum(prev, 0) + 1, np.minimum(prev, 0) - 1)
+        mastered = run >= mastery_streak
+        send_back = run <= -fail_limit
+        if move_on is not None:
+            days = np.where(same, self.days_on[slots] + 1, 1)
+            moving = move_on < np.iinfo(move_on.dtype).max
+            mastered |= days >= move_on
+            send_back &= ~moving  # move-on pacing never sends a student back
+            self.days_on[slots] = np.where(mastered, 0, days)
+        self._mark(slots[mastered], skills[mastered], True)
+        at_frontier = mastered & (skills == self.frontier[slots])
+        self.advanced[slots[at_frontier]] = True
+        self._forget_prereqs(slots[send_back], prereqs[skills[send_back]])
+        run[mastered | send_back] = 0
+        self.run[slots] = run
+
+    def _forget_prereqs(self, rows: np.ndarray, pre: np.ndarray) -> None:
+        if rows.size == 0:
+            return
+        r = np.repeat(rows, pre.shape[1])
+        p = pre.ravel()
+        ok = p != NO_SKILL
+        self._mark(r[ok], p[ok], False)
+        self.stale[rows] = True

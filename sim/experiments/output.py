@@ -1,0 +1,130 @@
+"""Writing a run's results: all or nothing.
+
+Files are written into a hidden staging folder inside ``DIR``, then moved
+into place with ``os.replace`` (atomic on one file system), the manifest
+last. A run interrupted before the moves leaves only the hidden staging
+folder, which no reader takes for results; a ``manifest.json`` means the run
+finished, and its checksums say which files belong to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import sim
+from sim.analysis.figures import draw_all
+from sim.analysis.summaries import school_summary, summarise, teacher_summary
+
+STAGING_PREFIX = ".staging-"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_commit() -> str | None:
+    """The source tree's git commit, when plsim runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_results(results, out_dir: str | Path, extra: dict | None = None):
+    """Write tables, summary, figures and manifest; returns (manifest, summary)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    stage.mkdir()
+    try:
+        summary = summarise(results.student_years)
+        files = _write_staged(results, summary, stage)
+        manifest = _manifest(results, files, stage, extra)
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json))
+        _move_into_place(stage, out, [*files, "manifest.json"])
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return manifest, summary
+
+
+def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
+    files = []
+    for name in ("student_years", "teacher_years", "school_years"):
+        getattr(results, name).to_parquet(stage / f"{name}.parquet", index=False)
+        files.append(f"{name}.parquet")
+    summary.to_csv(stage / "summary.csv", index=False, float_format="%.6g")
+    schools = school_summary(results.school_years)
+    teacher_summary(results.teacher_years).to_csv(stage / "teacher_summary.csv", index=False,
+                                                  float_format="%.6g")
+    schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
+    figs = draw_all(summary, stage / "figures", results.teacher_years, schools)
+    return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
+            *[str(Path("figures") / f.name) for f in figs]]
+
+
+def _manifest(results, files: list[str], stage: Path, extra: dict | None) -> dict:
+    sc = results.scenario
+    return {
+        "plsim_version": sim.__version__,
+        "git_commit": git_commit(),
+        "scenario": sc.model_dump(mode="json"),
+        "seeds": results.seeds,
+        "reference": {"seed_note": "statewide reference uses its own fixed seed",
+                      "cut_by_grade": _finite(results.reference.cut_by_grade),
+                      "fall_sd_by_grade": _finite(results.reference.fall_sd_by_grade)},
+        "rows": {name: int(len(getattr(results, name)))
+                 for name in ("student_years", "teacher_years", "school_years")},
+        "python": platform.python_version(),
+        "numpy": np.__version__, "pandas": pd.__version__,
+        "files": {f: sha256(stage / f) for f in files},
+        **(extra or {}),
+    }
+
+
+def _move_into_place(stage: Path, out: Path, files: list[str]) -> None:
+    old_manifest = out / "manifest.json"
+    if old_manifest.exists():  # an older run's results are about to be replaced
+        old_manifest.unlink()
+    moved = []
+    try:
+        for f in files:
+            target = out / f
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / f, target)
+            moved.append(target)
+    except BaseException:
+        for target in moved:  # a half-moved run must not pass for a complete one
+            target.unlink(missing_ok=True)
+        raise
+
+
+def _finite(a) -> list:
+    """Array as a JSON-safe list (NaN becomes null)."""
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, float)]
+
+
+def _json(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)

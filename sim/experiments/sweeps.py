@@ -1,0 +1,486 @@
+"""Scenario sweeps: designs over scenario fields, run locally or on Dask, streamed to disk.
+
+A sweep file (TOML, validated) names a base scenario, the fields to vary by
+dotted path (ranges or value lists), a design (``grid``, ``random``,
+``latin``, ``sobol``, ``morris`` — the last three sampled with SALib),
+samples, replicates, a seed and the outcomes to record.
+
+A *run* is one design sample x one replicate: every arm of the scenario for
+that replicate. Its random streams come from ``SeedSequence(sweep seed,
+spawn_key=(replicate,))`` (common random numbers across samples, the
+default) or ``(run id,)``, so a run gives the same outcomes whichever
+process, pool or cluster computes it.
+
+Output directory::
+
+    manifest.json         the resolved sweep, its design and the SALib problem
+    experiments.parquet   one row per run: run id, sample, replicate, seed, values
+    outcomes/run-NNNNNN.parquet   one part per finished run, written atomically
+
+``pandas.read_parquet(DIR / "outcomes")`` reads the whole sweep. Finished
+parts are never rewritten: ``--resume`` skips them, so an interrupted sweep
+loses only the runs in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, ValidationError, model_validator
+
+import sim
+from sim.analysis.summaries import METRICS, replicate_means
+from sim.config.parameters import Strict
+from sim.config.scenario import (
+    ScenarioError,
+    apply_override,
+    format_validation_error,
+    parse_override,
+    read_toml,
+    validate_scenario,
+)
+from sim.experiments.runner import pool_context, progress_bar
+from sim.experiments.storage import atomic_write
+
+PART = re.compile(r"run-(\d{6})\.parquet")  # a finished run's outcome part
+Design = Literal["grid", "random", "latin", "sobol", "morris"]
+RESERVED = {"seed": "set the sweep's own seed instead (each run's streams derive from it)",
+            "replicates": "set the sweep's own replicates instead (each run is one replicate)"}
+# accountability outcomes, per arm x year (recorded on the "all students" rows)
+ACCOUNTABILITY = ("window_share", "program_active_share", "teacher_exit_rate",
+                  "teacher_stress", "va_true_corr")
+OUTCOMES = (*METRICS, *ACCOUNTABILITY)  # recorded per arm x year x start band
+
+
+class Parameter(Strict):
+    """One scenario field to vary: a range [low, high] or a list of values."""
+
+    path: str = Field(min_length=1, description="dotted path into the scenario")
+    low: float | None = None
+    high: float | None = None
+    values: list[float | int | str | bool] | None = None
+    integer: bool = Field(False, description="round range values to whole numbers")
+    levels: int = Field(3, ge=2, le=100, description="grid points of a range (grid design)")
+
+    @model_validator(mode="after")
+    def _range_or_values(self):
+        has_range = self.low is not None or self.high is not None
+        if has_range == (self.values is not None):
+            raise ValueError(f"parameter '{self.path}': give either low and high, or values")
+        if self.values is not None and not self.values:
+            raise ValueError(f"parameter '{self.path}': values must not be empty")
+        if has_range:
+            if self.low is None or self.high is None:
+                raise ValueError(f"parameter '{self.path}': give both low and high")
+            if not self.low < self.high:
+                raise ValueError(f"parameter '{self.path}': low ({self.low}) must be below "
+                                 f"high ({self.high})")
+        return self
+
+    @property
+    def is_range(self) -> bool:
+        return self.values is None
+
+    def bounds(self) -> list[float]:
+        """Bounds in the design's unit space (values lists map to their index)."""
+        return [self.low, self.high] if self.is_range else [0.0, float(len(self.values))]
+
+    def value(self, x: float):
+        """The scenario value for a design coordinate ``x``."""
+        if not self.is_range:
+            return self.values[min(int(np.floor(x)), len(self.values) - 1)]
+        return int(round(x)) if self.integer else float(x)
+
+
+class Sweep(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    base: str = Field(min_length=1, description="base scenario file, relative to the sweep file")
+    overrides: list[str] = Field(default_factory=list, description="dotted.path=value on the base")
+    arms: list[dict[str, Any]] | None = Field(None, description="replace the base's arms")
+    parameters: list[Parameter] = Field(min_length=1)
+    design: Design = "latin"
+    samples: int = Field(8, ge=1, le=1_000_000, description="design samples (sobol: base N, a "
+                                                             "power of 2; morris: trajectories)")
+    replicates: int = Field(1, ge=1, le=1000)
+    seed: int = Field(0, ge=0, lt=2**63)
+    morris_levels: int = Field(4, ge=2, le=100, description="grid levels of a Morris design")
+    common_random_numbers: bool = Field(True, description="every sample uses the same "
+                                                          "replicate streams")
+    outcomes: list[str] = Field(default_factory=lambda: list(OUTCOMES))
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        paths = [p.path for p in self.parameters]
+        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        if dupes:
+            raise ValueError(f"parameters repeated: {', '.join(dupes)}")
+        unknown = [o for o in self.outcomes if o not in OUTCOMES]
+        if unknown:
+            raise ValueError(f"unknown outcomes {unknown}; allowed: {', '.join(OUTCOMES)}")
+        if self.design in ("sobol", "morris", "latin", "random"):
+            bad = [p.path for p in self.parameters if p.is_range and p.integer and
+                   p.high - p.low < 1]
+            if bad:
+                raise ValueError(f"integer ranges narrower than 1: {bad}")
+        if self.design == "sobol" and (self.samples < 2 or self.samples & (self.samples - 1)):
+            raise ValueError(f"sobol samples must be a power of 2, at least 2 (got "
+                             f"{self.samples})")
+        if self.design == "morris" and self.samples < 2:
+            raise ValueError(f"morris samples (trajectories) must be at least 2 (got "
+                             f"{self.samples})")
+        return self
+
+    def problem(self) -> dict:
+        """The SALib problem: names and bounds of the varied fields."""
+        return {"num_vars": len(self.parameters), "names": [p.path for p in self.parameters],
+                "bounds": [p.bounds() for p in self.parameters]}
+
+
+# --- reading ------------------------------------------------------------------------
+def load_sweep(path: str | Path) -> tuple[Sweep, Any]:
+    """Read and validate a sweep file and its base scenario; ScenarioError on bad input.
+
+    Every design point is checked against the scenario schema before anything runs.
+    """
+    path = Path(path)
+    data = read_toml(path)
+    try:
+        sweep = Sweep.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(format_validation_error(str(path), err)) from None
+    base = base_data(sweep, path)
+    _check_paths_exist(sweep, str(path))
+    design = design_matrix(sweep)
+    for row in _unique_rows(design):
+        scenario_for(sweep, base, row, str(path))
+    return sweep, base
+
+
+def base_data(sweep: Sweep, sweep_path: Path) -> dict:
+    """The base scenario as data, with the sweep's overrides and arms applied."""
+    base_path = (sweep_path.parent / sweep.base).resolve()
+    if not base_path.is_file():
+        raise ScenarioError(f"{sweep_path}: base: no scenario file at {base_path}")
+    data = read_toml(base_path)
+    source = f"{sweep_path} (base {sweep.base})"
+    for text in sweep.overrides:
+        apply_override(data, *parse_override(text, source), source)
+    if sweep.arms is not None:
+        data["arms"] = sweep.arms
+    validate_scenario(data, source)
+    return data
+
+
+def scenario_for(sweep: Sweep, base: dict, row: np.ndarray, source: str = "<sweep>"):
+    """The validated scenario of one design point."""
+    data = json.loads(json.dumps(base))  # a deep copy of plain data
+    for p, x in zip(sweep.parameters, row, strict=True):
+        try:
+            apply_override(data, p.path.split("."), p.value(x), source)
+        except ScenarioError as err:
+            detail = str(err).removeprefix(f"{source}: ")
+            raise ScenarioError(f"{source}: parameter '{p.path}': {detail}") from None
+    data["seed"], data["replicates"] = sweep.seed, 1
+    return validate_scenario(data, f"{source} (parameter values {_describe(sweep, row)})")
+
+
+def _check_paths_exist(sweep: Sweep, source: str) -> None:
+    """A varied path must name a field of the scenario schema (not invent a section)."""
+    from sim.config.scenario import Scenario
+
+    for p in sweep.parameters:
+        if p.path in RESERVED:
+            raise ScenarioError(f"{source}: parameter '{p.path}': {RESERVED[p.path]}")
+        node: Any = Scenario
+        parts = p.path.split(".")
+        for i, part in enumerate(parts):
+            if part == "arms" and i == 0:
+                node = "arms"
+                continue
+            if node == "arms":  # an arm by index or label
+                node = sim.config.parameters.ArmSettings
+                continue
+            fields = getattr(node, "model_fields", None)
+            if fields is None or part not in fields:
+                raise ScenarioError(f"{source}: parameter '{p.path}': '{part}' is not a "
+                                    "scenario field")
+            node = _field_model(fields[part].annotation)
+
+
+def _field_model(annotation):
+    for t in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(t, type) and hasattr(t, "model_fields"):
+            return t
+    return None
+
+
+def _describe(sweep: Sweep, row) -> str:
+    return ", ".join(f"{p.path}={p.value(x)!r}" for p, x in zip(sweep.parameters, row,
+                                                               strict=True))
+
+
+def _unique_rows(design: np.ndarray) -> Iterator[np.ndarray]:
+    seen = set()
+    for row in design:
+        key = tuple(np.round(row, 12))
+        if key not in seen:
+            seen.add(key)
+            yield row
+
+
+# --- designs ------------------------------------------------------------------------
+def design_matrix(sweep: Sweep) -> np.ndarray:
+    """Design points in unit space, one row per sample (SALib for latin/sobol/morris)."""
+    problem = sweep.problem()
+    rng = np.random.default_rng(np.random.SeedSequence(sweep.seed, spawn_key=(2**31,)))
+    if sweep.design == "grid":
+        axes = [np.linspace(p.low, p.high, p.levels) if p.is_range
+                else np.arange(len(p.values)) + 0.5 for p in sweep.parameters]
+        return np.array(list(itertools.product(*axes)), float)
+    if sweep.design == "random":
+        lo, hi = np.array(problem["bounds"]).T
+        return lo + (hi - lo) * rng.random((sweep.samples, len(lo)))
+    seed = int(rng.integers(2**31))
+    if sweep.design == "latin":
+        from SALib.sample import latin
+        return latin.sample(problem, sweep.samples, seed=seed)
+    if sweep.design == "sobol":
+        from SALib.sample import sobol
+        return sobol.sample(problem, sweep.samples, calc_second_order=False, seed=seed)
+    from SALib.sample import morris
+    return morris.sample(problem, sweep.samples, num_levels=sweep.morris_levels, seed=seed)
+
+
+def experiments(sweep: Sweep, design: np.ndarray) -> pd.DataFrame:
+    """One row per run: run id, sample, replicate, stream key, values and raw coordinates."""
+    rows = []
+    for i, row in enumerate(design):
+        for r in range(sweep.replicates):
+            run_id = i * sweep.replicates + r
+            rec = {"run_id": run_id, "sample": i, "replicate": r,
+                   "stream_key": r if sweep.common_random_numbers else run_id,
+                   "seed": sweep.seed}
+            for p, x in zip(sweep.parameters, row, strict=True):
+                rec[p.path] = p.value(x)
+                rec[f"x:{p.path}"] = float(x)
+            rows.append(rec)
+    df = pd.DataFrame(rows)
+    for p in sweep.parameters:  # mixed value lists would not be one Parquet type
+        if not p.is_range and len({type(v) for v in p.values}) > 1:
+            df[p.path] = df[p.path].astype(str)
+    return df
+
+
+# --- running ------------------------------------------------------------------------
+def run_one(scenario, stream_key: int, run_id: int, outcomes: list[str]) -> pd.DataFrame:
+    """Every arm of one run; its outcomes per arm x year x start band."""
+    from sim.experiments.runner import run_arm
+
+    parts = [run_arm(scenario, a, stream_key) for a in range(len(scenario.arms))]
+    labels = [a.label for a in scenario.arms]
+    rows = pd.concat([p["student_years"] for p in parts], ignore_index=True)
+    rows["arm"] = pd.Categorical(rows["arm"], categories=labels)
+    out = replicate_means(rows, [o for o in outcomes if o in METRICS])
+    out = out.drop(columns="replicate")
+    out.insert(0, "run_id", run_id)
+    out["arm"] = out["arm"].astype(str)
+    out["start_band"] = out["start_band"].astype(str)
+    wanted = [o for o in outcomes if o in ACCOUNTABILITY]
+    if wanted:
+        acc = accountability_outcomes(pd.concat([p["school_years"] for p in parts]),
+                                      pd.concat([p["teacher_years"] for p in parts]))
+        acc = acc[wanted].reset_index().assign(start_band="all students")
+        out = out.merge(acc, on=["arm", "year", "start_band"], how="left")
+    return out
+
+
+def accountability_outcomes(schools: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x year: shares of schools with a window and with the program, teachers'
+    exit rate and stress, and the correlation of value-added estimates with true effects."""
+    keys = ["arm", "year"]
+    s = schools.assign(window=schools.test_prep_weeks > 0).groupby(keys, observed=True).agg(
+        window_share=("window", "mean"), program_active_share=("program_active", "mean"))
+    t = teachers.groupby(keys, observed=True).agg(teacher_exit_rate=("exited", "mean"),
+                                                  teacher_stress=("stress", "mean"))
+    linked = teachers.dropna(subset=["va_estimate"])
+    corr = linked.groupby(keys, observed=True)[["va_estimate", "true_effect"]].apply(
+        lambda g: g.va_estimate.corr(g.true_effect)).rename("va_true_corr")
+    out = s.join(t).join(corr)
+    out.index = out.index.set_levels(out.index.levels[0].astype(str), level=0)
+    return out.astype(float)
+
+
+def _run_task(task) -> tuple[int, pd.DataFrame]:
+    scenario, stream_key, run_id, outcomes = task
+    return run_id, run_one(scenario, stream_key, run_id, outcomes)
+
+
+def part_path(out: Path, run_id: int) -> Path:
+    return out / "outcomes" / f"run-{run_id:06d}.parquet"
+
+
+def finished_runs(out: Path) -> set[int]:
+    """Run ids whose outcome part is complete on disk."""
+    folder = out / "outcomes"
+    if not folder.is_dir():
+        return set()
+    found = (PART.fullmatch(f.name) for f in folder.iterdir())
+    return {int(m.group(1)) for m in found if m}
+
+
+def write_part(out: Path, run_id: int, frame: pd.DataFrame) -> None:
+    """Write one run's outcomes atomically (temporary name, then rename)."""
+    atomic_write(part_path(out, run_id), lambda p: frame.to_parquet(p, index=False))
+
+
+def sweep_fingerprint(sweep: Sweep, base: dict) -> str:
+    blob = json.dumps({"sweep": sweep.model_dump(mode="json"), "base": base}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> pd.DataFrame:
+    """Create or check the output folder; return the experiments table."""
+    fingerprint = sweep_fingerprint(sweep, base)
+    manifest_path = out / "manifest.json"
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to continue "
+                                "that sweep, or choose another directory")
+        if not manifest_path.exists():
+            raise ScenarioError(f"{source}: --out {out} holds no sweep manifest to resume")
+        try:
+            old = json.loads(manifest_path.read_text())
+            old["fingerprint"]
+        except (OSError, ValueError, TypeError, KeyError):
+            raise ScenarioError(f"{source}: --out {out}: its manifest.json is unreadable; "
+                                "cannot resume") from None
+        if old.get("fingerprint") != fingerprint:
+            raise ScenarioError(f"{source}: --out {out} holds a different sweep "
+                                f"('{old.get('sweep', {}).get('name')}'); cannot resume it")
+        return pd.read_parquet(out / "experiments.parquet")
+    design = design_matrix(sweep)
+    exp = experiments(sweep, design)
+    try:
+        (out / "outcomes").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScenarioError(f"{source}: --out {out}: cannot create it ({exc.strerror})") from None
+    atomic_write(out / "experiments.parquet", lambda p: exp.to_parquet(p, index=False))
+    manifest = {"plsim_version": sim.__version__, "fingerprint": fingerprint,
+                "sweep": sweep.model_dump(mode="json"), "base_scenario": base,
+                "problem": sweep.problem(), "design": sweep.design,
+                "runs": int(len(exp)), "samples": int(len(design)),
+                "replicates": sweep.replicates}
+    atomic_write(manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2)))
+    return exp
+
+
+
+def tasks(sweep: Sweep, base: dict, exp: pd.DataFrame, skip: set[int]) -> Iterator[tuple]:
+    """(scenario, stream key, run id, outcomes) for every run not yet finished."""
+    coords = exp[[f"x:{p.path}" for p in sweep.parameters]].to_numpy(float)
+    for row, run_id, key in zip(coords, exp.run_id, exp.stream_key, strict=True):
+        if run_id in skip:
+            continue
+        yield scenario_for(sweep, base, row), int(key), int(run_id), list(sweep.outcomes)
+
+
+def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = None,
+              scheduler: str | None = None, resume: bool = False, progress: bool = False,
+              source: str = "<sweep>") -> dict:
+    """Run (or finish) a sweep into ``out``; returns counts of runs."""
+    out = Path(out)
+    exp = prepare(sweep, base, out, resume, source)
+    done = finished_runs(out)
+    todo = tasks(sweep, base, exp, done)
+    remaining = len(exp) - len(done & set(exp.run_id))
+    bar = progress_bar(len(exp), progress, "runs", initial=len(exp) - remaining)
+    try:
+        if scheduler:
+            finished = _run_dask(todo, scheduler, out, bar)
+        else:
+            finished = _run_local(todo, workers, out, bar)
+    finally:
+        bar.close()
+    return {"runs": int(len(exp)), "skipped": int(len(exp) - remaining), "ran": finished}
+
+
+def _run_local(todo, workers: int | None, out: Path, bar) -> int:
+    n = workers if workers else (os.cpu_count() or 1)
+    count = 0
+    if n <= 1:
+        for task in todo:
+            write_part(out, *_run_task(task))
+            bar.update()
+            count += 1
+        return count
+    with ProcessPoolExecutor(max_workers=n, mp_context=pool_context()) as pool:
+        in_flight = set()
+        for task in todo:  # at most 2 x workers runs in flight: memory stays bounded
+            in_flight.add(pool.submit(_run_task, task))
+            if len(in_flight) >= 2 * n:
+                count += _collect(wait(in_flight, return_when=FIRST_COMPLETED), in_flight,
+                                  out, bar)
+        while in_flight:
+            count += _collect(wait(in_flight, return_when=FIRST_COMPLETED), in_flight, out, bar)
+    return count
+
+
+def _collect(waited, in_flight: set, out: Path, bar) -> int:
+    done, _ = waited
+    for fut in done:
+        in_flight.discard(fut)
+        write_part(out, *fut.result())
+        bar.update()
+    return len(done)
+
+
+def _run_dask(todo, address: str, out: Path, bar) -> int:
+    from distributed import Client, as_completed
+
+    count = 0
+    try:
+        client = Client(address, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise ScenarioError(f"--scheduler {address}: cannot reach a Dask scheduler there "
+                            f"({exc}); finished runs are kept, use --resume") from None
+    with client:
+        limit = 2 * max(1, sum(client.nthreads().values()))
+        pending = as_completed()
+        for task in todo:
+            pending.add(client.submit(_run_task, task, pure=False))
+            if pending.count() >= limit:
+                count += _drain(pending, out, bar, keep=limit - 1)
+        count += _drain(pending, out, bar, keep=0)
+    return count
+
+
+def _drain(pending, out: Path, bar, keep: int) -> int:
+    count = 0
+    while pending.count() > keep:
+        fut = next(pending)
+        write_part(out, *fut.result())
+        bar.update()
+        count += 1
+    return count
+
+
+def read_outcomes(out: str | Path) -> pd.DataFrame:
+    """Every finished run's outcomes, joined to the experiments table."""
+    out = Path(out)
+    outcomes = pd.read_parquet(out / "outcomes")
+    exp = pd.read_parquet(out / "experiments.parquet")
+    return outcomes.merge(exp, on="run_id", how="left")

@@ -1,0 +1,195 @@
+"""Pacing rules: how each student's skill and modality are chosen each day.
+
+``TraditionalPacing`` (the class follows the grade-level pacing guide),
+``ExtraTime`` (Michigan: extra time for those behind, no advancing),
+``Playlist`` (each student's frontier skill, as the exit-slip record shows
+it) and ``GradeLevelFirst`` (units start at grade level; below-grade work
+only for the unit's missing prerequisites). ``limit_paces`` holds a
+teacher's students to the distinct paces the teacher can run.
+
+Modalities: 0 whole class, 1 teacher-led small group, 2 peer, 3 software.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.engine.curriculum import NO_SKILL
+
+WHOLE_CLASS, SMALL_GROUP, PEER, SOFTWARE = 0, 1, 2, 3
+
+
+class Pacing:
+    """Picks one skill and modality per student for a day."""
+
+    def assign(self, model, slots, lo, hi, day) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def pacing_position(day: int, n_items: int, pacing_days: int, days: int) -> int:
+    """Item of a pacing guide covering ``n_items`` by ``pacing_days``, then reviewing."""
+    if day < pacing_days:
+        return min(n_items - 1, day * n_items // pacing_days)
+    rest = max(1, days - pacing_days)
+    return min(n_items - 1, (day - pacing_days) * n_items // rest)
+
+
+@dataclass
+class TraditionalPacing(Pacing):
+    """Whole class on the pacing guide's grade-level skill, covered by the state test.
+
+    Ordinary differentiation, decided from the record: a student whose record
+    shows the day's skill mastered gets extension work on their own next
+    skill with probability ``extension_share``; one whose record lacks a
+    prerequisite of it gets remediation on the first missing one with
+    probability ``remediation_share`` (both in a teacher-led small group).
+    """
+
+    extension_share: float = 0.5
+    remediation_share: float = 0.3
+
+    def assign(self, model, slots, lo, hi, day):
+        rec = model.record
+        skill = common_pace_skill(model, slots, day)
+        modality = np.full(slots.size, WHOLE_CLASS, np.int8)
+        u = model.draws["extension"][slots]
+        ext = rec.knows(slots, skill) & (u < self.extension_share)
+        if ext.any():
+            skill[ext] = np.minimum(rec.frontier_from(slots[ext], skill[ext]), hi[ext])
+            modality[ext] = SMALL_GROUP
+        rem = ~ext & (u < self.remediation_share)
+        if rem.any():
+            fix = first_missing_ancestor(model, slots[rem], skill[rem], lo[rem])
+            modality[rem] = np.where(fix != skill[rem], SMALL_GROUP, WHOLE_CLASS)
+            skill[rem] = fix
+        return skill, modality
+
+
+@dataclass
+class ExtraTime(Pacing):
+    """Michigan 'extra time' pacing: students behind the class's pacing skill keep
+    working on their first grade-level skill the record lacks (extra time); no
+    one works ahead of the class."""
+
+    def assign(self, model, slots, lo, hi, day):
+        start = model.curriculum.first_skill(model.students.grade[slots]).astype(np.int64)
+        pace = common_pace_skill(model, slots, day)
+        behind = model.record.frontier_from(slots, start)
+        skill = np.minimum(behind, pace)
+        modality = np.where(skill < pace, SMALL_GROUP, WHOLE_CLASS).astype(np.int8)
+        return skill, modality
+
+
+def rotating_modality(slots: np.ndarray, day: int) -> np.ndarray:
+    """The playlist balances modalities: each student rotates small group, peer, software."""
+    return (SMALL_GROUP + (slots + day) % 3).astype(np.int8)
+
+
+def review_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
+    """A grade-level skill to review when the record shows nothing left in range."""
+    cur = model.curriculum
+    return cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
+        (slots + day) % cur.skills_per_grade)
+
+
+@dataclass
+class Playlist(Pacing):
+    """Each student works on their frontier: the first skill in range not shown mastered.
+
+    ``move_on_days``: if set, the record marks a skill done after that many
+    days on it, mastered or not (Michigan 'move on regardless of mastery').
+    """
+
+    move_on_days: int | None = None
+
+    def assign(self, model, slots, lo, hi, day):
+        skill = model.record.frontier_from(slots, lo)
+        done = skill > hi
+        if done.any():  # nothing left in range: review grade-level content
+            skill[done] = review_skill(model, slots[done], day)
+        return skill, rotating_modality(slots, day)
+
+
+@dataclass
+class GradeLevelFirst(Pacing):
+    """Units start with grade-level skills; below-grade work only for missing prerequisites.
+
+    Units follow the pacing guide until the state test. In the day's unit a
+    student works on the first grade-level skill their record does not show
+    mastered; if the record lacks one of its (transitive) prerequisites at or
+    above the floor, they work on the first such prerequisite instead. With
+    the unit done, they move on to their frontier from the unit. After the
+    state test the playlist resumes.
+    """
+
+    def assign(self, model, slots, lo, hi, day):
+        cur, cal, rec = model.curriculum, model.params.calendar, model.record
+        if day >= cal.state_test_day:
+            return Playlist().assign(model, slots, lo, hi, day)
+        unit = pacing_position(day, cur.units_per_grade, cal.state_test_day, cal.days)
+        start = cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
+            unit * cur.skills_per_unit)
+        cols = start[:, None] + np.arange(cur.skills_per_unit)[None, :]
+        open_ = ~rec.knows(slots[:, None], cols)
+        has_open = open_.any(axis=1)
+        target = start + np.argmax(open_, axis=1)
+        skill = np.where(has_open, target, -1)
+        # Unit done: the student's frontier from the unit onwards.
+        if (~has_open).any():
+            rest = ~has_open
+            nxt = rec.frontier_from(slots[rest], start[rest])
+            skill[rest] = np.where(nxt > hi[rest], review_skill(model, slots[rest], day), nxt)
+        if has_open.any():
+            skill[has_open] = first_missing_ancestor(model, slots[has_open], target[has_open],
+                                                     lo[has_open])
+        return skill, rotating_modality(slots, day)
+
+
+def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
+    """The first (transitive) prerequisite of ``target`` at or above ``lo`` that the
+    record does not show as mastered, or ``target`` itself if there is none."""
+    anc = model.curriculum.ancestors[target].astype(np.int64)
+    valid = (anc != NO_SKILL) & (anc >= lo[:, None])
+    believed = model.record.knows(slots[:, None], np.where(valid, anc, 0))
+    missing = valid & ~believed
+    first = np.argmax(missing, axis=1)
+    return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)
+
+
+def common_pace_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
+    """The grade-level pacing guide's skill for the day (the class's common pace)."""
+    cur, cal = model.curriculum, model.params.calendar
+    pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
+    return cur.first_skill(model.students.grade[slots]).astype(np.int64) + pos
+
+
+def limit_paces(teacher: np.ndarray, skills: np.ndarray, common: np.ndarray,
+                capacity: np.ndarray, skills_per_unit: int) -> np.ndarray:
+    """Keep each teacher's students within the teacher's capacity of distinct paces.
+
+    A teacher runs the common pace plus their most populated other units, up
+    to ``floor(capacity)`` paces in all; students in any other unit join the
+    common pace. Returns the adjusted skills.
+    """
+    unit = skills // skills_per_unit
+    off = unit != common // skills_per_unit
+    if not off.any():
+        return skills
+    t, u = teacher[off], unit[off]
+    pairs, inverse, counts = np.unique(t * 100_000 + u, return_inverse=True, return_counts=True)
+    pair_teacher = pairs // 100_000
+    # rank units within each teacher by how many students they hold (most first)
+    order = np.lexsort((-counts, pair_teacher))
+    rank = np.empty(order.size, np.int64)
+    first = np.searchsorted(pair_teacher[order], pair_teacher[order])
+    rank[order] = np.arange(order.size) - first
+    allowed = np.floor(capacity[pair_teacher]).astype(np.int64) - 1  # one pace is the common
+    keep = rank[inverse] < allowed[inverse]
+    out = skills.copy()
+    idx = np.flatnonzero(off)[~keep]
+    out[idx] = common[idx]
+    return out
+
+

@@ -1,0 +1,117 @@
+"""Regimes: a pacing rule, content limits and supplements, composed.
+
+A regime is what a school's program grades follow (``build_regime`` makes
+it from an arm's settings); grades outside the program follow
+``traditional_regime``. See ``sim.policies.pacing``, ``sim.policies.limits``
+and ``sim.policies.supplements`` for the parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.policies.limits import (
+    UNLIMITED,
+    FloorCeiling,
+    GradualFloor,
+    TestPrepWindow,
+    current_floor,
+    skill_bounds,
+    tightest,
+    window_days,
+)
+from sim.policies.pacing import (
+    ExtraTime,
+    GradeLevelFirst,
+    Pacing,
+    Playlist,
+    TraditionalPacing,
+)
+from sim.policies.supplements import Advisory, Tutoring, tutoring_hours
+
+
+@dataclass
+class Regime:
+    """A pacing rule, content limits and supplements, applied to a group of students."""
+
+    label: str
+    pacing: Pacing
+    limits: list = field(default_factory=list)
+    supplements: list = field(default_factory=list)
+    limit_paces: bool = False
+
+    @property
+    def personalized(self) -> bool:
+        """Whether students follow individual paths (and so work in team rooms)."""
+        return not isinstance(self.pacing, TraditionalPacing | ExtraTime)
+
+    @property
+    def move_on_days(self) -> int | None:
+        return getattr(self.pacing, "move_on_days", None)
+
+    def bounds_years(self, day: int) -> tuple[float, float]:
+        """(floor, ceiling) in years relative to grade on ``day``; the tightest wins."""
+        return tightest(self.limits, day)
+
+    def floor(self) -> float:
+        """The fixed floor in force (years below grade; inf if none)."""
+        return current_floor(self.limits)
+
+    def window_days(self) -> int:
+        """Days of the test-prep window in force (0 if none)."""
+        return window_days(self.limits)
+
+    def tutoring_hours(self) -> float:
+        """Hours a week of grade-level tutoring in force."""
+        return tutoring_hours(self.supplements)
+
+    def assign(self, model, slots: np.ndarray, day: int):
+        grade = model.students.grade[slots]
+        lo, hi = skill_bounds(model.curriculum, grade, *self.bounds_years(day))
+        return self.pacing.assign(model, slots, lo, hi, day)
+
+
+
+def build_regime(arm, calendar, assessment) -> Regime:
+    """The regime an arm's settings describe (see ``sim.config.parameters.ArmSettings``)."""
+    pacing: Pacing = {
+        "traditional": lambda: TraditionalPacing(assessment.extension_share,
+                                                 assessment.remediation_share),
+        "teacher_paced": lambda: TraditionalPacing(0.0, 0.0),
+        "personalized": Playlist,
+        "move_on": lambda: Playlist(move_on_days=arm.move_on_days),
+        "extra_time": ExtraTime,
+        "grade_level_first": GradeLevelFirst,
+    }[arm.pacing]()
+    limits: list = []
+    if arm.floor is not None or arm.ceiling is not None:
+        limits.append(FloorCeiling(_or_inf(arm.floor), _or_inf(arm.ceiling)))
+    if arm.gradual_floor is not None:
+        gf = arm.gradual_floor
+        end = gf.reaches_grade_level(calendar)
+        limits.append(GradualFloor(gf.start_floor, gf.start_day, end, calendar.state_test_day,
+                                   gf.steps))
+    if arm.test_prep_weeks > 0:
+        limits.append(TestPrepWindow(int(round(arm.test_prep_weeks * calendar.days_per_week)),
+                                     calendar.state_test_day))
+    supplements = []
+    if arm.tutoring is not None:
+        t = arm.tutoring
+        supplements.append(Tutoring(t.hours_per_week, t.target, t.share, t.session_hours,
+                                    t.effectiveness, calendar.days_per_week))
+    if arm.advisory_hours_per_week > 0:
+        supplements.append(Advisory(arm.advisory_hours_per_week,
+                                    days_per_week=calendar.days_per_week))
+    return Regime(arm.label, pacing, limits, supplements, arm.limit_paces)
+
+
+def traditional_regime(assessment) -> Regime:
+    """What grades outside the program get in every arm."""
+    return Regime("traditional", TraditionalPacing(assessment.extension_share,
+                                                   assessment.remediation_share))
+
+
+def _or_inf(x: float | None) -> float:
+    return UNLIMITED if x is None else float(x)
