@@ -179,20 +179,45 @@ class AffectParams(Strict):
                                description="engagement lost per day on content with no "
                                            "prerequisites mastered (scaled by the share missing)")
     switch_engagement: float = Field(
-        0.04, ge=0, le=1, description="engagement lost per grade-year jumped at an on/off switch")
-    switch_anxiety: float = Field(0.05, ge=0, le=1,
-                                  description="anxiety gained per grade-year jumped at a switch")
+        0.04, ge=0, le=10, description="engagement lost per day per (grade-year of change in "
+                                       "the working level)^change_exponent")
+    switch_anxiety: float = Field(
+        0.05, ge=0, le=10, description="anxiety gained per day per (grade-year of change in "
+                                       "the working level)^change_exponent")
+    change_exponent: float = Field(
+        1.0, ge=1, le=4, description="how the cost of a change grows with its size (1: in "
+                                     "proportion; 2: a change twice as large costs four times)")
+    level_smoothing_days: float = Field(
+        10.0, ge=1, le=60, description="days over which a student's working level follows "
+                                      "their content (exponential smoothing)")
     unfamiliar_anxiety: float = Field(
         0.005, ge=0, le=1, description="anxiety gained per day on content at or above grade "
                                        "level whose prerequisites are not all mastered")
     min_engagement: float = Field(0.2, ge=0, le=1, description="engagement never falls below")
     switch_min_jump_years: float = Field(
-        1.0, ge=0, le=12, description="a change of track between below-grade and grade-level "
-                                      "content counts as an on/off switch when it jumps at "
-                                      "least this far (grade-years); smaller steps are progress")
+        1.0, ge=0, le=12, description="reported switches: a change of track between "
+                                      "below-grade and grade-level content is counted when it "
+                                      "jumps at least this far (grade-years)")
     switch_persist_days: int = Field(
-        5, ge=1, le=60, description="days in a row on the other side of grade level before "
-                                    "a change of track counts (a one-day detour does not)")
+        5, ge=1, le=60, description="reported switches: days in a row on the other side of "
+                                    "grade level before a change of track is counted")
+
+
+class TraditionalParams(Strict):
+    """A whole class on the pacing guide, with the differentiation one teacher can give."""
+
+    extension_share: float = Field(
+        0.5, ge=0, le=1, description="P(a student whose record shows the day's skill mastered "
+                                     "works on their next skill of the grade instead)")
+    reteach_group_size: int = Field(
+        6, ge=0, le=40, description="students in the teacher's daily reteach group (teacher-led "
+                                    "small group on a missing prerequisite of the day's skill)")
+    reteach_depth_years: float = Field(
+        1.0, ge=0, le=12, description="how far below the enrolled grade a reteach prerequisite "
+                                      "may lie (grade-years)")
+    reteach_min_capacity: float = Field(
+        2.0, ge=1, le=50, description="effective capacity (paces) a teacher needs to run a "
+                                      "reteach group beside the class")
 
 
 class AssessmentParams(Strict):
@@ -204,14 +229,13 @@ class AssessmentParams(Strict):
                                                         "playlist sends the student back to "
                                                         "the skill's prerequisites")
     benchmark_error: float = Field(0.1, ge=0, le=0.5,
-                                   description="P(benchmark misreads one skill)")
-    extension_share: float = Field(
-        0.5, ge=0, le=1, description="traditional: P(a student who passed the day's skill gets "
-                                     "extension work on their next skill)")
-    remediation_share: float = Field(
-        0.3, ge=0, le=1, description="traditional: P(a student whose record lacks a "
-                                     "(transitive) prerequisite of the day's skill, at or "
-                                     "above the floor, works on the first such one instead)")
+                                   description="P(the diagnostic misreads one skill it tests)")
+    diagnostic_error_years: float = Field(
+        0.3, ge=0, le=3, description="SD of the placement/benchmark diagnostic's estimate of a "
+                                     "student's level (grade-years)")
+    diagnostic_band_years: float = Field(
+        0.5, ge=0, le=9, description="half-width of the band of skills around the estimated "
+                                     "level the diagnostic tests directly (grade-years)")
     state_items_per_skill: int = Field(3, ge=1, le=20, description="state-test items per skill")
     state_slip: float = Field(0.1, ge=0, le=1, description="P(wrong | mastered) on the state test")
     state_guess: float = Field(0.25, ge=0, le=1, description="P(right | not mastered, unfamiliar)")

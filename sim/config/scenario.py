@@ -26,6 +26,7 @@ from sim.config.parameters import (
     SensemakingParams,
     Strict,
     TeacherParams,
+    TraditionalParams,
 )
 
 
@@ -47,6 +48,7 @@ class Scenario(Strict):
     learning: LearningParams = Field(default_factory=LearningParams)
     affect: AffectParams = Field(default_factory=AffectParams)
     assessment: AssessmentParams = Field(default_factory=AssessmentParams)
+    traditional: TraditionalParams = Field(default_factory=TraditionalParams)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
     sensemaking: SensemakingParams = Field(default_factory=SensemakingParams)
     arms: list[ArmSettings] = Field(min_length=1)

@@ -47,7 +47,7 @@ from sim.engine.population import (
     layout_slots,
 )
 from sim.engine.random_streams import DailyDraws, Streams, replicate_seed
-from sim.engine.records import Record
+from sim.engine.records import Diagnostic, Record
 from sim.engine.schools import School, lines_per_room
 from sim.engine.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
 from sim.engine.teachers import Teacher, draw_teachers
@@ -100,12 +100,16 @@ class District(Model):
                                    p.teachers, d.schools, self.grades, d.classes_per_grade,
                                    self.arm.trust)
         self.teachers = [Teacher(self, i) for i in range(self.staff.n)]
-        self.regime = build_regime(self.arm, p.calendar, p.assessment)
-        self.base_regime = traditional_regime(p.assessment)
+        self.regime = build_regime(self.arm, p.calendar, p.traditional)
+        self.base_regime = traditional_regime(p.traditional)
         self.schools = [School(self, s, self.grades, d.program_grades, self.regime)
                         for s in range(d.schools)]
         self.accountability = Accountability(self)
         self.record = Record(self.students.n, self.curriculum.n_skills)
+        a = p.assessment
+        self.diagnostic = Diagnostic(self.curriculum, a.diagnostic_error_years,
+                                     a.diagnostic_band_years, a.benchmark_error)
+        self.in_program = np.zeros(self.students.n, bool)
         # How easy each skill is to learn (a multiplier of the daily rate).
         self._ease = np.exp(-p.learning.grade_difficulty
                             * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
@@ -166,16 +170,20 @@ class District(Model):
         lines = d.classes_per_grade
         st.teacher[:] = (st.school * len(self.grades) + g_idx) * lines + st.line
         active = np.array([s.program_active for s in self.schools])
+        was_in_program = self.in_program
         self.in_program = (np.isin(st.grade, d.program_grades) & (not self.burning_in)
                            & active[st.school])
         self._group_by_regime()
         self._build_rooms(self.personal)
         self._measure_newcomers()
+        # students who stay in the program keep their record; everyone else is placed
+        stays = was_in_program & self.in_program & (st.entry_year < self.year)
         self.record.place(self.streams.at("placement", self.year), np.arange(st.n), self._truth,
-                          self.params.assessment.benchmark_error)
+                          self.diagnostic, keep=stays)
         self.log = YearLog(st.n)
         af = self.params.affect
-        self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years)
+        self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years,
+                                    af.level_smoothing_days)
         self.mastered_at_start = self._mastered_count()
         self.tutored: dict[int, np.ndarray] = {}  # per tutoring supplement (by id)
 
@@ -348,8 +356,8 @@ class District(Model):
         offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
         below = offset < 0
         position = self._positions[skills]
-        switched, jump = self.tracks.update(present, below, position)
-        affect.update_affect(st, present, already, readiness, offset >= 0, jump, p.affect)
+        switched, change = self.tracks.update(present, below, position)
+        affect.update_affect(st, present, already, readiness, offset >= 0, change, p.affect)
         self.log.record_day(present, offset, already, switched, st.engagement[present])
 
     # --- assessments and supplements ------------------------------------------------
@@ -363,7 +371,7 @@ class District(Model):
             self._choose_tutored()
         if cal.benchmark_every_days and day > 0 and day % cal.benchmark_every_days == 0:
             self.record.benchmark(self.streams.at("benchmark", self.year, day), np.arange(st.n),
-                                  self._truth, a.benchmark_error)
+                                  self._truth, self.diagnostic)
         if day == cal.state_test_day:
             tested = np.isin(st.grade, a.tested_grades)
             rng = self.streams.at("state_test", self.year)

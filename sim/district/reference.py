@@ -48,7 +48,7 @@ class StateReference:
 
 
 _MECHANISMS = ("population", "teachers", "curriculum", "calendar", "learning", "affect",
-               "assessment", "evaluation", "sensemaking")
+               "assessment", "traditional", "evaluation", "sensemaking")
 
 
 def state_reference(scenario) -> StateReference:

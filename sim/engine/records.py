@@ -2,13 +2,20 @@
 
 The playlist algorithm never sees true mastery. It sees
 
-* a placement diagnostic at the start of each year, which misreads each
-  skill with probability ``benchmark_error``;
+* a placement diagnostic when a student enters the program (or, outside
+  it, each year): an adaptive test that places the student at a level and
+  infers the rest, as real diagnostics do (``Diagnostic``). Its errors are
+  correlated: one error in the level estimate moves every inferred skill;
+* for a student who stays in the program, last year's record, carried over
+  the summer (the program does not see the summer's losses until the
+  student's slips and benchmarks show them);
 * exit slips: ``mastery_streak`` passes in a row mark the day's skill as
   mastered; ``fail_limit`` failures in a row send the student back to the
   skill's prerequisites (the record marks them not mastered);
-* benchmarks every ``benchmark_every_days``: each skill's record is
-  corrected to the truth with probability ``1 - benchmark_error``.
+* benchmarks every ``benchmark_every_days``: the same adaptive test, which
+  rewrites the record in the band of skills it tests around the student's
+  level (and, for a skill read as mastered, its prerequisites); the record
+  elsewhere stands.
 
 The *frontier* of a student is the first skill at or above a lower bound
 that the record does not show as mastered. Because skill ids are a
@@ -25,6 +32,44 @@ from sim.engine.population import chunks
 from sim.engine.students import flat as flat_view
 
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
+
+
+class Diagnostic:
+    """An adaptive diagnostic on the vertical scale (like a placement test or a benchmark).
+
+    It estimates each student's level (grade-years) as the position their
+    mastered skills would reach if they were contiguous, plus one normal
+    error of ``error_years`` per student and test. Skills within
+    ``band_years`` of the estimate are tested directly (each misread with
+    probability ``misread``); a skill read as mastered is evidence that its
+    prerequisites are mastered too. Skills further below the estimate are
+    inferred mastered, skills further above inferred not mastered.
+    """
+
+    def __init__(self, curriculum, error_years: float, band_years: float, misread: float):
+        self.position = curriculum.position_years().astype(np.float32)
+        self.lowest, self.spg = curriculum.lowest_grade, curriculum.skills_per_grade
+        self.error_years, self.band_years, self.misread = error_years, band_years, misread
+        n = curriculum.n_skills
+        anc = curriculum.ancestors
+        below = np.zeros((n, n), np.float32)  # below[s, a]: a is a (transitive) prerequisite of s
+        rows = np.repeat(np.arange(n), anc.shape[1])
+        ok = anc.ravel() != NO_SKILL
+        below[rows[ok], anc.ravel()[ok]] = 1.0
+        self.ancestor_matrix = below
+
+    def read(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
+        """(believed, tested): the test's reading of each (student, skill), and which
+        skills it tested directly; ``truth`` is (students x skills) mastered booleans,
+        ``level_error`` standard normals per student, ``misread_u`` uniforms like ``truth``."""
+        level = self.lowest + truth.sum(axis=1, dtype=np.float32) / self.spg
+        estimate = level + self.error_years * level_error
+        gap = self.position[None, :] - estimate[:, None]
+        tested = np.abs(gap) <= self.band_years
+        read = tested & (truth ^ (misread_u < self.misread))
+        implied = (read.astype(np.float32) @ self.ancestor_matrix) > 0
+        believed = (gap < -self.band_years) | read | (implied & ~(tested & ~read))
+        return believed, tested | implied
 
 
 class Record:
@@ -115,26 +160,34 @@ class Record:
         self.frontier[rows] = f
 
     # --- writing the record ---------------------------------------------------------
-    def place(self, rng: np.random.Generator, slots: np.ndarray, truth: np.ndarray,
-              error: float) -> None:
-        """Placement diagnostic: each skill read correctly w.p. ``1 - error``.
+    def place(self, rng: np.random.Generator, slots: np.ndarray, truth,
+              diagnostic: Diagnostic, keep: np.ndarray | None = None) -> None:
+        """Placement: the diagnostic's reading becomes the record of ``slots``.
 
-        ``truth`` is a function of the slots' rows returning mastered booleans.
-        Draws a full (slots x skills) array so streams stay aligned.
+        ``truth`` is a function of rows returning mastered booleans. ``keep``
+        (per slot) marks students whose record carries over instead (they stay
+        in the program). Draws are made for every slot, placed or not, so
+        streams stay aligned across arms.
         """
-        for part in chunks(slots.size):
-            r = slots[part]
-            misread = rng.random((r.size, self.n_skills), dtype=np.float32) < error
-            self.believed[r] = truth(r) ^ misread
-        self._reset(slots)
+        self._diagnose(rng, slots, truth, diagnostic, replace_all=True, keep=keep)
+        self._reset(slots if keep is None else slots[~keep])
 
-    def benchmark(self, rng: np.random.Generator, slots: np.ndarray, truth, error: float) -> None:
-        """Benchmark: each skill's record is corrected to the truth w.p. ``1 - error``."""
+    def benchmark(self, rng: np.random.Generator, slots: np.ndarray, truth,
+                  diagnostic: Diagnostic) -> None:
+        """Benchmark: the diagnostic rewrites the record where it tested."""
+        self._diagnose(rng, slots, truth, diagnostic, replace_all=False)
+        self.stale[slots] = True
+
+    def _diagnose(self, rng, slots, truth, diagnostic, replace_all: bool, keep=None) -> None:
         for part in chunks(slots.size):
             r = slots[part]
-            seen = rng.random((r.size, self.n_skills), dtype=np.float32) >= error
-            self.believed[r] = np.where(seen, truth(r), self.believed[r])
-        self.stale[slots] = True
+            level_error = rng.standard_normal(r.size).astype(np.float32)
+            misread_u = rng.random((r.size, self.n_skills), dtype=np.float32)
+            believed, tested = diagnostic.read(truth(r), level_error, misread_u)
+            new = believed if replace_all else np.where(tested, believed, self.believed[r])
+            if keep is not None:
+                new = np.where(keep[part][:, None], self.believed[r], new)
+            self.believed[r] = new
 
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True

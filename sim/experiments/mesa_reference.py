@@ -47,7 +47,8 @@ from sim.policies.pacing import SMALL_GROUP, Playlist
 # Per-student inputs copied from the engine: (name in Inputs, agent attribute).
 SCALAR_FIELDS = ("grade", "teacher", "room", "learning_rate", "engagement", "engagement_base",
                  "anxiety", "anxiety_base", "attendance", "streak", "fails", "streak_skill",
-                 "track_below", "track_position", "track_other_days", "track_first_other")
+                 "track_below", "track_position", "track_other_days", "track_first_other",
+                 "track_level")
 ROW_FIELDS = ("mastery", "familiarity", "believed")  # (students x skills), one byte each
 
 
@@ -97,6 +98,7 @@ class Inputs:
     track_position: np.ndarray
     track_other_days: np.ndarray
     track_first_other: np.ndarray
+    track_level: np.ndarray
 
     @property
     def n_students(self) -> int:
@@ -131,7 +133,7 @@ def snapshot(district) -> Inputs:
         attendance=st.attendance.copy(), streak=rec.streak.copy(), fails=rec.fails.copy(),
         streak_skill=rec.streak_skill.copy(), track_below=tr.below.copy(),
         track_position=tr.position.copy(), track_other_days=tr.other_days.copy(),
-        track_first_other=tr.first_other.copy())
+        track_first_other=tr.first_other.copy(), track_level=tr.level.copy())
 
 
 def _check_playlist_only(district) -> None:
@@ -210,8 +212,8 @@ class StudentAgent(Agent):
         passed = m.rng.random() < (m.pass_if_mastered if self.mastery[s] else m.pass_if_not)
         self._update_record(s, passed)
         offset = m.skill_grade[s] - self.grade
-        switched, jump = self._update_track(offset < 0, m.position[s])
-        self._update_affect(already, readiness, offset >= 0, jump)
+        switched, change = self._update_track(offset < 0, m.position[s])
+        self._update_affect(already, readiness, offset >= 0, change)
         self._log(offset, already, switched, passed)
 
     def _prerequisite_status(self, skill: int) -> tuple[float, int]:
@@ -265,9 +267,13 @@ class StudentAgent(Agent):
         self.streak, self.fails = streak, fails
 
     def _update_track(self, below: bool, position: float) -> tuple[bool, float]:
-        """Sustained on/off switches (``sim.engine.affect.Tracks.update``);
-        (switched, jump years)."""
+        """Sustained on/off switches and the working level (``sim.engine.affect.Tracks.update``);
+        (switched, the working level's change in grade-years)."""
         m = self.model
+        level = self.track_level
+        new = position if math.isnan(level) else level + m.level_alpha * (position - level)
+        change = 0.0 if math.isnan(level) else abs(new - level)
+        self.track_level = new
         track = self.track_below
         off = track >= 0 and below != (track == 1)
         days = self.track_other_days + 1 if off else 0
@@ -279,18 +285,19 @@ class StudentAgent(Agent):
             self.track_below, self.track_position = int(below), position
         self.track_other_days = 0 if moved else days
         self.track_first_other = first
-        return switched, (jump if switched else 0.0)
+        return switched, change
 
     def _update_affect(self, already: bool, readiness: float, at_grade: bool,
-                       jump: float) -> None:
+                       change: float) -> None:
         """Engagement and anxiety after the day (``sim.engine.affect.update_affect``)."""
         af = self.model.affect
+        felt = change ** af.change_exponent
         e, e0 = self.engagement, self.engagement_base
         e = (e + af.recovery * (e0 - e) - af.boredom * already
-             - af.frustration * (1.0 - readiness) - af.switch_engagement * jump)
+             - af.frustration * (1.0 - readiness) - af.switch_engagement * felt)
         self.engagement = min(max(e, af.min_engagement), 1.0)
         a, a0 = self.anxiety, self.anxiety_base
-        a = (a + af.recovery * (a0 - a) + af.switch_anxiety * jump
+        a = (a + af.recovery * (a0 - a) + af.switch_anxiety * felt
              + af.unfamiliar_anxiety * (at_grade and readiness < 1.0))
         self.anxiety = min(max(a, 0.0), 1.0)
 
@@ -305,12 +312,27 @@ class StudentAgent(Agent):
 
     # --- periodic ---------------------------------------------------------------------------
     def benchmark(self) -> None:
-        """Each skill's record is corrected to the truth w.p. ``1 - benchmark_error``."""
+        """The adaptive diagnostic (``sim.engine.records.Diagnostic``) for this student:
+        skills near the estimated level are read (misread w.p. ``benchmark_error``), and a
+        skill read as mastered vouches for its prerequisites."""
         m = self.model
+        z = m.rng.standard_normal()
         u = m.rng.random(m.n_skills).tolist()  # one draw per skill of this student
-        for k in range(m.n_skills):
-            if u[k] >= m.benchmark_error:
-                self.believed[k] = 1 if self.mastery[k] else 0
+        level = m.lowest_grade + (m.n_skills - self.mastery.count(0)) / m.skills_per_grade
+        estimate = level + m.diagnostic_error * z
+        read = {k: bool(self.mastery[k]) != (u[k] < m.benchmark_error)
+                for k in range(m.n_skills) if abs(m.position[k] - estimate) <= m.diagnostic_band}
+        implied, stack = set(), [k for k, mastered in read.items() if mastered]
+        while stack:
+            for q in m.prereqs[stack.pop()]:
+                if q not in implied:
+                    implied.add(q)
+                    stack.append(q)
+        for k in implied:
+            if read.get(k, True):
+                self.believed[k] = 1
+        for k, mastered in read.items():
+            self.believed[k] = 1 if mastered else 0
 
     def mastered_count(self) -> int:
         """Skills this student truly masters."""
@@ -357,9 +379,12 @@ class MesaDistrict(Model):
         self.pass_if_mastered, self.pass_if_not = 1.0 - a.exit_slip_slip, a.exit_slip_guess
         self.mastery_streak, self.fail_limit = a.mastery_streak, a.fail_limit
         self.benchmark_error = a.benchmark_error
+        self.diagnostic_error, self.diagnostic_band = (a.diagnostic_error_years,
+                                                       a.diagnostic_band_years)
         self.benchmark_every = p.calendar.benchmark_every_days
         self.switch_persist_days = p.affect.switch_persist_days
         self.switch_min_jump = p.affect.switch_min_jump_years
+        self.level_alpha = 1.0 / max(p.affect.level_smoothing_days, 1.0)
         self.floor = self.ceiling = math.inf
         self.units: list[set] = [set() for _ in self.teacher_effect]
         self.capacity_factor = [1.0] * len(self.teacher_effect)

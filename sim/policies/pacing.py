@@ -38,33 +38,70 @@ def pacing_position(day: int, n_items: int, pacing_days: int, days: int) -> int:
 
 @dataclass
 class TraditionalPacing(Pacing):
-    """Whole class on the pacing guide's grade-level skill, covered by the state test.
+    """A whole class on the pacing guide's grade-level skill, covered by the state test.
 
-    Ordinary differentiation, decided from the record: a student whose record
-    shows the day's skill mastered gets extension work on their own next
-    skill with probability ``extension_share``; one whose record lacks a
-    prerequisite of it gets remediation on the first missing one with
-    probability ``remediation_share`` (both in a teacher-led small group).
+    The differentiation one teacher can give beside the class, decided from
+    the record (never the truth):
+
+    * *extension*: a student whose record shows the day's skill mastered
+      works on their next skill of the enrolled grade, with probability
+      ``extension_share`` (teacher-led small group);
+    * *reteach group*: each teacher with an effective capacity of at least
+      ``reteach_min_capacity`` paces takes up to ``reteach_group_size`` of
+      their students whose record lacks a prerequisite of the day's skill
+      lying at most ``reteach_depth_years`` below the enrolled grade (chosen
+      at random each day) and reteaches the first such prerequisite.
+
+    Everyone else follows the class. Nobody works more than
+    ``reteach_depth_years`` below grade or beyond the enrolled grade.
     """
 
     extension_share: float = 0.5
-    remediation_share: float = 0.3
+    reteach_group_size: int = 6
+    reteach_depth_years: float = 1.0
+    reteach_min_capacity: float = 2.0
+
+    @classmethod
+    def from_params(cls, p) -> TraditionalPacing:
+        """From ``TraditionalParams``."""
+        return cls(p.extension_share, p.reteach_group_size, p.reteach_depth_years,
+                   p.reteach_min_capacity)
 
     def assign(self, model, slots, lo, hi, day):
-        rec = model.record
+        rec, cur = model.record, model.curriculum
         skill = common_pace_skill(model, slots, day)
         modality = np.full(slots.size, WHOLE_CLASS, np.int8)
         u = model.draws["extension"][slots]
-        ext = rec.knows(slots, skill) & (u < self.extension_share)
+        knows = rec.knows(slots, skill)
+        ext = knows & (u < self.extension_share)
         if ext.any():
-            skill[ext] = np.minimum(rec.frontier_from(slots[ext], skill[ext]), hi[ext])
+            grade_end = cur.first_skill(model.students.grade[slots[ext]] + 1).astype(np.int64) - 1
+            nxt = rec.frontier_from(slots[ext], skill[ext])
+            skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
             modality[ext] = SMALL_GROUP
-        rem = ~ext & (u < self.remediation_share)
-        if rem.any():
-            fix = first_missing_ancestor(model, slots[rem], skill[rem], lo[rem])
-            modality[rem] = np.where(fix != skill[rem], SMALL_GROUP, WHOLE_CLASS)
-            skill[rem] = fix
+        if self.reteach_group_size > 0:
+            self._reteach(model, slots, skill, modality, ~knows, u, lo)
         return skill, modality
+
+    def _reteach(self, model, slots, skill, modality, candidates, u, lo) -> None:
+        """The reteach group: fills in ``skill`` and ``modality`` for its members."""
+        cur = model.curriculum
+        cand = np.flatnonzero(candidates)
+        if cand.size == 0:
+            return
+        grade = model.students.grade[slots[cand]].astype(np.int64)
+        depth = np.round((grade - cur.lowest_grade - self.reteach_depth_years)
+                         * cur.skills_per_grade).astype(np.int64)
+        bound = np.maximum(lo[cand], np.clip(depth, 0, cur.n_skills - 1))
+        fix = first_missing_ancestor(model, slots[cand], skill[cand], bound)
+        gap = fix != skill[cand]
+        cand, fix = cand[gap], fix[gap]
+        teacher = model.students.teacher[slots[cand]].astype(np.int64)
+        able = model.staff.capacity_eff[teacher] >= self.reteach_min_capacity
+        cand, fix, teacher = cand[able], fix[able], teacher[able]
+        keep = rank_within(teacher, u[cand]) < self.reteach_group_size
+        skill[cand[keep]] = fix[keep]
+        modality[cand[keep]] = SMALL_GROUP
 
 
 @dataclass
@@ -158,6 +195,16 @@ def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
     return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)
 
 
+def rank_within(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """Each element's rank (0 = lowest ``priority``) among the elements of its group."""
+    order = np.lexsort((priority, group))
+    sorted_group = group[order]
+    first = np.searchsorted(sorted_group, sorted_group)
+    rank = np.empty(group.size, np.int64)
+    rank[order] = np.arange(group.size) - first
+    return rank
+
+
 def common_pace_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
     """The grade-level pacing guide's skill for the day (the class's common pace)."""
     cur, cal = model.curriculum, model.params.calendar
@@ -180,11 +227,7 @@ def limit_paces(teacher: np.ndarray, skills: np.ndarray, common: np.ndarray,
     t, u = teacher[off], unit[off]
     pairs, inverse, counts = np.unique(t * 100_000 + u, return_inverse=True, return_counts=True)
     pair_teacher = pairs // 100_000
-    # rank units within each teacher by how many students they hold (most first)
-    order = np.lexsort((-counts, pair_teacher))
-    rank = np.empty(order.size, np.int64)
-    first = np.searchsorted(pair_teacher[order], pair_teacher[order])
-    rank[order] = np.arange(order.size) - first
+    rank = rank_within(pair_teacher, -counts)  # units by students held, most first
     allowed = np.floor(capacity[pair_teacher]).astype(np.int64) - 1  # one pace is the common
     keep = rank[inverse] < allowed[inverse]
     out = skills.copy()

@@ -74,12 +74,11 @@ class Regime:
 
 
 
-def build_regime(arm, calendar, assessment) -> Regime:
+def build_regime(arm, calendar, traditional) -> Regime:
     """The regime an arm's settings describe (see ``sim.config.parameters.ArmSettings``)."""
     pacing: Pacing = {
-        "traditional": lambda: TraditionalPacing(assessment.extension_share,
-                                                 assessment.remediation_share),
-        "teacher_paced": lambda: TraditionalPacing(0.0, 0.0),
+        "traditional": lambda: TraditionalPacing.from_params(traditional),
+        "teacher_paced": lambda: TraditionalPacing(0.0, 0),
         "personalized": Playlist,
         "move_on": lambda: Playlist(move_on_days=arm.move_on_days),
         "extra_time": ExtraTime,
@@ -107,10 +106,9 @@ def build_regime(arm, calendar, assessment) -> Regime:
     return Regime(arm.label, pacing, limits, supplements, arm.limit_paces)
 
 
-def traditional_regime(assessment) -> Regime:
+def traditional_regime(traditional) -> Regime:
     """What grades outside the program get in every arm."""
-    return Regime("traditional", TraditionalPacing(assessment.extension_share,
-                                                   assessment.remediation_share))
+    return Regime("traditional", TraditionalPacing.from_params(traditional))
 
 
 def _or_inf(x: float | None) -> float:
