@@ -1,15 +1,27 @@
-"""Assessments measure what they claim to, and the cut is the state's, not the scenario's."""
+"""Assessments measure what they claim to, and the cut is the state's, not the scenario's.
+
+The state and growth tests are item-response instruments (sim.engine.assessment): a
+response model from each student's knowledge (partial knowledge through prerequisites,
+familiarity, guessing, anxiety on unseen content) and a 3PL scoring model calibrated on
+the vertical scale, scored by EAP.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from scipy import stats
 
 from sim.config.scenario import load_scenario
 from sim.district.reference import district_for, state_reference
 from sim.engine import assessment, learning
 from sim.engine.curriculum import generate_curriculum
-from sim.engine.students import StudentState
+from sim.engine.students import MASTERED_BEFORE, StudentState
+from sim.experiments.runner import run_arm
+
+SCENARIOS = sorted(p for p in Path("scenarios").glob("*.toml") if not p.name.startswith("sweep"))
 
 
 @pytest.fixture(scope="module")
@@ -17,25 +29,92 @@ def quick():
     return load_scenario("scenarios/quick.toml")
 
 
-def _scores(model, seed=1):
+@pytest.fixture(scope="module")
+def bank(quick):
+    return assessment.item_bank(quick)
+
+
+@pytest.fixture(scope="module")
+def cur(quick):
+    c = quick.curriculum
+    return generate_curriculum(np.random.default_rng(c.seed), c.lowest_grade, c.highest_grade,
+                               c.units_per_grade, c.skills_per_unit, c.cross_grade_prereqs,
+                               c.extra_prereq_prob)
+
+
+def _students(cur, n: int, grade: int) -> StudentState:
+    st = StudentState(n, cur.n_skills)
+    st.grade[:] = grade
+    st.anxiety[:] = 0.3
+    return st
+
+
+def _master(st, cur, below: float, rows=slice(None)):
+    """Master every skill whose position is below ``below`` grade-years; familiar too."""
+    known = cur.position_years() < below
+    st.mastery[rows] = np.where(known, MASTERED_BEFORE, 0).astype(np.uint8)
+    st.familiarity[rows] = np.where(known, 6, 0).astype(np.uint8)
+
+
+def _state_scores(quick, model, seed=1):
     st = model.students
-    tested = np.isin(st.grade, model.params.assessment.tested_grades)
-    return assessment.state_test(np.random.default_rng(seed), st, model.curriculum,
-                                 model.params.assessment, 6.0, tested), tested
+    tested = np.isin(st.grade, quick.assessment.tested_grades)
+    score, sem = assessment.state_test(np.random.default_rng(seed), st, model.curriculum,
+                                       assessment.item_bank(quick), quick.assessment, 6.0,
+                                       tested, 0.8)
+    return score, sem, tested
 
 
-def test_the_state_test_samples_only_the_enrolled_grade(quick):
+# --- the response model --------------------------------------------------------------------
+def test_a_student_a_grade_behind_answers_a_fair_share_of_grade_level_items(quick, bank, cur):
+    """Grade-6 items draw on grades 5 and below: knowing those is worth well above guessing."""
+    a, g, n = quick.assessment, 6, 4000
+    form = bank.form(cur, g, a.state_form_items)
+
+    def share_right(below, familiar_grade):
+        st = _students(cur, n, g)
+        _master(st, cur, below)
+        if familiar_grade:
+            st.familiarity[:, cur.skill_grade == g] = 6  # taught all year, not mastered
+        takers = assessment._Takers(st, np.arange(n), bank, a, 6.0)
+        u = np.random.default_rng(0).random((n, form.size))
+        cols = np.broadcast_to(bank.skill[form], (n, form.size))
+        return takers.answer(cols, bank.difficulty[form], a, u).mean()
+
+    nothing, behind_unseen = share_right(0.0, False), share_right(g, False)
+    behind_taught, two_behind = share_right(g, True), share_right(g - 1, True)
+    on_grade = share_right(g + 1, True)
+    # measured: 0.21, 0.34, 0.48, 0.41, 0.90
+    assert nothing == pytest.approx(0.21, abs=0.02)  # guessing, less on unseen content
+    assert behind_unseen > 0.3 and behind_taught > 0.42  # a fair share
+    assert nothing < two_behind < behind_taught < on_grade
+    assert on_grade > 0.85
+
+
+def test_items_never_depend_on_skills_above_them(quick, bank, cur):
+    a = quick.assessment
+    k = assessment.knowledge(np.eye(cur.n_skills, dtype=bool), np.zeros((cur.n_skills,) * 2),
+                             bank.weights, a)
+    # row i masters only skill i: it counts for skill i and for skills built on it
+    earlier = np.tril(np.ones_like(k, bool), -1)  # skill (column) before the mastered one
+    assert (k[earlier] == 0).all()  # a skill's mastery never helps an item of an earlier skill
+    assert (np.diag(k) >= a.own_skill_weight).all()
+
+
+def test_the_state_test_is_on_the_enrolled_grade_and_the_skills_beneath_it(quick):
     model = district_for(quick, quick.arms[0])
-    before, tested = _scores(model)
     st, cur = model.students, model.curriculum
-    own = cur.skill_grade[None, :] == st.grade[:, None]
-    st.mastery[~own] = 1 - np.minimum(st.mastery[~own], 1)  # flip every other grade's skills
-    st.familiarity[~own] = 200
-    after, _ = _scores(model)
+    before, _, tested = _state_scores(quick, model)
+    higher = cur.skill_grade[None, :] > st.grade[:, None]
+    st.mastery[higher] = 1 - np.minimum(st.mastery[higher], 1)  # flip every higher grade
+    st.familiarity[higher] = 200
+    after, _, _ = _state_scores(quick, model)
     np.testing.assert_array_equal(before[tested], after[tested])
+    own = cur.skill_grade[None, :] == st.grade[:, None]
     st.mastery[own] = 1  # master the enrolled grade
-    mastered, _ = _scores(model)
-    assert np.nanmean(mastered) > np.nanmean(before) + 10
+    mastered, _, _ = _state_scores(quick, model)
+    level = assessment.scale_to_level
+    assert np.nanmean(level(mastered, quick.assessment) - level(before, quick.assessment)) > 0.5
     assert np.isnan(before[~tested]).all() and not np.isnan(before[tested]).any()
 
 
@@ -45,14 +124,118 @@ def test_familiarity_without_mastery_raises_state_scores(quick):
     own = cur.skill_grade[None, :] == st.grade[:, None]
     st.mastery[own] = 0
     st.familiarity[own] = 0
-    unseen, tested = _scores(model)
+    unseen, _, tested = _state_scores(quick, model)
     st.familiarity[own] = 10
-    seen, _ = _scores(model)
-    a = model.params.assessment
-    assert np.nanmean(unseen) < 100 * a.state_guess
-    assert np.nanmean(seen) == pytest.approx(100 * (a.state_guess + a.familiarity_gain), abs=1.5)
+    seen, _, _ = _state_scores(quick, model)
+    gain = seen[tested] - unseen[tested]
+    assert gain.mean() > 1.0  # scale points (0.1 grade-years)
+    assert (gain > 0).mean() > 0.7
 
 
+def test_filling_kindergarten_gaps_moves_a_grade_6_score_far_less_than_grade_6_skills(
+        quick, bank, cur):
+    a, n = quick.assessment, 3000
+    st = _students(cur, n, 6)
+    _master(st, cur, 6.5)
+    k_skills = np.flatnonzero(cur.skill_grade == 0)
+    g6 = np.flatnonzero((cur.skill_grade == 6) & (cur.position_years() >= 6.5))
+    st.mastery[:, k_skills] = 0  # a grade-6 student with kindergarten gaps
+
+    def mean_score():
+        rng = np.random.default_rng(5)  # the same draws each time: common random numbers
+        score, _ = assessment.growth_test(rng, st, bank, a, 6.0, np.ones(n, bool), 0.0)
+        return score.mean()
+
+    gaps = mean_score()
+    st.mastery[:, k_skills] = MASTERED_BEFORE
+    filled_k = mean_score()
+    st.mastery[:, k_skills] = 0
+    st.mastery[:, g6] = MASTERED_BEFORE  # as many grade-6 skills instead
+    st.familiarity[:, g6] = 6
+    filled_6 = mean_score()
+    assert k_skills.size == g6.size * 2  # twice as many kindergarten skills
+    assert filled_6 - gaps > 3.0  # scale points
+    assert filled_k - gaps < 0.15 * (filled_6 - gaps)
+
+
+# --- the scoring model ---------------------------------------------------------------------
+def test_irt_recovery_fixed_form_and_adaptive(quick, bank, cur):
+    """Abilities drawn from a normal population and answers drawn from the scoring model
+    itself are recovered: correlation and RMSE as stated, and the reported SEM matches
+    the actual error."""
+    a, n, g = quick.assessment, 5000, 6
+    rng = np.random.default_rng(3)
+    mu, sd = bank.prior(np.full(n, g), 0.5)
+    theta = rng.normal(mu, sd)
+
+    def draw(items):
+        p = assessment.scoring_p(theta[:, None], bank.a[items], bank.b[items], bank.guess)
+        return rng.random(p.shape) < p
+
+    form = bank.form(cur, g, a.state_form_items)
+    est_f, sem_f = assessment.form_eap(draw(np.broadcast_to(form, (n, form.size))), form, bank,
+                                       mu, sd)
+    est_a, sem_a = assessment.adaptive_eap(lambda items, s: draw(items), mu, sd, bank, a)
+    for est, sem, corr_min, rmse_max in ((est_f, sem_f, 0.9, 0.8), (est_a, sem_a, 0.97, 0.45)):
+        rmse = np.sqrt(np.mean((est - theta) ** 2))
+        assert np.corrcoef(est, theta)[0, 1] > corr_min
+        assert rmse < rmse_max  # grade-years; the population SD is 2.4
+        assert np.sqrt(np.mean(sem ** 2)) == pytest.approx(rmse, rel=0.1)
+    assert abs(np.mean(est_a - theta)) < 0.05
+
+
+def test_the_vertical_scale_is_in_grade_years(quick, bank, cur):
+    """Students whose mastery is a smooth profile around a level score at that level."""
+    a = quick.assessment
+    levels = np.repeat(np.arange(2.0, 9.5, 1.5), 400)
+    m, fam = assessment.linking_sample(np.random.default_rng(8), cur, levels,
+                                       quick.population.mastery_spread_years)
+    st = _students(cur, levels.size, 0)
+    st.grade[:] = np.floor(levels).astype(np.int16)
+    st.mastery[:] = m * MASTERED_BEFORE
+    st.familiarity[:] = (fam * 6).astype(np.uint8)
+    st.anxiety[:] = 0
+    score, _ = assessment.growth_test(np.random.default_rng(9), st, bank, a, 6.0,
+                                      np.ones(levels.size, bool), 0.5)
+    est = assessment.scale_to_level(score, a)
+    for lv in np.unique(levels):
+        assert est[levels == lv].mean() == pytest.approx(lv, abs=0.3)
+
+
+def test_reliability_and_sem_are_reported_by_the_reference(quick):
+    ref = state_reference(quick)
+    tested = quick.assessment.tested_grades
+    rel = ref.state_reliability[tested]
+    assert ((rel > 0.7) & (rel < 0.95)).all(), rel
+    assert np.isnan(np.delete(ref.state_reliability, tested)).all()
+    sem_sd = ref.fall_sem_sd[4:9]  # MAP: about 0.2 of the fall SD
+    assert ((sem_sd > 0.1) & (sem_sd < 0.35)).all(), sem_sd
+
+
+def test_reference_state_scores_are_close_to_normal(quick):
+    """A statewide-mean district under traditional pacing (the reference's conditions)."""
+    sc = quick.model_copy(update={"district": quick.district.model_copy(
+        update={"mean_offset_sd": 0.0, "schools": 4}), "years": 1})
+    rows = run_arm(sc, 0, 0)["student_years"].dropna(subset=["state_score"])
+    for g, x in rows.groupby("grade").state_score:
+        assert abs(stats.skew(x)) < 1.25 and stats.kurtosis(x) < 3.0, (g, stats.skew(x))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_no_arm_of_a_shipped_scenario_piles_up_at_the_scale_floor(path):
+    sc = load_scenario(path, ["years=1", "district.schools=2",
+                              "assessment.reference_students_per_grade=300"], replicates=1)
+    bank = assessment.item_bank(sc)
+    floor = assessment.level_to_scale(bank.grid[0], sc.assessment)  # lowest reportable
+    ref = state_reference(sc)
+    for i, arm in enumerate(sc.arms):
+        rows = run_arm(sc, i, 0, ref)["student_years"]
+        for _, x in rows.dropna(subset=["state_score"]).groupby("grade").state_score:
+            assert (x <= floor + 1.0).mean() < 0.02, arm.label  # 1 point = 0.1 grade-years
+            assert (x <= x.min() + 1.0).mean() <= 0.03, arm.label  # no spike at the bottom
+
+
+# --- exit slips, learning, the cut ------------------------------------------------------------
 def test_readiness_raises_learning():
     cur = generate_curriculum(np.random.default_rng(0))
     n = 20000
@@ -68,7 +251,7 @@ def test_readiness_raises_learning():
     u = np.random.default_rng(1).random((2, n))
     rate = np.full(n, 0.3, np.float32)
     _, gained = learning.learn(st, slots, skills, rate, r, missing, u[0], u[1], 0.15, 0.0,
-                            cur.prereqs)
+                               cur.prereqs)
     p_ready, p_unready = 1 - np.exp(-0.3), 1 - np.exp(-0.3 * 0.15)
     assert gained[ready].mean() == pytest.approx(p_ready, abs=0.015)
     assert gained[~ready].mean() == pytest.approx(p_unready, abs=0.01)
@@ -93,3 +276,6 @@ def test_the_cut_is_fixed_by_the_state_not_by_the_district_or_arms(quick):
     tested = quick.assessment.tested_grades
     assert np.isfinite(a.cut_by_grade[tested]).all()
     assert np.isnan(np.delete(a.cut_by_grade, tested)).all()
+    # the cut is a scale score between the reference's fall mean and a year above it
+    fall = a.fall_mean_by_grade[tested]
+    assert ((a.cut_by_grade[tested] > fall) & (a.cut_by_grade[tested] < fall + 25)).all()

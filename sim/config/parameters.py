@@ -208,7 +208,7 @@ class TraditionalParams(Strict):
 
     extension_share: float = Field(
         0.5, ge=0, le=1, description="P(a student whose record shows the day's skill mastered "
-                                     "works on their next skill of the grade instead)")
+                                     "works on their next skill (at most a grade ahead) instead)")
     reteach_group_size: int = Field(
         6, ge=0, le=40, description="students in the teacher's daily reteach group (teacher-led "
                                     "small group on a missing prerequisite of the day's skill)")
@@ -236,19 +236,42 @@ class AssessmentParams(Strict):
     diagnostic_band_years: float = Field(
         0.5, ge=0, le=9, description="half-width of the band of skills around the estimated "
                                      "level the diagnostic tests directly (grade-years)")
-    state_items_per_skill: int = Field(3, ge=1, le=20, description="state-test items per skill")
-    state_slip: float = Field(0.1, ge=0, le=1, description="P(wrong | mastered) on the state test")
-    state_guess: float = Field(0.25, ge=0, le=1, description="P(right | not mastered, unfamiliar)")
-    familiarity_gain: float = Field(
-        0.25, ge=0, le=1, description="added P(right | not mastered) at full familiarity")
+    bank_seed: int = Field(11, ge=0, description="seed of the item bank's own difficulties: "
+                                                 "the bank is the state's, the same in every "
+                                                 "replicate")
+    items_per_skill: int = Field(6, ge=1, le=50, description="items in the bank per skill")
+    state_form_items: int = Field(
+        60, ge=1, le=500, description="items on the state test's fixed form, drawn from the "
+                                      "bank's items on the enrolled grade's skills, evenly "
+                                      "spaced in difficulty (at most all of them)")
+    item_guess: float = Field(0.2, ge=0, lt=1,
+                              description="lower asymptote of every item (P(right) by guessing)")
+    item_difficulty_sd: float = Field(0.5, ge=0, le=5,
+                                      description="SD of items' own difficulty (logits)")
+    knowledge_logits: float = Field(
+        5.0, gt=0, le=30, description="logits between no knowledge and full knowledge of an "
+                                      "item's skill in the response model")
+    knowledge_threshold: float = Field(
+        0.6, ge=0, le=1, description="knowledge at which an item of average difficulty is "
+                                      "right half-way between guessing and certainty")
+    own_skill_weight: float = Field(
+        0.6, ge=0, le=1, description="weight of the item's own skill in knowledge; the rest "
+                                     "is on the skills it builds on")
+    ancestor_decay: float = Field(
+        0.5, gt=0, le=1, description="weight of a prerequisite per grade below the item's "
+                                     "skill (relative to same-grade prerequisites)")
+    familiarity_weight: float = Field(
+        0.15, ge=0, le=1, description="knowledge credit of full familiarity with an "
+                                      "unmastered skill")
     unseen_anxiety_penalty: float = Field(
-        0.6, ge=0, le=1, description="relative loss of the guess rate on never-seen items, "
-                                     "times anxiety ('I've never seen this')")
-    growth_familiarity_credit: float = Field(
-        0.15, ge=0, le=1, description="growth-test credit for a familiar unmastered skill "
-                                     "(share of a mastered one)")
-    growth_test_sem_years: float = Field(
-        0.3, ge=0, le=3, description="growth-test standard error (grade-years)")
+        0.6, ge=0, le=1, description="relative loss of the guessing asymptote on never-seen "
+                                     "skills, times anxiety ('I've never seen this')")
+    growth_stages: int = Field(3, ge=1, le=10, description="stages of the adaptive growth test")
+    growth_items_per_stage: int = Field(15, ge=1, le=100,
+                                        description="items per growth-test stage")
+    growth_window_years: float = Field(
+        0.5, gt=0, le=5, description="a stage's items spread over +- this around the "
+                                     "student's current estimate (grade-years)")
     scale_intercept: float = Field(150, description="vertical scale score at achievement 0")
     scale_points_per_year: float = Field(10, gt=0, description="scale points per grade-year")
     tested_grades: list[int] = Field(default_factory=lambda: [3, 4, 5, 6, 7, 8],

@@ -254,14 +254,21 @@ class District(Model):
         In the first reported year everyone is measured: the study's baseline
         comes after the burn-in, the same in every arm.
         """
-        st, a = self.students, self.params.assessment
-        noise = self.streams.at("growth_test", self.year, BASELINE).standard_normal(st.n)
+        st = self.students
         first_reported = self.year == self.params.calendar.burn_in_years
-        new = np.flatnonzero((st.entry_year == self.year) | first_reported)
-        if new.size:
-            level = assessment.true_level(st, new, self.curriculum, a.growth_familiarity_credit,
-                                          self.params.learning.familiarity_saturation_days)
-            st.baseline_offset[new] = level + a.growth_test_sem_years * noise[new] - st.grade[new]
+        new = (st.entry_year == self.year) | first_reported
+        if new.any():
+            score, _ = self._growth_test(BASELINE, new, 0)
+            level = assessment.scale_to_level(score, self.params.assessment)
+            st.baseline_offset[new] = level[new] - st.grade[new]
+
+    def _growth_test(self, occasion: int, sits: np.ndarray, day: int):
+        """Adaptive vertical-scale scores and SEMs (scale points) of ``sits`` on ``day``."""
+        p = self.params
+        rng = self.streams.at("growth_test", self.year, occasion)
+        return assessment.growth_test(rng, self.students, assessment.item_bank(p), p.assessment,
+                                      p.learning.familiarity_saturation_days, sits,
+                                      day / p.calendar.days)
 
     def step(self) -> None:
         """One instructional day (phases in the module docstring)."""
@@ -365,9 +372,9 @@ class District(Model):
         cal, a = self.params.calendar, self.params.assessment
         sat = self.params.learning.familiarity_saturation_days
         st = self.students
+        everyone = np.ones(st.n, bool)
         if day == cal.fall_test_day:
-            noise = self.streams.at("growth_test", self.year, FALL).standard_normal(st.n)
-            self.log.fall_score = assessment.growth_test(st, self.curriculum, a, sat, noise)
+            self.log.fall_score, self.fall_sem = self._growth_test(FALL, everyone, day)
             self._choose_tutored()
         if cal.benchmark_every_days and day > 0 and day % cal.benchmark_every_days == 0:
             self.record.benchmark(self.streams.at("benchmark", self.year, day), np.arange(st.n),
@@ -375,10 +382,11 @@ class District(Model):
         if day == cal.state_test_day:
             tested = np.isin(st.grade, a.tested_grades)
             rng = self.streams.at("state_test", self.year)
-            self.log.state_score = assessment.state_test(rng, st, self.curriculum, a, sat, tested)
+            self.log.state_score, self.state_sem = assessment.state_test(
+                rng, st, self.curriculum, assessment.item_bank(self.params), a, sat, tested,
+                day / cal.days)
         if day == cal.spring_test_day:
-            noise = self.streams.at("growth_test", self.year, SPRING).standard_normal(st.n)
-            self.log.spring_score = assessment.growth_test(st, self.curriculum, a, sat, noise)
+            self.log.spring_score, _ = self._growth_test(SPRING, everyone, day)
 
     def _choose_tutored(self) -> None:
         """Pick each tutoring supplement's group from the fall growth test."""

@@ -6,10 +6,12 @@ that population as a district with the statewide mean (``mean_offset_sd =
 0``), no program, traditional pacing, its own fixed seed, and the
 scenario's mechanisms; runs the burn-in and then one school year; and takes
 
-* the state-test cut of each tested grade at the quantile that leaves
+* the state-test cut of each tested grade: the scale score that leaves
   ``reference_proficient_share`` of the reference cohort proficient;
 * the mean and SD of each grade's fall growth-test score, the unit of
-  ``growth_sd``.
+  ``growth_sd``;
+* how well the tests measure there: the state test's marginal reliability
+  and mean SEM by grade, and the fall growth test's mean SEM in fall SDs.
 
 The result depends only on mechanism parameters, never on the district,
 the arms or the scenario seed, and is cached per process.
@@ -26,7 +28,7 @@ import numpy as np
 
 from sim.config.scenario import validate_scenario
 from sim.district.model import District
-from sim.engine.assessment import scale_to_level
+from sim.engine.assessment import reliability, scale_to_level
 
 REFERENCE_SEED = 20150901  # fixed: the reference never moves with a scenario's seed
 REFERENCE_LINES = 1  # one classroom per grade: many schools, so school effects average out
@@ -36,11 +38,14 @@ REFERENCE_LINES = 1  # one classroom per grade: many schools, so school effects 
 class StateReference:
     """Cut and fall-score statistics by grade (arrays indexed by grade)."""
 
-    cut_by_grade: np.ndarray        # percent correct; NaN for untested grades
+    cut_by_grade: np.ndarray        # state-test scale score; NaN for untested grades
     fall_mean_by_grade: np.ndarray  # scale points
     fall_sd_by_grade: np.ndarray    # scale points
     cut_fall_level: np.ndarray      # fall level (grade-years) at the cut's quantile
     proficient_share: float
+    state_reliability: np.ndarray   # marginal reliability of the state test; NaN untested
+    state_sem: np.ndarray           # mean state-test SEM (scale points)
+    fall_sem_sd: np.ndarray         # mean fall growth-test SEM (SD of the fall scores)
 
     def cut_level_offset(self, grade: np.ndarray) -> np.ndarray:
         """Fall level relative to grade (years) that predicts the cut."""
@@ -86,27 +91,31 @@ def _reference_from_key(key: str) -> StateReference:
 def _summarise(district, ref) -> StateReference:
     st, log, a = district.students, district.log, ref.assessment
     top = district.curriculum.highest_grade + 1
-    cut, mean, sd, cut_level = (np.full(top + 1, np.nan) for _ in range(4))
+    cut, mean, sd, cut_level, rel, sem, fall_sem = (np.full(top + 1, np.nan) for _ in range(7))
     q = 1.0 - a.reference_proficient_share
     for g in np.unique(st.grade):
         sel = st.grade == g
         fall = log.fall_score[sel]
         mean[g], sd[g] = fall.mean(), fall.std(ddof=1)
+        fall_sem[g] = district.fall_sem[sel].mean() / sd[g]
         cut_level[g] = np.quantile(scale_to_level(fall, a), q)
         if g in a.tested_grades:
             cut[g] = impact_cut(log.state_score[sel], a.reference_proficient_share)
-    return StateReference(cut, mean, sd, cut_level, a.reference_proficient_share)
+            rel[g] = reliability(log.state_score[sel], district.state_sem[sel])
+            sem[g] = district.state_sem[sel].mean()
+    return StateReference(cut, mean, sd, cut_level, a.reference_proficient_share, rel, sem,
+                          fall_sem)
 
 
 def impact_cut(scores: np.ndarray, share: float) -> float:
-    """The attainable score whose share of scores at or above it is closest to ``share``.
+    """The attained score whose share of scores at or above it is closest to ``share``.
 
-    Scores are discrete (percent correct), so a plain quantile would put a
-    block of tied scores on one side; the state picks the cut with the
-    intended impact instead.
+    Scale scores are EAP estimates, nearly continuous, but response patterns
+    can tie; the state picks the cut with the intended impact.
     """
-    levels = np.unique(scores)
-    at_or_above = (scores[None, :] >= levels[:, None]).mean(axis=1)
+    ordered = np.sort(scores)
+    levels = np.unique(ordered)
+    at_or_above = 1.0 - np.searchsorted(ordered, levels, side="left") / ordered.size
     return float(levels[np.argmin(np.abs(at_or_above - share))])
 
 

@@ -44,7 +44,7 @@ class TraditionalPacing(Pacing):
     the record (never the truth):
 
     * *extension*: a student whose record shows the day's skill mastered
-      works on their next skill of the enrolled grade, with probability
+      works on their next skill, at most a grade ahead, with probability
       ``extension_share`` (teacher-led small group);
     * *reteach group*: each teacher with an effective capacity of at least
       ``reteach_min_capacity`` paces takes up to ``reteach_group_size`` of
@@ -53,7 +53,7 @@ class TraditionalPacing(Pacing):
       at random each day) and reteaches the first such prerequisite.
 
     Everyone else follows the class. Nobody works more than
-    ``reteach_depth_years`` below grade or beyond the enrolled grade.
+    ``reteach_depth_years`` below grade or more than a grade above it.
     """
 
     extension_share: float = 0.5
@@ -75,7 +75,7 @@ class TraditionalPacing(Pacing):
         knows = rec.knows(slots, skill)
         ext = knows & (u < self.extension_share)
         if ext.any():
-            grade_end = cur.first_skill(model.students.grade[slots[ext]] + 1).astype(np.int64) - 1
+            grade_end = cur.first_skill(model.students.grade[slots[ext]] + 2).astype(np.int64) - 1
             nxt = rec.frontier_from(slots[ext], skill[ext])
             skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
             modality[ext] = SMALL_GROUP
