@@ -19,11 +19,13 @@ import pandas as pd
 import pytest
 
 from sim.accountability import leaders, sensemaking
+from sim.accountability import review as district_review
 from sim.accountability.evaluation import RATINGS, evaluate, rating_of, residuals
-from sim.accountability.review import fails_review
+from sim.accountability.review import evidence_score, fails_review, first_review
 from sim.analysis.summaries import teacher_summary
 from sim.cli import main
 from sim.config.parameters import (
+    ArmSettings,
     CalendarParams,
     EvaluationParams,
     Leaders,
@@ -32,6 +34,9 @@ from sim.config.parameters import (
 )
 from sim.config.scenario import ScenarioError, load_scenario, validate_scenario
 from sim.district.reference import district_for
+from sim.engine.random_streams import Streams, replicate_seed
+from sim.engine.schools import section_line, sections_taught
+from sim.engine.teachers import handoff_factor, pooled_ratio, team_totals
 from sim.experiments.runner import run
 from sim.policies import limits
 from sim.policies.limits import UNLIMITED, FloorCeiling
@@ -190,6 +195,61 @@ def test_under_shared_evaluation_a_teams_estimate_is_its_rooms_pooled_mean():
     assert ev.rating[0] == ev.rating[1] and ev.rating[2] == ev.rating[3]
 
 
+# ==== trust in how a team works together =====================================================
+def test_a_handoff_loses_learning_in_proportion_to_the_pairs_distrust():
+    trust = np.array([0.0, 1.0, 0.4, 0.8])
+    sup = np.array([0, 1, 2, 3, 0, 1])
+    own = np.array([0, 0, 3, 2, 1, 1])
+    in_room = np.array([True, True, True, True, False, True])
+    f = handoff_factor(sup, own, in_room, trust, 0.2)
+    # own teacher or outside a room: no loss; else 0.2 x (1 - mean trust of the pair)
+    np.testing.assert_allclose(f, [1.0, 1 - 0.2 * 0.5, 1 - 0.2 * 0.4, 1 - 0.2 * 0.4, 1.0, 1.0])
+    assert (handoff_factor(sup, own, in_room, trust, 0.0) == 1).all()
+
+
+def test_a_trusting_team_pools_its_capacity_against_the_rooms_paces():
+    first, size = np.array([0, 3]), np.array([3, 2])
+    cap = np.array([2.0, 3.0, 4.0, 5.0, 1.0])
+    np.testing.assert_allclose(team_totals(first, size, cap), [9.0, 6.0])
+    np.testing.assert_allclose(team_totals(first, size, cap, mean=True), [3.0, 3.0])
+    own = np.array([0.4, 0.4, 1.5])
+    team_cap, room_paces = np.array([9.0, 9.0, 9.0]), np.array([12, 6, 12])
+    trust = np.array([1.0, 0.5, 0.0])
+    got = pooled_ratio(own, team_cap, room_paces, trust, 0.5)
+    np.testing.assert_allclose(got, [0.5 * 0.4 + 0.5 * 0.75, 0.75 * 0.4 + 0.25 * 1.0, 1.0])
+    np.testing.assert_allclose(pooled_ratio(own, team_cap, room_paces, trust, 0.0),
+                               np.minimum(1, own))
+
+
+@pytest.fixture(scope="module")
+def trust_runs():
+    """Teacher of record in rooms of two, high and low trust; and without team mechanisms."""
+    arms = [{"label": f"record_{name}", "pacing": "personalized", "floor": 3, "trust": t}
+            for name, t in (("high", 0.9), ("low", 0.1))]
+    on = run(scenario(arms, years=2, district={"schools": 3, "room_size": 40}))
+    off = run(scenario(arms, years=2, district={"schools": 3, "room_size": 40},
+                       teams={"handoff_loss": 0.0, "capacity_pooling": 0.0}))
+    return on, off
+
+
+def test_low_trust_teams_under_a_teacher_of_record_grow_less_through_handoffs_and_pooling(
+        trust_runs):
+    on, off = trust_runs
+
+    def growth(res):
+        st = res.student_years
+        return st[st.in_program].groupby("arm").growth_sd.mean()
+    g_on, g_off = growth(on), growth(off)
+    assert g_on["record_high"] > g_on["record_low"] + 0.02, g_on
+    # without the team mechanisms trust only acts through shared evaluation: identical arms
+    assert g_off["record_high"] == g_off["record_low"]
+    a, b = (off.student_years[off.student_years.arm == x].drop(columns="arm")
+            .reset_index(drop=True) for x in ("record_high", "record_low"))
+    assert a.equals(b)
+    # a team without trust loses on handoffs more than it gains from the little it pools
+    assert g_on["record_low"] < g_off["record_low"] - 0.01, (g_on, g_off)
+
+
 # ==== 3. pressure, stress and drift ==========================================================
 SP = SensemakingParams()
 
@@ -265,7 +325,7 @@ def test_a_district_far_below_its_target_drifts_more_than_one_above_it(pressure_
 def review_run():
     arm = [{"label": "reviewed", "pacing": "personalized", "floor": 3, "test_prep_weeks": 4,
             "evaluation": "shared",
-            "review": {"after_years": 1, "min_improvement": 0.5}}]
+            "review": {"after_years": 1, "min_improvement": 0.5, "timing_spread": 0}}]
     return run(scenario(arm, years=3, district={"schools": 3}))
 
 
@@ -295,7 +355,7 @@ def test_a_dropped_program_stays_dropped_and_the_school_returns_to_traditional_p
 
 def test_a_review_without_a_year_before_the_program_is_refused_or_still_drops_it():
     arm = [{"label": "reviewed", "pacing": "personalized", "floor": 3,
-            "review": {"after_years": 1, "min_improvement": 0.5}}]
+            "review": {"after_years": 1, "min_improvement": 0.5, "timing_spread": 0}}]
     try:
         sc = scenario(arm, years=2, calendar={"burn_in_years": 0})
     except ScenarioError:
@@ -305,11 +365,78 @@ def test_a_review_without_a_year_before_the_program_is_refused_or_still_drops_it
 
 
 def test_the_review_drops_a_program_only_after_its_years_and_below_the_required_gain():
-    review = ProgramReview(after_years=3, min_improvement=0.05)
-    assert not fails_review(5, 0.1, 0.4, None)  # no review: never dropped
-    assert not fails_review(2, 0.30, 0.30, review)  # too early
-    assert fails_review(3, 0.34, 0.30, review)  # gained 4 points < 5
-    assert not fails_review(3, 0.36, 0.30, review)  # gained 6 points
+    review = ProgramReview(after_years=3, min_improvement=0.05, leniency_sd=0.0)
+    case = lambda gain: evidence_score(gain, np.nan, 0.0, review)  # noqa: E731
+    assert not fails_review(5, 3, case(-0.3), 0.0, None)  # no review: never dropped
+    assert not fails_review(2, 3, case(0.0), 0.0, review)  # too early
+    assert case(0.04) == pytest.approx(-0.2)  # 1 point short, in units of 0.05
+    assert fails_review(3, 3, case(0.04), 0.0, review)  # gained 4 points < 5
+    assert not fails_review(3, 3, case(0.06), 0.0, review)  # gained 6 points
+    assert not fails_review(3, 3, np.nan, 0.0, review)  # no tested students: never dropped
+    # leniency: z in evidence units (0.5 x 1.0 = half a scale unit, 2.5 points) rescues
+    lenient = review.model_copy(update={"leniency_sd": 0.5})
+    assert fails_review(3, 3, case(0.04), 0.0, lenient)
+    assert not fails_review(3, 3, case(0.04), 1.0, lenient)
+    assert fails_review(3, 3, case(0.02), 1.0, lenient)  # 3 points short: too far
+
+
+def test_the_review_weighs_proficiency_growth_or_both_by_the_schools_weight():
+    base = dict(min_improvement=0.05, min_growth_gain=0.0, proficiency_scale=0.05,
+                growth_scale=0.1)
+    prof = ProgramReview(evidence="proficiency", **base)
+    growth = ProgramReview(evidence="growth", **base)
+    both = ProgramReview(evidence="both", **base)
+    # proficiency fell 2 points (1.4 units short); growth rose 0.05 SD (0.5 units above)
+    assert evidence_score(-0.02, 0.05, 0.3, prof) == pytest.approx(-1.4)
+    assert evidence_score(-0.02, 0.05, 0.3, growth) == pytest.approx(0.5)
+    for w in (0.0, 0.3, 0.7, 1.0):
+        assert evidence_score(-0.02, 0.05, w, both) == pytest.approx((1 - w) * -1.4 + w * 0.5)
+    assert np.isnan(evidence_score(np.nan, 0.05, 0.0, prof))
+    assert not np.isnan(evidence_score(np.nan, 0.05, 0.0, growth))
+
+
+def test_each_schools_review_draws_are_the_same_in_every_arm_and_offsets_stay_in_range():
+    streams = Streams(replicate_seed(5, 0))
+    r = ProgramReview(after_years=3, timing_spread=2)
+    a = district_review.review_draws(streams.at("review", 0), 400, r)
+    b = district_review.review_draws(streams.at("review", 0), 400,
+                                     r.model_copy(update={"evidence": "both"}))
+    np.testing.assert_array_equal(a.leniency, b.leniency)
+    np.testing.assert_array_equal(a.growth_weight, b.growth_weight)
+    assert set(a.offset.tolist()) == {-2, -1, 0, 1, 2}
+    years = [first_review(r, o) for o in a.offset]
+    assert min(years) == 1 and max(years) == 5
+    assert abs(a.leniency.std() - 1) < 0.15 and 0 <= a.growth_weight.min() < 0.05
+    assert first_review(ProgramReview(after_years=1, timing_spread=1), -1) == 1  # at least 1
+
+
+@pytest.fixture(scope="module")
+def staggered_review_run():
+    """Five schools reviewed with the default heterogeneity, on proficiency and on growth."""
+    arm = {"pacing": "personalized", "floor": 3, "evaluation": "shared",
+           "review": {"after_years": 2, "min_improvement": 0.3}}
+    arms = [{"label": "prof", **arm},
+            {"label": "growth", **arm, "review": {"after_years": 2, "evidence": "growth",
+                                                  "min_growth_gain": -2.0}}]
+    return run(scenario(arms, years=4, district={"schools": 5}))
+
+
+def test_schools_are_reviewed_in_their_own_years_and_drop_in_different_years(
+        staggered_review_run):
+    sy = staggered_review_run.school_years
+    p = sy[sy.arm == "prof"]
+    first = p.groupby("school").first_review_year.first()
+    assert first.between(1, 3).all() and first.nunique() > 1  # after_years 2, spread 1
+    reviewed = p[p.reviewed]
+    assert (reviewed.year >= reviewed.first_review_year).all()
+    assert reviewed.review_case.notna().all() and p[~p.reviewed].review_case.isna().all()
+    # a 30-point gain is out of reach: every school drops, each at its first review
+    drop = p[p.dropped].set_index("school").year
+    assert drop.size == 5 and (drop == first[drop.index]).all() and drop.nunique() > 1
+    # growth evidence with a bar far below any school (-2 SD): nobody drops
+    g = sy[sy.arm == "growth"]
+    assert g.program_active.all() and not g.dropped.any()
+    assert (g[g.reviewed].review_case > 10).all()
 
 
 # ==== 5. load, PD and the number of paces a teacher runs ====================================
@@ -344,35 +471,60 @@ def test_limit_paces_keeps_each_teacher_within_their_capacity_of_distinct_units(
     assert (out[teacher == 1] // spu == common_unit[1]).all()  # capacity < 1: common pace only
 
 
-def test_capacity_falls_with_load_and_rises_with_project_based_structures():
-    cap = np.full(4, 5.0)
-    eff = sensemaking.effective_capacity(cap, np.array([22.0, 25.0, 60.0, 120.0]), False, SP)
-    np.testing.assert_allclose(eff, 5.0 * np.sqrt(25.0 / np.array([22.0, 25.0, 60.0, 120.0])))
-    pbl = sensemaking.effective_capacity(cap, np.full(4, 120.0), True, SP)
-    np.testing.assert_allclose(pbl, 1.3 * eff[3])
+def test_capacity_is_the_teachers_own_and_rises_with_project_based_structures():
+    cap = np.array([1.0, 3.0, 5.0, 8.0])
+    np.testing.assert_allclose(sensemaking.effective_capacity(cap, False, SP), cap)
+    np.testing.assert_allclose(sensemaking.effective_capacity(cap, True, SP), 1.3 * cap)
     assert sensemaking.pd_gain("targeted", SP) > sensemaking.pd_gain("generic", SP) > 0
     assert sensemaking.pd_gain("none", SP) == 0
 
 
+def test_sections_give_consecutive_lines_of_a_grade_to_one_teacher():
+    line = np.arange(7)
+    np.testing.assert_array_equal(section_line(line, np.full(7, 5)), [0, 0, 0, 0, 0, 5, 5])
+    np.testing.assert_array_equal(sections_taught(line, np.full(7, 5), 7), [5, 0, 0, 0, 0, 2, 0])
+    np.testing.assert_array_equal(section_line(line, np.ones(7, int)), line)
+    np.testing.assert_array_equal(sections_taught(line, np.ones(7, int), 7), np.ones(7))
+
+
+SECTIONS = 4
+
+
 @pytest.fixture(scope="module")
 def load_runs():
-    arms = [{"label": "elementary", "pacing": "personalized", "limit_paces": True,
-             "teacher_load": 22},
+    """Four classes of 20 per grade: one class per teacher, or four sections per teacher."""
+    arms = [{"label": "elementary", "pacing": "personalized", "limit_paces": True},
             {"label": "secondary", "pacing": "personalized", "limit_paces": True,
-             "teacher_load": 120},
+             "sections": SECTIONS},
             {"label": "secondary_pd", "pacing": "personalized", "limit_paces": True,
-             "teacher_load": 120, "pd": "targeted"}]
-    return run(scenario(arms, years=2, district={"room_size": 20}))
+             "sections": SECTIONS, "pd": "targeted"}]
+    return run(scenario(arms, years=2, district={"room_size": 20, "classes_per_grade": 4}))
 
 
-def test_at_matched_capacity_a_heavier_load_keeps_more_students_on_the_common_pace(load_runs):
+def test_a_secondary_teacher_teaches_all_their_sections_and_carries_their_students(load_runs):
+    ty, st = load_runs.teacher_years, load_runs.student_years
+    sec = ty[(ty.arm == "secondary") & (ty.grade >= 6)]
+    # one teacher per program grade and school (2 schools x 3 grades x 2 years) of 80 students
+    assert len(sec) == 2 * 3 * 2 and (sec.sections == SECTIONS).all()
+    assert (sec.load == SECTIONS * 20).all() and (sec.team == -1).all()
+    elem = ty[(ty.arm == "elementary") & (ty.grade >= 6)]
+    assert len(elem) == 2 * 3 * 4 * 2 and (elem.sections == 1).all() and (elem.load == 20).all()
+    below = ty[(ty.arm == "secondary") & (ty.grade < 6)]
+    assert (below.sections == 1).all() and len(below) == 2 * 2 * 4 * 2  # untouched grades
+    s = st[(st.arm == "secondary") & (st.grade >= 6)]
+    assert s.groupby(["year", "teacher"]).size().eq(SECTIONS * 20).all()
+    assert (s.room == -1).all()  # sections are classes with their teacher, not team rooms
+
+
+def test_at_matched_capacity_more_sections_keep_more_students_on_the_common_pace(load_runs):
     ty = load_runs.teacher_years
     prog = ty[(ty.year == 1) & (ty.grade >= 6)].set_index(["arm", "teacher"]).capacity
-    # same teachers (common random numbers); effective capacity scales by sqrt(25 / load)
-    np.testing.assert_allclose(prog["secondary"] / prog["elementary"], math.sqrt(22 / 120))
+    # the secondary teacher is the same person as the elementary teacher of the first line
+    # (common random numbers) with the same capacity: only the paces they must run differ
+    np.testing.assert_allclose(prog["secondary"], prog["elementary"][prog["secondary"].index])
     st = load_runs.student_years
     off = st[st.in_program].groupby(["arm", "year"], observed=True).off_pace_share.mean()
-    assert off["elementary", 1] > off["secondary", 1] + 0.15, off
+    assert off["elementary", 1] > off["secondary", 1] + 0.05, off
     assert off["secondary", 1] > 0.0
 
 
@@ -542,7 +694,7 @@ def test_without_move_on_failing_every_exit_slip_never_advances_the_record():
 
 def test_extra_time_never_assigns_content_ahead_of_the_common_pace():
     sc = scenario([{"label": "extra", "pacing": "extra_time", "limit_paces": True,
-                    "teacher_load": 120}], years=1,
+                    "sections": 2}], years=1,
                   calendar={"days": 100, "state_test_day": 80, "spring_test_day": 98,
                             "burn_in_years": 1})
     model = district_for(sc, sc.arms[0])
@@ -609,7 +761,24 @@ BAD_INPUT = [
                  id="shared+traditional"),
     pytest.param("sensemaking.max_drift=1.5", "max_drift", id="max_drift=1.5"),
     pytest.param("arms.floor3.review.after_years=0", "after_years", id="after_years=0"),
+    pytest.param('arms.floor3.review.evidence="votes"', "evidence", id="evidence=votes"),
+    pytest.param("arms.floor3.review.timing_spread=-1", "timing_spread", id="timing_spread"),
+    pytest.param("teams.handoff_loss=1.5", "handoff_loss", id="handoff_loss=1.5"),
+    pytest.param("arms.floor3.sections=0", "sections", id="sections=0"),
+    pytest.param("arms.floor3.sections=2", "room_size", id="sections+merged_rooms"),
+    pytest.param("arms.floor3.teacher_load=120", "teacher_load", id="teacher_load_is_gone"),
 ]
+
+
+def test_plsim_check_accepts_every_review_evidence(capsys):
+    for evidence in ("proficiency", "growth", "both"):
+        code, err = call(["check", SCENARIOS / "logics_collide.toml", "--set",
+                          f'arms.tepp.review.evidence="{evidence}"'], capsys)
+        assert code == 0, err
+    sc = load_scenario(SCENARIOS / "logics_collide.toml", ['arms.tepp.review.evidence="both"'])
+    assert sc.arms[1].review.evidence == "both"
+    with pytest.raises(ValueError, match="shared evaluation needs sections = 1"):
+        ArmSettings(label="x", pacing="personalized", evaluation="shared", sections=3)
 
 
 @pytest.mark.parametrize(("setting", "field"), BAD_INPUT)

@@ -55,7 +55,11 @@ def pd_gain(pd: str, p) -> float:
     return {"targeted": p.pd_targeted_gain, "generic": p.pd_generic_gain}.get(pd, 0.0)
 
 
-def effective_capacity(capacity: np.ndarray, load: np.ndarray, project_based: bool, p):
-    """Paces a teacher runs well, given load (students) and structures."""
-    eff = capacity * (p.load_reference / np.maximum(load, 1.0)) ** p.load_elasticity
-    return eff * (1.0 + p.project_based_gain) if project_based else eff
+def effective_capacity(capacity: np.ndarray, project_based: bool, p) -> np.ndarray:
+    """Distinct paces a teacher runs well this year, given structures (paces).
+
+    Load is no factor here: it acts through the paces a teacher's students need,
+    counted each day across all the teacher's sections (``District._capacity_factor``,
+    ``limit_paces``).
+    """
+    return capacity * (1.0 + p.project_based_gain) if project_based else capacity.copy()

@@ -7,13 +7,14 @@ and, once a year after the state test, in this order:
 1. evaluates every teacher (``sim.accountability.evaluation``), teacher of record or shared;
 2. updates stress and next year's drift (``sim.accountability.sensemaking``);
 3. records the school-year: proficiency, growth and the policies in force;
-4. lets each school's leader respond to a shortfall (``sim.accountability.leaders``) and the
-   district review the program (from the first program year on);
+4. lets the district review the program school by school (``sim.accountability.review``)
+   and each school's leader respond to a shortfall (``sim.accountability.leaders``);
 5. replaces teachers who leave with novices, and adds a year of PD.
 
 During the burn-in years teachers are evaluated and may leave, but no
 program exists yet; the burn-in's last year gives each school's "before"
-proficiency for the program review.
+share proficient and mean growth (as the review sees them) for the program review.
+Teacher rows are written for the posts that teach this year (``sections`` > 0).
 """
 
 from __future__ import annotations
@@ -32,25 +33,22 @@ class Accountability:
         self.model = model
         self.staff = model.staff
         n_s = len(model.schools)
-        self.before = np.full(n_s, np.nan)
+        self.before = np.full(n_s, np.nan)         # share proficient the year before, as seen
+        self.before_growth = np.full(n_s, np.nan)  # mean growth the year before, as seen (SD)
         self.years_active = np.zeros(n_s, int)
+        self.review = review.review_draws(model.streams.at("review", 0), n_s, model.arm.review)
 
     # --- during the year ----------------------------------------------------------
     def start_year(self) -> None:
-        """Loads and effective capacities for the year (after rooms are set)."""
+        """Effective capacities for the year (after rooms and sections are set)."""
         m, staff = self.model, self.staff
-        program = self.program_teachers()
-        if m.arm.teacher_load is not None:
-            staff.load = np.where(program, m.arm.teacher_load, staff.load)
-        sp = m.params.sensemaking
-        base = sensemaking.effective_capacity(staff.capacity, staff.load, False, sp)
-        structured = sensemaking.effective_capacity(staff.capacity, staff.load,
-                                                    m.arm.project_based, sp)
-        staff.capacity_eff = np.where(program, structured, base)
+        structured = sensemaking.effective_capacity(staff.capacity, m.arm.project_based,
+                                                    m.params.sensemaking)
+        staff.capacity_eff = np.where(self.program_teachers(), structured, staff.capacity)
 
     def program_teachers(self) -> np.ndarray:
         """Teachers of program grades in schools running the program (none in the burn-in):
-        where an arm's load, structures and PD apply."""
+        where an arm's structures and PD apply."""
         m = self.model
         if m.burning_in:
             return np.zeros(self.staff.n, bool)
@@ -73,13 +71,15 @@ class Accountability:
         staff.drift = sensemaking.drift_of(staff.stress, sp)
         exits = (m.streams.at("exits", m.year).random(staff.n)
                  < sensemaking.exit_probability(staff.stress, ev.rating, sp))
+        growth = self._growth(students)
+        seen_prof, seen_growth = self._as_seen(prof_program, growth)
         if m.burning_in:
-            self.before = prof_program
+            self.before, self.before_growth = seen_prof, seen_growth
             teachers = schools = pd.DataFrame()
         else:
             teachers = self._teacher_rows(ev, drift_now, novice_now, exits)
-            schools = self._school_rows(students, prof_program)
-            self._leaders_and_review(prof_program, schools)
+            schools = self._school_rows(growth, prof_program)
+            self._leaders_and_review(prof_program, seen_prof, seen_growth, schools)
             self._develop()
         self._replace(exits)
         m.students.prior_state_score[:] = m.log.state_score
@@ -97,6 +97,24 @@ class Accountability:
         n_s = len(m.schools)
         return (group_means(prof, np.where(tested, st.school, -1), n_s)[0],
                 group_means(prof, np.where(program, st.school, -1), n_s)[0])
+
+    def _growth(self, students: pd.DataFrame) -> np.ndarray:
+        """Mean growth (fall SD) of each school's program-grade students this year."""
+        n_s = len(self.model.schools)
+        if not len(students):
+            return np.full(n_s, np.nan)
+        prog = students[students.program_grade]
+        return group_means(prog.growth_sd.to_numpy(float), prog.school.to_numpy(), n_s)[0]
+
+    def _as_seen(self, prof: np.ndarray, growth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Program-grade share proficient and mean growth as the district's review sees them,
+        with each school-year's noise (``review`` stream, drawn whatever the settings)."""
+        m = self.model
+        eps = m.streams.at("review", m.year, 1).standard_normal((2, len(m.schools)))
+        r = m.arm.review
+        if r is None:
+            return prof, growth
+        return prof + r.proficiency_noise_sd * eps[0], growth + r.growth_noise_sd * eps[1]
 
     def _evaluate(self):
         m = self.model
@@ -129,7 +147,7 @@ class Accountability:
         cuts = m.params.evaluation.rating_cuts
         staff = self.staff
         true_z = staff.effect / max(m.params.teachers.effect_sd, 1e-9)
-        return pd.DataFrame({
+        rows = pd.DataFrame({
             "arm": m.arm.label, "replicate": m.replicate, "year": m.reported_year,
             "school": staff.school.copy(), "teacher": np.arange(staff.n),
             "person": staff.person.copy(), "grade": staff.grade.copy(),
@@ -143,13 +161,13 @@ class Accountability:
             "program": self.program_teachers(),
             "trust": staff.trust.copy(), "drift": np.where(self._on_playlist(), drift_now, 0.0),
             "exited": exits, "novice": novice_now, "capacity": staff.capacity_eff.copy(),
-            "load": staff.load.copy(),
+            "load": staff.load.copy(), "sections": staff.sections.copy(),
         })
+        return rows[staff.sections > 0].reset_index(drop=True)
 
-    def _school_rows(self, students: pd.DataFrame, prof_program: np.ndarray) -> pd.DataFrame:
+    def _school_rows(self, growth: np.ndarray, prof_program: np.ndarray) -> pd.DataFrame:
         m = self.model
-        prog = students[students.program_grade] if len(students) else students
-        growth = prog.groupby("school").growth_sd.mean() if len(prog) else pd.Series(dtype=float)
+        rv = m.arm.review
         dpw = m.params.calendar.days_per_week
         rows = []
         for s in m.schools:
@@ -158,37 +176,49 @@ class Accountability:
             rows.append({
                 "arm": m.arm.label, "replicate": m.replicate, "year": m.reported_year,
                 "school": s.index, "proficiency": prof_program[s.index],
-                "mean_growth_sd": float(growth.get(s.index, np.nan)),
+                "mean_growth_sd": float(growth[s.index]),
                 "test_prep_weeks": regime.window_days() / dpw,
                 "floor": np.nan if np.isinf(floor) else floor,
                 "tutoring": regime.tutoring_hours(),
-                "program_active": s.program_active, "response": "", "dropped": False})
+                "program_active": s.program_active, "response": "", "dropped": False,
+                "first_review_year": (review.first_review(rv, self.review.offset[s.index])
+                                      if rv is not None else -1),
+                "reviewed": False, "review_case": np.nan})
         return pd.DataFrame(rows)
 
     # --- leaders, review, turnover, development ------------------------------------
-    def _leaders_and_review(self, prof_program: np.ndarray, rows: pd.DataFrame) -> None:
+    def _leaders_and_review(self, prof_program: np.ndarray, seen_prof: np.ndarray,
+                            seen_growth: np.ndarray, rows: pd.DataFrame) -> None:
         m = self.model
         arm, cal = m.arm, m.params.calendar
         target = m.params.sensemaking.target_proficiency
         u = m.streams.at("leaders", m.year).random(len(m.schools))
+        rv, draws = arm.review, self.review
         for s in m.schools:
             if not s.program_active:
                 continue
-            if np.isnan(self.before[s.index]):  # no year before the program (no burn-in)
-                self.before[s.index] = prof_program[s.index]
-            self.years_active[s.index] += 1
-            if review.fails_review(self.years_active[s.index], prof_program[s.index],
-                                    self.before[s.index], arm.review):
-                s.program_active = False
-                rows.loc[s.index, "dropped"] = True
-                continue
-            short = max(0.0, target - np.nan_to_num(prof_program[s.index], nan=target)) / target
+            i = s.index
+            if np.isnan(self.before[i]):  # no year before the program (no burn-in)
+                self.before[i], self.before_growth[i] = seen_prof[i], seen_growth[i]
+            self.years_active[i] += 1
+            first = review.first_review(rv, draws.offset[i]) if rv is not None else 0
+            if rv is not None and self.years_active[i] >= first:
+                case = review.evidence_score(seen_prof[i] - self.before[i],
+                                             seen_growth[i] - self.before_growth[i],
+                                             draws.growth_weight[i], rv)
+                rows.loc[i, "reviewed"] = True
+                rows.loc[i, "review_case"] = case + rv.leniency_sd * draws.leniency[i]
+                if review.fails_review(self.years_active[i], first, case, draws.leniency[i], rv):
+                    s.program_active = False
+                    rows.loc[i, "dropped"] = True
+                    continue
+            short = max(0.0, target - np.nan_to_num(prof_program[i], nan=target)) / target
             if (arm.leaders is not None and s.next_response < len(arm.leaders.responses)
-                    and leaders.responds(short, u[s.index], arm.leaders.responsiveness)):
+                    and leaders.responds(short, u[i], arm.leaders.responsiveness)):
                 action = arm.leaders.responses[s.next_response]
                 s.regime = leaders.apply_response(s.regime, action, arm.leaders, cal)
                 s.next_response += 1
-                rows.loc[s.index, "response"] = action
+                rows.loc[i, "response"] = action
 
     def _develop(self) -> None:
         m = self.model

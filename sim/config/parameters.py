@@ -338,11 +338,6 @@ class SensemakingParams(Strict):
                                                 "PD (paces)")
     pd_generic_gain: float = Field(0.1, ge=0, le=10,
                                    description="capacity gained per year of generic PD (paces)")
-    load_reference: float = Field(25, gt=0, le=1000,
-                                  description="load at which capacity is as drawn (students)")
-    load_elasticity: float = Field(
-        0.5, ge=0, le=3, description="effective capacity = capacity x (load_reference / "
-                                     "load)^elasticity")
     project_based_gain: float = Field(
         0.3, ge=0, le=3, description="relative capacity gain from project-based structures")
 
@@ -368,13 +363,58 @@ class Leaders(Strict):
                                 description="grade-level-only days a leader adds before the test")
 
 
+class TeamParams(Strict):
+    """How a team works together in a personalized room; both channels scale with trust."""
+
+    handoff_loss: float = Field(
+        0.15, ge=0, le=1, description="share of a day's learning lost when the supervising team "
+                                      "member is not the student's own teacher, in a pair "
+                                      "without trust (times 1 - the pair's mean trust)")
+    capacity_pooling: float = Field(
+        0.5, ge=0, le=1, description="weight of the team's pooled capacity (sum of members' "
+                                     "capacities against the room's distinct paces) at full "
+                                     "trust (times the team's mean trust); the rest is the "
+                                     "member's own capacity against their own paces")
+
+
+Evidence = Literal["proficiency", "growth", "both"]
+
+
 class ProgramReview(Strict):
-    """The district drops the program where proficiency has not improved in time."""
+    """The district reviews the program school by school and drops it where the evidence
+    has not improved in time."""
 
     after_years: int = Field(3, ge=1, le=30, description="years of the program before review")
     min_improvement: float = Field(
         0.05, ge=-1, le=1, description="required gain in the school's share proficient over "
-                                       "the year before the program")
+                                       "the year before the program (share)")
+    evidence: Evidence = Field(
+        "proficiency", description="what the review weighs: the school's share proficient, "
+                                   "its mean growth, or both (each school's weight on growth "
+                                   "drawn uniformly)")
+    min_growth_gain: float = Field(
+        0.0, ge=-3, le=3, description="required gain in the school's mean growth over the year "
+                                      "before the program (fall SD)")
+    proficiency_scale: float = Field(
+        0.05, gt=0, le=1, description="gain in share proficient counted as one unit of evidence "
+                                      "(share): weighs proficiency against growth and scales "
+                                      "leniency")
+    growth_scale: float = Field(
+        0.1, gt=0, le=3, description="gain in mean growth counted as one unit of evidence "
+                                     "(fall SD)")
+    proficiency_noise_sd: float = Field(
+        0.02, ge=0, le=0.5, description="SD of the noise in each school's share proficient as "
+                                        "the district sees it, each year (share)")
+    growth_noise_sd: float = Field(
+        0.03, ge=0, le=1, description="SD of the noise in each school's mean growth as the "
+                                      "district sees it, each year (fall SD)")
+    leniency_sd: float = Field(
+        0.5, ge=0, le=5, description="SD of each school's leniency: evidence units added to its "
+                                     "case before the threshold (drawn once per school)")
+    timing_spread: int = Field(
+        1, ge=0, le=10, description="each school's first review falls after_years + an offset "
+                                    "drawn uniformly from -timing_spread..timing_spread years "
+                                    "(at least 1)")
 
 
 class Tutoring(Strict):
@@ -434,9 +474,10 @@ class ArmSettings(Strict):
     limit_paces: bool = Field(False, description="teachers run at most their effective "
                                                  "capacity of distinct paces; the rest of their "
                                                  "students follow the common pace")
-    teacher_load: float | None = Field(
-        None, gt=0, le=1000, description="students a teacher carries across sections "
-                                         "(default: their class or room share)")
+    sections: int = Field(
+        1, ge=1, le=10, description="classroom lines (sections, one period each) a teacher of a "
+                                    "program grade teaches from year 1: 1 = one class "
+                                    "(elementary); 5 = five sections (secondary)")
     project_based: bool = Field(False, description="project-based structures raise capacity")
     move_on_days: int = Field(5, ge=1, le=60,
                               description="move_on pacing: days on a skill before moving on")
@@ -455,4 +496,8 @@ class ArmSettings(Strict):
         if self.evaluation == "shared" and self.pacing in GRADE_PACED:
             raise ValueError(f"arm '{self.label}': shared evaluation needs team rooms, which "
                              f"individual paths set up (not {self.pacing} pacing)")
+        if self.evaluation == "shared" and self.sections > 1:
+            raise ValueError(f"arm '{self.label}': sections = {self.sections} gives each teacher "
+                             "their own sections, not a team room: shared evaluation needs "
+                             "sections = 1")
         return self

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from sim.config.parameters import (
+    GRADE_PACED,
     AffectParams,
     ArmSettings,
     AssessmentParams,
@@ -26,6 +27,7 @@ from sim.config.parameters import (
     SensemakingParams,
     Strict,
     TeacherParams,
+    TeamParams,
     TraditionalParams,
 )
 
@@ -43,6 +45,7 @@ class Scenario(Strict):
     district: DistrictParams = Field(default_factory=DistrictParams)
     population: PopulationParams = Field(default_factory=PopulationParams)
     teachers: TeacherParams = Field(default_factory=TeacherParams)
+    teams: TeamParams = Field(default_factory=TeamParams)
     curriculum: CurriculumParams = Field(default_factory=CurriculumParams)
     calendar: CalendarParams = Field(default_factory=CalendarParams)
     learning: LearningParams = Field(default_factory=LearningParams)
@@ -84,6 +87,14 @@ class Scenario(Strict):
                     f"arm '{arm.label}': gradual_floor must start before it reaches grade level "
                     f"and reach it by the state test (start_day={gf.start_day}, "
                     f"grade_level_day={end}, state_test_day={cal.state_test_day})")
+        d = self.district
+        if (arm.sections > 1 and arm.pacing not in GRADE_PACED
+                and d.room_size // d.class_size > 1):
+            raise ValueError(
+                f"arm '{arm.label}': sections = {arm.sections} keeps each section a class with "
+                f"its own teacher, but district.room_size = {d.room_size} merges classes of "
+                f"{d.class_size} into team rooms; set room_size below {2 * d.class_size} or "
+                "sections = 1")
 
 
 def format_validation_error(path: str, err: ValidationError) -> str:

@@ -48,9 +48,15 @@ from sim.engine.population import (
 )
 from sim.engine.random_streams import DailyDraws, Streams, replicate_seed
 from sim.engine.records import Diagnostic, Record
-from sim.engine.schools import School, lines_per_room
+from sim.engine.schools import School, lines_per_room, section_line, sections_taught
 from sim.engine.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
-from sim.engine.teachers import Teacher, draw_teachers
+from sim.engine.teachers import (
+    Teacher,
+    draw_teachers,
+    handoff_factor,
+    pooled_ratio,
+    team_totals,
+)
 from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill, limit_paces
 from sim.policies.regimes import build_regime, traditional_regime
 from sim.policies.supplements import Tutoring
@@ -116,6 +122,9 @@ class District(Model):
         self._positions = self.curriculum.position_years().astype(np.float32)
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
         self._pace_marks = np.zeros((self.staff.n, n_units), bool)
+        rooms = d.schools * len(self.grades) * -(-d.classes_per_grade
+                                                 // lines_per_room(d.class_size, d.room_size))
+        self._room_marks = np.zeros((rooms, n_units), bool)
 
     def _enrol(self, slots: np.ndarray, rng: np.random.Generator) -> None:
         p = self.params
@@ -152,7 +161,9 @@ class District(Model):
         """
         while self.year < self.params.calendar.burn_in_years:
             self.run_days()
-            self.accountability.end_of_year(pd.DataFrame())
+            ref = self.reference  # the rows give the review its year-before growth
+            self.accountability.end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
+                                                              ref.fall_sd_by_grade))
             self.summer()
 
     @property
@@ -168,7 +179,11 @@ class District(Model):
         st, d = self.students, self.params.district
         g_idx = st.grade - self.grades[0]
         lines = d.classes_per_grade
-        st.teacher[:] = (st.school * len(self.grades) + g_idx) * lines + st.line
+        sections = self._sections(st.grade)
+        st.teacher[:] = ((st.school * len(self.grades) + g_idx) * lines
+                         + section_line(st.line, sections))
+        staff = self.staff
+        staff.sections[:] = sections_taught(staff.line, self._sections(staff.grade), lines)
         active = np.array([s.program_active for s in self.schools])
         was_in_program = self.in_program
         self.in_program = (np.isin(st.grade, d.program_grades) & (not self.burning_in)
@@ -186,6 +201,12 @@ class District(Model):
                                     af.level_smoothing_days)
         self.mastered_at_start = self._mastered_count()
         self.tutored: dict[int, np.ndarray] = {}  # per tutoring supplement (by id)
+
+    def _sections(self, grade: np.ndarray) -> np.ndarray:
+        """Sections per teacher for each grade given: the arm's in program grades from year 1
+        (the school's staffing, kept if the program is dropped), else 1."""
+        program = np.isin(grade, self.params.district.program_grades) & (not self.burning_in)
+        return np.where(program, self.arm.sections, 1)
 
     def _group_by_regime(self) -> None:
         """Students by the regime in force for them (schools share regime objects until
@@ -215,7 +236,8 @@ class District(Model):
         rooms_per_grade = -(-d.classes_per_grade // lpr)
         g_idx = st.grade - self.grades[0]
         room = (st.school * len(self.grades) + g_idx) * rooms_per_grade + st.line // lpr
-        st.room[:] = np.where(personal, room, -1)
+        own_class = self._sections(st.grade) == 1  # a secondary teacher's sections stay classes
+        st.room[:] = np.where(personal & own_class, room, -1)
         n_rooms = d.schools * len(self.grades) * rooms_per_grade
         # team of room r: lines [k*lpr, (k+1)*lpr) of its grade; teacher ids are consecutive
         k = np.arange(n_rooms) % rooms_per_grade
@@ -238,6 +260,11 @@ class District(Model):
         room = np.maximum(staff.room, 0)
         staff.load = own + np.where(staff.room >= 0, room_n[room] / self.room_team_size[room], 0.0)
         self.accountability.start_year()
+        # what each room's team brings to the capacity it may pool (sum) and its trust (mean)
+        self.room_capacity = team_totals(self.room_first_teacher, self.room_team_size,
+                                         staff.capacity_eff)
+        self.room_trust = team_totals(self.room_first_teacher, self.room_team_size, staff.trust,
+                                      mean=True)
 
     def _truth(self, rows: np.ndarray) -> np.ndarray:
         return self.students.mastery[rows] > 0
@@ -331,12 +358,18 @@ class District(Model):
         weight = np.where(led, 1.0, lp.teacher_weight_unled)
         teacher_mult = np.maximum(0.1, 1.0 + weight * self.teacher_effect[teacher]
                                   / tp.typical_growth_sd)
+        room = st.room[present]
+        continuity = handoff_factor(teacher, st.teacher[present], room >= 0, self.staff.trust,
+                                    p.teams.handoff_loss)
         return (lp.base_rate * self._ease[skills] * st.learning_rate[present]
-                * st.engagement[present] * mod_factor * teacher_mult
-                * self._capacity_factor(teacher, skills)).astype(np.float32)
+                * st.engagement[present] * mod_factor * teacher_mult * continuity
+                * self._capacity_factor(teacher, skills, room)).astype(np.float32)
 
-    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray) -> np.ndarray:
-        """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs."""
+    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
+                         room: np.ndarray) -> np.ndarray:
+        """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
+        today across all their sections. In rooms, the team pools capacity by trust
+        (``pooled_ratio``) against the room's distinct units."""
         cur = self.curriculum
         unit = skills // cur.skills_per_unit
         marks = self._pace_marks
@@ -345,6 +378,16 @@ class District(Model):
         paces = marks.sum(axis=1)
         ratio = np.minimum(1.0, self.staff.capacity_eff[teacher]
                            / np.maximum(paces[teacher], 1))
+        in_room = room >= 0
+        pooling = self.params.teams.capacity_pooling
+        if pooling > 0 and in_room.any():
+            r = room[in_room]
+            marks = self._room_marks
+            marks[:] = False
+            marks[r, unit[in_room]] = True
+            room_paces = marks.sum(axis=1)
+            ratio[in_room] = pooled_ratio(ratio[in_room], self.room_capacity[r], room_paces[r],
+                                          self.room_trust[r], pooling)
         return ratio ** self.params.teachers.capacity_elasticity
 
     def _teach(self, present, skills, rate, draws) -> None:

@@ -40,6 +40,8 @@ STREAMS = (
     "exits",           # which teachers leave (keys: year)
     "novices",         # replacement teachers (keys: year)
     "leaders",         # whether a leader responds (keys: year)
+    "review",          # the district's review: each school's leniency, timing and weight on
+                       # growth (key 0); the noise in what it sees (keys: year, 1)
 )
 
 

@@ -2,7 +2,9 @@
 
 Personalized rooms merge consecutive classroom lines of one program grade
 into rooms of at most ``room_size`` students; the teachers of those lines
-form the room's team.
+form the room's team. With ``sections`` > 1 (secondary staffing) one teacher
+teaches consecutive lines of a grade, one period each: the teacher of line
+``l`` is the teacher of line ``l // sections x sections``.
 """
 
 from __future__ import annotations
@@ -45,3 +47,13 @@ class School(Agent):
 def lines_per_room(class_size: int, room_size: int) -> int:
     """How many classroom lines a personalized room merges (at least one)."""
     return max(1, room_size // class_size)
+
+
+def section_line(line: np.ndarray, sections: np.ndarray) -> np.ndarray:
+    """The line whose teacher teaches ``line`` when teachers teach ``sections`` lines each."""
+    return line // sections * sections
+
+
+def sections_taught(line: np.ndarray, sections: np.ndarray, lines: int) -> np.ndarray:
+    """Sections the teacher of each ``line`` teaches (0 where another teacher takes it)."""
+    return np.where(line % sections == 0, np.minimum(sections, lines - line), 0)

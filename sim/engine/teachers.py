@@ -26,8 +26,11 @@ class TeacherState:
         capacity_eff: this year's effective capacity (paces), after load and structures.
         experience: years of experience.
         room: personalized room the teacher is a team member of (-1 none).
-        load: students the teacher is responsible for this year (a room's
-            students shared equally by its team).
+        load: students the teacher is responsible for this year, across their
+            sections (a room's students shared equally by its team).
+        sections: classroom lines the teacher teaches this year (1 for a class
+            or a team member; several for a secondary teacher; 0 for a post
+            left without sections by that structure).
         trust: trust in the team (0-1).
         stress: stress from evaluation pressure (0-1), after the last evaluation.
         drift: share of supervised student-days swapped to grade-level content.
@@ -46,6 +49,7 @@ class TeacherState:
         self.experience = np.asarray(experience, np.int64)
         self.room = np.full(self.n, -1, np.int64)
         self.load = np.zeros(self.n)
+        self.sections = np.ones(self.n, np.int64)
         self.trust = np.asarray(trust, float)
         self.stress = np.zeros(self.n)
         self.drift = np.zeros(self.n)
@@ -72,6 +76,51 @@ def draw_teachers(rng: np.random.Generator, trust_rng: np.random.Generator, para
     return TeacherState(school, grade, line, effect, capacity, experience, trust_of)
 
 
+def handoff_factor(supervisor: np.ndarray, own: np.ndarray, in_room: np.ndarray,
+                   trust: np.ndarray, loss: float) -> np.ndarray:
+    """Share of the day's learning kept when a student is handed between team members.
+
+    In a room, a day supervised by a team member other than the student's own
+    teacher (the one who knows them) keeps ``1 - loss x (1 - pair trust)``, the
+    pair's trust being the mean of the two teachers' trust: a trusting pair
+    passes on what they know about the student, a pair without trust does not.
+    Outside rooms, or with their own teacher, nothing is lost (factor 1).
+
+    Args:
+        supervisor, own: teacher index of today's supervisor and of the student's own teacher.
+        in_room: whether the student is in a team room.
+        trust: every teacher's trust (0-1).
+        loss: ``teams.handoff_loss`` (share of the day's learning).
+    """
+    handed = in_room & (supervisor != own)
+    pair = 0.5 * (trust[supervisor] + trust[own])
+    return np.where(handed, 1.0 - loss * (1.0 - pair), 1.0)
+
+
+def team_totals(first: np.ndarray, size: np.ndarray, values: np.ndarray,
+                mean: bool = False) -> np.ndarray:
+    """Sum (or mean) of ``values`` over each room's team (members ``first .. first+size-1``)."""
+    total = np.zeros(first.size)
+    for k in range(int(size.max(initial=0))):
+        member = k < size
+        total[member] += values[first[member] + k]
+    return total / np.maximum(size, 1) if mean else total
+
+
+def pooled_ratio(own_ratio: np.ndarray, team_capacity: np.ndarray, room_paces: np.ndarray,
+                 team_trust: np.ndarray, pooling: float) -> np.ndarray:
+    """Capacity over paces for students in rooms, with the team's capacity pooled by trust.
+
+    ``(1 - w) x min(1, own) + w x min(1, team capacity / room's distinct paces)`` with
+    ``w = pooling x team trust``: a trusting team runs the room's paces together with
+    the sum of its members' capacities; without trust each member runs the paces of the
+    students they supervise with their own capacity (``own_ratio``).
+    """
+    w = pooling * team_trust
+    team = np.minimum(1.0, team_capacity / np.maximum(room_paces, 1))
+    return (1.0 - w) * np.minimum(1.0, own_ratio) + w * team
+
+
 def _column(name: str, kind: type, doc: str) -> property:
     """A property reading and writing this agent's row of ``TeacherState.<name>``."""
     def get(self):
@@ -94,6 +143,7 @@ class Teacher(Agent):
     experience = _column("experience", int, "years of experience")
     room = _column("room", int, "personalized room of the teacher's team (-1 none)")
     load = _column("load", float, "students this teacher is responsible for this year")
+    sections = _column("sections", int, "classroom lines (sections) taught this year")
     trust = _column("trust", float, "trust in the team (0-1)")
     stress = _column("stress", float, "stress from evaluation pressure (0-1)")
     drift = _column("drift", float, "share of supervised student-days swapped to grade level")
