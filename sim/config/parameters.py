@@ -269,6 +269,10 @@ class AssessmentParams(Strict):
     growth_stages: int = Field(3, ge=1, le=10, description="stages of the adaptive growth test")
     growth_items_per_stage: int = Field(15, ge=1, le=100,
                                         description="items per growth-test stage")
+    growth_prior_sd_years: float = Field(
+        3.0, gt=0, le=20, description="SD of the growth test's EAP prior around the grade's "
+                                      "expected level (grade-years): wide, so scores are "
+                                      "close to ML estimates")
     growth_window_years: float = Field(
         0.5, gt=0, le=5, description="a stage's items spread over +- this around the "
                                      "student's current estimate (grade-years)")

@@ -25,9 +25,10 @@
     level (``calibrate_items``), so ``theta`` is in the same grade-years as
     the population's levels and the same for every grade (a vertical scale).
   - *Score*: the EAP estimate of ``theta`` (posterior mean on a fixed
-    quadrature grid; normal prior around the grade's expected level, SD
-    ``prior_sd_years``) and its posterior SD (the SEM), reported as
-    ``scale_intercept + scale_points_per_year x theta``.
+    quadrature grid; normal prior around the grade's expected level: on the
+    state test with the statewide spread of that grade, on the growth test
+    wide, ``growth_prior_sd_years``) and its posterior SD (the SEM), reported
+    as ``scale_intercept + scale_points_per_year x theta``.
 * **State test** (spring) — a fixed form: the first ``state_items_per_skill``
   items of each skill of the *enrolled grade*. The cut is fixed on the
   statewide reference's scale scores (``sim.district.reference``).
@@ -460,7 +461,9 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
     Args:
         sits: bool per slot, who sits the test.
         elapsed: share of the school year gone by; with the grade it sets the
-            prior (``ItemBank.prior``), whose mean is the first stage's target.
+            prior's mean (``ItemBank.prior``), the first stage's target; the prior's
+            SD is the wide ``growth_prior_sd_years``, so scores are close to ML
+            estimates (as MAP's are) and not shrunk by grade.
 
     Draws ``stages x items`` uniforms for every slot whoever sits the test.
     """
@@ -478,5 +481,7 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
             return takers.answer(bank.skill[items], bank.difficulty[items], a,
                                  u[:, s * k:(s + 1) * k])
 
-        theta[r], sem[r] = adaptive_eap(answer, *bank.prior(state.grade[r], elapsed), bank, a)
+        mu, _ = bank.prior(state.grade[r], elapsed)
+        theta[r], sem[r] = adaptive_eap(answer, mu, np.full(r.size, a.growth_prior_sd_years),
+                                        bank, a)
     return level_to_scale(theta, a), sem * a.scale_points_per_year
