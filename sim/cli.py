@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
-                   help="numbers of students")
+                   metavar="STUDENTS",
+                   help="district sizes (default 10000 100000; 1000000 is opt-in: about 10 "
+                        "minutes on one free core)")
     return p
 
 
