@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "--set arms.floor3.floor=2 (repeatable)")
     r.add_argument("--workers", type=_nonneg_int, default=1,
                    help="processes (1 = serial, 0 = all cores); results do not depend on it")
+    r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. "
+                                       "tcp://10.0.0.5:8786, to run the arm x replicate runs "
+                                       "on its cluster (then --workers is ignored)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out, skipping finished arm x "
+                        "replicate runs")
     r.add_argument("--quiet", action="store_true", help="no progress bar or table")
     c = sub.add_parser("check", help="validate a scenario file without running it")
     c.add_argument("scenario")
@@ -101,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
-                   help="numbers of students")
+                   metavar="STUDENTS",
+                   help="district sizes (default 10000 100000; 1000000 is opt-in: about 10 "
+                        "minutes on one free core)")
     return p
 
 
@@ -110,21 +118,29 @@ def cmd_run(args) -> int:
     replicates = _option_int(args.scenario, "--replicates", args.replicates, 1)
     sc = load_scenario(args.scenario, args.set, seed=seed, replicates=replicates)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"--out {out}: exists and is not a directory")
     _check_writable(out)
     from sim.analysis.summaries import format_summary
     from sim.experiments.output import write_results
-    from sim.experiments.runner import run
+    from sim.experiments.runner import run_to_directory
 
     start = time.time()
-    results = run(sc, workers=args.workers, progress=not args.quiet)
-    manifest, summary = write_results(results, out, {"seconds": round(time.time() - start, 2),
-                                                     "command": sys.argv})
+    stored = run_to_directory(sc, out, workers=args.workers, scheduler=args.scheduler,
+                              resume=args.resume, progress=not args.quiet,
+                              source=args.scenario)
+    if stored is None:
+        if not args.quiet:
+            print(f"{out} already holds this run, finished; nothing to do.")
+        return 0
+    manifest, summary = write_results(stored, out, {
+        "seconds": round(time.time() - start, 2), "command": sys.argv,
+        "fingerprint": stored.fingerprint,
+        "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}})
+    stored.parts.remove()
     if not args.quiet:
         print(format_summary(summary))
+        resumed = f" ({stored.skipped} arm-replicates resumed)" if stored.skipped else ""
         print(f"Wrote {len(manifest['files'])} files and manifest.json to {out} "
-              f"in {time.time() - start:.0f} s.")
+              f"in {time.time() - start:.0f} s{resumed}.")
     return 0
 
 
@@ -199,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        what = ("finished runs are kept; use --resume" if args.command == "sweep"
+        what = ("finished runs are kept; use --resume" if args.command in ("sweep", "run")
                 else "no results were written")
         print(f"plsim: interrupted; {what}", file=sys.stderr)
         return 130

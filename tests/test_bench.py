@@ -44,13 +44,38 @@ def test_engine_and_mesa_agree(started):
     assert gain["engine_mean"] > 0 and gain["mesa_mean"] > 0
 
 
-def test_format_bench_reports_every_field():
+def _row(students, rate, ratio, size, rss):
     agreement = {"students": 10, "days": 2, "mastery_gained_per_student_day": dict(
         engine_mean=0.1, engine_se=0.01, mesa_mean=0.1, mesa_se=0.01, z=0.0, paired_z=0.0)}
-    row = {"students": 100_000, "engine_days": 180, "mesa_days": 3, "engine_seconds": 1.0,
-           "mesa_seconds": 1.0, "engine_student_days_per_s": 6e6,
-           "mesa_student_days_per_s": 1e5, "ratio": 60.0, "bytes_per_student": 900.0,
-           "agreement": agreement}
-    text = bench.format_bench([row])
-    assert "100,000" in text and "60x" in text and "z = +0.00" in text
+    return {"students": students, "engine_days": 180, "engine_seconds": 1.0,
+            "engine_student_days_per_s": rate, "engine_by_arm": {"traditional": rate},
+            "peak_rss_bytes": rss, "bytes_per_student": size, "bytes_by_arm": {},
+            "playlist_students": students, "engine_playlist_student_days_per_s": 2 * rate,
+            "mesa_days": 3 if ratio else 0, "mesa_seconds": 1.0 if ratio else None,
+            "mesa_student_days_per_s": 2 * rate / ratio if ratio else None, "ratio": ratio,
+            "agreement": agreement if ratio else None}
+
+
+def test_format_bench_reports_every_field():
+    text = bench.format_bench([_row(100_000, 12e6, 160.0, 650.0, 3e8),
+                               _row(1_000_000, 11e6, None, 640.0, 1.2e9)])
+    assert "100,000" in text and "160x" in text and "z = +0.00" in text
+    assert "1,000,000" in text and "not run" in text and "1.20 GB" in text
     assert "NOT met" not in text
+    slow = bench.format_bench([_row(100_000, 3e6, 28.0, 900.0, 3e8)])
+    assert slow.count("NOT met") == 3 and "not measured" in slow
+
+
+def test_the_mix_is_floor_strategies_with_drift():
+    from sim.config.scenario import load_scenario
+
+    mix = bench.mix_scenario(5_000)
+    shipped = load_scenario("scenarios/floor_strategies.toml")
+    assert [a.label for a in mix.arms] == [a.label for a in shipped.arms]
+    assert mix.arms == shipped.arms and "tutoring" in [a.label for a in mix.arms]
+    assert mix.calendar.burn_in_years == 0 and mix.years == 1
+    assert mix.district.program_grades == shipped.district.program_grades
+    reference = state_reference(mix)
+    district = bench.mix_district(mix, 0, reference)
+    assert abs(district.students.n - 5_000) <= 450  # whole schools of 900
+    assert (district.staff.drift == bench.MIX_DRIFT).all()

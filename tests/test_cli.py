@@ -297,11 +297,32 @@ def test_two_workers_give_the_same_table(small_run):
 
 
 # --- interrupted runs -------------------------------------------------------------------
+SMALLEST = [*TINY, "--set", "district.schools=1", "--quiet"]  # 3 arms x 1 replicate x 1 year
+
+
 @pytest.fixture(scope="module")
-def cached_results():
-    """One real simulation of the small scenario, reused: these tests are about writing."""
+def cached_arms():
+    """One real simulation of each arm of the smallest scenario, reused: these tests are
+    about writing, so ``run_arm`` hands out copies of these tables."""
     sc = load_scenario(QUICK, ["years=1", "district.schools=1"], replicates=1)
-    return sim.experiments.runner.run(sc)
+    return {(a, 0): sim.experiments.runner.run_arm(sc, a, 0) for a in range(len(sc.arms))}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cached_arms, tmp_path_factory):
+    """The smallest scenario's results, written without interruption."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "results"
+    with pytest.MonkeyPatch.context() as mp:
+        _use_cached(mp, cached_arms)
+        assert run_quiet(["run", QUICK, "--out", out, *SMALLEST]) == 0
+    return out
+
+
+def _use_cached(monkeypatch, cached_arms):
+    def cached(scenario, arm_index, replicate, reference=None):
+        return {k: v.copy() for k, v in cached_arms[(arm_index, replicate)].items()}
+
+    monkeypatch.setattr(sim.experiments.runner, "run_arm", cached)
 
 
 class Interrupt(Exception):
@@ -335,17 +356,16 @@ class _OsShim:
 
 POINTS = {
     # where the interruption strikes: sim.experiments.output attribute -> which call
-    "summarise": ("summarise", 1),  # nothing staged yet
+    "summary": ("summary_of", 1),  # nothing staged yet
     "draw_all": ("draw_all", 1),  # parquet and csv staged, figures not
     "manifest": ("_manifest", 1),  # everything staged but the manifest
     "second_move": ("os", 2),  # parquet already moved into place
 }
 
 
-def _interrupt(monkeypatch, cached_results, point, exc):
+def _interrupt(monkeypatch, cached_arms, point, exc):
     seen: list = []
-    monkeypatch.setattr(sim.experiments.runner, "run",
-                        lambda sc, workers=1, progress=False: cached_results)
+    _use_cached(monkeypatch, cached_arms)
     attr, n = POINTS[point]
     if attr == "os":
         monkeypatch.setattr(sim.experiments.output, "os", _OsShim(n, exc, seen))
@@ -361,80 +381,106 @@ def _assert_not_complete(out: Path) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(staging)]
 
 
+def _assert_same_results(out: Path, want: Path) -> None:
+    """The tables and summaries of ``out`` are those of ``want``; its manifest vouches."""
+    m = json.loads((out / "manifest.json").read_text())
+    assert files_under(out) == sorted([*m["files"], "manifest.json"])  # parts removed
+    for name, digest in m["files"].items():
+        assert sha256(out / name) == digest
+    for t in ("student_years", "teacher_years", "school_years"):
+        assert_frame_equal(pd.read_parquet(out / f"{t}.parquet"),
+                           pd.read_parquet(want / f"{t}.parquet"))
+    for f in ("summary.csv", "teacher_summary.csv", "school_summary.csv"):
+        assert (out / f).read_bytes() == (want / f).read_bytes(), f
+
+
 @pytest.mark.parametrize("point", list(POINTS))
-def test_interrupted_run_leaves_no_results(point, monkeypatch, cached_results, tmp_path,
-                                          capsys):
-    seen = _interrupt(monkeypatch, cached_results, point, KeyboardInterrupt)
+def test_interrupted_write_keeps_the_parts_and_resumes(point, monkeypatch, cached_arms,
+                                                       uninterrupted, tmp_path, capsys):
+    seen = _interrupt(monkeypatch, cached_arms, point, KeyboardInterrupt)
     out = tmp_path / "results"
-    code = run_quiet(["run", QUICK, "--out", out, "--quiet"])
+    code = run_quiet(["run", QUICK, "--out", out, *SMALLEST])
     assert seen, "the interruption never happened"
     assert code == 130
     err = capsys.readouterr().err
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     _assert_not_complete(out)
-    if point != "second_move":  # before anything is moved into place: nothing at all
-        assert files_under(out) == []
-        assert os.listdir(out) == []
+    if point != "second_move":  # before anything is moved into place: only the parts
+        assert os.listdir(out) == [".parts"]
+    monkeypatch.undo()
+
+    def no_rerun(*args):
+        raise AssertionError("a finished arm x replicate ran again")
+
+    monkeypatch.setattr(sim.experiments.runner, "run_arm", no_rerun)  # every part is done
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST, "--resume"]) == 0
+    _assert_same_results(out, uninterrupted)
 
 
 @pytest.mark.parametrize("point", ["draw_all", "second_move"])
-def test_failed_write_leaves_no_results(point, monkeypatch, cached_results, tmp_path):
+def test_failed_write_leaves_no_results(point, monkeypatch, cached_arms, tmp_path):
     """A crash (say, a full disk) while writing: the error propagates, nothing looks done."""
-    _interrupt(monkeypatch, cached_results, point, Interrupt)
+    _interrupt(monkeypatch, cached_arms, point, Interrupt)
     out = tmp_path / "results"
     with pytest.raises(Interrupt):
-        main(["run", str(QUICK), "--out", str(out), "--quiet"])
+        main(["run", str(QUICK), "--out", str(out), *SMALLEST])
     _assert_not_complete(out)
     if point == "draw_all":
-        assert files_under(out) == []
+        assert files_under(out) == [p.relative_to(out).as_posix()
+                                    for p in sorted((out / ".parts").rglob("*.*"))]
 
 
-@pytest.mark.parametrize("point", list(POINTS))
-def test_interrupted_rerun_retires_the_old_manifest(point, monkeypatch, cached_results,
-                                                    tmp_path):
-    """Over an earlier run's results, an interrupted rerun must not leave a manifest that
-    would vouch for a mix of old and new files."""
-    monkeypatch.setattr(sim.experiments.runner, "run",
-                        lambda sc, workers=1, progress=False: cached_results)
-    out = tmp_path / "results"
-    assert run_quiet(["run", QUICK, "--out", out, "--quiet"]) == 0
-    old = json.loads((out / "manifest.json").read_text())
-    assert sorted([*old["files"], "manifest.json"]) == files_under(out)
-    seen = _interrupt(monkeypatch, cached_results, point, KeyboardInterrupt)
-    assert run_quiet(["run", QUICK, "--out", out, "--quiet"]) == 130
-    assert seen
-    if point in ("summarise", "draw_all", "manifest"):
-        # nothing was moved: the earlier, complete results are untouched
-        assert json.loads((out / "manifest.json").read_text()) == old
-        for name, digest in old["files"].items():
-            assert sha256(out / name) == digest
-        assert not [p for p in out.iterdir() if p.name.startswith(".")]
-    else:
-        _assert_not_complete(out)
-
-
-def test_interrupted_simulation_writes_nothing(monkeypatch, tmp_path, capsys):
+def test_interrupted_simulation_keeps_finished_runs(monkeypatch, cached_arms, uninterrupted,
+                                                     tmp_path, capsys):
     seen: list = []
+    _use_cached(monkeypatch, cached_arms)
     monkeypatch.setattr(sim.experiments.runner, "run_arm",
-                        _raise_on_call(2, sim.experiments.runner.run_arm, KeyboardInterrupt, seen))
+                        _raise_on_call(2, sim.experiments.runner.run_arm, KeyboardInterrupt,
+                                       seen))
     out = tmp_path / "results"
-    code = run_quiet(["run", QUICK, "--out", out, *TINY, "--set", "district.schools=1",
-                      "--quiet"])
-    assert seen and code == 130
-    assert "no results were written" in capsys.readouterr().err
-    assert not out.exists()
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST]) == 130
+    assert seen
+    assert "finished runs are kept; use --resume" in capsys.readouterr().err
+    assert os.listdir(out) == [".parts"]  # nothing that looks like results
+    parts = sorted(p.name for p in (out / ".parts" / "school_years").iterdir())
+    assert parts == ["r0000-a000.parquet"]  # the first arm finished, the second did not
+    monkeypatch.undo()
+    ran: list = []
+    _use_cached(monkeypatch, cached_arms)
+    real = sim.experiments.runner.run_arm
+    monkeypatch.setattr(sim.experiments.runner, "run_arm",
+                        lambda sc, a, r, ref=None: ran.append((r, a)) or real(sc, a, r, ref))
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST, "--resume"]) == 0
+    assert ran == [(0, 1), (0, 2)]  # only the unfinished arms ran again
+    _assert_same_results(out, uninterrupted)
 
 
-def test_rerun_replaces_results_and_manifest(monkeypatch, cached_results, tmp_path):
-    monkeypatch.setattr(sim.experiments.runner, "run",
-                        lambda sc, workers=1, progress=False: cached_results)
+def test_rerun_without_resume_is_refused(uninterrupted, tmp_path, capsys):
+    out = tmp_path / "results"
+    shutil.copytree(uninterrupted, out)
+    before = {f: sha256(out / f) for f in files_under(out)}
+    capsys.readouterr()
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--resume" in err and str(out) in err
+    assert {f: sha256(out / f) for f in files_under(out)} == before
+    # resuming a finished run of the same scenario: nothing to do, nothing touched
+    assert run_quiet(["run", QUICK, "--out", out, *TINY, "--set", "district.schools=1",
+                      "--resume"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert {f: sha256(out / f) for f in files_under(out)} == before
+    # ... of another scenario: refused
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST, "--seed", "5", "--resume"]) == 2
+    assert "another scenario" in capsys.readouterr().err
+
+
+def test_non_empty_out_is_refused_and_left_alone(tmp_path, capsys):
     out = tmp_path / "results"
     out.mkdir()
     (out / "notes.txt").write_text("mine\n")
-    assert run_quiet(["run", QUICK, "--out", out, "--quiet"]) == 0
-    assert run_quiet(["run", QUICK, "--out", out, "--quiet"]) == 0
-    m = json.loads((out / "manifest.json").read_text())
-    for name, digest in m["files"].items():
-        assert sha256(out / name) == digest
-    assert (out / "notes.txt").read_text() == "mine\n"  # other files are left alone
-    assert files_under(out) == sorted([*m["files"], "manifest.json", "notes.txt"])
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert os.listdir(out) == ["notes.txt"]
+    assert run_quiet(["run", QUICK, "--out", out, *SMALLEST, "--resume"]) == 2
+    assert "no plsim run to resume" in capsys.readouterr().err
+    assert os.listdir(out) == ["notes.txt"]

@@ -65,7 +65,12 @@ def _interval(x: pd.Series) -> tuple[float, float, float]:
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """The summary table: arm x year x start band, with 95% intervals across replicates."""
-    reps = replicate_means(rows)
+    return summarise_replicates(replicate_means(rows))
+
+
+def summarise_replicates(reps: pd.DataFrame) -> pd.DataFrame:
+    """``summarise`` from the replicate means (``replicate_means``, which may be computed
+    one arm x replicate at a time and concatenated: a run too large for memory)."""
     first_arm = reps["arm"].cat.categories[0] if hasattr(reps["arm"], "cat") else reps.arm[0]
     base = reps[reps.arm == first_arm].set_index(["replicate", "year", "start_band"])
     records = []

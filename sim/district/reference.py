@@ -14,7 +14,9 @@ scenario's mechanisms; runs the burn-in and then one school year; and takes
   and mean SEM by grade, and the fall growth test's mean SEM in fall SDs.
 
 The result depends only on mechanism parameters, never on the district,
-the arms or the scenario seed, and is cached per process.
+the arms or the scenario seed. It is cached per process and on disk
+(``sim.district.cache``: keyed by those parameters and the engine's code
+version), so every sample, worker and Dask task of a sweep reuses it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from sim.config.scenario import validate_scenario
+from sim.district.cache import cached_dataclass
 from sim.district.model import District
 from sim.engine.assessment import reliability, scale_to_level
 
@@ -56,12 +59,17 @@ _MECHANISMS = ("population", "teachers", "curriculum", "calendar", "learning", "
                "assessment", "traditional", "evaluation", "sensemaking")
 
 
-def state_reference(scenario) -> StateReference:
-    """The statewide reference for a scenario's mechanisms (cached)."""
+def reference_parameters(scenario) -> dict:
+    """Every scenario value the statewide reference depends on (the cache key's parameters)."""
     key = {k: getattr(scenario, k).model_dump(mode="json") for k in _MECHANISMS}
     key["class_size"] = scenario.district.class_size
     key["grades"] = sorted(scenario.district.grades)
-    return _reference_from_key(json.dumps(key, sort_keys=True))
+    return key
+
+
+def state_reference(scenario) -> StateReference:
+    """The statewide reference for a scenario's mechanisms (cached in process and on disk)."""
+    return _reference_from_key(json.dumps(reference_parameters(scenario), sort_keys=True))
 
 
 def district_for(scenario, arm, replicate: int = 0) -> District:
@@ -71,6 +79,11 @@ def district_for(scenario, arm, replicate: int = 0) -> District:
 
 @lru_cache(maxsize=32)
 def _reference_from_key(key: str) -> StateReference:
+    return cached_dataclass("state_reference", json.loads(key), StateReference,
+                            lambda: _compute_reference(key))
+
+
+def _compute_reference(key: str) -> StateReference:
     spec = json.loads(key)
     grades, class_size = spec.pop("grades"), spec.pop("class_size")
     n = spec["assessment"]["reference_students_per_grade"]

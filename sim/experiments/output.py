@@ -5,6 +5,12 @@ into place with ``os.replace`` (atomic on one file system), the manifest
 last. A run interrupted before the moves leaves only the hidden staging
 folder, which no reader takes for results; a ``manifest.json`` means the run
 finished, and its checksums say which files belong to it.
+
+The results may be in memory (``runner.Results``) or streamed to disk
+(``storage.StoredRun``, the parts of ``plsim run``): the student table is
+then read one arm x replicate at a time, only the columns the summary needs,
+and ``student_years.parquet`` is appended part by part, so memory stays
+bounded by one part whatever the number of replicates.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ import pandas as pd
 
 import sim
 from sim.analysis.figures import draw_all
-from sim.analysis.summaries import school_summary, summarise, teacher_summary
+from sim.analysis.summaries import (
+    METRICS,
+    replicate_means,
+    school_summary,
+    summarise_replicates,
+    teacher_summary,
+)
+from sim.experiments.storage import TABLES
 
 STAGING_PREFIX = ".staging-"
 
@@ -56,8 +69,10 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None):
     stage = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
     stage.mkdir()
     try:
-        summary = summarise(results.student_years)
+        summary = summary_of(results)
         files = _write_staged(results, summary, stage)
+        # The staging folder now holds every table, summary and figure of the run: writers
+        # that read them (and list what they add in ``files``) go here, before the manifest.
         manifest = _manifest(results, files, stage, extra)
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json))
         _move_into_place(stage, out, [*files, "manifest.json"])
@@ -66,17 +81,38 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None):
     return manifest, summary
 
 
+SUMMARY_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
+                   *METRICS)  # what ``replicate_means`` reads
+
+
+def summary_of(results) -> pd.DataFrame:
+    """The summary table (``summarise``), built one part at a time.
+
+    Each part is one arm x replicate, so its replicate means are those rows
+    of the whole run's; concatenated in table order, they give the same
+    summary as the whole table would.
+    """
+    have = set(results.columns("student_years"))
+    columns = [c for c in SUMMARY_COLUMNS if c in have]
+    reps = []
+    for frame in results.frames("student_years", columns):
+        means = replicate_means(frame)
+        reps.append(means[means.arm.isin(frame.arm.unique())])  # the part's own arm only
+    return summarise_replicates(pd.concat(reps, ignore_index=True))
+
+
 def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
     files = []
-    for name in ("student_years", "teacher_years", "school_years"):
-        getattr(results, name).to_parquet(stage / f"{name}.parquet", index=False)
+    for name in TABLES:
+        results.write_parquet(name, stage / f"{name}.parquet")
         files.append(f"{name}.parquet")
     summary.to_csv(stage / "summary.csv", index=False, float_format="%.6g")
-    schools = school_summary(results.school_years)
-    teacher_summary(results.teacher_years).to_csv(stage / "teacher_summary.csv", index=False,
-                                                  float_format="%.6g")
+    teachers = results.table("teacher_years")  # small: one row per teacher-year
+    schools = school_summary(results.table("school_years"))
+    teacher_summary(teachers).to_csv(stage / "teacher_summary.csv", index=False,
+                                     float_format="%.6g")
     schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
-    figs = draw_all(summary, stage / "figures", results.teacher_years, schools)
+    figs = draw_all(summary, stage / "figures", teachers, schools)
     return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
             *[str(Path("figures") / f.name) for f in figs]]
 
@@ -91,8 +127,7 @@ def _manifest(results, files: list[str], stage: Path, extra: dict | None) -> dic
         "reference": {"seed_note": "statewide reference uses its own fixed seed",
                       "cut_by_grade": _finite(results.reference.cut_by_grade),
                       "fall_sd_by_grade": _finite(results.reference.fall_sd_by_grade)},
-        "rows": {name: int(len(getattr(results, name)))
-                 for name in ("student_years", "teacher_years", "school_years")},
+        "rows": {name: int(results.rows(name)) for name in TABLES},
         "python": platform.python_version(),
         "numpy": np.__version__, "pandas": pd.__version__,
         "files": {f: sha256(stage / f) for f in files},

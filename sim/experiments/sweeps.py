@@ -27,10 +27,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +47,7 @@ from sim.config.scenario import (
     read_toml,
     validate_scenario,
 )
-from sim.experiments.runner import pool_context, progress_bar
+from sim.experiments.runner import map_unordered, progress_bar
 from sim.experiments.storage import atomic_write
 
 PART = re.compile(r"run-(\d{6})\.parquet")  # a finished run's outcome part
@@ -408,74 +406,15 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
     todo = tasks(sweep, base, exp, done)
     remaining = len(exp) - len(done & set(exp.run_id))
     bar = progress_bar(len(exp), progress, "runs", initial=len(exp) - remaining)
-    try:
-        if scheduler:
-            finished = _run_dask(todo, scheduler, out, bar)
-        else:
-            finished = _run_local(todo, workers, out, bar)
+    finished = 0
+    try:  # serial, a local pool or Dask: the runner's executor (bounded runs in flight)
+        for run_id, frame in map_unordered(_run_task, todo, workers or 0, scheduler):
+            write_part(out, run_id, frame)
+            bar.update()
+            finished += 1
     finally:
         bar.close()
     return {"runs": int(len(exp)), "skipped": int(len(exp) - remaining), "ran": finished}
-
-
-def _run_local(todo, workers: int | None, out: Path, bar) -> int:
-    n = workers if workers else (os.cpu_count() or 1)
-    count = 0
-    if n <= 1:
-        for task in todo:
-            write_part(out, *_run_task(task))
-            bar.update()
-            count += 1
-        return count
-    with ProcessPoolExecutor(max_workers=n, mp_context=pool_context()) as pool:
-        in_flight = set()
-        for task in todo:  # at most 2 x workers runs in flight: memory stays bounded
-            in_flight.add(pool.submit(_run_task, task))
-            if len(in_flight) >= 2 * n:
-                count += _collect(wait(in_flight, return_when=FIRST_COMPLETED), in_flight,
-                                  out, bar)
-        while in_flight:
-            count += _collect(wait(in_flight, return_when=FIRST_COMPLETED), in_flight, out, bar)
-    return count
-
-
-def _collect(waited, in_flight: set, out: Path, bar) -> int:
-    done, _ = waited
-    for fut in done:
-        in_flight.discard(fut)
-        write_part(out, *fut.result())
-        bar.update()
-    return len(done)
-
-
-def _run_dask(todo, address: str, out: Path, bar) -> int:
-    from distributed import Client, as_completed
-
-    count = 0
-    try:
-        client = Client(address, timeout="30s")
-    except (OSError, TimeoutError) as exc:
-        raise ScenarioError(f"--scheduler {address}: cannot reach a Dask scheduler there "
-                            f"({exc}); finished runs are kept, use --resume") from None
-    with client:
-        limit = 2 * max(1, sum(client.nthreads().values()))
-        pending = as_completed()
-        for task in todo:
-            pending.add(client.submit(_run_task, task, pure=False))
-            if pending.count() >= limit:
-                count += _drain(pending, out, bar, keep=limit - 1)
-        count += _drain(pending, out, bar, keep=0)
-    return count
-
-
-def _drain(pending, out: Path, bar, keep: int) -> int:
-    count = 0
-    while pending.count() > keep:
-        fut = next(pending)
-        write_part(out, *fut.result())
-        bar.update()
-        count += 1
-    return count
 
 
 def read_outcomes(out: str | Path) -> pd.DataFrame:
