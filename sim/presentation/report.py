@@ -147,13 +147,17 @@ def _page(title: str, sections: list[str]) -> str:
 
 
 def _ci(mean: float, lo: float, hi: float, f: float = 1.0, digits: int = 2,
-        signed: bool = False) -> str:
+        signed: bool = False, bounds: tuple[float, float] | None = None) -> str:
+    """'mean [lo, hi]' scaled by ``f``; ``bounds``: the quantity's range (a share's
+    interval stays within [0, 1], a correlation's within [-1, 1])."""
     if not np.isfinite(mean):
         return "n/a"
     s = "+" if signed else ""
     core = f"{f * mean:{s}.{digits}f}"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return core
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return f"{core} [{f * lo:{s}.{digits}f}, {f * hi:{s}.{digits}f}]"
 
 
@@ -196,7 +200,8 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
             "starting band": str(r.start_band), "arm": str(r.arm),
             "students": f"{r.n_students:.0f}",
             "growth (SD)": _ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi),
-            "proficient (%)": _ci(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1),
+            "proficient (%)": _ci(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1,
+                                  bounds=(0, 1)),
             f"growth vs {baseline} (SD)": "baseline" if d is None else _ci(
                 d.growth_sd, d.growth_sd_lo, d.growth_sd_hi, signed=True),
             f"proficient vs {baseline} (points)": "baseline" if d is None else _ci(
@@ -210,10 +215,26 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
     return out.sort_values("starting band", key=lambda c: c.map(order), kind="stable")
 
 
-def run_sections(manifest: dict, tables: dict[str, pd.DataFrame],
-                 baseline: str | None = None) -> tuple[str, list[str]]:
-    """The title and HTML sections of a run's report (``baseline``: an arm label, default
-    the first arm)."""
+def _run_figure(run_dir: str | Path | None, draw, *args, **kwargs) -> bytes:
+    """A figure of :mod:`sim.analysis.figures`: the run's own copy (``figures/<name>.png``,
+    drawn when the run was written, same data) when there is one, else drawn now."""
+    if run_dir is not None:
+        path = Path(run_dir) / "figures" / f"{draw.__name__}.png"
+        if path.is_file():
+            return path.read_bytes()
+    return figures.drawn(draw, *args, **kwargs)
+
+
+def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str | None = None,
+                 run_dir: str | Path | None = None) -> tuple[str, list[str]]:
+    """The title and HTML sections of a run's report.
+
+    Args:
+        manifest: the run's manifest as data.
+        tables: ``student_years``, ``teacher_years`` and ``school_years``.
+        baseline: the arm the others are compared with (default: the first arm).
+        run_dir: the run's folder, whose ``figures/`` are reused when present.
+    """
     students = tables["student_years"]
     labels = arm_labels(students)
     baseline = check_baseline(labels, baseline)
@@ -239,7 +260,7 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame],
            _img(figures.paired_frontier(contrasts, baseline, labels),
                 f"Change in growth and in proficiency of each arm against {baseline}, on the "
                 f"same students (year {year}); bars: paired 95% intervals across replicates."),
-           _img(figures.drawn(run_figures.growth_vs_proficiency, summary, year=year),
+           _img(_run_figure(run_dir, run_figures.growth_vs_proficiency, summary, year=year),
                 f"Growth against proficiency of each arm (year {year}); bars: 95% intervals "
                 "of the replicate means."),
            _table(_frontier_table(summary, contrasts, year, baseline)),
@@ -247,26 +268,26 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame],
            _img(figures.paired_frontier_by_band(contrasts, baseline, labels),
                 f"Change against {baseline} by starting band (years relative to grade at "
                 "entry); paired 95% intervals."),
-           _img(figures.drawn(run_figures.growth_vs_proficiency_by_band, summary, year=year),
+           _img(_run_figure(run_dir, run_figures.growth_vs_proficiency_by_band, summary, year=year),
                 "Growth against proficiency by starting band."),
            "<h2>Over the years</h2>",
            _img(figures.trajectories(summary), "Growth and proficiency by year and arm."),
            "<h2>Time use</h2>",
-           _img(figures.drawn(run_figures.time_use_by_band, summary, year=year),
+           _img(_run_figure(run_dir, run_figures.time_use_by_band, summary, year=year),
                 "Share of days on grade-level content and on already-mastered content, by "
                 "starting band."),
            _img(figures.switches_by_band(summary, year),
                 "Switches between personalized and grade-level content per student-year.")]
     if len(teachers):
         sec += ["<h2>Teachers</h2>",
-                _img(figures.drawn(run_figures.ratings_vs_true_effect, teachers),
+                _img(_run_figure(run_dir, run_figures.ratings_vs_true_effect, teachers),
                      "True effect of the teachers in each rating band (student SD)."),
                 _img(figures.teacher_outcomes_by_year(teachers),
                      "Teachers' mean stress and the share who leave, by year."),
                 _table(_teacher_table(teacher_summary(teachers)))]
     if len(school_sum):
         sec += ["<h2>Schools and the program's survival</h2>",
-                _img(figures.drawn(run_figures.school_policies_by_year, school_sum),
+                _img(_run_figure(run_dir, run_figures.school_policies_by_year, school_sum),
                      "Share of schools with a test-prep window, with the program still "
                      "active, and proficiency, by year."),
                 _table(_survival_table(school_sum))]
@@ -274,18 +295,16 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame],
 
 
 def _teacher_table(ts: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for r in ts.itertuples():
-        rows.append({"arm": str(r.arm),
-                     "rating estimate vs true effect (r)": _ci(
-                         r.corr_estimate_true, r.corr_estimate_true_lo,
-                         r.corr_estimate_true_hi),
-                     "misclassified (%)": _ci(r.misclassified, r.misclassified_lo,
-                                              r.misclassified_hi, 100, 1),
-                     "teachers leaving per year (%)": _ci(r.exit_rate, r.exit_rate_lo,
-                                                          r.exit_rate_hi, 100, 1),
-                     "stress (0-1)": _ci(r.stress, r.stress_lo, r.stress_hi)})
-    return pd.DataFrame(rows)
+    def cell(r, m, f=1.0, digits=2, bounds=(0.0, 1.0)):
+        return _ci(getattr(r, m), getattr(r, f"{m}_lo"), getattr(r, f"{m}_hi"), f, digits,
+                   bounds=bounds)
+
+    return pd.DataFrame([{
+        "arm": str(r.arm),
+        "rating estimate vs true effect (r)": cell(r, "corr_estimate_true", bounds=(-1, 1)),
+        "misclassified (%)": cell(r, "misclassified", 100, 1),
+        "teachers leaving per year (%)": cell(r, "exit_rate", 100, 1),
+        "stress (0-1)": cell(r, "stress")} for r in ts.itertuples()])
 
 
 def _survival_table(ss: pd.DataFrame) -> pd.DataFrame:
@@ -354,6 +373,10 @@ def _indices_sections(data, year: int) -> list[str]:
               "mu*: mean absolute elementary effect in the outcome's units per the "
               "parameter's full range; sigma: their SD. ")
            + "Error bars: 95% bootstrap half-widths.</p>"]
+    if design == "sobol" and data.sweep.samples < 64:
+        sec.append(f'<p class="note">N = {data.sweep.samples} base samples: indices this '
+                   "rough can fall outside [0, 1]; take them as a first look, not a finding."
+                   "</p>")
     sec += [f'<p class="note">Not analysed: {_e(n)}.</p>' for n in notes]
     if not keep:
         return sec
@@ -387,7 +410,7 @@ def render(run_dir: str | Path, baseline: str | None = None) -> str:
         title, sections = sweep_sections(run_dir, baseline)
     else:
         manifest, tables = read_run(run_dir)
-        title, sections = run_sections(manifest, tables, baseline)
+        title, sections = run_sections(manifest, tables, baseline, run_dir)
     return _page(title, sections)
 
 
@@ -418,6 +441,6 @@ def write_report(run_dir: str | Path, out_path: str | Path,
 def stage_run_report(stage: Path, manifest: dict, baseline: str | None = None) -> list[str]:
     """A report writer for :func:`sim.experiments.output.write_results`: the run's report,
     from the staged tables and ``manifest``, into the staging folder; returns its name."""
-    title, sections = run_sections(manifest, read_tables(stage), baseline)
+    title, sections = run_sections(manifest, read_tables(stage), baseline, stage)
     (Path(stage) / REPORT).write_text(_page(title, sections), encoding="utf-8")
     return [REPORT]
