@@ -240,7 +240,7 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
         bands = g.drop(index=ALL).dropna(subset=["growth_sd"])
         if len(bands) >= 2:
             most, least = bands["growth_sd"].idxmax(), bands["growth_sd"].idxmin()
-            out.append(f"By starting achievement, it {_band_change(bands.loc[most])} for "
+            out.append(f"By starting achievement, {arm} {_band_change(bands.loc[most])} for "
                        f"{BAND_WORDS.get(most, most)} (the most favourable change in growth) "
                        f"and {_band_change(bands.loc[least])} for "
                        f"{BAND_WORDS.get(least, least)} (the least favourable).")

@@ -54,7 +54,8 @@ STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.85em}.wide td{white-space:nowrap}
+details{margin:1em 0}summary{cursor:pointer;font-weight:600}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap;
 font-variant-numeric:tabular-nums}div.wide{overflow-x:auto}
@@ -210,8 +211,7 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
             "mastered time (%)": f"{100 * r.mastered_share:.0f}",
             "switches": f"{r.switches:.1f}"})
     out = pd.DataFrame(rows)
-    order = {b: i for i, b in enumerate([ALL, *[b for b in s.start_band.cat.categories
-                                                if b != ALL]])}
+    order = {b: i for i, b in enumerate(s.start_band.cat.categories)}
     return out.sort_values("starting band", key=lambda c: c.map(order), kind="stable")
 
 
@@ -246,6 +246,7 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     sentences = comparison_sentences(students, baseline, year, descriptions=words)
     teachers, schools = tables["teacher_years"], tables["school_years"]
     school_sum = school_summary(schools) if len(schools) else pd.DataFrame()
+    table = _frontier_table(summary, contrasts, year, baseline)
     title = f"plsim report: {sc.get('name', 'run')}"
     sec = [f"<h1>{_e(title)}</h1>",
            f'<p class="lead">{_e(" ".join(str(sc.get("description", "")).split()))}</p>',
@@ -263,13 +264,15 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
            _img(_run_figure(run_dir, run_figures.growth_vs_proficiency, summary, year=year),
                 f"Growth against proficiency of each arm (year {year}); bars: 95% intervals "
                 "of the replicate means."),
-           _table(_frontier_table(summary, contrasts, year, baseline)),
+           _table(table[table["starting band"] == ALL]),
            "<h2>For whom: by starting achievement</h2>",
            _img(figures.paired_frontier_by_band(contrasts, baseline, labels),
                 f"Change against {baseline} by starting band (years relative to grade at "
                 "entry); paired 95% intervals."),
            _img(_run_figure(run_dir, run_figures.growth_vs_proficiency_by_band, summary, year=year),
                 "Growth against proficiency by starting band."),
+           "<details><summary>The numbers by starting band</summary>"
+           + _table(table[table["starting band"] != ALL]) + "</details>",
            "<h2>Over the years</h2>",
            _img(figures.trajectories(summary), "Growth and proficiency by year and arm."),
            "<h2>Time use</h2>",
