@@ -3,7 +3,9 @@ sentences whose numbers are the paired differences computed from the tables."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,13 @@ import pytest
 from scipy import stats
 
 from sim.cli import main
-from sim.presentation.narrative import comparison_sentences, paired_contrasts
+from sim.experiments.output import sha256
+from sim.presentation.narrative import (
+    arm_descriptions,
+    comparison_sentences,
+    format_change,
+    paired_contrasts,
+)
 from sim.presentation.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,13 +78,20 @@ def paired_by_hand(rows: pd.DataFrame, arm: str, baseline: str, metric: str, yea
     return d.mean(), d.mean() - half, d.mean() + half
 
 
-def test_run_writes_a_self_contained_report_by_default(run_dir):
+def test_run_writes_a_self_contained_report_by_default(run_dir, tmp_path):
     html = (run_dir / "report.html").read_text()
     assert not EXTERNAL.findall(html)
     assert "<script" not in html.lower()
     assert len(EMBEDDED.findall(html)) >= 8
-    assert "quick" in html and "git commit" in html and "seed" in html
-    assert not list(run_dir.glob(".*.tmp"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for fact in ("quick", manifest["git_commit"], "<th>seed</th><td>11</td>",
+                 "<th>replicates</th><td>2</td>", " ".join(manifest["command"])):
+        assert fact in html, fact
+    # staged with the run: the manifest vouches for it, and it is the report
+    # `plsim report` writes from the finished folder
+    assert manifest["files"]["report.html"] == sha256(run_dir / "report.html")
+    assert write_report(run_dir, tmp_path / "again.html").read_text() == html
+    assert not list(run_dir.glob(".*"))
 
 
 def phrase(name: str, unit: str, mean: float, lo: float, hi: float, digits: int) -> str:
@@ -99,10 +114,31 @@ def test_sentence_numbers_are_the_paired_differences_of_the_tables(run_dir):
         p = [100 * v for v in paired_by_hand(rows, arm, "traditional", "proficient", year)]
         assert phrase("growth", "SD", *g, 2) in sentence
         assert phrase("proficiency", "points", *p, 1) in sentence
-    # quick.toml, year 2: test_prep's growth gain over traditional is clear, its
-    # proficiency change is not (2 replicates)
-    assert "raised growth by 0.09 SD [+0.01, +0.16]" in sentences[2]
-    assert "did not clearly change proficiency (-13.3 points [-55.7, +29.0])" in sentences[2]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("growth_sd", 0.1234, 0.05, 0.2), "raised growth by 0.12 SD [+0.05, +0.20]"),
+    (("growth_sd", -0.04, -0.06, -0.02), "lowered growth by 0.04 SD [-0.06, -0.02]"),
+    (("proficient", 0.015, 0.013, 0.017), "raised proficiency by 1.5 points [+1.3, +1.7]"),
+    (("proficient", -0.012, -0.04, 0.016),
+     "did not clearly change proficiency (-1.2 points [-4.0, +1.6])"),
+    (("growth_sd", 0.03, np.nan, np.nan),
+     "raised growth by 0.03 SD (one replicate, no interval)"),
+])
+def test_a_change_reads_as_raised_lowered_or_not_clear(args, words):
+    assert format_change(*args) == words
+
+
+def test_arms_are_described_by_what_they_change():
+    arms = [{"label": "floor3", "pacing": "personalized", "floor": 3},
+            {"label": "test_prep", "pacing": "personalized", "floor": 3, "test_prep_weeks": 6},
+            {"label": "traditional", "pacing": "traditional"}]
+    words = arm_descriptions(arms, "floor3")
+    assert words["floor3"] == ("floor3 (the personalized playlist with a floor of 3 years "
+                               "below grade)")
+    assert words["test_prep"] == "test_prep (which adds a 6-week test-prep window)"
+    assert words["traditional"] == ("traditional (which uses grade-level pacing instead of the "
+                                    "personalized playlist, drops a floor of 3 years below grade)")
 
 
 def test_band_sentence_names_the_bands_with_the_largest_and_smallest_change(run_dir):
@@ -140,21 +176,34 @@ def test_sweep_report_has_outcome_and_index_figures(sweep_dir, tmp_path):
     assert path.read_text() == html
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "baseline", "out_folder"])
-def test_bad_input_exits_2_and_writes_nothing(case, run_dir, tmp_path, capsys):
+@pytest.mark.parametrize("case", ["missing", "empty", "other_manifest", "baseline",
+                                  "out_folder", "unfinished_sweep", "sweep_baseline"])
+def test_bad_input_exits_2_and_writes_nothing(case, run_dir, sweep_dir, tmp_path, capsys):
     target = tmp_path / "report.html"
+    if case == "other_manifest":
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d" / "manifest.json").write_text('{"name": "something else"}')
+    if case == "unfinished_sweep":
+        shutil.copytree(sweep_dir, tmp_path / "d")
+        (tmp_path / "d" / "report.html").unlink()
+        next((tmp_path / "d" / "outcomes").glob("run-*.parquet")).unlink()
     args = {"missing": [str(tmp_path / "nope")],
             "empty": [str(tmp_path)],
+            "other_manifest": [str(tmp_path / "d")],
             "baseline": [str(run_dir), "--baseline", "nosuch"],
-            "out_folder": [str(run_dir)]}[case]
+            "out_folder": [str(run_dir)],
+            "unfinished_sweep": [str(tmp_path / "d")],
+            "sweep_baseline": [str(sweep_dir), "--baseline", "nosuch"]}[case]
     out = tmp_path / "no" / "such" / "r.html" if case == "out_folder" else target
     assert main(["report", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("plsim: error:") and "\n" not in err
     assert "Traceback" not in err
-    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
-    if case == "baseline":
-        assert "traditional, floor3, test_prep" in err
+    assert not out.exists() and not list(tmp_path.rglob(".*.tmp"))
+    if "baseline" in case:
+        assert "'nosuch': no such arm; arms: traditional, floor3, test_prep" in err
+    if case == "unfinished_sweep":
+        assert "sweep unfinished" in err and not (tmp_path / "d" / "report.html").exists()
 
 
 def test_no_report_flag(tmp_path):
