@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("report", help="one self-contained HTML report of a finished run or "
                                       "sweep")
     h.add_argument("dir", help="the --out directory of `plsim run` or `plsim sweep`")
-    h.add_argument("--out", help="HTML file to write (default: DIR/report.html)")
+    h.add_argument("--out", help="HTML file to write (default: DIR/report.html, or "
+                                 "DIR/report-vs-ARM.html with --baseline ARM)")
     h.add_argument("--baseline", help="arm the others are compared with (default: the first)")
     s = sub.add_parser("sensitivity", help="Sobol or Morris indices of a finished sweep")
     s.add_argument("dir", help="a sweep's output directory")
@@ -185,7 +186,10 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from sim.presentation.report import REPORT, write_report
 
-    out = Path(args.out) if args.out else Path(args.dir) / REPORT
+    # another baseline gets its own default name: DIR/report.html is the run's own report,
+    # vouched for by its manifest
+    default = REPORT if args.baseline is None else f"report-vs-{args.baseline}.html"
+    out = Path(args.out) if args.out else Path(args.dir) / default
     path = write_report(args.dir, out, args.baseline)
     print(f"Wrote {path}")
     return 0

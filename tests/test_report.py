@@ -122,8 +122,7 @@ def test_sentence_numbers_are_the_paired_differences_of_the_tables(run_dir):
     (("proficient", 0.015, 0.013, 0.017), "raised proficiency by 1.5 points [+1.3, +1.7]"),
     (("proficient", -0.012, -0.04, 0.016),
      "did not clearly change proficiency (-1.2 points [-4.0, +1.6])"),
-    (("growth_sd", 0.03, np.nan, np.nan),
-     "raised growth by 0.03 SD (one replicate, no interval)"),
+    (("growth_sd", 0.03, np.nan, np.nan), "raised growth by 0.03 SD"),
 ])
 def test_a_change_reads_as_raised_lowered_or_not_clear(args, words):
     assert format_change(*args) == words
@@ -154,10 +153,12 @@ def test_band_sentence_names_the_bands_with_the_largest_and_smallest_change(run_
         assert f"{bands.growth_sd_lo[band]:+.2f}, {bands.growth_sd_hi[band]:+.2f}]" in sentence
 
 
-def test_report_with_another_baseline(run_dir, tmp_path):
-    out = tmp_path / "r.html"
-    assert main(["report", str(run_dir), "--out", str(out), "--baseline", "floor3"]) == 0
-    html = out.read_text()
+def test_report_with_another_baseline(run_dir):
+    before = (run_dir / "report.html").read_bytes()
+    assert main(["report", str(run_dir), "--baseline", "floor3"]) == 0
+    # its own file: the run's report.html (in the manifest) stays as it was
+    html = (run_dir / "report-vs-floor3.html").read_text()
+    assert (run_dir / "report.html").read_bytes() == before
     rows = pd.read_parquet(run_dir / "student_years.parquet")
     g = paired_by_hand(rows, "test_prep", "floor3", "growth_sd", 2)
     assert phrase("growth", "SD", *g, 2) in html

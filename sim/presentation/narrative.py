@@ -78,12 +78,11 @@ def paired_contrasts(student_years: pd.DataFrame, baseline: str | None = None,
                             f"{', '.join(map(str, years))}")
     cols = ["arm", "start_band", "year",
             *[f"{m}{s}" for m in PAIRED for s in ("", "_lo", "_hi")]]
-    parts = [contrast(student_years, arm, baseline, year, metrics=PAIRED).assign(arm=arm,
-                                                                               year=year)
+    rows = student_years[student_years["year"] == year]  # less to average per contrast
+    parts = [contrast(rows[rows["arm"].isin([arm, baseline])], arm, baseline, year,
+                      metrics=PAIRED).assign(arm=arm, year=year)
              for arm in labels if arm != baseline]
-    if not parts:
-        return pd.DataFrame(columns=cols)
-    out = pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     out["start_band"] = pd.Categorical(out["start_band"].astype(str), categories=[ALL, *BANDS])
     out["arm"] = pd.Categorical(out["arm"], categories=[a for a in labels if a != baseline])
     return out[cols].sort_values(["arm", "start_band"]).reset_index(drop=True)
@@ -185,7 +184,8 @@ def format_change(metric: str, mean: float, lo: float, hi: float) -> str:
     clearly change proficiency (-1.2 points [-4.0, +1.6])' when the interval spans zero.
 
     ``metric``: ``growth_sd`` (SD, two decimals) or ``proficient`` (a share, written in
-    percentage points with one decimal). Brackets: the 95% interval of the signed change.
+    percentage points with one decimal). Brackets: the 95% interval of the signed change
+    (none when NaN, with one replicate).
     """
     if metric == "proficient":
         f, unit, name, digits = 100.0, "points", "proficiency", 1
@@ -196,9 +196,9 @@ def format_change(metric: str, mean: float, lo: float, hi: float) -> str:
         return f"left {name} unmeasured (no students)"
     if not (np.isfinite(lo_) and np.isfinite(hi_)):  # one replicate: no interval
         if round(m, digits) == 0:
-            return f"did not change {name} (one replicate, no interval)"
+            return f"did not change {name}"
         verb = "raised" if m > 0 else "lowered"
-        return f"{verb} {name} by {abs(m):.{digits}f} {unit} (one replicate, no interval)"
+        return f"{verb} {name} by {abs(m):.{digits}f} {unit}"
     interval = f"[{lo_:+.{digits}f}, {hi_:+.{digits}f}]"
     if not is_clear(lo, hi):
         return f"did not clearly change {name} ({m:+.{digits}f} {unit} {interval})"
@@ -211,22 +211,28 @@ def _band_change(row: pd.Series) -> str:
 
 
 def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int | None = None,
-                         *, descriptions: Mapping[str, str] | None = None) -> list[str]:
+                         *, descriptions: Mapping[str, str] | None = None,
+                         contrasts: pd.DataFrame | None = None) -> list[str]:
     """One or two sentences per arm comparing it with ``baseline`` (default year: the last).
 
     The first sentence gives the paired change in growth (SD) and proficiency
     (percentage points) for all students of the program grades, with 95% intervals
     across replicates; the second the starting bands where growth changed most and
     least. ``descriptions`` maps labels to words (see :func:`arm_descriptions`); by
-    default the labels are used.
+    default the labels are used. ``contrasts``: :func:`paired_contrasts` of the same
+    rows, baseline and year, when the caller already has them.
 
     Raises:
         ScenarioError: unknown baseline arm or year.
     """
-    table = paired_contrasts(student_years, baseline, year)
+    table = paired_contrasts(student_years, baseline, year) if contrasts is None else contrasts
     names = dict(descriptions or {})
     base_name = names.get(baseline, baseline)
     reps = int(student_years["replicate"].nunique())
+    noise = (f"(95% intervals across {reps} replicates)" if reps > 1 else
+             "(one replicate: no interval, so no telling a policy's effect from chance)")
+    if table.empty:
+        return [f"Only one arm ({baseline}): there is nothing to compare it with."]
     out = []
     for arm, g in table.groupby("arm", observed=True, sort=True):
         g = g.set_index("start_band")
@@ -235,8 +241,7 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
         a = g.loc[ALL]
         growth, prof = (format_change(m, a[m], a[f"{m}_lo"], a[f"{m}_hi"]) for m in PAIRED)
         out.append(f"In year {int(a.year)}, compared with {base_name}, {names.get(arm, arm)} "
-                   f"{prof} and {growth} for all students of the program grades "
-                   f"(95% intervals across {reps} replicates).")
+                   f"{prof} and {growth} for all students of the program grades {noise}.")
         bands = g.drop(index=ALL).dropna(subset=["growth_sd"])
         if len(bands) >= 2:
             most, least = bands["growth_sd"].idxmax(), bands["growth_sd"].idxmin()

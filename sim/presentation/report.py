@@ -243,58 +243,79 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     summary = summarise(students)
     contrasts = paired_contrasts(students, baseline, year)
     words = arm_descriptions(sc.get("arms", []), baseline)
-    sentences = comparison_sentences(students, baseline, year, descriptions=words)
-    teachers, schools = tables["teacher_years"], tables["school_years"]
-    school_sum = school_summary(schools) if len(schools) else pd.DataFrame()
+    sentences = comparison_sentences(students, baseline, year, descriptions=words,
+                                     contrasts=contrasts)
     table = _frontier_table(summary, contrasts, year, baseline)
     title = f"plsim report: {sc.get('name', 'run')}"
     sec = [f"<h1>{_e(title)}</h1>",
            f'<p class="lead">{_e(" ".join(str(sc.get("description", "")).split()))}</p>',
-           "<h2>In plain words</h2>",
-           '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>",
-           '<p class="note">Growth: fall-to-spring gain in SD of the state\'s fall scores. '
-           "Proficiency: share at or above the state cut, in percentage points. Students of "
-           "the program grades only. Brackets: 95% intervals of the paired change across "
-           "replicates; a change whose interval spans zero is reported as not clear.</p>",
-           _what_was_run(manifest, baseline),
-           "<h2>Growth versus proficiency</h2>",
-           _img(figures.paired_frontier(contrasts, baseline, labels),
-                f"Change in growth and in proficiency of each arm against {baseline}, on the "
-                f"same students (year {year}); bars: paired 95% intervals across replicates."),
-           _img(_run_figure(run_dir, run_figures.growth_vs_proficiency, summary, year=year),
-                f"Growth against proficiency of each arm (year {year}); bars: 95% intervals "
-                "of the replicate means."),
-           _table(table[table["starting band"] == ALL]),
-           "<h2>For whom: by starting achievement</h2>",
-           _img(figures.paired_frontier_by_band(contrasts, baseline, labels),
-                f"Change against {baseline} by starting band (years relative to grade at "
-                "entry); paired 95% intervals."),
-           _img(_run_figure(run_dir, run_figures.growth_vs_proficiency_by_band, summary, year=year),
-                "Growth against proficiency by starting band."),
-           "<details><summary>The numbers by starting band</summary>"
-           + _table(table[table["starting band"] != ALL]) + "</details>",
-           "<h2>Over the years</h2>",
-           _img(figures.trajectories(summary), "Growth and proficiency by year and arm."),
-           "<h2>Time use</h2>",
-           _img(_run_figure(run_dir, run_figures.time_use_by_band, summary, year=year),
-                "Share of days on grade-level content and on already-mastered content, by "
-                "starting band."),
-           _img(figures.switches_by_band(summary, year),
-                "Switches between personalized and grade-level content per student-year.")]
-    if len(teachers):
-        sec += ["<h2>Teachers</h2>",
-                _img(_run_figure(run_dir, run_figures.ratings_vs_true_effect, teachers),
-                     "True effect of the teachers in each rating band (student SD)."),
-                _img(figures.teacher_outcomes_by_year(teachers),
-                     "Teachers' mean stress and the share who leave, by year."),
-                _table(_teacher_table(teacher_summary(teachers)))]
-    if len(school_sum):
-        sec += ["<h2>Schools and the program's survival</h2>",
-                _img(_run_figure(run_dir, run_figures.school_policies_by_year, school_sum),
-                     "Share of schools with a test-prep window, with the program still "
-                     "active, and proficiency, by year."),
-                _table(_survival_table(school_sum))]
+           *_plain_words(sentences), _what_was_run(manifest, baseline),
+           "<h2>Growth versus proficiency</h2>"]
+    paired = not contrasts.empty
+    if paired:
+        sec.append(_img(figures.paired_frontier(contrasts, baseline, labels),
+                        f"Change in growth and in proficiency of each arm against {baseline}, "
+                        f"on the same students (year {year}); bars: paired 95% intervals "
+                        "across replicates."))
+    sec += [_img(_run_figure(run_dir, run_figures.growth_vs_proficiency, summary, year=year),
+                 f"Growth against proficiency of each arm (year {year}); bars: 95% intervals "
+                 "of the replicate means."),
+            _table(table[table["starting band"] == ALL]),
+            "<h2>For whom: by starting achievement</h2>"]
+    if paired:
+        sec.append(_img(figures.paired_frontier_by_band(contrasts, baseline, labels),
+                        f"Change against {baseline} by starting band (years relative to grade "
+                        "at entry); paired 95% intervals."))
+    sec += [_img(_run_figure(run_dir, run_figures.growth_vs_proficiency_by_band, summary,
+                             year=year), "Growth against proficiency by starting band."),
+            "<details><summary>The numbers by starting band</summary>"
+            + _table(table[table["starting band"] != ALL]) + "</details>",
+            "<h2>Over the years</h2>",
+            _img(figures.trajectories(summary), "Growth and proficiency by year and arm."),
+            *_time_use(summary, year, run_dir),
+            *_teachers(tables["teacher_years"], run_dir),
+            *_schools(tables["school_years"], run_dir)]
     return title, sec
+
+
+def _plain_words(sentences: list[str]) -> list[str]:
+    return ["<h2>In plain words</h2>",
+            '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>",
+            '<p class="note">Growth: fall-to-spring gain in SD of the state\'s fall scores. '
+            "Proficiency: share at or above the state cut, in percentage points. Students of "
+            "the program grades only. Brackets: 95% intervals of the paired change across "
+            "replicates; a change whose interval spans zero is reported as not clear.</p>"]
+
+
+def _time_use(summary: pd.DataFrame, year: int, run_dir) -> list[str]:
+    return ["<h2>Time use</h2>",
+            _img(_run_figure(run_dir, run_figures.time_use_by_band, summary, year=year),
+                 "Share of days on grade-level content and on already-mastered content, by "
+                 "starting band."),
+            _img(figures.switches_by_band(summary, year),
+                 "Switches between personalized and grade-level content per student-year.")]
+
+
+def _teachers(teachers: pd.DataFrame, run_dir) -> list[str]:
+    if not len(teachers):
+        return []
+    return ["<h2>Teachers</h2>",
+            _img(_run_figure(run_dir, run_figures.ratings_vs_true_effect, teachers),
+                 "True effect of the teachers in each rating band (student SD)."),
+            _img(figures.teacher_outcomes_by_year(teachers),
+                 "Teachers' mean stress and the share who leave, by year."),
+            _table(_teacher_table(teacher_summary(teachers)))]
+
+
+def _schools(schools: pd.DataFrame, run_dir) -> list[str]:
+    if not len(schools):
+        return []
+    school_sum = school_summary(schools)
+    return ["<h2>Schools and the program's survival</h2>",
+            _img(_run_figure(run_dir, run_figures.school_policies_by_year, school_sum),
+                 "Share of schools with a test-prep window, with the program still active, "
+                 "and proficiency, by year."),
+            _table(_survival_table(school_sum))]
 
 
 def _teacher_table(ts: pd.DataFrame) -> pd.DataFrame:
