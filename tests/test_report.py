@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from scipy import stats
 from sim.cli import main
 from sim.experiments.output import sha256
 from sim.presentation.narrative import (
+    accountability_sentences,
     arm_descriptions,
     comparison_sentences,
     format_change,
@@ -138,6 +140,25 @@ def test_arms_are_described_by_what_they_change():
     assert words["test_prep"] == "test_prep (which adds a 6-week test-prep window)"
     assert words["traditional"] == ("traditional (which uses grade-level pacing instead of the "
                                     "personalized playlist, drops a floor of 3 years below grade)")
+
+
+def test_teacher_and_school_sentences_hold_the_summaries_numbers(run_dir):
+    teachers = pd.read_csv(run_dir / "teacher_summary.csv")
+    schools = pd.read_csv(run_dir / "school_summary.csv")
+    sentences = accountability_sentences(teachers, schools)
+    html = (run_dir / "report.html").read_text()
+    assert len(sentences) == 3
+    for sentence, t in zip(sentences, teachers.itertuples(), strict=True):
+        s = schools[(schools.arm == t.arm) & (schools.year == 2)].iloc[0]
+        assert sentence.startswith(f"{t.arm}: teachers' value-added estimates correlated "
+                                   f"{t.corr_estimate_true:.2f} with their true effects")
+        assert f"stress was {t.stress:.2f} (0-1) and {100 * t.exit_rate:.1f}% left" in sentence
+        assert (f"in year 2 the program still ran in {100 * s.program_active_share:.0f}% of "
+                f"schools and {100 * s.window_share:.0f}% had a test-prep window") in sentence
+        assert html_escape(sentence) in html
+    # quick.toml: only test_prep has a window, and no arm reviews the program
+    assert [s.endswith("and 100% had a test-prep window.") for s in sentences] == [
+        False, False, True]
 
 
 def test_band_sentence_names_the_bands_with_the_largest_and_smallest_change(run_dir):

@@ -250,3 +250,27 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
                        f"and {_band_change(bands.loc[least])} for "
                        f"{BAND_WORDS.get(least, least)} (the least favourable).")
     return out
+
+
+def accountability_sentences(teacher_summary: pd.DataFrame,
+                             school_summary: pd.DataFrame) -> list[str]:
+    """One sentence per arm on teachers and schools, from the run's summaries
+    (:func:`sim.analysis.summaries.teacher_summary` and ``school_summary``): how well
+    value-added estimates track true effects (correlation), the share rated in the wrong
+    band (%), teachers' mean stress (0-1) and the share leaving per year (%), and in the
+    last year the share of schools still running the program and with a test-prep window
+    (%). Means across replicates."""
+    last = school_summary[school_summary.year == school_summary.year.max()].set_index("arm")
+    out = []
+    for r in teacher_summary.itertuples():
+        text = (f"{r.arm}: teachers' value-added estimates correlated "
+                f"{r.corr_estimate_true:.2f} with their true effects and "
+                f"{100 * r.misclassified:.0f}% were rated in the wrong band; their mean "
+                f"stress was {r.stress:.2f} (0-1) and {100 * r.exit_rate:.1f}% left each year")
+        if r.arm in last.index:
+            s = last.loc[r.arm]
+            text += (f"; in year {int(s.year)} the program still ran in "
+                     f"{100 * s.program_active_share:.0f}% of schools and "
+                     f"{100 * s.window_share:.0f}% had a test-prep window")
+        out.append(text + ".")
+    return out

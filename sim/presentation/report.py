@@ -39,6 +39,7 @@ from sim.experiments import sensitivity
 from sim.experiments.storage import atomic_write
 from sim.presentation import figures
 from sim.presentation.narrative import (
+    accountability_sentences,
     arm_descriptions,
     arm_labels,
     check_baseline,
@@ -249,7 +250,8 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     title = f"plsim report: {sc.get('name', 'run')}"
     sec = [f"<h1>{_e(title)}</h1>",
            f'<p class="lead">{_e(" ".join(str(sc.get("description", "")).split()))}</p>',
-           *_plain_words(sentences), _what_was_run(manifest, baseline),
+           *_plain_words(sentences, _accountability_words(tables)),
+           _what_was_run(manifest, baseline),
            "<h2>Growth versus proficiency</h2>"]
     paired = not contrasts.empty
     if paired:
@@ -278,13 +280,28 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     return title, sec
 
 
-def _plain_words(sentences: list[str]) -> list[str]:
-    return ["<h2>In plain words</h2>",
-            '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>",
-            '<p class="note">Growth: fall-to-spring gain in SD of the state\'s fall scores. '
-            "Proficiency: share at or above the state cut, in percentage points. Students of "
-            "the program grades only. Brackets: 95% intervals of the paired change across "
-            "replicates; a change whose interval spans zero is reported as not clear.</p>"]
+def _accountability_words(tables: dict[str, pd.DataFrame]) -> list[str]:
+    teachers, schools = tables["teacher_years"], tables["school_years"]
+    if not (len(teachers) and len(schools)):
+        return []
+    return accountability_sentences(teacher_summary(teachers), school_summary(schools))
+
+
+def _bullets(sentences: list[str]) -> str:
+    return '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>"
+
+
+def _plain_words(sentences: list[str], accountability: list[str]) -> list[str]:
+    out = ["<h2>In plain words</h2>", _bullets(sentences),
+           '<p class="note">Growth: fall-to-spring gain in SD of the state\'s fall scores. '
+           "Proficiency: share at or above the state cut, in percentage points. Students of "
+           "the program grades only. Brackets: 95% intervals of the paired change across "
+           "replicates; a change whose interval spans zero is reported as not clear.</p>"]
+    if accountability:
+        out += ["<h3>Teachers and schools</h3>", _bullets(accountability),
+                '<p class="note">Means across replicates; intervals in the tables of the '
+                "Teachers section below.</p>"]
+    return out
 
 
 def _time_use(summary: pd.DataFrame, year: int, run_dir) -> list[str]:
@@ -412,6 +429,11 @@ def _indices_sections(data, year: int) -> list[str]:
     cols = [c for c in result.columns if c not in ("outcome", "parameter")]
     shown = result.assign(**{c: result[c].map(lambda v: f"{v:.3g}") for c in cols})
     sec.append(_table(shown))
+    mine = f"{sensitivity.slug(arm)}_y{year}_{sensitivity.slug(band)}.png"
+    for path in sorted((data.dir / "sensitivity").glob("*.png")):  # other selections
+        if path.name != mine:
+            sec.append(_img(path.read_bytes(), f"Written by `plsim sensitivity` "
+                                               f"({path.stem}: arm, year, band)."))
     return sec
 
 
