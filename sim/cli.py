@@ -1,4 +1,5 @@
-"""Command line: ``plsim run | check | calibrate | bench``.
+"""Command line: ``plsim run | check | calibrate | sweep | sensitivity | sweep-summary |
+report | bench``.
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run in --out, skipping finished arm x "
                         "replicate runs")
     r.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    r.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (the self-contained HTML report)")
     c = sub.add_parser("check", help="validate a scenario file without running it")
     c.add_argument("scenario")
     c.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
@@ -94,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--resume", action="store_true", help="continue a sweep in --out, "
                                                          "skipping finished runs")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--no-report", action="store_true",
+                   help="do not write report.html when the sweep is complete")
+    h = sub.add_parser("report", help="one self-contained HTML report of a finished run or "
+                                      "sweep")
+    h.add_argument("dir", help="the --out directory of `plsim run` or `plsim sweep`")
+    h.add_argument("--out", help="HTML file to write (default: DIR/report.html, or "
+                                 "DIR/report-vs-ARM.html with --baseline ARM)")
+    h.add_argument("--baseline", help="arm the others are compared with (default: the first)")
     s = sub.add_parser("sensitivity", help="Sobol or Morris indices of a finished sweep")
     s.add_argument("dir", help="a sweep's output directory")
     s.add_argument("--outcome", help="one outcome (default: every recorded outcome)")
@@ -122,6 +133,7 @@ def cmd_run(args) -> int:
     from sim.analysis.summaries import format_summary
     from sim.experiments.output import write_results
     from sim.experiments.runner import run_to_directory
+    from sim.presentation.report import stage_run_report
 
     start = time.time()
     stored = run_to_directory(sc, out, workers=args.workers, scheduler=args.scheduler,
@@ -134,7 +146,8 @@ def cmd_run(args) -> int:
     manifest, summary = write_results(stored, out, {
         "seconds": round(time.time() - start, 2), "command": sys.argv,
         "fingerprint": stored.fingerprint,
-        "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}})
+        "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}},
+        reports=() if args.no_report else [stage_run_report])
     stored.parts.remove()
     if not args.quiet:
         print(format_summary(summary))
@@ -175,10 +188,26 @@ def cmd_sweep(args) -> int:
     counts = run_sweep(sweep, base, args.out, workers=args.workers or None,
                        scheduler=args.scheduler, resume=args.resume, progress=not args.quiet,
                        source=args.sweep)
+    if not args.no_report:
+        from sim.presentation.report import REPORT, write_report
+
+        write_report(args.out, Path(args.out) / REPORT)
     if not args.quiet:
         print(f"{sweep.name}: {counts['ran']} runs done now, {counts['skipped']} already "
               f"finished, {counts['runs']} in all; {time.time() - start:.0f} s. "
               f"Results in {args.out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from sim.presentation.report import REPORT, write_report
+
+    # another baseline gets its own default name: DIR/report.html is the run's own report,
+    # vouched for by its manifest
+    default = REPORT if args.baseline is None else f"report-vs-{args.baseline}.html"
+    out = Path(args.out) if args.out else Path(args.dir) / default
+    path = write_report(args.dir, out, args.baseline)
+    print(f"Wrote {path}")
     return 0
 
 
@@ -204,7 +233,7 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
-            "sweep-summary": cmd_sweep_summary}
+            "sweep-summary": cmd_sweep_summary, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,15 @@ def git_commit() -> str | None:
         return None
 
 
-def write_results(results, out_dir: str | Path, extra: dict | None = None):
-    """Write tables, summary, figures and manifest; returns (manifest, summary)."""
+def write_results(results, out_dir: str | Path, extra: dict | None = None,
+                  reports: Sequence[Callable[[Path, dict], list[str]]] = ()):
+    """Write tables, summary, figures and manifest; returns (manifest, summary).
+
+    ``reports``: writers called as ``write(stage, manifest)`` once the tables and
+    figures are staged (``manifest`` as it will read from disk, without their own
+    files); each writes into the staging folder and returns the names it wrote, which
+    join the manifest's checksums and are moved into place with the rest.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stage = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -74,6 +82,10 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None):
         # The staging folder now holds every table, summary and figure of the run: writers
         # that read them (and list what they add in ``files``) go here, before the manifest.
         manifest = _manifest(results, files, stage, extra)
+        for write in reports:
+            written = write(stage, json.loads(json.dumps(manifest, default=_json)))
+            manifest["files"].update({f: sha256(stage / f) for f in written})
+            files += written
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json))
         _move_into_place(stage, out, [*files, "manifest.json"])
     finally:

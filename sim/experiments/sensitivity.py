@@ -449,6 +449,25 @@ def summary_figure(means: pd.DataFrame, bins: dict[str, pd.DataFrame], table: pd
     return _save(fig, axes, title, path)
 
 
+def sweep_summary(data: SweepData, arms: list[str], year: int
+                  ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
+    """Every recorded outcome against every parameter, all students, one year.
+
+    Returns:
+        ``means`` (per arm x sample: outcomes averaged over replicates), ``bins`` (see
+        :func:`parameter_bins`) and the long ``table`` of :func:`summary_table`.
+    """
+    outcomes = list(data.sweep.outcomes)
+    t = data.table
+    rows = t[t["arm"].isin(arms) & (t["year"] == year) & (t["start_band"] == ALL)]
+    rows = rows.assign(arm=pd.Categorical(rows["arm"], categories=arms))
+    means = rows.groupby(["arm", "sample"], observed=True)[outcomes].mean().reset_index()
+    cols = [c for p in data.sweep.parameters for c in (p.path, f"x:{p.path}")]
+    per_sample = t.groupby("sample")[cols].first()
+    bins = parameter_bins(data.sweep, per_sample)
+    return means, bins, summary_table(means, bins, outcomes)
+
+
 def main_sweep_summary(args) -> int:
     """``plsim sweep-summary DIR``: each outcome against each parameter, every design.
 
@@ -461,14 +480,7 @@ def main_sweep_summary(args) -> int:
     data = load_finished(args.dir)
     arms = data.arms if args.arm is None else [choose_arm(data, args.arm)]
     year, outcomes = choose_year(data, args.year), list(data.sweep.outcomes)
-    t = data.table
-    rows = t[t["arm"].isin(arms) & (t["year"] == year) & (t["start_band"] == ALL)]
-    rows = rows.assign(arm=pd.Categorical(rows["arm"], categories=arms))
-    means = rows.groupby(["arm", "sample"], observed=True)[outcomes].mean().reset_index()
-    cols = [c for p in data.sweep.parameters for c in (p.path, f"x:{p.path}")]
-    per_sample = t.groupby("sample")[cols].first()
-    bins = parameter_bins(data.sweep, per_sample)
-    table = summary_table(means, bins, outcomes)
+    means, bins, table = sweep_summary(data, arms, year)
     where = f"year {year}, {ALL}; means over design samples (each averaged over replicates)"
     print(format_summary_table(table, f"Sweep '{data.sweep.name}' ({data.sweep.design}, "
                                       f"{data.samples} samples): {where}."))

@@ -47,6 +47,7 @@ from sim.config.scenario import (
     read_toml,
     validate_scenario,
 )
+from sim.experiments.output import git_commit
 from sim.experiments.runner import map_unordered, progress_bar
 from sim.experiments.storage import atomic_write
 
@@ -377,7 +378,8 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
     except OSError as exc:
         raise ScenarioError(f"{source}: --out {out}: cannot create it ({exc.strerror})") from None
     atomic_write(out / "experiments.parquet", lambda p: exp.to_parquet(p, index=False))
-    manifest = {"plsim_version": sim.__version__, "fingerprint": fingerprint,
+    manifest = {"plsim_version": sim.__version__, "git_commit": git_commit(),
+                "fingerprint": fingerprint,
                 "sweep": sweep.model_dump(mode="json"), "base_scenario": base,
                 "problem": sweep.problem(), "design": sweep.design,
                 "runs": int(len(exp)), "samples": int(len(design)),

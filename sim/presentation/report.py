@@ -1,0 +1,492 @@
+"""A finished run or sweep as one self-contained HTML file.
+
+``write_report(DIR, OUT)`` reads the saved results (never a live model) and
+writes one HTML file whose figures are embedded as base64 PNG data URIs: no
+external stylesheet, script, image or link, so it can be mailed or opened
+offline. The file is written under a temporary name and renamed.
+
+A run's report: what was run (scenario, arms, seeds, version, commit,
+command), a plain-language summary of each arm against a baseline arm
+(:mod:`sim.presentation.narrative`), growth versus proficiency with paired
+intervals against the baseline (all students and by starting band),
+trajectories over years, time use, teachers (ratings versus true effects,
+stress, exits) and schools (test-prep windows, program survival by year).
+
+A sweep's report: what was run (design, parameters, outcomes), each outcome
+against each parameter, and Sobol or Morris indices for sobol and morris
+designs (:mod:`sim.experiments.sensitivity`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis import figures as run_figures
+from sim.analysis.summaries import (
+    ALL,
+    school_summary,
+    summarise,
+    teacher_summary,
+)
+from sim.config.scenario import ScenarioError
+from sim.experiments import sensitivity
+from sim.experiments.storage import atomic_write
+from sim.presentation import figures
+from sim.presentation.narrative import (
+    accountability_sentences,
+    arm_descriptions,
+    arm_labels,
+    check_baseline,
+    comparison_sentences,
+    describe_arm,
+    paired_contrasts,
+)
+
+RUN_TABLES = ("student_years", "teacher_years", "school_years")
+REPORT = "report.html"  # the report's name in a run's or a sweep's directory
+TEXT_COLUMNS = {"arm", "starting band", "settings", "parameter", "varied over", "outcome"}
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.8em 0;font-size:.85em}.wide td{white-space:nowrap}
+details{margin:1em 0}summary{cursor:pointer;font-weight:600}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap;
+font-variant-numeric:tabular-nums}div.wide{overflow-x:auto}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}.lead{color:#444}.note{font-size:.85em;color:#555}
+ul.summary li{margin-bottom:.5em}code{background:#f5f5f5;padding:0 .2em}
+"""
+
+
+# --- reading ------------------------------------------------------------------------
+def _read_manifest(d: Path) -> dict:
+    if not d.is_dir():
+        raise ScenarioError(f"{d}: no such directory")
+    path = d / "manifest.json"
+    if not path.is_file():
+        raise ScenarioError(f"{d}: not a finished run or sweep directory (no manifest.json); "
+                            "give the --out directory of `plsim run` or `plsim sweep`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ScenarioError(f"{path}: unreadable ({type(err).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise ScenarioError(f"{path}: not a plsim manifest")
+    return manifest
+
+
+def kind(run_dir: str | Path) -> str:
+    """``'run'`` or ``'sweep'``, from the directory's manifest; ScenarioError otherwise."""
+    d = Path(run_dir)
+    manifest = _read_manifest(d)
+    if "sweep" in manifest and "problem" in manifest:
+        return "sweep"
+    if "scenario" in manifest and "files" in manifest:
+        return "run"
+    raise ScenarioError(f"{d / 'manifest.json'}: neither a run's nor a sweep's manifest")
+
+
+def read_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """A run's student, teacher and school tables; ScenarioError when one is missing."""
+    d = Path(run_dir)
+    tables = {}
+    for name in RUN_TABLES:
+        path = d / f"{name}.parquet"
+        if not path.is_file():
+            raise ScenarioError(f"{d}: not a complete run ({path.name} is missing)")
+        try:
+            tables[name] = pd.read_parquet(path)
+        except (OSError, ValueError) as err:
+            raise ScenarioError(f"{path}: unreadable ({type(err).__name__})") from None
+    return tables
+
+
+def read_run(run_dir: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """A finished run's manifest and tables; ScenarioError when one is missing."""
+    return _read_manifest(Path(run_dir)), read_tables(run_dir)
+
+
+# --- HTML pieces ----------------------------------------------------------------------
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _img(data: bytes, caption: str) -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _kv_table(rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """An HTML table; columns other than the TEXT_COLUMNS are numbers (right-aligned)."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(f"<td>{_e(v)}</td>" if c in TEXT_COLUMNS else
+                        f'<td class="num">{_e(v)}</td>'
+                        for c, v in zip(frame.columns, row, strict=True))
+        body.append(f"<tr>{cells}</tr>")
+    return f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>'
+
+
+def _page(title: str, sections: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(sections) + "</body></html>\n")
+
+
+def _ci(mean: float, lo: float, hi: float, f: float = 1.0, digits: int = 2,
+        signed: bool = False, bounds: tuple[float, float] | None = None) -> str:
+    """'mean [lo, hi]' scaled by ``f``; ``bounds``: the quantity's range (a share's
+    interval stays within [0, 1], a correlation's within [-1, 1])."""
+    if not np.isfinite(mean):
+        return "n/a"
+    s = "+" if signed else ""
+    core = f"{f * mean:{s}.{digits}f}"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return core
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return f"{core} [{f * lo:{s}.{digits}f}, {f * hi:{s}.{digits}f}]"
+
+
+# --- a run ---------------------------------------------------------------------------
+def _what_was_run(manifest: dict, baseline: str) -> str:
+    sc = manifest["scenario"]
+    seeds = manifest.get("seeds", {})
+    command = manifest.get("command")
+    rows = [("scenario", sc.get("name", "?")), ("description", " ".join(
+        str(sc.get("description", "")).split())),
+        ("years", sc.get("years")), ("replicates", sc.get("replicates")),
+        ("seed", seeds.get("seed", sc.get("seed"))),
+        ("schools", sc.get("district", {}).get("schools")),
+        ("program grades", ", ".join(map(str, sc.get("district", {}).get("program_grades",
+                                                                         [])))),
+        ("baseline arm of the comparisons", baseline),
+        ("plsim version", manifest.get("plsim_version", "not recorded")),
+        ("git commit", manifest.get("git_commit") or "not recorded"),
+        ("command", " ".join(command) if isinstance(command, list) else command or
+         "not recorded"),
+        ("run time", f"{manifest['seconds']} s" if "seconds" in manifest else "not recorded"),
+        ("rows", ", ".join(f"{k}: {v}" for k, v in manifest.get("rows", {}).items()))]
+    arms = pd.DataFrame([{"arm": a["label"], "settings": describe_arm(a)}
+                         for a in sc.get("arms", [])])
+    return ("<h2>What was run</h2>" + _kv_table(rows) + "<h3>Arms</h3>" + _table(arms)
+            + '<p class="note">Every arm of a replicate runs on the same synthetic students '
+              "with the same random streams (common random numbers): differences between "
+              "arms are the policy's. Intervals are 95% t-intervals across replicates.</p>")
+
+
+def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
+                    baseline: str) -> pd.DataFrame:
+    s = summary[summary.year == year]
+    diff = contrasts.set_index(["arm", "start_band"])
+    rows = []
+    for r in s.itertuples():
+        key = (r.arm, r.start_band)
+        d = diff.loc[key] if key in diff.index else None
+        rows.append({
+            "starting band": str(r.start_band), "arm": str(r.arm),
+            "students": f"{r.n_students:.0f}",
+            "growth (SD)": _ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi),
+            "proficient (%)": _ci(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1,
+                                  bounds=(0, 1)),
+            f"growth vs {baseline} (SD)": "baseline" if d is None else _ci(
+                d.growth_sd, d.growth_sd_lo, d.growth_sd_hi, signed=True),
+            f"proficient vs {baseline} (points)": "baseline" if d is None else _ci(
+                d.proficient, d.proficient_lo, d.proficient_hi, 100, 1, signed=True),
+            "grade-level time (%)": f"{100 * r.grade_level_share:.0f}",
+            "mastered time (%)": f"{100 * r.mastered_share:.0f}",
+            "switches": f"{r.switches:.1f}"})
+    out = pd.DataFrame(rows)
+    order = {b: i for i, b in enumerate(s.start_band.cat.categories)}
+    return out.sort_values("starting band", key=lambda c: c.map(order), kind="stable")
+
+
+def _run_figure(run_dir: str | Path | None, draw, *args, **kwargs) -> bytes:
+    """A figure of :mod:`sim.analysis.figures`: the run's own copy (``figures/<name>.png``,
+    drawn when the run was written, same data) when there is one, else drawn now."""
+    if run_dir is not None:
+        path = Path(run_dir) / "figures" / f"{draw.__name__}.png"
+        if path.is_file():
+            return path.read_bytes()
+    return figures.drawn(draw, *args, **kwargs)
+
+
+def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str | None = None,
+                 run_dir: str | Path | None = None) -> tuple[str, list[str]]:
+    """The title and HTML sections of a run's report.
+
+    Args:
+        manifest: the run's manifest as data.
+        tables: ``student_years``, ``teacher_years`` and ``school_years``.
+        baseline: the arm the others are compared with (default: the first arm).
+        run_dir: the run's folder, whose ``figures/`` are reused when present.
+    """
+    students = tables["student_years"]
+    labels = arm_labels(students)
+    baseline = check_baseline(labels, baseline)
+    sc = manifest["scenario"]
+    year = int(students.year.max())
+    summary = summarise(students)
+    contrasts = paired_contrasts(students, baseline, year)
+    words = arm_descriptions(sc.get("arms", []), baseline)
+    sentences = comparison_sentences(students, baseline, year, descriptions=words,
+                                     contrasts=contrasts)
+    table = _frontier_table(summary, contrasts, year, baseline)
+    title = f"plsim report: {sc.get('name', 'run')}"
+    sec = [f"<h1>{_e(title)}</h1>",
+           f'<p class="lead">{_e(" ".join(str(sc.get("description", "")).split()))}</p>',
+           *_plain_words(sentences, _accountability_words(tables)),
+           _what_was_run(manifest, baseline),
+           "<h2>Growth versus proficiency</h2>"]
+    paired = not contrasts.empty
+    if paired:
+        sec.append(_img(figures.paired_frontier(contrasts, baseline, labels),
+                        f"Change in growth and in proficiency of each arm against {baseline}, "
+                        f"on the same students (year {year}); bars: paired 95% intervals "
+                        "across replicates."))
+    sec += [_img(_run_figure(run_dir, run_figures.growth_vs_proficiency, summary, year=year),
+                 f"Growth against proficiency of each arm (year {year}); bars: 95% intervals "
+                 "of the replicate means."),
+            _table(table[table["starting band"] == ALL]),
+            "<h2>For whom: by starting achievement</h2>"]
+    if paired:
+        sec.append(_img(figures.paired_frontier_by_band(contrasts, baseline, labels),
+                        f"Change against {baseline} by starting band (years relative to grade "
+                        "at entry); paired 95% intervals."))
+    sec += [_img(_run_figure(run_dir, run_figures.growth_vs_proficiency_by_band, summary,
+                             year=year), "Growth against proficiency by starting band."),
+            "<details><summary>The numbers by starting band</summary>"
+            + _table(table[table["starting band"] != ALL]) + "</details>",
+            "<h2>Over the years</h2>",
+            _img(figures.trajectories(summary), "Growth and proficiency by year and arm."),
+            *_time_use(summary, year, run_dir),
+            *_teachers(tables["teacher_years"], run_dir),
+            *_schools(tables["school_years"], run_dir)]
+    return title, sec
+
+
+def _accountability_words(tables: dict[str, pd.DataFrame]) -> list[str]:
+    teachers, schools = tables["teacher_years"], tables["school_years"]
+    if not (len(teachers) and len(schools)):
+        return []
+    return accountability_sentences(teacher_summary(teachers), school_summary(schools))
+
+
+def _bullets(sentences: list[str]) -> str:
+    return '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>"
+
+
+def _plain_words(sentences: list[str], accountability: list[str]) -> list[str]:
+    out = ["<h2>In plain words</h2>", _bullets(sentences),
+           '<p class="note">Growth: fall-to-spring gain in SD of the state\'s fall scores. '
+           "Proficiency: share at or above the state cut, in percentage points. Students of "
+           "the program grades only. Brackets: 95% intervals of the paired change across "
+           "replicates; a change whose interval spans zero is reported as not clear.</p>"]
+    if accountability:
+        out += ["<h3>Teachers and schools</h3>", _bullets(accountability),
+                '<p class="note">Means across replicates; intervals in the tables of the '
+                "Teachers section below.</p>"]
+    return out
+
+
+def _time_use(summary: pd.DataFrame, year: int, run_dir) -> list[str]:
+    return ["<h2>Time use</h2>",
+            _img(_run_figure(run_dir, run_figures.time_use_by_band, summary, year=year),
+                 "Share of days on grade-level content and on already-mastered content, by "
+                 "starting band."),
+            _img(figures.switches_by_band(summary, year),
+                 "Switches between personalized and grade-level content per student-year.")]
+
+
+def _teachers(teachers: pd.DataFrame, run_dir) -> list[str]:
+    if not len(teachers):
+        return []
+    return ["<h2>Teachers</h2>",
+            _img(_run_figure(run_dir, run_figures.ratings_vs_true_effect, teachers),
+                 "True effect of the teachers in each rating band (student SD)."),
+            _img(figures.teacher_outcomes_by_year(teachers),
+                 "Teachers' mean stress and the share who leave, by year."),
+            _table(_teacher_table(teacher_summary(teachers)))]
+
+
+def _schools(schools: pd.DataFrame, run_dir) -> list[str]:
+    if not len(schools):
+        return []
+    school_sum = school_summary(schools)
+    return ["<h2>Schools and the program's survival</h2>",
+            _img(_run_figure(run_dir, run_figures.school_policies_by_year, school_sum),
+                 "Share of schools with a test-prep window, with the program still active, "
+                 "and proficiency, by year."),
+            _table(_survival_table(school_sum))]
+
+
+def _teacher_table(ts: pd.DataFrame) -> pd.DataFrame:
+    def cell(r, m, f=1.0, digits=2, bounds=(0.0, 1.0)):
+        return _ci(getattr(r, m), getattr(r, f"{m}_lo"), getattr(r, f"{m}_hi"), f, digits,
+                   bounds=bounds)
+
+    return pd.DataFrame([{
+        "arm": str(r.arm),
+        "rating estimate vs true effect (r)": cell(r, "corr_estimate_true", bounds=(-1, 1)),
+        "misclassified (%)": cell(r, "misclassified", 100, 1),
+        "teachers leaving per year (%)": cell(r, "exit_rate", 100, 1),
+        "stress (0-1)": cell(r, "stress")} for r in ts.itertuples()])
+
+
+def _survival_table(ss: pd.DataFrame) -> pd.DataFrame:
+    wide = ss.pivot_table(index="arm", columns="year", values="program_active_share",
+                          observed=True, sort=False)
+    out = pd.DataFrame({"arm": [str(a) for a in wide.index]})
+    for y in wide.columns:
+        out[f"program active, year {y} (%)"] = [f"{100 * v:.0f}" for v in wide[y]]
+    return out
+
+
+# --- a sweep -------------------------------------------------------------------------
+def _parameter_words(p) -> str:
+    if p.is_range:
+        return f"{p.low:g} to {p.high:g}" + (" (whole numbers)" if p.integer else "")
+    return "values " + ", ".join(map(str, p.values))
+
+
+def sweep_sections(run_dir: str | Path, baseline: str | None = None) -> tuple[str, list[str]]:
+    """The title and HTML sections of a finished sweep's report; ``baseline`` (an arm
+    label) is checked and named, the figures show every arm."""
+    data = sensitivity.load_finished(run_dir)
+    check_baseline(data.arms, baseline)
+    sw, m = data.sweep, data.manifest
+    base = m.get("base_scenario", {})
+    year = sensitivity.choose_year(data, None)
+    rows = [("sweep", sw.name), ("description", " ".join(sw.description.split())),
+            ("base scenario", f"{sw.base} ('{base.get('name', '?')}')"),
+            ("overrides on the base", "; ".join(sw.overrides) or "none"),
+            ("design", sw.design), ("design samples", data.samples),
+            ("replicates per sample", sw.replicates), ("runs", m.get("runs")),
+            ("seed", sw.seed),
+            ("common random numbers", "yes" if sw.common_random_numbers else "no"),
+            ("arms", ", ".join(data.arms)), ("year shown", year),
+            ("plsim version", m.get("plsim_version", "not recorded")),
+            ("git commit", m.get("git_commit") or "not recorded")]
+    params = pd.DataFrame([{"parameter": p.path, "varied over": _parameter_words(p)}
+                           for p in sw.parameters])
+    title = f"plsim sweep report: {sw.name}"
+    sec = [f"<h1>{_e(title)}</h1>", "<h2>What was run</h2>", _kv_table(rows),
+           "<h3>Parameters</h3>", _table(params),
+           "<h2>Outcomes by parameter</h2>",
+           f'<p class="note">Year {year}, all students of the program grades. Points: design '
+           "samples (each the mean of its replicates); lines: means by parameter bin.</p>"]
+    means, bins, table = sensitivity.sweep_summary(data, data.arms, year)
+    for o in sw.outcomes:
+        label = sensitivity.OUTCOME_LABELS.get(o, o)
+        sec.append(_img(figures.drawn(sensitivity.summary_figure, means, bins, table, sw, o,
+                                      data.arms, f"{sw.name}: {label}, year {year}"),
+                        f"{label} against each parameter, one colour per arm."))
+    if sw.design in sensitivity.INDEX_DESIGNS:
+        sec += _indices_sections(data, year)
+    return title, sec
+
+
+def _indices_sections(data, year: int) -> list[str]:
+    arm, band = data.arms[-1], ALL
+    outcomes = list(data.sweep.outcomes)
+    means = sensitivity.sample_means(data, outcomes, arm, year, band)
+    keep, notes = sensitivity.usable_outcomes(means, data.sweep.design)
+    design = data.sweep.design
+    sec = [f"<h2>Sensitivity indices ({_e(design)})</h2>",
+           f'<p class="note">Arm {_e(arm)}, year {year}, {ALL}. '
+           + ("S1: share of the outcome's variance due to the parameter alone; ST: including "
+              "its interactions. " if design == "sobol" else
+              "mu*: mean absolute elementary effect in the outcome's units per the "
+              "parameter's full range; sigma: their SD. ")
+           + "Error bars: 95% bootstrap half-widths.</p>"]
+    if design == "sobol" and data.sweep.samples < 64:
+        sec.append(f'<p class="note">N = {data.sweep.samples} base samples: indices this '
+                   "rough can fall outside [0, 1]; take them as a first look, not a finding."
+                   "</p>")
+    sec += [f'<p class="note">Not analysed: {_e(n)}.</p>' for n in notes]
+    if not keep:
+        return sec
+    result = sensitivity.indices(data, means, keep)
+    where = f"arm '{arm}', year {year}, {band}"
+    sec.append(_img(figures.drawn(sensitivity.indices_figure, result, design,
+                                  f"{data.sweep.name}: {design} indices, {where}"),
+                    f"{design.capitalize()} indices, {where}."))
+    cols = [c for c in result.columns if c not in ("outcome", "parameter")]
+    shown = result.assign(**{c: result[c].map(lambda v: f"{v:.3g}") for c in cols})
+    sec.append(_table(shown))
+    mine = f"{sensitivity.slug(arm)}_y{year}_{sensitivity.slug(band)}.png"
+    for path in sorted((data.dir / "sensitivity").glob("*.png")):  # other selections
+        if path.name != mine:
+            sec.append(_img(path.read_bytes(), f"Written by `plsim sensitivity` "
+                                               f"({path.stem}: arm, year, band)."))
+    return sec
+
+
+# --- writing -------------------------------------------------------------------------
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise ScenarioError(f"--out {out}: is a directory; give a file name such as "
+                            f"{out / 'report.html'}")
+    if not out.parent.is_dir():
+        raise ScenarioError(f"--out {out}: folder {out.parent} does not exist")
+
+
+def render(run_dir: str | Path, baseline: str | None = None) -> str:
+    """The report of a finished run or sweep directory as HTML text.
+
+    Raises:
+        ScenarioError: not a finished run or sweep, or an unknown baseline arm.
+    """
+    if kind(run_dir) == "sweep":
+        title, sections = sweep_sections(run_dir, baseline)
+    else:
+        manifest, tables = read_run(run_dir)
+        title, sections = run_sections(manifest, tables, baseline, run_dir)
+    return _page(title, sections)
+
+
+def write_report(run_dir: str | Path, out_path: str | Path,
+                 baseline: str | None = None) -> Path:
+    """Write the self-contained HTML report of ``run_dir`` to ``out_path``.
+
+    Args:
+        run_dir: the ``--out`` directory of a finished ``plsim run`` or ``plsim sweep``.
+        out_path: the HTML file to write (its folder must exist); written under a
+            temporary name and renamed, so a reader never sees half a report.
+        baseline: the arm the others are compared with (default: the first arm).
+
+    Returns:
+        ``out_path`` as a Path.
+
+    Raises:
+        ScenarioError: bad input (nothing is written).
+    """
+    out = Path(out_path)
+    kind(run_dir)  # a bad directory is named before a bad output path
+    _check_out(out)
+    text = render(run_dir, baseline)
+    atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
+    return out
+
+
+def stage_run_report(stage: Path, manifest: dict, baseline: str | None = None) -> list[str]:
+    """A report writer for :func:`sim.experiments.output.write_results`: the run's report,
+    from the staged tables and ``manifest``, into the staging folder; returns its name."""
+    title, sections = run_sections(manifest, read_tables(stage), baseline, stage)
+    (Path(stage) / REPORT).write_text(_page(title, sections), encoding="utf-8")
+    return [REPORT]
