@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -64,19 +65,31 @@ def resolve_workers(workers: int | None) -> int:
     return max(1, workers)
 
 
-def run(scenario, workers: int | None = 1, progress: bool = False) -> Results:
+def run(scenario, workers: int | None = 1, progress: bool = False,
+        on_task: Callable[[int, int], None] | None = None) -> Results:
     """Run every arm and replicate of a scenario.
 
     Args:
         scenario: a validated ``Scenario``.
         workers: processes (1 = serial, 0 = all cores). Results do not depend on it.
         progress: show a progress bar (tqdm) on stderr.
+        on_task: called as ``on_task(done, total)`` (arm-replicates) after each one
+            finishes (the app's progress bar); an exception it raises stops the run: the
+            arm-replicates not yet started are cancelled and the exception propagates.
     """
     reference = state_reference(scenario)
     tasks = [(scenario, a, r, reference) for r in range(scenario.replicates)
              for a in range(len(scenario.arms))]
     n_workers = min(resolve_workers(workers), len(tasks))
-    parts = list(_iterate(tasks, n_workers, progress))
+    parts = []
+    stream = _iterate(tasks, n_workers, progress)
+    try:
+        for part in stream:
+            parts.append(part)
+            if on_task is not None:
+                on_task(len(parts), len(tasks))
+    finally:
+        stream.close()
     labels = [a.label for a in scenario.arms]
     tables = {}
     for name in TABLES:
@@ -102,9 +115,13 @@ def _iterate(tasks, n_workers: int, progress: bool):
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=pool_context()) as pool:
-                for frame in pool.map(_task, tasks):
-                    yield frame
-                    bar.update()
+                try:
+                    for frame in pool.map(_task, tasks):
+                        yield frame
+                        bar.update()
+                except BaseException:  # stopped early: drop the tasks not yet started
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         bar.close()
 

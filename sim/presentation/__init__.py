@@ -1,0 +1,1 @@
+"""presentation: the web page (plsim app) and what it shows"""
