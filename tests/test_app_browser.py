@@ -80,6 +80,32 @@ def app_url(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _open(p, url, outside):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.on("request", lambda r: None if LOCAL.match(r.url) or r.url.startswith(
+        ("data:", "blob:", "about:")) else outside.append(r.url))
+    page.goto(url, wait_until="networkidle", timeout=120_000)
+    page.get_by_text("Strategies to compare").wait_for(timeout=60_000)
+    return browser, page
+
+
+def _preset(page, name: str, n_arms: int):
+    from playwright.sync_api import expect
+
+    page.locator(".v-select:has-text('preset')").first.click()
+    page.locator(f".v-menu__content .v-list-item:has-text('{name}')").first.click()
+    removes = page.get_by_role("button", name=re.compile("^Remove ", re.I))
+    expect(removes).to_have_count(n_arms, timeout=30_000)
+    return removes
+
+
+def _number(page, label: str, value: int):
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Tab")
+
+
 def _table(page, table_id: str) -> pd.DataFrame:
     rows = page.eval_on_selector(
         f"#{table_id}", "t => Array.from(t.querySelectorAll('tr')).map("
@@ -161,6 +187,8 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
             page.get_by_text("Download results (zip)").click()
         zip_path = tmp_path / "results.zip"
         dl.value.save_as(zip_path)
+        page.set_viewport_size({"width": 1400, "height": 3400})  # the app scrolls inside
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         if os.environ.get("PLSIM_SCREENSHOT_DIR"):
             shutil.copy(tmp_path / "app.png", Path(os.environ["PLSIM_SCREENSHOT_DIR"]))
@@ -186,3 +214,28 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         name = next(n for n in z.namelist() if n.endswith("/summary.csv"))
         in_zip = pd.read_csv(io.BytesIO(z.read(name)))
     pd.testing.assert_frame_equal(in_zip, pd.read_csv(out / "summary.csv"))
+
+
+def test_cancel_stops_a_run_and_the_page_stays_responsive(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    outside = []
+    with sync_playwright() as p:
+        browser, page = _open(p, app_url, outside)
+        _preset(page, "quick", 3)
+        _number(page, "replicates", 20)
+        page.get_by_text("3 strategies × 20 replicates").wait_for(timeout=30_000)
+        run_button = page.get_by_role("button", name="Run", exact=True)
+        run_button.click()
+        page.locator(".plsim-status").wait_for(timeout=60_000)
+        expect(run_button).to_be_disabled()
+        # while it runs, the form still answers
+        _number(page, "seed", 12)
+        page.get_by_text("3 strategies × 20 replicates").wait_for(timeout=30_000)
+        expect(page.get_by_label("seed", exact=True)).to_have_value("12")
+        page.get_by_role("button", name="Cancel").click()
+        page.get_by_text("Run cancelled").wait_for(timeout=120_000)
+        expect(run_button).to_be_enabled()
+        assert page.locator("#plsim-band-table").count() == 0
+        browser.close()
+    assert not outside

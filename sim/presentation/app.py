@@ -104,6 +104,17 @@ def ChoiceField(label: str, path: str, values: tuple, default: str, errors: dict
 
 
 @solara.component
+def SliderField(label: str, path: str, default: float, low: float, high: float, step: float,
+                errors: dict):
+    value = form.get_path(scenario_data.value, path, default)
+    value = float(value) if isinstance(value, int | float) else default
+    solara.Text(f"{label}: {value:g}", style={"font-size": "0.9em"})
+    solara.SliderFloat("", value=value, min=low, max=high, step=step, thumb_label=False,
+                       on_value=lambda v: _set(path, round(v, 4)))
+    FieldError(errors, path)
+
+
+@solara.component
 def OptionalFloat(label: str, path: str, default: float, errors: dict):
     value = form.get_path(scenario_data.value, path)
     on = value is not None
@@ -142,20 +153,14 @@ def DistrictCard(errors: dict):
         solara.InputText("scenario name", value=str(data.get("name", "")),
                          on_value=lambda v: _set("name", v), dense=True)
         FieldError(errors, "name")
+        SliderField("mean starting level (SD of the statewide reference)",
+                    "district.mean_offset_sd", -0.9, -2.5, 1.5, 0.05, errors)
         offset = form.get_path(data, "district.mean_offset_sd", -0.9)
         offset = float(offset) if isinstance(offset, int | float) else -0.9
-        solara.SliderFloat("mean starting level (SD vs the state)", value=offset, min=-2.5,
-                           max=1.5, step=0.05, on_value=lambda v: _set("district.mean_offset_sd",
-                                                                        round(v, 4)))
         solara.Text(f"about {100 * form.approximate_share_proficient(offset):.0f}% proficient "
-                    "at baseline (rough guide; the run measures it)", classes=["plsim-note"])
-        FieldError(errors, "district.mean_offset_sd")
-        spread = form.get_path(data, "population.sd_years_per_grade", 0.35)
-        spread = float(spread) if isinstance(spread, int | float) else 0.35
-        solara.SliderFloat("spread of starting levels (grade-years of SD added per grade)",
-                           value=spread, min=0.0, max=1.0, step=0.05,
-                           on_value=lambda v: _set("population.sd_years_per_grade", round(v, 4)))
-        FieldError(errors, "population.sd_years_per_grade")
+                    "at baseline (a rough guide; the run measures it)", classes=["plsim-note"])
+        SliderField("spread of starting levels (grade-years of SD added per grade)",
+                    "population.sd_years_per_grade", 0.35, 0.0, 1.0, 0.05, errors)
         with solara.Columns([1, 1]):
             with solara.Column(gap="0px"):
                 IntField("schools", "district.schools", 5, errors)
@@ -352,9 +357,9 @@ def Results(page: comparison.PageResults):
     solara.HTML(tag="h4", unsafe_innerHTML="Teachers and schools")
     solara.HTML(unsafe_innerHTML=comparison.html_table(
         comparison.teacher_school_table(page, year), "plsim-teacher-table"))
-    for name in ("school_policies_by_year", "ratings_vs_true_effect"):
+    for name, width in (("school_policies_by_year", "100%"), ("ratings_vs_true_effect", "80%")):
         if name in page.figures:
-            solara.Image(page.figures[name], width="100%")
+            solara.Image(page.figures[name], width=width)
 
 
 @solara.component

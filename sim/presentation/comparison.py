@@ -172,11 +172,11 @@ def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataF
             "rating vs true effect (corr)": "n/a" if tr is None else interval(
                 tr.corr_estimate_true, tr.corr_estimate_true_lo, tr.corr_estimate_true_hi),
             "misclassified (%)": "n/a" if tr is None else f"{100 * tr.misclassified:.0f}",
-            "teacher exits per year (%)": "n/a" if tr is None else f"{100 * tr.exit_rate:.1f}",
+            "exits per year (%)": "n/a" if tr is None else f"{100 * tr.exit_rate:.1f}",
             "teacher stress": "n/a" if tr is None else f"{tr.stress:.2f}",
-            f"schools with a test-prep window, year {year} (%)":
+            f"test-prep window, year {year} (% of schools)":
                 "n/a" if sr is None else f"{100 * sr.window_share:.0f}",
-            f"schools running the program, year {year} (%)":
+            f"program running, year {year} (% of schools)":
                 "n/a" if sr is None else f"{100 * sr.program_active_share:.0f}",
         })
     return pd.DataFrame(rows)
@@ -184,5 +184,6 @@ def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataF
 
 def html_table(frame: pd.DataFrame, table_id: str) -> str:
     """A plain HTML table (escaped) for the page."""
-    return frame.to_html(index=False, escape=True, border=0, table_id=table_id,
-                         classes=["plsim-table"])
+    table = frame.to_html(index=False, escape=True, border=0, table_id=table_id,
+                          classes=["plsim-table"])
+    return f'<div style="overflow-x: auto">{table}</div>'
