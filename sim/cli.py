@@ -1,4 +1,4 @@
-"""Command line: ``plsim run | check | calibrate | sweep | ... | app | bench``.
+"""Command line: ``plsim run | check | calibrate | bench``.
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -209,7 +209,8 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
-            "sweep-summary": cmd_sweep_summary, "app": cmd_app}
+            "sweep-summary": cmd_sweep_summary}
+COMMANDS["app"] = cmd_app
 
 
 def main(argv: list[str] | None = None) -> int:

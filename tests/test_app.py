@@ -3,6 +3,7 @@ page rendered by Solara in-process, and a page run against the run contract."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,15 @@ def test_page_run_outputs(page_run):
     assert list(panel.strategy) == ["traditional", "floor3", "test_prep"]
     text = " ".join(comparison.sentences(page_run, "traditional"))
     assert "floor3" in text and "test_prep" in text and "proficiency" in text
+    assert "traditional" in " ".join(comparison.sentences(page_run, "floor3"))
+
+
+def test_page_report(page_run):
+    if not page_run.has_report:
+        pytest.skip("sim.presentation.report is not in this build")
+    html = page_run.report_html("floor3").decode()
+    assert "floor3" in html and "<html" in html.lower()
+    assert not re.findall(r'(?:src|href)\s*=\s*["\'](https?://[^"\']+)', html)
 
 
 def test_cancel_stops_the_run(tiny):

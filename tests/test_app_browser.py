@@ -181,12 +181,20 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         width = frontier.evaluate("img => img.complete ? img.naturalWidth : 0")
         assert width > 300, "the frontier figure is not drawn"
         assert page.locator("#plsim-teacher-table").count() == 1
-        assert "Compared with traditional, floor3" in page.inner_text(".plsim-summary")
+        summary = page.inner_text(".plsim-summary")
+        assert "traditional" in summary and "floor3" in summary and "proficiency" in summary
 
         with page.expect_download() as dl:
             page.get_by_text("Download results (zip)").click()
         zip_path = tmp_path / "results.zip"
         dl.value.save_as(zip_path)
+        report = page.get_by_text("Download report (HTML)")
+        if report.count():  # with plsim report's modules
+            with page.expect_download() as dl:
+                report.click()
+            html = dl.value.path().read_text()
+            assert "<svg" in html or "data:image" in html
+            assert not re.findall(r'(?:src|href)\s*=\s*["\'](https?://[^"\']+)', html)
         page.set_viewport_size({"width": 1400, "height": 3400})  # the app scrolls inside
         page.wait_for_timeout(1000)
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)

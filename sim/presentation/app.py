@@ -336,8 +336,9 @@ def Results(page: comparison.PageResults):
     with solara.Row(gap="8px", style={"flex-wrap": "wrap"}):
         solara.FileDownload(page.results_zip, filename=f"{sc.name}-results.zip",
                             label="Download results (zip)", mime_type="application/zip")
-        if page.report_html is not None:
-            solara.FileDownload(page.report_html, filename=f"{sc.name}-report.html",
+        if page.has_report:
+            solara.FileDownload(lambda: page.report_html(base),
+                                filename=f"{sc.name}-report-vs-{base}.html",
                                 label="Download report (HTML)", mime_type="text/html")
     for note in page.notes:
         solara.Text(note, classes=["plsim-note"])

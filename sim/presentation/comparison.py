@@ -23,14 +23,11 @@ from sim.analysis.summaries import ALL, contrast, school_summary, teacher_summar
 from sim.experiments.output import write_results
 from sim.experiments.runner import run
 
-try:  # the HTML report and the plain-language sentences (sim.presentation, when present)
+try:  # the plain-language sentences and the HTML report (plsim report's modules)
     from sim.presentation.narrative import comparison_sentences
-except ImportError:  # pragma: no cover - before the report module is merged
-    comparison_sentences = None
-try:
-    from sim.presentation.report import write_report
-except ImportError:  # pragma: no cover
-    write_report = None
+    from sim.presentation.report import stage_run_report, write_report
+except ImportError:  # pragma: no cover - a build without them: the page's own sentences
+    comparison_sentences = stage_run_report = write_report = None
 
 
 @dataclass
@@ -44,9 +41,22 @@ class PageResults:
     schools: pd.DataFrame
     figures: dict[str, bytes]
     results_zip: bytes
-    report_html: bytes | None
+    run_dir: Path
     seconds: float
     notes: list[str] = field(default_factory=list)
+    _keep: object = None  # the temporary folder of run_dir, removed with this object
+
+    @property
+    def has_report(self) -> bool:
+        return write_report is not None
+
+    def report_html(self, baseline: str | None = None) -> bytes:
+        """The self-contained HTML report of the run (``plsim report``), comparisons with
+        ``baseline`` (default: the first strategy)."""
+        if write_report is None:
+            raise RuntimeError("the HTML report needs sim.presentation.report")
+        out = self.run_dir.parent / f"report-{baseline or self.arms[0]}.html"
+        return write_report(self.run_dir, out, baseline).read_bytes()
 
     @property
     def arms(self) -> list[str]:
@@ -66,21 +76,20 @@ def run_comparison(scenario, workers: int = 0,
     results = run(scenario, workers=workers, on_task=on_task)
     seconds = time.time() - start
     notes = []
-    with tempfile.TemporaryDirectory(prefix="plsim-app-") as tmp:
-        out = Path(tmp) / scenario.name
-        _, summary = write_results(results, out, {"seconds": round(seconds, 2),
-                                                  "command": ["plsim", "app"]})
-        figures = {p.stem: p.read_bytes() for p in sorted((out / "figures").glob("*.png"))}
-        results_zip = _zip_dir(out, scenario.name)
-        report = None
-        if write_report is not None:
-            report = write_report(out, Path(tmp) / "report.html").read_bytes()
-        else:
-            notes.append("The HTML report needs sim.presentation.report (not installed).")
+    keep = tempfile.TemporaryDirectory(prefix="plsim-app-")
+    out = Path(keep.name) / scenario.name
+    reports = [] if stage_run_report is None else [stage_run_report]
+    extra = {"seconds": round(seconds, 2), "command": ["plsim", "app"]}
+    if reports:  # the same files as `plsim run` writes, report.html included
+        _, summary = write_results(results, out, extra, reports=reports)
+    else:
+        _, summary = write_results(results, out, extra)
+        notes.append("The HTML report needs sim.presentation.report (not in this build).")
+    figures = {p.stem: p.read_bytes() for p in sorted((out / "figures").glob("*.png"))}
     return PageResults(scenario, summary, results.student_years,
                        teacher_summary(results.teacher_years),
-                       school_summary(results.school_years), figures, results_zip, report,
-                       seconds, notes)
+                       school_summary(results.school_years), figures,
+                       _zip_dir(out, scenario.name), out, seconds, notes, keep)
 
 
 def _zip_dir(directory: Path, name: str) -> bytes:
@@ -149,7 +158,7 @@ def sentences(page: PageResults, baseline: str, year: int | None = None) -> list
                 f"(students in the program grades, year {year}).")
         bands = d.drop(index=ALL, errors="ignore").dropna(subset=["growth_sd"])
         if len(bands):
-            worst = bands.growth_sd.idxmin()
+            worst = bands.growth_sd.abs().idxmax()
             w = bands.loc[worst]
             text += (f" Its growth differed most for students who started {worst}: "
                      f"{interval(w.growth_sd, w.growth_sd_lo, w.growth_sd_hi, signed=True)} SD.")
