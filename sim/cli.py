@@ -208,9 +208,9 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
+            "app": cmd_app,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
             "sweep-summary": cmd_sweep_summary}
-COMMANDS["app"] = cmd_app
 
 
 def main(argv: list[str] | None = None) -> int:
