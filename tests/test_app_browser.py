@@ -148,11 +148,11 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         schools = page.get_by_label("schools", exact=True)
         schools.fill("0")
         schools.press("Tab")
-        page.get_by_text("greater than or equal to 1 (got 0)").wait_for(timeout=30_000)
+        page.get_by_text("greater than or equal to 1 (got 0)").first.wait_for(timeout=30_000)
         expect(page.get_by_role("button", name="Run", exact=True)).to_be_disabled()
         schools.fill("2")
         schools.press("Tab")
-        page.get_by_text("greater than or equal to 1 (got 0)").wait_for(state="detached",
+        page.get_by_text("greater than or equal to 1 (got 0)").first.wait_for(state="detached",
                                                                           timeout=30_000)
         page.get_by_text("2 strategies × 2 replicates").wait_for(timeout=30_000)
 

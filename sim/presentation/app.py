@@ -294,8 +294,9 @@ def RunCard(errors: dict):
     with solara.Card("Run", margin=0):
         if errors:
             solara.Error(f"{len(errors)} problem(s) in the form; nothing will run until "
-                         "they are fixed (see the red notes).", dense=True)
-            FieldError(errors, form.GENERAL)
+                         "they are fixed (the red notes by the fields):", dense=True)
+            for key, msg in errors.items():
+                solara.Text(f"{key or 'scenario'}: {msg}", classes=["plsim-error"])
         elif scenario is not None:
             n = len(scenario.arms) * scenario.replicates
             solara.Text(f"{len(scenario.arms)} strategies × {scenario.replicates} replicates "
