@@ -10,12 +10,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The app's front-end assets (npm packages Solara would fetch from a CDN) go into the venv.
+ASSETS = $(BIN)/python -m sim.presentation.assets || echo "plsim app: front-end assets not fetched now; plsim app fetches them at start"
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(ASSETS)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(ASSETS)
 	touch $@ $(VENV)/.installed
 
 setup: $(VENV)/.installed

@@ -44,6 +44,14 @@ def _int_at_least(minimum: int):
 _nonneg_int, _positive_int = _int_at_least(0), _int_at_least(1)
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port 1..65535, got {value}")
+    return value
+
+
 def _option_int(path: str, option: str, text: str | None, minimum: int) -> int | None:
     """A whole-number option that overrides a scenario field; errors name the file."""
     if text is None:
@@ -115,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("dir", help="a sweep's output directory")
     m.add_argument("--arm", help="arm (default: every arm)")
     m.add_argument("--year", type=_positive_int, help="year (default: the last)")
+    a = sub.add_parser("app", help="the web page to compare strategies (127.0.0.1 only)")
+    a.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 (default 8765)")
     b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
@@ -223,6 +233,17 @@ def cmd_sweep_summary(args) -> int:
     return main_sweep_summary(args)
 
 
+def cmd_app(args) -> int:
+    from sim.presentation.assets import AssetError
+    from sim.presentation.serve import serve
+
+    try:
+        serve(args.port)
+    except AssetError as err:
+        raise ScenarioError(str(err)) from None
+    return 0
+
+
 def cmd_bench(args) -> int:
     from sim.experiments.bench import format_bench, run_bench
 
@@ -232,6 +253,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
+            "app": cmd_app,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
             "sweep-summary": cmd_sweep_summary, "report": cmd_report}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -111,7 +111,8 @@ def run_seeds(scenario) -> dict:
 
 
 def run(scenario, workers: int | None = 1, progress: bool = False,
-        scheduler: str | None = None) -> Results:
+        scheduler: str | None = None,
+        on_task: Callable[[int, int], None] | None = None) -> Results:
     """Run every arm and replicate of a scenario, keeping every table in memory.
 
     For runs too large for memory, ``run_to_directory`` streams each arm x
@@ -122,6 +123,9 @@ def run(scenario, workers: int | None = 1, progress: bool = False,
         workers: processes (1 = serial, 0 = all cores). Results do not depend on it.
         progress: show a progress bar (tqdm) on stderr.
         scheduler: address of a Dask scheduler (then ``workers`` is ignored).
+        on_task: called as ``on_task(done, total)`` (arm-replicates) after each one
+            finishes (the app's progress bar); an exception it raises stops the run: the
+            arm-replicates not yet started are cancelled and the exception propagates.
     """
     reference = state_reference(scenario)
     tasks = arm_tasks(scenario, reference)
@@ -132,6 +136,8 @@ def run(scenario, workers: int | None = 1, progress: bool = False,
                                                               len(tasks)), scheduler):
             parts[key] = tables
             bar.update()
+            if on_task is not None:
+                on_task(len(parts), len(tasks))
     finally:
         bar.close()
     ordered = [parts[k] for k in sorted(parts)]
@@ -198,12 +204,16 @@ def map_unordered(fn, tasks, workers: int = 1, scheduler: str | None = None) -> 
         return
     with ProcessPoolExecutor(max_workers=n, mp_context=pool_context()) as pool:
         in_flight = set()
-        for task in tasks:
-            in_flight.add(pool.submit(fn, task))
-            if len(in_flight) >= 2 * n:
+        try:
+            for task in tasks:
+                in_flight.add(pool.submit(fn, task))
+                if len(in_flight) >= 2 * n:
+                    yield from _finished(in_flight)
+            while in_flight:
                 yield from _finished(in_flight)
-        while in_flight:
-            yield from _finished(in_flight)
+        except BaseException:  # stopped early (or closed): drop the tasks not yet started
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _finished(in_flight: set) -> Iterator:

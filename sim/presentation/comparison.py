@@ -1,0 +1,198 @@
+"""One comparison run for the app: the run contract, then the tables, figures and files the
+page shows and offers for download.
+
+The run is ``sim.experiments.runner.run`` on the validated scenario (so a page run equals
+``plsim run`` of the same scenario and seed), and its files are ``write_results``'s, the
+same as the command line writes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sim.analysis.summaries import ALL, contrast, school_summary, teacher_summary
+from sim.experiments.output import write_results
+from sim.experiments.runner import run
+
+try:  # the plain-language sentences and the HTML report (plsim report's modules)
+    from sim.presentation.narrative import comparison_sentences
+    from sim.presentation.report import stage_run_report, write_report
+except ImportError:  # pragma: no cover - a build without them: the page's own sentences
+    comparison_sentences = stage_run_report = write_report = None
+
+
+@dataclass
+class PageResults:
+    """What the page shows for one finished run."""
+
+    scenario: object
+    summary: pd.DataFrame
+    student_years: pd.DataFrame
+    teachers: pd.DataFrame
+    schools: pd.DataFrame
+    figures: dict[str, bytes]
+    results_zip: bytes
+    run_dir: Path
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    _keep: object = None  # the temporary folder of run_dir, removed with this object
+
+    @property
+    def has_report(self) -> bool:
+        return write_report is not None
+
+    def report_html(self, baseline: str | None = None) -> bytes:
+        """The self-contained HTML report of the run (``plsim report``), comparisons with
+        ``baseline`` (default: the first strategy)."""
+        if write_report is None:
+            raise RuntimeError("the HTML report needs sim.presentation.report")
+        out = self.run_dir.parent / f"report-{baseline or self.arms[0]}.html"
+        return write_report(self.run_dir, out, baseline).read_bytes()
+
+    @property
+    def arms(self) -> list[str]:
+        return [a.label for a in self.scenario.arms]
+
+    @property
+    def last_year(self) -> int:
+        return int(self.summary.year.max())
+
+
+def run_comparison(scenario, workers: int = 0,
+                   on_task: Callable[[int, int], None] | None = None) -> PageResults:
+    """Run every arm and replicate (``workers`` processes, 0 = all cores) and prepare the
+    page's outputs; ``on_task(done, total)`` is called after each arm-replicate (it may raise
+    to stop the run)."""
+    start = time.time()
+    results = run(scenario, workers=workers, on_task=on_task)
+    seconds = time.time() - start
+    notes = []
+    keep = tempfile.TemporaryDirectory(prefix="plsim-app-")
+    out = Path(keep.name) / scenario.name
+    reports = [] if stage_run_report is None else [stage_run_report]
+    extra = {"seconds": round(seconds, 2), "command": ["plsim", "app"]}
+    if reports:  # the same files as `plsim run` writes, report.html included
+        _, summary = write_results(results, out, extra, reports=reports)
+    else:
+        _, summary = write_results(results, out, extra)
+        notes.append("The HTML report needs sim.presentation.report (not in this build).")
+    figures = {p.stem: p.read_bytes() for p in sorted((out / "figures").glob("*.png"))}
+    return PageResults(scenario, summary, results.student_years,
+                       teacher_summary(results.teacher_years),
+                       school_summary(results.school_years), figures,
+                       _zip_dir(out, scenario.name), out, seconds, notes, keep)
+
+
+def _zip_dir(directory: Path, name: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(directory.rglob("*")):
+            if p.is_file():
+                z.write(p, f"{name}/{p.relative_to(directory)}")
+    return buf.getvalue()
+
+
+# --- formatting -------------------------------------------------------------------------
+def interval(mean: float, lo: float, hi: float, scale: float = 1.0, digits: int = 2,
+             signed: bool = False) -> str:
+    """``mean [lo, hi]`` (times ``scale``), or ``mean`` alone without an interval."""
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    sign = "+" if signed else ""
+    core = f"{mean * scale:{sign}.{digits}f}"
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return core
+    return f"{core} [{lo * scale:{sign}.{digits}f}, {hi * scale:{sign}.{digits}f}]"
+
+
+def band_table(page: PageResults, baseline: str, year: int | None = None) -> pd.DataFrame:
+    """The by-band table: per starting band and strategy, growth (SD of the state's fall
+    scores) and proficiency (% at or above the cut) with 95% intervals across replicates, and
+    paired differences from ``baseline`` on the same students."""
+    year = page.last_year if year is None else year
+    s = page.summary[page.summary.year == year]
+    diffs = {arm: contrast(page.student_years, arm, baseline, year).set_index("start_band")
+             for arm in page.arms}
+    rows = []
+    for r in s.itertuples():
+        d = diffs[str(r.arm)]
+        band = str(r.start_band)
+        dg = d.loc[band] if band in d.index else None
+        rows.append({
+            "started": band, "strategy": str(r.arm), "students": f"{r.n_students:.0f}",
+            "growth (SD)": interval(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi),
+            "proficient (%)": interval(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1),
+            f"growth vs {baseline}": "—" if dg is None or str(r.arm) == baseline else
+            interval(dg.growth_sd, dg.growth_sd_lo, dg.growth_sd_hi, signed=True),
+            f"proficient vs {baseline} (pts)": "—" if dg is None or str(r.arm) == baseline else
+            interval(dg.proficient, dg.proficient_lo, dg.proficient_hi, 100, 1, signed=True),
+            "grade-level time (%)": f"{100 * r.grade_level_share:.0f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def sentences(page: PageResults, baseline: str, year: int | None = None) -> list[str]:
+    """The plain-language summary of each comparison with ``baseline``."""
+    year = page.last_year if year is None else year
+    if comparison_sentences is not None:
+        return list(comparison_sentences(page.student_years, baseline, year=year))
+    out = []
+    for arm in page.arms:
+        if arm == baseline:
+            continue
+        d = contrast(page.student_years, arm, baseline, year).set_index("start_band")
+        a = d.loc[ALL]
+        text = (f"Compared with {baseline}, {arm} changed proficiency by "
+                f"{interval(a.proficient, a.proficient_lo, a.proficient_hi, 100, 1, True)} "
+                f"points and growth by "
+                f"{interval(a.growth_sd, a.growth_sd_lo, a.growth_sd_hi, signed=True)} SD "
+                f"(students in the program grades, year {year}).")
+        bands = d.drop(index=ALL, errors="ignore").dropna(subset=["growth_sd"])
+        if len(bands):
+            worst = bands.growth_sd.abs().idxmax()
+            w = bands.loc[worst]
+            text += (f" Its growth differed most for students who started {worst}: "
+                     f"{interval(w.growth_sd, w.growth_sd_lo, w.growth_sd_hi, signed=True)} SD.")
+        out.append(text)
+    return out
+
+
+def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataFrame:
+    """Per strategy: how ratings track true teacher effects, exits and stress (all years),
+    and the schools' policies and the program's survival in ``year``."""
+    year = page.last_year if year is None else year
+    t = page.teachers.set_index("arm")
+    s = page.schools[page.schools.year == year].set_index("arm")
+    rows = []
+    for arm in page.arms:
+        tr = t.loc[arm] if arm in t.index else None
+        sr = s.loc[arm] if arm in s.index else None
+        rows.append({
+            "strategy": arm,
+            "rating vs true effect (corr)": "n/a" if tr is None else interval(
+                tr.corr_estimate_true, tr.corr_estimate_true_lo, tr.corr_estimate_true_hi),
+            "misclassified (%)": "n/a" if tr is None else f"{100 * tr.misclassified:.0f}",
+            "exits per year (%)": "n/a" if tr is None else f"{100 * tr.exit_rate:.1f}",
+            "teacher stress": "n/a" if tr is None else f"{tr.stress:.2f}",
+            f"test-prep window, year {year} (% of schools)":
+                "n/a" if sr is None else f"{100 * sr.window_share:.0f}",
+            f"program running, year {year} (% of schools)":
+                "n/a" if sr is None else f"{100 * sr.program_active_share:.0f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def html_table(frame: pd.DataFrame, table_id: str) -> str:
+    """A plain HTML table (escaped) for the page."""
+    table = frame.to_html(index=False, escape=True, border=0, table_id=table_id,
+                          classes=["plsim-table"])
+    return f'<div style="overflow-x: auto">{table}</div>'
