@@ -270,3 +270,32 @@ def test_shipped_specs_validate():
         assert len(names) >= 5
     full = load_spec(ROOT / "scenarios" / "optimize_floor_policy.toml").spec
     assert full.references is None  # all seven shipped strategies
+
+
+def test_failed_candidates_are_told_and_skipped():
+    levers = {"x": FloatDistribution(0, 1)}
+
+    def evaluate(todo):
+        for n, p in todo:  # candidates above 0.7 fail (e.g. a combination the scenario rejects)
+            yield n, (None if p["x"] > 0.7 else [p["x"], 1 - p["x"] ** 2]), {}
+
+    recs = search(levers, [True, True], evaluate, population=6, generations=4, seed=2)
+    assert len(recs) == 24
+    failed = [r for r in recs if r["values"] is None]
+    assert failed and all(r["params"]["x"] > 0.7 for r in failed)
+
+
+def test_executor_on_a_dask_cluster():
+    import logging
+
+    from distributed import LocalCluster
+
+    from sim.experiments.optimize import Executor
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        ex = Executor(None, cluster.scheduler_address)
+        try:
+            assert sorted(ex.map_unordered(abs, [-3, 1, -2])) == [1, 2, 3]
+        finally:
+            ex.close()

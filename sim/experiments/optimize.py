@@ -575,11 +575,14 @@ def objective_row(spec: OptimizeSpec, reps: np.ndarray) -> dict:
 
 
 def _record_row(spec: OptimizeSpec, number: int, params: dict, reps: np.ndarray,
-                same_as: int) -> dict:
+                same_as: int, note: str = "") -> dict:
+    """A candidate's row: levers (as shown, and as Optuna parameters ``x:``), objectives,
+    ``same_as`` (the earlier candidate with the same levers, or -1) and a ``note`` (why a
+    candidate failed)."""
     row: dict[str, Any] = {"candidate": number}
     row.update({lv.name: lv.decode(params[lv.name])[1] for lv in spec.levers})
     row.update({f"x:{lv.name}": float(params[lv.name]) for lv in spec.levers})
-    return {**row, **objective_row(spec, reps), "same_as": same_as}
+    return {**row, **objective_row(spec, reps), "same_as": same_as, "note": note}
 
 
 def run_optimize(problem: Problem, out: str | Path, workers: int | None = None,
@@ -604,9 +607,10 @@ def run_optimize(problem: Problem, out: str | Path, workers: int | None = None,
     state_reference(sc0)  # computed once here; forked workers inherit it
     arm_default, years = sc0.arms[-1].label, sc0.years
     levers = {lv.name: lv.distribution() for lv in spec.levers}
-    seen: dict[tuple, int] = {}
+    seen: dict[tuple, int] = {}  # levers -> the candidate that ran them
     for n in sorted(finished):
-        seen.setdefault(_key(finished[n]["params"]), n)
+        if finished[n]["same_as"] < 0:
+            seen.setdefault(_key(finished[n]["params"]), n)
     bar = progress_bar(spec.trials, progress, "candidates", initial=len(finished))
     executor = Executor(workers, scheduler)
     counts = {"ran": 0, "reused": 0}
@@ -620,12 +624,21 @@ def run_optimize(problem: Problem, out: str | Path, workers: int | None = None,
             else:
                 seen[k] = number
                 fresh.append((number, params))
-        tasks = [(number, candidate_scenario(problem, params), r, spec, arm_default, years)
-                 for number, params in fresh for r in range(spec.replicates)]
         reps = {number: np.full((spec.replicates, len(spec.objectives)), np.nan)
                 for number, _ in fresh}
+        tasks, by_number = [], dict(fresh)
+        for number, params in fresh:
+            try:
+                scenario = candidate_scenario(problem, params)
+            except ScenarioError as err:  # a combination the scenario rejects: a failed trial
+                row = _record_row(spec, number, params, reps[number], -1, note=str(err))
+                _write_part(out, number, row)
+                bar.update()
+                yield number, None, {"same_as": -1}
+                continue
+            tasks += [(number, scenario, r, spec, arm_default, years)
+                      for r in range(spec.replicates)]
         left = {number: spec.replicates for number, _ in fresh}
-        by_number = dict(fresh)
         for number, r, vals in executor.map_unordered(_task, tasks):
             reps[number][r] = vals
             left[number] -= 1
