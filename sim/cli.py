@@ -1,5 +1,5 @@
 """Command line: ``plsim run | check | calibrate | sweep | sensitivity | sweep-summary |
-report | bench``.
+report | app | optimize | discover | bench``.
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -49,6 +49,18 @@ def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a port 1..65535, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    """An argparse type: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}"
+                                         ) from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
@@ -125,6 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--year", type=_positive_int, help="year (default: the last)")
     a = sub.add_parser("app", help="the web page to compare strategies (127.0.0.1 only)")
     a.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 (default 8765)")
+    o = sub.add_parser("optimize", help="many-objective search over policy levers (NSGA-II): "
+                                        "the Pareto frontier, with the shipped strategies")
+    o.add_argument("spec", help="optimisation spec (TOML)")
+    o.add_argument("--out", required=True, help="output directory")
+    o.add_argument("--workers", type=_nonneg_int, default=0,
+                   help="local processes for a generation's runs (default 0 = all cores; "
+                        "1 = serial); results do not depend on it")
+    o.add_argument("--scheduler", help="address of a running Dask scheduler (then --workers "
+                                       "is ignored)")
+    o.add_argument("--resume", action="store_true", help="continue a study in --out: finished "
+                                                         "candidates are replayed, not rerun")
+    o.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    d = sub.add_parser("discover", help="PRIM scenario discovery on a finished sweep: boxes of "
+                                        "parameter space where an outcome holds")
+    d.add_argument("dir", help="a sweep's output directory")
+    d.add_argument("--outcome", required=True, help="a recorded outcome, e.g. "
+                                                    "program_active_share")
+    side = d.add_mutually_exclusive_group(required=True)
+    side.add_argument("--above", type=float, metavar="X", help="cases of interest: outcome > X")
+    side.add_argument("--below", type=float, metavar="X", help="cases of interest: outcome < X")
+    d.add_argument("--arm", help="arm (default: the last arm)")
+    d.add_argument("--year", type=_positive_int, help="year (default: the last)")
+    d.add_argument("--band", help="start band (default: all students)")
+    d.add_argument("--min-density", type=_share, default=0.8,
+                   help="density a box must reach (0-1, default 0.8)")
+    d.add_argument("--max-boxes", type=_positive_int, default=3, help="most boxes (default 3)")
+    d.add_argument("--peel-alpha", type=_share, default=0.05,
+                   help="share peeled per step (default 0.05)")
+    d.add_argument("--mass-min", type=_share, default=0.05,
+                   help="smallest box, share of all runs (default 0.05)")
     b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
@@ -244,6 +286,29 @@ def cmd_app(args) -> int:
     return 0
 
 
+def cmd_optimize(args) -> int:
+    from sim.experiments.optimize import format_front, load_spec, run_optimize
+
+    problem = load_spec(args.spec)
+    _check_writable(Path(args.out))
+    start = time.time()
+    counts = run_optimize(problem, args.out, workers=args.workers or None,
+                          scheduler=args.scheduler, resume=args.resume, progress=not args.quiet)
+    if not args.quiet:
+        print(format_front(problem, Path(args.out)))
+        print(f"\n{problem.spec.name}: {counts['ran']} candidates run now, {counts['reused']} "
+              f"repeats, {counts['skipped']} already finished, {counts['candidates']} in all; "
+              f"{time.time() - start:.0f} s. Results in {args.out} "
+              f"(figure: {Path(args.out) / 'figures' / 'pareto.png'})")
+    return 0
+
+
+def cmd_discover(args) -> int:
+    from sim.experiments.discover import main_discover
+
+    return main_discover(args)
+
+
 def cmd_bench(args) -> int:
     from sim.experiments.bench import format_bench, run_bench
 
@@ -255,7 +320,8 @@ def cmd_bench(args) -> int:
 COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
             "app": cmd_app,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
-            "sweep-summary": cmd_sweep_summary, "report": cmd_report}
+            "sweep-summary": cmd_sweep_summary, "report": cmd_report,
+            "optimize": cmd_optimize, "discover": cmd_discover}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,8 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        what = ("finished runs are kept; use --resume" if args.command in ("sweep", "run")
-                else "no results were written")
+        what = {"sweep": "finished runs are kept; use --resume",
+                "run": "finished runs are kept; use --resume",
+                "optimize": "finished candidates are kept; use --resume"}.get(
+                    args.command, "no results were written")
         print(f"plsim: interrupted; {what}", file=sys.stderr)
         return 130
 

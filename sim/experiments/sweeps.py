@@ -159,7 +159,7 @@ def load_sweep(path: str | Path) -> tuple[Sweep, Any]:
     except ValidationError as err:
         raise ScenarioError(format_validation_error(str(path), err)) from None
     base = base_data(sweep, path)
-    _check_paths_exist(sweep, str(path))
+    check_paths([p.path for p in sweep.parameters], str(path))
     design = design_matrix(sweep)
     for row in _unique_rows(design):
         scenario_for(sweep, base, row, str(path))
@@ -194,15 +194,17 @@ def scenario_for(sweep: Sweep, base: dict, row: np.ndarray, source: str = "<swee
     return validate_scenario(data, f"{source} (parameter values {_describe(sweep, row)})")
 
 
-def _check_paths_exist(sweep: Sweep, source: str) -> None:
-    """A varied path must name a field of the scenario schema (not invent a section)."""
+def check_paths(paths: list[str], source: str, reserved: dict[str, str] = RESERVED,
+                what: str = "parameter") -> None:
+    """A varied path must name a field of the scenario schema (not invent a section) and
+    not one of the ``reserved`` fields; ScenarioError names the ``what`` (parameter, lever)."""
     from sim.config.scenario import Scenario
 
-    for p in sweep.parameters:
-        if p.path in RESERVED:
-            raise ScenarioError(f"{source}: parameter '{p.path}': {RESERVED[p.path]}")
+    for path in paths:
+        if path in reserved:
+            raise ScenarioError(f"{source}: {what} '{path}': {reserved[path]}")
         node: Any = Scenario
-        parts = p.path.split(".")
+        parts = path.split(".")
         for i, part in enumerate(parts):
             if part == "arms" and i == 0:
                 node = "arms"
@@ -212,7 +214,7 @@ def _check_paths_exist(sweep: Sweep, source: str) -> None:
                 continue
             fields = getattr(node, "model_fields", None)
             if fields is None or part not in fields:
-                raise ScenarioError(f"{source}: parameter '{p.path}': '{part}' is not a "
+                raise ScenarioError(f"{source}: {what} '{path}': '{part}' is not a "
                                     "scenario field")
             node = _field_model(fields[part].annotation)
 
