@@ -78,4 +78,6 @@ def test_quick_settings_shrink_the_scenario_and_keep_a_review():
     assert sc.replicates == 2 and sc.district.schools == 2 and sc.years == 3
     assert sc.arms[1].review.after_years == 2 < sc.years
     floor = ref.settings(Path("scenarios/floor_strategies.toml"), "quick", ROOT).scenario()
-    assert floor.years == 1 and floor.calendar.burn_in_years == 0
+    assert floor.years == 1 and floor.calendar.burn_in_years == 0 and floor.district.schools == 1
+    michigan = ref.settings(Path("scenarios/michigan_pacing.toml"), "quick", ROOT).scenario()
+    assert michigan.district.classes_per_grade == 5  # a secondary teacher's five sections

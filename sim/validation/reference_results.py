@@ -5,8 +5,9 @@ in ``scenarios/`` (sweep files excepted), two runs at the file's fixed seed:
 
 * ``full`` — the scenario as shipped: the numbers ``plsim run FILE`` prints and
   writes to ``summary.csv`` (and ``teacher_summary.csv``, ``school_summary.csv``);
-* ``quick`` — a small version (two replicates, at most two schools of two classes
-  per grade, one year — three with a program review —, no burn-in year, a smaller
+* ``quick`` — a small version (two replicates; one school, two where leaders or a
+  review act; at most two classes per grade, all of them where teachers teach several
+  sections; one year, three with a program review; no burn-in year; a smaller
   statewide reference), which the tests re-run.
 
 Each run stores its exact ``plsim run`` command, and per metric its value, its 95%
@@ -104,9 +105,13 @@ def quick_overrides(data: dict) -> tuple[str, ...]:
     district = data.get("district", {})
     reviewed = [a["label"] for a in data["arms"] if a.get("review") is not None]
     years = min(int(data.get("years", 1)), 3 if reviewed else 1)
-    out = [f"district.schools={min(int(district.get('schools', 5)), 2)}",
-           f"district.classes_per_grade={min(int(district.get('classes_per_grade', 4)), 2)}",
-           f"years={years}", "calendar.burn_in_years=0",
+    adaptive = [a for a in data["arms"] if a.get("leaders") is not None] + reviewed
+    schools = 2 if adaptive else 1  # shares of schools need more than one
+    out = [f"district.schools={min(int(district.get('schools', 5)), schools)}"]
+    if all(int(a.get("sections", 1)) == 1 for a in data["arms"]):  # sections need their lines
+        out.append(f"district.classes_per_grade="
+                   f"{min(int(district.get('classes_per_grade', 4)), 2)}")
+    out += [f"years={years}", "calendar.burn_in_years=0",
            f"assessment.reference_students_per_grade="
            f"{min(int(data.get('assessment', {}).get('reference_students_per_grade', 3000)), 300)}"]
     for arm in data["arms"]:
