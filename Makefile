@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= results/floor_strategies
 
-.PHONY: run test setup setup-dev lint bench clean
+.PHONY: run test setup setup-dev lint bench clean notebooks reference
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,13 @@ lint: setup-dev
 bench: setup
 	$(BIN)/plsim bench
 
+# Execute the notebooks in full mode and render them to HTML under results/notebooks/.
+notebooks: setup-dev
+	$(BIN)/plsim notebooks --mode full --out results/notebooks
+
+# Regenerate results/reference/ deliberately (then say so in the commit message).
+reference: setup
+	$(BIN)/plsim reference --update --workers 0
+
 clean:
-	rm -rf $(VENV) results/*/ .pytest_cache
+	rm -rf $(VENV) $(filter-out results/reference/,$(wildcard results/*/)) .pytest_cache

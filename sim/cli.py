@@ -1,5 +1,5 @@
 """Command line: ``plsim run | check | calibrate | sweep | sensitivity | sweep-summary |
-report | app | optimize | discover | bench``.
+report | app | optimize | discover | reference | notebooks | bench``.
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -167,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share peeled per step (default 0.05)")
     d.add_argument("--mass-min", type=_share, default=0.05,
                    help="smallest box, share of all runs (default 0.05)")
+    f = sub.add_parser("reference", help="check (or --update) the committed reference "
+                                         "results of the shipped scenarios")
+    f.add_argument("--update", action="store_true",
+                   help="recompute and write results/reference/ (deliberately: say so in the "
+                        "commit message)")
+    f.add_argument("--quick", action="store_true",
+                   help="only the quick runs (the ones the tests re-run)")
+    f.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                   help="only this scenario, e.g. floor_strategies (repeatable; default all)")
+    f.add_argument("--workers", type=_nonneg_int, default=1,
+                   help="processes (1 = serial, 0 = all cores); results do not depend on it")
+    n = sub.add_parser("notebooks", help="execute the notebooks and render them to HTML")
+    n.add_argument("notebook", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
+    n.add_argument("--mode", choices=["quick", "full"], default="full",
+                   help="full: the shipped scenarios (default); quick: small, as in the tests")
+    n.add_argument("--out", default="results/notebooks", help="output directory")
     b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
     b.add_argument("--json", action="store_true", help="print one JSON list")
     b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
@@ -309,6 +325,48 @@ def cmd_discover(args) -> int:
     return main_discover(args)
 
 
+def cmd_reference(args) -> int:
+    from sim.validation import reference_results as ref
+
+    files = ref.scenario_files()
+    known = {f.stem: f for f in files}
+    unknown = [n for n in args.scenario if n not in known]
+    if unknown:
+        raise ScenarioError(f"--scenario {unknown[0]!r}: no such scenario; scenarios: "
+                            f"{', '.join(known)}")
+    if args.scenario:
+        files = [known[n] for n in args.scenario]
+    kinds = ("quick",) if args.quick else ref.KINDS
+    if args.update:
+        written = ref.update(files, kinds, workers=args.workers)
+        print(f"Wrote {len(written)} reference file(s) in {ref.REFERENCE_DIR}; say so in the "
+              "commit message.")
+        return 0
+    moved = ref.check(files, kinds, workers=args.workers)
+    for line in moved:
+        print(line)
+    print(f"{len(moved)} reference number(s) moved beyond tolerance" if moved
+          else "All reference numbers hold.")
+    return 1 if moved else 0
+
+
+def cmd_notebooks(args) -> int:
+    try:
+        import nbclient  # noqa: F401
+        import nbconvert  # noqa: F401
+
+        from sim.validation.notebooks import notebook_paths, render
+    except ImportError as exc:
+        raise ScenarioError(f"notebooks: {exc.name} is not installed; install the notebooks "
+                            "extra: pip install -e '.[notebooks]'") from None
+    paths = [Path(p) for p in args.notebook] or notebook_paths()
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise ScenarioError(f"{missing[0]}: file not found")
+    render(paths, Path(args.out), args.mode)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from sim.experiments.bench import format_bench, run_bench
 
@@ -321,7 +379,8 @@ COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "ben
             "app": cmd_app,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
             "sweep-summary": cmd_sweep_summary, "report": cmd_report,
-            "optimize": cmd_optimize, "discover": cmd_discover}
+            "optimize": cmd_optimize, "discover": cmd_discover, "reference": cmd_reference,
+            "notebooks": cmd_notebooks}
 
 
 def main(argv: list[str] | None = None) -> int:
