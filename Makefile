@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= results/floor_strategies
 
-.PHONY: run test setup setup-dev lint bench clean
+.PHONY: run test setup setup-dev lint bench clean validate docs-validation fit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ lint: setup-dev
 
 bench: setup
 	$(BIN)/plsim bench
+
+validate: setup
+	$(BIN)/plsim validate
+
+# the validation table of docs/model.md §10, regenerated (never pasted)
+docs-validation: setup
+	$(BIN)/plsim validate --report-only --update-doc docs/model.md
+
+# refit the hand-set parameters to the calibration facts (writes sim/config/fitted.toml)
+fit: setup-dev
+	$(BIN)/plsim calibrate --fit
 
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache

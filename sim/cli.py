@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(under a minute; for tests)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    v.add_argument("--facts-only", action="store_true",
+                   help="only the calibration facts (no seed findings): a few seconds")
     v.add_argument("--report-only", action="store_true",
                    help="exit 0 even when a pattern falls short")
     v.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
@@ -203,6 +205,10 @@ def _parameters_option(text: str | None):
 
 
 def _fit(args) -> int:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ScenarioError("calibrate --fit needs Optuna: pip install 'plsim[fit]'") from None
     from sim.validation.fit import fit, format_fit, write_fitted
     from sim.validation.studies import CASE, ParameterSet, Settings, shipped
 
@@ -239,7 +245,7 @@ def cmd_validate(args) -> int:
     if args.update_doc and not Path(args.update_doc).is_file():
         raise ScenarioError(f"--update-doc {args.update_doc}: file not found")
     start = time.time()
-    outcomes = validate(params, settings, progress=not args.json)
+    outcomes = validate(params, settings, progress=not args.json, findings=not args.facts_only)
     if args.json:
         print(as_json(outcomes, params, settings))
     elif args.markdown:

@@ -28,7 +28,7 @@ from pathlib import Path
 from sim.config.scenario import FITTED_PARAMETERS, Scenario, merge_under
 from sim.experiments.storage import atomic_write
 from sim.validation.patterns import Outcome
-from sim.validation.studies import ParameterSet, Settings
+from sim.validation.studies import CASE, ParameterSet, Settings, case_district, shipped
 from sim.validation.validate import fact_outcomes, fact_runs
 
 # parameter: (low, high) of the search; docs/model.md §10 lists the same names
@@ -122,6 +122,7 @@ def fit(params: ParameterSet, settings: Settings, trials: int = 40, seed: int = 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    case_district(params, settings, case or shipped(CASE))  # bad input fails before any trial
     space, skipped = known_space()
     start = {k: _round(min(max(v, space[k][0]), space[k][1]))
              for k, v in current_values(params, space).items()}

@@ -5,7 +5,9 @@ years, seed and arms (only the arms a pattern needs), with the **common
 parameter set** in every mechanism section — the parameters file (by default
 ``sim/config/fitted.toml``) over the code defaults, then any ``--set``
 overrides — whatever the file itself sets there. So every fact and finding is
-measured with the same mechanisms.
+measured with the same mechanisms. The district is the file's; where it does
+not set ``mean_offset_sd``, the parameters file's (fitted) value applies, as
+when the scenario is run.
 
 ``--quick`` shrinks every district (2 schools of 2 classes of 20, a statewide
 reference of 400 students per grade) and runs few replicates: for tests, not
@@ -34,7 +36,7 @@ from sim.experiments.runner import Results, run
 CASE = "tepp_case_study.toml"
 TRADITIONAL = [{"label": "traditional", "pacing": "traditional"}]
 MECHANISMS = tuple(s for s in PARAMETER_SECTIONS if s != "district")
-FITTED_DISTRICT_KEYS = ("mean_offset_sd",)  # district keys a parameters file may set
+FITTED_DISTRICT_KEYS = ("mean_offset_sd",)  # district keys --set may change in validation
 
 
 def scenarios_dir() -> Path:
@@ -122,9 +124,6 @@ def study(path: Path, params: ParameterSet, settings: Settings, arms: tuple[str,
     for k in own:
         data.pop(k)
     data = merge_under(params.tables, data)
-    for k, v in (params.tables.get("district") or {}).items():
-        if k in FITTED_DISTRICT_KEYS:  # the district offset is part of the parameter set
-            data["district"][k] = v
     for text in params.overrides:
         apply_override(data, *parse_override(text, "--set"), f"--set {text}")
     if arms is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from sim.config.scenario import ScenarioError
 from sim.experiments.storage import atomic_write
 from sim.validation.facts import facts
-from sim.validation.findings import findings
+from sim.validation.findings import findings as seed_findings
 from sim.validation.patterns import CALIBRATION, Outcome, outcome
 from sim.validation.studies import (
     CASE,
@@ -64,7 +64,7 @@ def fact_outcomes(runs: dict, quick: bool) -> list[Outcome]:
 def finding_outcomes(params: ParameterSet, settings: Settings, folder: Path | None = None,
                      progress: bool = False) -> list[Outcome]:
     """Every seed finding, each scenario run once with the arms its findings need."""
-    fs = findings()
+    fs = seed_findings()
     arms: dict[str, list[str]] = {}
     for f in fs:
         need = arms.setdefault(f.scenario, [])
@@ -94,10 +94,14 @@ def finding_outcomes(params: ParameterSet, settings: Settings, folder: Path | No
     return out
 
 
-def validate(params: ParameterSet, settings: Settings, progress: bool = False) -> list[Outcome]:
-    """Every pattern: the calibration facts, then the seed findings."""
-    return (fact_outcomes(fact_runs(params, settings, progress=progress), settings.quick)
-            + finding_outcomes(params, settings, progress=progress))
+def validate(params: ParameterSet, settings: Settings, progress: bool = False,
+             findings: bool = True) -> list[Outcome]:
+    """Every pattern: the calibration facts, then (unless ``findings`` is false) the seed
+    findings."""
+    out = fact_outcomes(fact_runs(params, settings, progress=progress), settings.quick)
+    if findings:
+        out += finding_outcomes(params, settings, progress=progress)
+    return out
 
 
 def _say(enabled: bool, text: str) -> None:
@@ -166,6 +170,13 @@ def as_markdown(outcomes: list[Outcome], params: ParameterSet, settings: Setting
                  f"**{verdict}**" if not o.holds else verdict]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", summary_line(outcomes)]
+    values = [f"`{sec}.{k} = {v:g}`" for sec, t in sorted(params.tables.items())
+              for k, v in sorted(t.items()) if isinstance(v, int | float)]
+    if values:
+        lines += ["", f"Parameter values of `{Path(params.source).name}` (over the code "
+                      "defaults of §9): " + ", ".join(values) + "."]
+    if params.overrides:
+        lines += ["", "Overrides: " + ", ".join(f"`{o}`" for o in params.overrides) + "."]
     return "\n".join(lines)
 
 
