@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= results/floor_strategies
 
-.PHONY: run test setup setup-dev lint bench clean notebooks reference
+.PHONY: run test setup setup-dev lint bench clean notebooks reference validate docs-validation fit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ notebooks: setup-dev
 # Regenerate results/reference/ deliberately (then say so in the commit message).
 reference: setup
 	$(BIN)/plsim reference --update --workers 0
+
+validate: setup
+	$(BIN)/plsim validate
+
+# the validation table of docs/model.md §10, regenerated (never pasted)
+docs-validation: setup
+	$(BIN)/plsim validate --report-only --update-doc docs/model.md
+
+# refit the hand-set parameters to the calibration facts (writes sim/config/fitted.toml)
+fit: setup-dev
+	$(BIN)/plsim calibrate --fit
 
 clean:
 	rm -rf $(VENV) $(filter-out results/reference/,$(wildcard results/*/)) .pytest_cache

@@ -1,5 +1,5 @@
-"""Command line: ``plsim run | check | calibrate | sweep | sensitivity | sweep-summary |
-report | app | optimize | discover | reference | notebooks | bench``.
+"""Command line: ``plsim run | check | calibrate | validate | sweep | sensitivity |
+sweep-summary | report | app | optimize | discover | reference | notebooks | bench``.
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -104,9 +104,49 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a scenario file without running it")
     c.add_argument("scenario")
     c.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
-    k = sub.add_parser("calibrate", help="measure the calibration facts on a scenario")
-    k.add_argument("scenario")
+    k = sub.add_parser("calibrate", help="measure the calibration facts on a scenario, or "
+                                         "fit the hand-set parameters to them (--fit)")
+    k.add_argument("scenario", nargs="?", help="scenario file (TOML); with --fit, the case "
+                                               "district (default: tepp_case_study)")
     k.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    k.add_argument("--fit", action="store_true", help="fit the hand-set parameters to the "
+                                                      "calibration facts (Optuna)")
+    k.add_argument("--quick", action="store_true", help="with --fit: tiny districts and "
+                                                        "trials, for tests (not for use)")
+    k.add_argument("--trials", type=_positive_int, help="with --fit: trials (default 40; "
+                                                        "quick 4)")
+    k.add_argument("--seed", type=_nonneg_int, default=0, help="with --fit: sampler seed")
+    k.add_argument("--replicates", type=_positive_int,
+                   help="with --fit: replicates per trial (default 4; quick 1)")
+    k.add_argument("--out", help="with --fit: parameters file to write (default "
+                                 "sim/config/fitted.toml; quick: fitted-quick.toml)")
+    k.add_argument("--parameters", help="with --fit: parameters file to start from "
+                                        "(default the fitted set; 'none': code defaults)")
+    k.add_argument("--no-sensitivity", action="store_true",
+                   help="with --fit: skip the local sensitivity check (quick skips it)")
+    k.add_argument("--workers", type=_nonneg_int, default=2, help="processes per trial")
+    v = sub.add_parser("validate", help="every calibration fact and seed finding of the "
+                                        "design brief, each holds / falls short")
+    v.add_argument("--quick", action="store_true", help="small districts, few replicates "
+                                                        "(under a minute; for tests)")
+    v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    v.add_argument("--facts-only", action="store_true",
+                   help="only the calibration facts (no seed findings): a few seconds")
+    v.add_argument("--report-only", action="store_true",
+                   help="exit 0 even when a pattern falls short")
+    v.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a parameter of the common set, e.g. "
+                        "--set learning.base_rate=0.5 (repeatable)")
+    v.add_argument("--parameters", help="parameters file (default sim/config/fitted.toml; "
+                                        "'none': the code defaults)")
+    v.add_argument("--replicates", type=_positive_int,
+                   help="replicates per study (default 10; quick 2)")
+    v.add_argument("--workers", type=_nonneg_int, default=2,
+                   help="processes (default 2; 0 = all cores); results do not depend on it")
+    v.add_argument("--update-doc", metavar="FILE",
+                   help="also write the Markdown table into FILE between the validation "
+                        "markers (docs/model.md)")
     w = sub.add_parser("sweep", help="run a scenario sweep (local processes or a Dask cluster)")
     w.add_argument("sweep", help="sweep file (TOML)")
     w.add_argument("--out", required=True, help="output directory")
@@ -241,11 +281,81 @@ def cmd_check(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    if args.fit:
+        return _fit(args)
+    if args.scenario is None:
+        raise ScenarioError("calibrate: a scenario file is needed (or --fit)")
     sc = load_scenario(args.scenario, args.set)
     from sim.validation.calibration import calibration_report, format_report
 
     print(format_report(calibration_report(sc)))
     return 0
+
+
+def _parameters_option(text: str | None):
+    from sim.config.scenario import FITTED_PARAMETERS
+
+    if text is None:
+        return FITTED_PARAMETERS
+    return None if text.lower() == "none" else Path(text)
+
+
+def _fit(args) -> int:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ScenarioError("calibrate --fit needs Optuna: pip install 'plsim[fit]'") from None
+    from sim.validation.fit import fit, format_fit, write_fitted
+    from sim.validation.studies import CASE, ParameterSet, Settings, shipped
+
+    params = ParameterSet.load(_parameters_option(args.parameters), args.set)
+    case = Path(args.scenario) if args.scenario else shipped(CASE)
+    if not case.is_file():
+        raise ScenarioError(f"{case}: file not found")
+    out = Path(args.out or ("fitted-quick.toml" if args.quick else
+                            _parameters_option(None)))
+    _check_writable(out.parent if str(out.parent) else Path("."))
+    settings = Settings.for_fit(args.quick, args.replicates, args.workers)
+    trials = args.trials or (4 if args.quick else 40)
+    start = time.time()
+    result = fit(params, settings, trials, args.seed, case,
+                 sensitivity=not (args.quick or args.no_sensitivity), progress=True)
+    write_fitted(result, trials, out)
+    print(format_fit(result))
+    print(f"\nWrote {out} ({time.time() - start:.0f} s).")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from sim.validation.studies import ParameterSet, Settings
+    from sim.validation.validate import (
+        as_json,
+        as_markdown,
+        format_table,
+        update_doc,
+        validate,
+    )
+
+    params = ParameterSet.load(_parameters_option(args.parameters), args.set)
+    settings = Settings.make(args.quick, args.replicates, args.workers)
+    if args.update_doc and not Path(args.update_doc).is_file():
+        raise ScenarioError(f"--update-doc {args.update_doc}: file not found")
+    start = time.time()
+    outcomes = validate(params, settings, progress=not args.json, findings=not args.facts_only)
+    if args.json:
+        print(as_json(outcomes, params, settings))
+    elif args.markdown:
+        print(as_markdown(outcomes, params, settings))
+    else:
+        print(format_table(outcomes))
+    if args.update_doc:
+        try:
+            update_doc(Path(args.update_doc), as_markdown(outcomes, params, settings))
+        except ValueError as err:
+            raise ScenarioError(str(err)) from None
+    print(f"plsim validate: {time.time() - start:.0f} s", file=sys.stderr)
+    short = [o for o in outcomes if not o.holds]
+    return 0 if args.report_only or not short else 1
 
 
 def cmd_sweep(args) -> int:
@@ -377,6 +487,7 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
             "app": cmd_app,
+            "validate": cmd_validate,
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
             "sweep-summary": cmd_sweep_summary, "report": cmd_report,
             "optimize": cmd_optimize, "discover": cmd_discover, "reference": cmd_reference,

@@ -171,10 +171,53 @@ def _list_index(node: list, part: str, path: list[str], source: str) -> int:
                         f"(use an index 0..{len(node) - 1} or an arm label)")
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None,
-                  seed: int | None = None, replicates: int | None = None) -> Scenario:
-    """Read, override and validate a scenario file; ScenarioError on bad input."""
+# The fitted parameter set (``plsim calibrate --fit``): every scenario file starts from
+# it, and the file's own values win. Absent file: the code defaults alone.
+FITTED_PARAMETERS = Path(__file__).with_name("fitted.toml")
+PARAMETER_SECTIONS = ("district", "population", "teachers", "curriculum", "calendar",
+                      "learning", "affect", "assessment", "evaluation", "sensemaking")
+
+
+def read_parameters(path: str | Path | None = FITTED_PARAMETERS) -> dict[str, Any]:
+    """A parameters file: tables of scenario sections only (``[learning]`` ...); ``{}`` for
+    ``None`` or a missing default file. ScenarioError names the file and the bad key."""
+    if path is None or (Path(path) == FITTED_PARAMETERS and not FITTED_PARAMETERS.exists()):
+        return {}
     data = read_toml(path)
+    for key, value in data.items():
+        if key not in PARAMETER_SECTIONS or not isinstance(value, dict):
+            raise ScenarioError(f"{path}: {key}: a parameters file holds only the tables "
+                                f"{', '.join(PARAMETER_SECTIONS)}")
+        extra = sorted(set(value) - set(Scenario.model_fields[key].annotation.model_fields))
+        if extra:
+            raise ScenarioError(f"{path}: {key}.{extra[0]}: unknown parameter (the model has "
+                                "changed since the fit? re-run `plsim calibrate --fit`)")
+    return data
+
+
+def merge_under(base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` over ``base``, table by table: a key ``data`` sets wins (a new dict)."""
+    out = dict(base)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_under(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_scenario(path: str | Path, parameters: str | Path | None = FITTED_PARAMETERS
+                  ) -> dict[str, Any]:
+    """A scenario file as data, over the parameters file (default: the fitted set)."""
+    return merge_under(read_parameters(parameters), read_toml(path))
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None,
+                  seed: int | None = None, replicates: int | None = None,
+                  parameters: str | Path | None = FITTED_PARAMETERS) -> Scenario:
+    """Read (over the fitted parameters), override and validate a scenario file;
+    ScenarioError on bad input."""
+    data = read_scenario(path, parameters)
     for text in overrides or []:
         parts, value = parse_override(text, str(path))
         apply_override(data, parts, value, f"{path} (--set {text})")

@@ -44,6 +44,7 @@ from sim.config.scenario import (
     apply_override,
     format_validation_error,
     parse_override,
+    read_scenario,
     read_toml,
     validate_scenario,
 )
@@ -171,7 +172,7 @@ def base_data(sweep: Sweep, sweep_path: Path) -> dict:
     base_path = (sweep_path.parent / sweep.base).resolve()
     if not base_path.is_file():
         raise ScenarioError(f"{sweep_path}: base: no scenario file at {base_path}")
-    data = read_toml(base_path)
+    data = read_scenario(base_path)
     source = f"{sweep_path} (base {sweep.base})"
     for text in sweep.overrides:
         apply_override(data, *parse_override(text, source), source)
