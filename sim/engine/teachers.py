@@ -23,7 +23,7 @@ class TeacherState:
         school, grade, line: the classroom each teacher holds.
         effect: true effectiveness (student SD of annual growth; mean 0).
         capacity: distinct paces (content units) run well at once.
-        capacity_eff: this year's effective capacity (paces), after load and structures.
+        capacity_eff: this year's effective capacity (paces), after structures (PD is in capacity).
         experience: years of experience.
         room: personalized room the teacher is a team member of (-1 none).
         load: students the teacher is responsible for this year, across their
