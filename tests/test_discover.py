@@ -109,6 +109,13 @@ def sweep_dir(tmp_path_factory):
     spec = tmp / "sweep.toml"
     spec.write_text(SWEEP.format(base=(ROOT / "scenarios" / "quick.toml").as_posix()))
     out = tmp / "sw"
+    # the statewide reference, computed once here, is inherited by the forked workers
+    # (and by test_optimize's tiny study, which has the same mechanisms)
+    from sim.district.reference import state_reference
+    from sim.experiments.sweeps import design_matrix, load_sweep, scenario_for
+
+    sweep, base = load_sweep(spec)
+    state_reference(scenario_for(sweep, base, design_matrix(sweep)[0]))
     assert main(["sweep", str(spec), "--out", str(out), "--workers", "2", "--quiet"]) == 0
     return out
 
@@ -173,5 +180,6 @@ def test_shipped_survival_sweep_validates():
     assert "program_active_share" in sweep.outcomes
     paths = {p.path for p in sweep.parameters}
     assert {"arms.tepp.leaders.responsiveness", "arms.tepp.review.after_years",
-            "arms.tepp.review.min_improvement", "arms.tepp.trust"} <= paths
+            "arms.tepp.review.min_improvement", "arms.tepp.review.evidence",
+            "arms.tepp.trust"} <= paths
     assert base["years"] == 5

@@ -23,7 +23,10 @@ is a small, self-contained implementation on numpy because the workbench
 brings about 30 packages (platypus-opt, scikit-learn, statsmodels, seaborn,
 ...) for a few hundred lines of algorithm, and its 2.5 series fails on
 pandas 3 integer columns. ``tests/test_discover.py`` checks that it recovers
-a planted box. Unlike the workbench, which leaves the choice of a box on the
+a planted box; on that data (1200 runs, 2% of labels flipped) EMA Workbench 2.5.3
+peels a trajectory of the same length (37 boxes) to the same last box
+(coverage 0.38 / 0.39, density 0.99, mass 0.06, the same three inputs
+restricted). Unlike the workbench, which leaves the choice of a box on the
 trajectory to the user, :func:`find_boxes` picks one: the box with the
 highest coverage whose density reaches ``min_density`` (the densest box,
 flagged, when none does).
