@@ -116,3 +116,26 @@ def test_dask_cluster_gives_identical_tables(scenario, in_memory, dask_address, 
     from_memory = run(scenario, scheduler=dask_address)  # the in-memory run on Dask too
     for name in TABLES:
         assert_frame_equal(getattr(from_memory, name), getattr(results, name))
+
+
+def test_finished_districts_are_freed(scenario, monkeypatch):
+    """A long-lived worker must not keep every district it ran (Mesa 3.3's Agent holds a
+    class-level dict keyed by model): memory stays bounded by the runs in flight."""
+    import weakref
+
+    import sim.experiments.runner as runner
+
+    built = []
+
+    class Recorded(runner.District):
+        def __init__(self, *args, **kwargs):
+            built.append(weakref.ref(self))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "District", Recorded)
+    reference = runner.state_reference(scenario)
+    for a in range(2):
+        key, tables = runner.arm_task((scenario, a, 0, reference))
+        assert key == (0, a) and len(tables["student_years"]) > 0
+    assert len(built) == 2
+    assert [w() for w in built] == [None, None]

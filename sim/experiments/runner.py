@@ -10,6 +10,7 @@ process pool, or on a Dask cluster (``map_unordered``, shared with sweeps).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
+import mesa
 import pandas as pd
 
 from sim.config.scenario import ScenarioError
@@ -61,7 +63,24 @@ def run_arm(scenario, arm_index: int, replicate: int, reference=None) -> dict[st
     arm = scenario.arms[arm_index]
     model = District(scenario, arm, replicate,
                      reference=reference or state_reference(scenario))
-    return model.run()
+    try:
+        return model.run()
+    finally:
+        forget_model(model)
+
+
+def forget_model(model) -> None:
+    """Let a finished model be freed.
+
+    Mesa 3.3's ``Agent`` keeps each model's agent-id counter in a class-level
+    dict keyed by the model (``Agent._ids``), so every model ever built stays
+    alive with all its arrays: a long-lived worker (a pool process, a Dask
+    worker, a notebook) would grow by one district per task. Dropping the
+    model's entry once it has run keeps memory bounded by the runs in flight.
+    """
+    ids = getattr(mesa.Agent, "_ids", None)
+    if isinstance(ids, dict):
+        ids.pop(model, None)
 
 
 def arm_task(task) -> tuple[tuple[int, int], dict[str, pd.DataFrame]]:
@@ -73,6 +92,7 @@ def arm_task(task) -> tuple[tuple[int, int], dict[str, pd.DataFrame]]:
     """
     scenario, arm_index, replicate, reference = task
     tables = run_arm(scenario, arm_index, replicate, reference)
+    gc.collect()  # the district's arrays sit in reference cycles (agents <-> model): free now
     labels = [a.label for a in scenario.arms]
     for t in tables.values():
         t["arm"] = pd.Categorical(t["arm"], categories=labels)
