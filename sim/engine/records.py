@@ -7,8 +7,8 @@ The playlist algorithm never sees true mastery. It sees
   infers the rest, as real diagnostics do (``Diagnostic``). Its errors are
   correlated: one error in the level estimate moves every inferred skill;
 * for a student who stays in the program, last year's record, carried over
-  the summer (the program does not see the summer's losses until the
-  student's slips and benchmarks show them);
+  the summer and updated by the fall diagnostic where it tested (as a
+  benchmark is); losses elsewhere show only in slips and later benchmarks;
 * exit slips: ``mastery_streak`` passes in a row mark the day's skill as
   mastered; ``fail_limit`` failures in a row send the student back to the
   skill's prerequisites (the record marks them not mastered);
@@ -165,9 +165,10 @@ class Record:
         """Placement: the diagnostic's reading becomes the record of ``slots``.
 
         ``truth`` is a function of rows returning mastered booleans. ``keep``
-        (per slot) marks students whose record carries over instead (they stay
-        in the program). Draws are made for every slot, placed or not, so
-        streams stay aligned across arms.
+        (per slot) marks students who stay in the program: their record carries
+        over, and the fall diagnostic updates it as a benchmark does (only what
+        it tested). Draws are made for every slot, so streams stay aligned
+        across arms.
         """
         self._diagnose(rng, slots, truth, diagnostic, replace_all=True, keep=keep)
         self._reset(slots if keep is None else slots[~keep])
@@ -185,8 +186,9 @@ class Record:
             misread_u = rng.random((r.size, self.n_skills), dtype=np.float32)
             believed, tested = diagnostic.read(truth(r), level_error, misread_u)
             new = believed if replace_all else np.where(tested, believed, self.believed[r])
-            if keep is not None:
-                new = np.where(keep[part][:, None], self.believed[r], new)
+            if keep is not None:  # staying students: a benchmark's update of last year's record
+                update = np.where(tested, believed, self.believed[r])
+                new = np.where(keep[part][:, None], update, new)
             self.believed[r] = new
 
     def _reset(self, slots: np.ndarray) -> None:
