@@ -47,12 +47,15 @@ def arm_labels(student_years: pd.DataFrame) -> list[str]:
     return [str(a) for a in dict.fromkeys(arm)]
 
 
-def check_baseline(labels: list[str], baseline: str | None) -> str:
-    """The baseline arm (default the first); ScenarioError naming the arms if unknown."""
+def check_baseline(labels: list[str], baseline: str | None, source: str = "") -> str:
+    """The baseline arm (default the first); ScenarioError naming the arms if unknown
+    (``source``, e.g. the results' folder, starts the message)."""
     if baseline is None:
         return labels[0]
     if baseline not in labels:
-        raise ScenarioError(f"--baseline {baseline!r}: no such arm; arms: {', '.join(labels)}")
+        where = f"{source}: " if source else ""
+        raise ScenarioError(f"{where}--baseline {baseline!r}: no such arm; arms: "
+                            f"{', '.join(labels)}")
     return baseline
 
 

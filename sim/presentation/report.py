@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -238,7 +239,7 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     """
     students = tables["student_years"]
     labels = arm_labels(students)
-    baseline = check_baseline(labels, baseline)
+    baseline = check_baseline(labels, baseline, str(run_dir or ""))
     sc = manifest["scenario"]
     year = int(students.year.max())
     summary = summarise(students)
@@ -368,7 +369,7 @@ def sweep_sections(run_dir: str | Path, baseline: str | None = None) -> tuple[st
     """The title and HTML sections of a finished sweep's report; ``baseline`` (an arm
     label) is checked and named, the figures show every arm."""
     data = sensitivity.load_finished(run_dir)
-    check_baseline(data.arms, baseline)
+    check_baseline(data.arms, baseline, str(data.dir))
     sw, m = data.sweep, data.manifest
     base = m.get("base_scenario", {})
     year = sensitivity.choose_year(data, None)
@@ -444,6 +445,8 @@ def _check_out(out: Path) -> None:
                             f"{out / 'report.html'}")
     if not out.parent.is_dir():
         raise ScenarioError(f"--out {out}: folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise ScenarioError(f"--out {out}: cannot write in {out.parent}")
 
 
 def render(run_dir: str | Path, baseline: str | None = None) -> str:
