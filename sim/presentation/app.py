@@ -136,6 +136,24 @@ def Block(label: str, path: str, errors: dict):
         FieldError(errors, path)
 
 
+@solara.component
+def ShareField():
+    """Set the mean starting level from a share proficient at baseline (rough guide)."""
+    problem, set_problem = solara.use_state("")
+
+    def apply(percent):
+        try:
+            _set("district.mean_offset_sd", form.offset_for_share((percent or 0) / 100))
+            set_problem("")
+        except ValueError as err:
+            set_problem(str(err))
+
+    solara.InputFloat("or set it from a share proficient at baseline (%)", value=None,
+                      optional=True, on_value=apply, dense=True)
+    if problem:
+        solara.Text(problem, classes=["plsim-error"])
+
+
 # --- the district -----------------------------------------------------------------------
 def _choose_preset(name: str) -> None:
     preset.set(name)
@@ -159,6 +177,7 @@ def DistrictCard(errors: dict):
         offset = float(offset) if isinstance(offset, int | float) else -0.9
         solara.Text(f"about {100 * form.approximate_share_proficient(offset):.0f}% proficient "
                     "at baseline (a rough guide; the run measures it)", classes=["plsim-note"])
+        ShareField()
         SliderField("spread of starting levels (grade-years of SD added per grade)",
                     "population.sd_years_per_grade", 0.35, 0.0, 1.0, 0.05, errors)
         with solara.Columns([1, 1]):

@@ -16,6 +16,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import tomli_w
@@ -87,6 +88,14 @@ def approximate_share_proficient(mean_offset_sd: float) -> float:
     """Rough share proficient at baseline for a district mean offset (SD of the statewide
     reference): a guide shown beside the control, not a model output."""
     return 0.5 * (1 + math.erf(mean_offset_sd / _SHARE_SCALE / math.sqrt(2)))
+
+
+def offset_for_share(share: float) -> float:
+    """The district mean offset (SD, 3 decimals) whose rough share proficient at baseline is
+    ``share`` (0 < share < 1): the inverse of :func:`approximate_share_proficient`."""
+    if not 0 < share < 1:
+        raise ValueError(f"a share proficient must be between 0 and 100% (got {100 * share:g}%)")
+    return round(_SHARE_SCALE * NormalDist().inv_cdf(share), 3)
 
 
 # --- editing ------------------------------------------------------------------------
