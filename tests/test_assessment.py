@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim.config.scenario import load_scenario
+from sim.config.scenario import load_scenario, read_toml
 from sim.district.reference import district_for, state_reference
 from sim.engine import assessment, learning
 from sim.engine.curriculum import generate_curriculum
+from sim.engine.population import level_sd
 from sim.engine.students import MASTERED_BEFORE, StudentState
 from sim.experiments.runner import run_arm
 
-SCENARIOS = sorted(p for p in Path("scenarios").glob("*.toml") if not p.name.startswith("sweep"))
+# shipped scenarios (sweep and optimizer specs name a base scenario instead)
+SCENARIOS = sorted(p for p in Path("scenarios").glob("*.toml") if "base" not in read_toml(p))
 
 
 @pytest.fixture(scope="module")
@@ -212,27 +214,52 @@ def test_reliability_and_sem_are_reported_by_the_reference(quick):
     assert ((sem_sd > 0.1) & (sem_sd < 0.35)).all(), sem_sd
 
 
-def test_reference_state_scores_are_close_to_normal(quick):
-    """A statewide-mean district under traditional pacing (the reference's conditions)."""
+def test_a_normal_population_gets_near_normal_reliable_state_scores(quick, bank, cur):
+    """Students with smooth profiles around normally distributed levels (the statewide
+    spread of their grade), taught their grade: the scale adds little skew (a mild
+    ceiling), and the state test's reliability is about 0.9."""
+    a, n = quick.assessment, 4000
+    rng = np.random.default_rng(1)
+    for g in (3, 6, 8):
+        level = rng.normal(g + 0.8, level_sd(g, quick.population), n)
+        m, fam = assessment.linking_sample(rng, cur, level, quick.population.mastery_spread_years)
+        st = _students(cur, n, g)
+        st.mastery[:] = m * MASTERED_BEFORE
+        st.familiarity[:] = (fam * 6).astype(np.uint8)
+        st.familiarity[:, cur.skill_grade == g] = 6
+        score, sem = assessment.state_test(rng, st, cur, bank, a, 6.0, np.ones(n, bool), 0.83)
+        # measured: skew -0.35 / -0.48 / -0.58, kurtosis -0.7, reliability 0.91 / 0.90 / 0.88
+        assert abs(stats.skew(score)) < 0.75 and abs(stats.kurtosis(score)) < 1.0, g
+        assert 0.85 < assessment.reliability(score, sem) < 0.95, g
+        assert np.corrcoef(score, level)[0, 1] > 0.8
+
+
+def test_reference_conditions_state_scores_are_unimodal_without_extreme_tails(quick):
+    """A statewide-mean district under traditional pacing (the reference's conditions).
+    Its knowledge is itself left-skewed (the adaptive fall scores are too) and about half
+    the students have mastered their whole grade by the test (a ceiling), so the bound is
+    loose: it catches a scale that piles students up, not the model's own skew."""
     sc = quick.model_copy(update={"district": quick.district.model_copy(
         update={"mean_offset_sd": 0.0, "schools": 4}), "years": 1})
     rows = run_arm(sc, 0, 0)["student_years"].dropna(subset=["state_score"])
     for g, x in rows.groupby("grade").state_score:
-        assert abs(stats.skew(x)) < 1.25 and stats.kurtosis(x) < 3.0, (g, stats.skew(x))
+        assert abs(stats.skew(x)) < 2.0 and stats.kurtosis(x) < 5.0, (g, stats.skew(x))
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_no_arm_of_a_shipped_scenario_piles_up_at_the_scale_floor(path):
-    sc = load_scenario(path, ["years=1", "district.schools=2",
+    sc = load_scenario(path, ["years=1", "district.schools=1",
                               "assessment.reference_students_per_grade=300"], replicates=1)
     bank = assessment.item_bank(sc)
     floor = assessment.level_to_scale(bank.grid[0], sc.assessment)  # lowest reportable
     ref = state_reference(sc)
     for i, arm in enumerate(sc.arms):
-        rows = run_arm(sc, i, 0, ref)["student_years"]
-        for _, x in rows.dropna(subset=["state_score"]).groupby("grade").state_score:
-            assert (x <= floor + 1.0).mean() < 0.02, arm.label  # 1 point = 0.1 grade-years
-            assert (x <= x.min() + 1.0).mean() <= 0.03, arm.label  # no spike at the bottom
+        rows = run_arm(sc, i, 0, ref)["student_years"].dropna(subset=["state_score"])
+        by_grade = rows.groupby("grade").state_score
+        assert (rows.state_score <= floor + 1.0).mean() < 0.02, arm.label  # 1 point = 0.1 years
+        # no spike at the bottom: others within a point of their grade's lowest score
+        stacked = sum(int((x <= x.min() + 1.0).sum()) - 1 for _, x in by_grade)
+        assert stacked / len(rows) < 0.02, arm.label
 
 
 # --- exit slips, learning, the cut ------------------------------------------------------------
