@@ -6,7 +6,8 @@ one arm, year and start band, marks the runs where it is above (below) ``X``
 — the cases of interest — and runs PRIM (:mod:`sim.analysis.prim`) on the
 sweep's parameters. Each run (one design sample x one replicate) is one
 point, as in EMA Workbench. Written under
-``DIR/discover/<outcome>_<above|below>_<X>_<arm>_y<year>_<band>/``:
+``DIR/discover/<outcome>_<above|below>_<X>_<arm>_y<year>_<band>/`` (with the
+non-default PRIM settings appended, e.g. ``_d0.95``):
 
 * ``boxes.csv``: per box and restricted parameter, the box's coverage, density,
   mass and runs, and the kept range (low, high) or values;
@@ -126,7 +127,7 @@ def tradeoff_figure(boxes: list[PrimBox], title: str, path: Path) -> Path:
                    lw=1.6, zorder=3)
         ax.annotate(f"box {b.number}", (b.coverage, b.density), xytext=(6, 6),
                     textcoords="offset points", color="tab:red", fontsize=9)
-    fig.colorbar(sc, ax=ax, label="restricted parameters")
+    fig.colorbar(sc, ax=ax, label="restricted parameters", ticks=range(top + 1))
     ax.set_xlabel("coverage (share of all cases of interest in the box)")
     ax.set_ylabel("density (share of the box's runs that are cases of interest)")
     ax.set_xlim(0, 1.05)
@@ -177,8 +178,12 @@ def main_discover(args) -> int:
         print(f"No run has {condition}: no box to find (coverage and density undefined).")
         return 0
     lines = box_lines(boxes, x, condition)
+    settings = "".join(f"_{k}{v:g}" for k, v, default in (
+        ("d", args.min_density, 0.8), ("b", args.max_boxes, 3), ("p", args.peel_alpha, 0.05),
+        ("m", args.mass_min, 0.05)) if v != default)  # non-default settings get their own folder
     folder = data.dir / "discover" / slug(
-        f"{outcome}_{'above' if above else 'below'}_{threshold:g}_{arm}_y{year}_{band}")
+        f"{outcome}_{'above' if above else 'below'}_{threshold:g}_{arm}_y{year}_{band}"
+        f"{settings}")
     folder.mkdir(parents=True, exist_ok=True)
     table, traj = boxes_table(boxes, x), trajectory_table(boxes)
     atomic_write(folder / "boxes.csv", lambda p: table.to_csv(p, index=False,
