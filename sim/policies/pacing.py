@@ -46,11 +46,12 @@ class TraditionalPacing(Pacing):
     * *extension*: a student whose record shows the day's skill mastered
       works on their next skill, at most a grade ahead, with probability
       ``extension_share`` (teacher-led small group);
-    * *reteach group*: each teacher with an effective capacity of at least
-      ``reteach_min_capacity`` paces takes up to ``reteach_group_size`` of
-      their students whose record lacks a prerequisite of the day's skill
-      lying at most ``reteach_depth_years`` below the enrolled grade (chosen
-      at random each day) and reteaches the first such prerequisite.
+    * *reteach group*: in each class (each section of a secondary teacher),
+      a teacher with an effective capacity of at least ``reteach_min_capacity``
+      paces takes up to ``reteach_group_size`` of its students whose record
+      lacks a prerequisite of the day's skill lying at most
+      ``reteach_depth_years`` below the enrolled grade (chosen at random each
+      day) and reteaches the first such prerequisite.
 
     Everyone else follows the class. Nobody works more than
     ``reteach_depth_years`` below grade or more than a grade above it.
@@ -99,7 +100,9 @@ class TraditionalPacing(Pacing):
         teacher = model.students.teacher[slots[cand]].astype(np.int64)
         able = model.staff.capacity_eff[teacher] >= self.reteach_min_capacity
         cand, fix, teacher = cand[able], fix[able], teacher[able]
-        keep = rank_within(teacher, u[cand]) < self.reteach_group_size
+        # one group per class: a secondary teacher reteaches in each of their sections
+        section = teacher * 1024 + model.students.line[slots[cand]].astype(np.int64)
+        keep = rank_within(section, u[cand]) < self.reteach_group_size
         skill[cand[keep]] = fix[keep]
         modality[cand[keep]] = SMALL_GROUP
 
