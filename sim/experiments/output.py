@@ -78,9 +78,7 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None,
     stage.mkdir()
     try:
         summary = summary_of(results)
-        files = _write_staged(results, summary, stage)
-        # The staging folder now holds every table, summary and figure of the run: writers
-        # that read them (and list what they add in ``files``) go here, before the manifest.
+        files = _write_staged(results, summary, stage)  # every table, summary and figure
         manifest = _manifest(results, files, stage, extra)
         for write in reports:
             written = write(stage, json.loads(json.dumps(manifest, default=_json)))
