@@ -27,6 +27,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 run: setup
+	rm -rf $(OUT)  # the main job's own folder: a fresh run each time (plsim run refuses a full one)
 	$(BIN)/plsim run scenarios/floor_strategies.toml --out $(OUT) --workers 0
 
 test: setup-dev

@@ -96,15 +96,20 @@ def kind(run_dir: str | Path) -> str:
 
 
 def read_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """A run's student, teacher and school tables; ScenarioError when one is missing."""
+    """A run's student, teacher and school tables; ScenarioError when one is missing.
+
+    Of ``student_years`` only the program grades' rows are read (everything the report
+    shows is about them), which keeps a third or less of a K-8 district's rows in memory.
+    """
     d = Path(run_dir)
     tables = {}
     for name in RUN_TABLES:
         path = d / f"{name}.parquet"
         if not path.is_file():
             raise ScenarioError(f"{d}: not a complete run ({path.name} is missing)")
+        program_only = [("program_grade", "==", True)] if name == "student_years" else None
         try:
-            tables[name] = pd.read_parquet(path)
+            tables[name] = pd.read_parquet(path, filters=program_only)
         except (OSError, ValueError) as err:
             raise ScenarioError(f"{path}: unreadable ({type(err).__name__})") from None
     return tables
