@@ -174,8 +174,9 @@ def _list_index(node: list, part: str, path: list[str], source: str) -> int:
 # The fitted parameter set (``plsim calibrate --fit``): every scenario file starts from
 # it, and the file's own values win. Absent file: the code defaults alone.
 FITTED_PARAMETERS = Path(__file__).with_name("fitted.toml")
-PARAMETER_SECTIONS = ("district", "population", "teachers", "curriculum", "calendar",
-                      "learning", "affect", "assessment", "evaluation", "sensemaking")
+# every parameter table of a scenario (district, population, ..., learning, ...)
+PARAMETER_SECTIONS = tuple(name for name, f in Scenario.model_fields.items()
+                           if isinstance(f.annotation, type) and issubclass(f.annotation, Strict))
 
 
 def read_parameters(path: str | Path | None = FITTED_PARAMETERS) -> dict[str, Any]:

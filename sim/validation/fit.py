@@ -37,7 +37,7 @@ FIT_SPACE: dict[str, tuple[float, float]] = {
     "learning.grade_difficulty": (0.0, 0.2),
     "learning.readiness_floor": (0.02, 0.5),
     "learning.backfill_rate": (0.0, 1.5),
-    "assessment.remediation_share": (0.0, 0.6),
+    "traditional.reteach_group_size": (0, 16),
     "population.sd_years_intercept": (0.2, 1.2),
     "population.sd_years_per_grade": (0.1, 0.5),
     "learning.summer_loss_recent": (0.05, 0.5),
@@ -69,7 +69,12 @@ class FitResult:
 
 
 def _round(x: float) -> float:
-    return float(f"{x:.{DIGITS}g}")
+    return x if isinstance(x, int) else float(f"{x:.{DIGITS}g}")
+
+
+def _is_int(name: str) -> bool:
+    section, key = name.split(".")
+    return Scenario.model_fields[section].annotation.model_fields[key].annotation is int
 
 
 def known_space() -> tuple[dict[str, tuple[float, float]], list[str]]:
@@ -91,9 +96,10 @@ def current_values(params: ParameterSet, space: dict) -> dict[str, float]:
         section, key = name.split(".")
         table = params.tables.get(section, {})
         if key in table:
-            out[name] = float(table[key])
+            out[name] = table[key]
         else:
-            out[name] = float(Scenario.model_fields[section].annotation.model_fields[key].default)
+            out[name] = Scenario.model_fields[section].annotation.model_fields[key].default
+        out[name] = int(out[name]) if _is_int(name) else float(out[name])
     return out
 
 
@@ -126,10 +132,12 @@ def fit(params: ParameterSet, settings: Settings, trials: int = 40, seed: int = 
     space, skipped = known_space()
     start = {k: _round(min(max(v, space[k][0]), space[k][1]))
              for k, v in current_values(params, space).items()}
+    start = {k: int(v) if _is_int(k) else v for k, v in start.items()}
     done: list[Trial] = []
 
     def objective(trial) -> float:
-        values = {k: _round(trial.suggest_float(k, lo, hi)) for k, (lo, hi) in space.items()}
+        values = {k: trial.suggest_int(k, int(lo), int(hi)) if _is_int(k)
+                  else _round(trial.suggest_float(k, lo, hi)) for k, (lo, hi) in space.items()}
         t0 = time.time()
         result = evaluate(params, values, settings, case)
         done.append(result)
@@ -159,6 +167,7 @@ def local_sensitivity(params, best: Trial, space, settings, case, progress=False
         rises = []
         for sign in (-1, 1):
             v = _round(min(max(best.values[name] + sign * STEP * (hi - lo), lo), hi))
+            v = int(round(v)) if _is_int(name) else v
             if v == best.values[name]:
                 continue
             t = evaluate(params, {**best.values, name: v}, settings, case)
@@ -208,6 +217,8 @@ def fitted_toml(result: FitResult, trials: int) -> str:
 
 
 def _toml_float(v: float) -> str:
+    if isinstance(v, int):
+        return str(v)
     text = repr(float(v))
     return text if ("." in text or "e" in text or "inf" in text or "nan" in text) \
         else f"{text}.0"
