@@ -267,6 +267,8 @@ def cmd_run(args) -> int:
 
 def _check_writable(out: Path) -> None:
     """Fail before a long run, not after it, if ``out`` cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"--out {out}: exists and is not a directory")
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ScenarioError(f"--out {out}: cannot create or write there")
