@@ -65,7 +65,7 @@ from sim.config.scenario import (  # noqa: E402
 from sim.engine.outcomes import BANDS  # noqa: E402
 from sim.engine.random_streams import stream_key  # noqa: E402
 from sim.experiments.runner import pool_context, progress_bar, run_arm  # noqa: E402
-from sim.experiments.storage import atomic_write  # noqa: E402
+from sim.experiments.storage import atomic_write, resuming_into  # noqa: E402
 from sim.experiments.sweeps import (  # noqa: E402
     ACCOUNTABILITY,
     OUTCOMES,
@@ -503,12 +503,7 @@ def prepare(problem: Problem, out: Path, resume: bool) -> None:
     """Create the output folder with its manifest, or check it for --resume."""
     source, fp = problem.source, fingerprint(problem)
     manifest_path = out / "manifest.json"
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to continue "
-                                "that study, or choose another directory")
+    if resuming_into(out, resume, source, "study"):
         try:
             old = json.loads(manifest_path.read_text())
         except (OSError, ValueError):

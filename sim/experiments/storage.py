@@ -27,6 +27,23 @@ from sim.config.scenario import ScenarioError
 from sim.district.cache import code_version
 
 
+def resuming_into(out: Path, resume: bool, source: str, what: str) -> bool:
+    """Check an output folder before anything is written; True when ``resume`` continues
+    the ``what`` (run, sweep, study) already in it.
+
+    Raises ScenarioError naming ``source`` when ``out`` is a file, or holds something
+    and ``resume`` was not asked for.
+    """
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to continue "
+                                f"the {what} there, or choose another directory")
+        return True
+    return False
+
+
 def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``target``, then rename it to ``target``."""
     target = Path(target)
@@ -84,12 +101,7 @@ class RunParts:
         out = Path(out)
         parts = cls(out, scenario)
         fingerprint = run_fingerprint(scenario)
-        if out.exists() and not out.is_dir():
-            raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
-        if out.exists() and any(out.iterdir()):
-            if not resume:
-                raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to "
-                                    "continue the run there, or choose another directory")
+        if resuming_into(out, resume, source, "run"):
             return parts._check_resumable(fingerprint, source)
         try:
             for name in TABLES:

@@ -50,7 +50,7 @@ from sim.config.scenario import (
 )
 from sim.experiments.output import git_commit
 from sim.experiments.runner import map_unordered, progress_bar
-from sim.experiments.storage import atomic_write
+from sim.experiments.storage import atomic_write, resuming_into
 
 PART = re.compile(r"run-(\d{6})\.parquet")  # a finished run's outcome part
 Design = Literal["grid", "random", "latin", "sobol", "morris"]
@@ -356,12 +356,7 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
     """Create or check the output folder; return the experiments table."""
     fingerprint = sweep_fingerprint(sweep, base)
     manifest_path = out / "manifest.json"
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to continue "
-                                "that sweep, or choose another directory")
+    if resuming_into(out, resume, source, "sweep"):
         if not manifest_path.exists():
             raise ScenarioError(f"{source}: --out {out} holds no sweep manifest to resume")
         try:
