@@ -39,7 +39,7 @@ from sim.experiments.sensitivity import (  # noqa: E402
     load_finished,
     slug,
 )
-from sim.experiments.storage import atomic_write  # noqa: E402
+from sim.experiments.storage import atomic_write, save_figure  # noqa: E402
 
 
 def discovery_data(data, outcome: str, arm: str, year: int,
@@ -135,10 +135,7 @@ def tradeoff_figure(boxes: list[PrimBox], title: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main_discover(args) -> int:

@@ -37,7 +37,7 @@ from pydantic import ValidationError  # noqa: E402
 from sim.analysis.summaries import ALL  # noqa: E402
 from sim.config.scenario import ScenarioError  # noqa: E402
 from sim.engine.outcomes import BANDS  # noqa: E402
-from sim.experiments.storage import atomic_write  # noqa: E402
+from sim.experiments.storage import atomic_write, save_figure  # noqa: E402
 from sim.experiments.sweeps import Sweep, finished_runs, read_outcomes  # noqa: E402
 
 INDEX_DESIGNS = ("sobol", "morris")
@@ -305,10 +305,7 @@ def _save(fig, axes, title: str, path: Path) -> Path:
     """Legend, title and an atomic PNG write of a figure of panels."""
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main_sensitivity(args) -> int:

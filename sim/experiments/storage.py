@@ -44,6 +44,16 @@ def resuming_into(out: Path, resume: bool, source: str, what: str) -> bool:
     return False
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out a matplotlib figure, write it atomically as a PNG (110 dpi), close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
 def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary path beside ``target``, then rename it to ``target``."""
     target = Path(target)
