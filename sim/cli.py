@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--trials", type=_positive_int, help="with --fit: trials (default 40; "
                                                         "quick 4)")
     k.add_argument("--seed", type=_nonneg_int, default=0, help="with --fit: sampler seed")
+    k.add_argument("--sampler", choices=("cmaes", "tpe"), default="cmaes",
+                   help="with --fit: cmaes (default; a local search from the starting set) "
+                        "or tpe (a global search)")
     k.add_argument("--replicates", type=_positive_int,
                    help="with --fit: replicates per trial (default 4; quick 1)")
     k.add_argument("--out", help="with --fit: parameters file to write (default "
@@ -321,7 +324,8 @@ def _fit(args) -> int:
     trials = args.trials or (4 if args.quick else 40)
     start = time.time()
     result = fit(params, settings, trials, args.seed, case,
-                 sensitivity=not (args.quick or args.no_sensitivity), progress=True)
+                 sensitivity=not (args.quick or args.no_sensitivity), progress=True,
+                 sampler=args.sampler)
     write_fitted(result, trials, out)
     print(format_fit(result))
     print(f"\nWrote {out} ({time.time() - start:.0f} s).")
