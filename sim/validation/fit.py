@@ -2,8 +2,9 @@
 
 The search space is the parameters docs/model.md §10 lists as "set by hand"
 (``FIT_SPACE``). The loss is the sum over the **calibration facts only** of the
-squared distance from each target in tolerance units (``Pattern.loss``); seed
-findings are outputs and never enter it. Every trial runs the three fact
+squared distance from each target in tolerance units (``Pattern.loss``), plus
+``SHORT_PENALTY`` for each fact outside its band; seed findings are outputs and
+never enter it. Every trial runs the three fact
 districts (``sim.validation.studies``) on the same seeds and replicates —
 common random numbers, so trials differ by their parameters, not by luck.
 The default sampler is Optuna's CMA-ES, started at the starting parameter set
@@ -57,6 +58,7 @@ FIT_SPACE: dict[str, tuple[float, float]] = {
 }
 SAMPLERS = ("cmaes", "tpe")
 SIGMA0 = 0.1  # CMA-ES initial step, as a share of each parameter's search range
+SHORT_PENALTY = 2.0  # added to the loss for each fact that falls short
 PINNED_LOSS = 1.0
 STEP = 0.1  # share of a parameter's range moved in the sensitivity check
 DIGITS = 4  # significant digits of every evaluated (and written) value
@@ -79,6 +81,7 @@ class FitResult:
     seed: int = 0
     skipped: list[str] = field(default_factory=list)
     sampler: str = "cmaes"
+    start_source: str = ""  # the starting parameters file ("code defaults" without one)
 
 
 def _round(x: float) -> float:
@@ -130,8 +133,15 @@ def evaluate(params: ParameterSet, values: dict[str, float], settings: Settings,
     """One trial: run the fact districts with ``values`` and score the facts."""
     trial_params = with_values(params, values)
     outcomes = fact_outcomes(fact_runs(trial_params, settings, case), settings.quick)
-    loss = sum(o.pattern.loss(o.value) for o in outcomes)
-    return Trial(dict(values), float(loss), outcomes)
+    return Trial(dict(values), trial_loss(outcomes), outcomes)
+
+
+def trial_loss(outcomes: list[Outcome]) -> float:
+    """Squared distances from the targets in tolerances, plus ``SHORT_PENALTY`` for each
+    fact outside its band: the fit's aim is that every fact holds, and a set with one
+    fact just outside its band should not beat one with all inside by a hair."""
+    return float(sum(o.pattern.loss(o.value) for o in outcomes)
+                 + SHORT_PENALTY * sum(not o.holds for o in outcomes))
 
 
 def fit(params: ParameterSet, settings: Settings, trials: int = 40, seed: int = 0,
@@ -166,7 +176,7 @@ def fit(params: ParameterSet, settings: Settings, trials: int = 40, seed: int = 
     study.optimize(objective, n_trials=trials, n_jobs=1)
     best = min(done, key=lambda t: t.loss)
     out = FitResult(done[0], best, done, settings=settings, seed=seed, skipped=skipped,
-                    sampler=sampler)
+                    sampler=sampler, start_source=params.source)
     if sensitivity:
         out.sensitivity = local_sensitivity(params, best, space, settings, case, progress)
     return out
@@ -232,8 +242,10 @@ def fitted_toml(result: FitResult, trials: int) -> str:
         f"# (never to a seed finding): Optuna {_SAMPLER_NAMES[result.sampler]}, seed "
         f"{result.seed}, {trials} trials, {s.replicates} replicate(s) per trial"
         f"{', quick (tiny districts: not for use)' if s.quick else ''}.",
-        f"# Loss (sum of squared distances from the targets, in tolerances): start "
+        f"# Loss (squared distances from the targets in tolerances, plus {SHORT_PENALTY:g} "
+        f"per fact short): start "
         f"{result.start.loss:.2f}, fitted {result.best.loss:.2f}.",
+        f"# Started from: {result.start_source or 'code defaults'}.",
         "# Every scenario starts from these values; a scenario file's own values win",
         "# (sim/config/scenario.py). Regenerate with `plsim calibrate --fit`; do not edit.",
     ]
