@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 from sim.engine.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
 from sim.engine.students import flat as flat_view
@@ -28,7 +29,16 @@ def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarr
 
     Returns:
         readiness in [0, 1] (float32) and the first missing prerequisite's id (-1 if none).
+        Compiled (``kernels.prerequisite_status``); ``prerequisite_status_numpy`` is the
+        same in plain numpy.
     """
+    return kernels.prerequisite_status(mastery, np.asarray(slots, np.int64),
+                                       np.asarray(skills, np.int64), prereqs)
+
+
+def prerequisite_status_numpy(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarray,
+                              prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``prerequisite_status`` in plain numpy (the reference the kernel is tested against)."""
     base = slots * mastery.shape[1]
     flat = flat_view(mastery)
     have = np.zeros(slots.size, np.float32)

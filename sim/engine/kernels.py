@@ -1,0 +1,106 @@
+"""Compiled kernels of the daily cycle's gathers over (students x skills) arrays.
+
+The daily cycle touches, per present student, the day's skill and its
+prerequisites (or ancestors): a handful of bytes of a (students x skills)
+row. Done with numpy fancy indexing this builds (students x prerequisites)
+index and mask temporaries (for ancestors, 165 columns of int64: over a
+kilobyte per student) and reads every column even when the answer is in the
+first. These kernels walk each student's row directly and stop at the answer,
+with no temporaries beyond their outputs.
+
+They compute exactly what the plain-numpy functions they replace compute
+(integer and boolean logic; the one float, readiness, is the same float32
+division), so results are bit-identical; ``tests/test_kernels.py`` compares
+each kernel with its numpy counterpart (kept as ``*_numpy`` in the modules
+that call the kernels). Compiled with numba (``@njit(cache=True)``: compiled
+once per machine, kept in numba's cache next to this file or in
+``NUMBA_CACHE_DIR``). Arguments are as their callers document: slots and
+skills int64, prerequisite and ancestor tables int16 padded with ``NO_SKILL``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
+
+
+@njit(cache=True, nogil=True)
+def prerequisite_status(mastery, slots, skills, prereqs):
+    """Readiness (share of prerequisites truly mastered, 1 if none; float32) and the
+    first missing prerequisite (lowest column; -1 if none; int64) per (slot, skill)."""
+    k = slots.size
+    readiness = np.empty(k, np.float32)
+    first = np.full(k, -1, np.int64)
+    width = prereqs.shape[1]
+    for i in range(k):
+        row = slots[i]
+        s = skills[i]
+        have = 0
+        count = 0
+        f = -1
+        for j in range(width):
+            p = prereqs[s, j]
+            if p == NO_SKILL:
+                continue
+            count += 1
+            if mastery[row, p] > 0:
+                have += 1
+            elif f < 0:
+                f = p
+        first[i] = f
+        if count > 0:
+            readiness[i] = np.float32(have) / np.float32(count)
+        else:
+            readiness[i] = np.float32(1.0)
+    return readiness, first
+
+
+@njit(cache=True, nogil=True)
+def first_missing_ancestor(believed, slots, ancestors, target, lo):
+    """The first (in table order) ancestor of ``target`` at or above ``lo`` that
+    ``believed`` (the record, bool students x skills) lacks; ``target`` if none (int64)."""
+    k = slots.size
+    out = np.empty(k, np.int64)
+    width = ancestors.shape[1]
+    for i in range(k):
+        row = slots[i]
+        t = target[i]
+        bound = lo[i]
+        found = t
+        for j in range(width):
+            a = ancestors[t, j]
+            if a == NO_SKILL or a < bound:
+                continue
+            if not believed[row, a]:
+                found = a
+                break
+        out[i] = found
+    return out
+
+
+@njit(cache=True, nogil=True)
+def first_unknown_in(believed, slots, start, length):
+    """Per slot, the first skill of ``start .. start + length - 1`` that ``believed``
+    lacks; -1 if it shows them all (int64)."""
+    k = slots.size
+    out = np.full(k, -1, np.int64)
+    for i in range(k):
+        row = slots[i]
+        s0 = start[i]
+        for j in range(length):
+            if not believed[row, s0 + j]:
+                out[i] = s0 + j
+                break
+    return out
+
+
+@njit(cache=True, nogil=True)
+def gather(table, rows, cols):
+    """``table[rows, cols]`` for 1-D ``rows`` and ``cols`` of one length (no flat index)."""
+    k = rows.size
+    out = np.empty(k, table.dtype)
+    for i in range(k):
+        out[i] = table[rows[i], cols[i]]
+    return out
