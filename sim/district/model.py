@@ -36,6 +36,7 @@ import pandas as pd
 from mesa import Model
 
 from sim.accountability.year_end import Accountability
+from sim.district.item_bank import item_bank
 from sim.engine import affect, assessment, learning
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.outcomes import YearLog, student_year_rows
@@ -293,7 +294,7 @@ class District(Model):
         """Adaptive vertical-scale scores and SEMs (scale points) of ``sits`` on ``day``."""
         p = self.params
         rng = self.streams.at("growth_test", self.year, occasion)
-        return assessment.growth_test(rng, self.students, assessment.item_bank(p), p.assessment,
+        return assessment.growth_test(rng, self.students, item_bank(p), p.assessment,
                                       p.learning.familiarity_saturation_days, sits,
                                       day / p.calendar.days)
 
@@ -426,7 +427,7 @@ class District(Model):
             tested = np.isin(st.grade, a.tested_grades)
             rng = self.streams.at("state_test", self.year)
             self.log.state_score, self.state_sem = assessment.state_test(
-                rng, st, self.curriculum, assessment.item_bank(self.params), a, sat, tested,
+                rng, st, self.curriculum, item_bank(self.params), a, sat, tested,
                 day / cal.days)
         if day == cal.spring_test_day:
             self.log.spring_score, _ = self._growth_test(SPRING, everyone, day)

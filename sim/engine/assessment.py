@@ -200,12 +200,16 @@ class ItemBank:
 
 def item_bank(scenario) -> ItemBank:
     """The item bank of a scenario's curriculum and assessment parameters (cached per
-    process: it depends on nothing else)."""
-    key = json.dumps({"curriculum": scenario.curriculum.model_dump(mode="json"),
-                      "assessment": scenario.assessment.model_dump(mode="json"),
-                      "population": scenario.population.model_dump(mode="json")},
-                     sort_keys=True)
-    return _bank(key)
+    process: it depends on nothing else; ``sim.district.item_bank`` caches it on disk too)."""
+    return _bank(bank_key(scenario))
+
+
+def bank_key(scenario) -> str:
+    """Everything the item bank depends on, as canonical JSON (its cache key)."""
+    return json.dumps({"curriculum": scenario.curriculum.model_dump(mode="json"),
+                       "assessment": scenario.assessment.model_dump(mode="json"),
+                       "population": scenario.population.model_dump(mode="json")},
+                      sort_keys=True)
 
 
 @lru_cache(maxsize=8)
