@@ -11,6 +11,7 @@ import pytest
 from sim.engine import kernels
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.learning import prerequisite_status, prerequisite_status_numpy
+from sim.engine.records import pack
 from sim.policies.pacing import first_missing_ancestor, first_missing_ancestor_numpy
 
 
@@ -44,7 +45,7 @@ def test_first_missing_ancestor_matches_numpy(cur, density):
     lo = rng.integers(0, cur.n_skills, slots.size).astype(np.int64)
     lo[::3] = 0
     model = SimpleNamespace(record=SimpleNamespace(
-        believed=believed, knows=lambda r, s: believed.reshape(-1)[r * cur.n_skills + s]),
+        bits=pack(believed), knows=lambda r, s: believed.reshape(-1)[r * cur.n_skills + s]),
         curriculum=cur)
     got = first_missing_ancestor(model, slots, target, lo)
     assert np.array_equal(got, first_missing_ancestor_numpy(model, slots, target, lo))
@@ -53,7 +54,7 @@ def test_first_missing_ancestor_matches_numpy(cur, density):
 def test_first_unknown_in(cur):
     _, _, believed, slots, _ = _state(cur, 300, 3, 0.7)
     start = np.random.default_rng(4).integers(0, cur.n_skills - 5, slots.size).astype(np.int64)
-    got = kernels.first_unknown_in(believed, slots, start, 5)
+    got = kernels.first_unknown_in(pack(believed), slots, start, 5)
     cols = start[:, None] + np.arange(5)[None, :]
     open_ = ~believed[slots[:, None], cols]
     want = np.where(open_.any(axis=1), start + np.argmax(open_, axis=1), -1)

@@ -58,9 +58,9 @@ def prerequisite_status(mastery, slots, skills, prereqs):
 
 
 @njit(cache=True, nogil=True)
-def first_missing_ancestor(believed, slots, ancestors, target, lo):
-    """The first (in table order) ancestor of ``target`` at or above ``lo`` that
-    ``believed`` (the record, bool students x skills) lacks; ``target`` if none (int64)."""
+def first_missing_ancestor(bits, slots, ancestors, target, lo):
+    """The first (in table order) ancestor of ``target`` at or above ``lo`` that the
+    record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64)."""
     k = slots.size
     out = np.empty(k, np.int64)
     width = ancestors.shape[1]
@@ -73,7 +73,7 @@ def first_missing_ancestor(believed, slots, ancestors, target, lo):
             a = ancestors[t, j]
             if a == NO_SKILL or a < bound:
                 continue
-            if not believed[row, a]:
+            if not (bits[row, a >> 3] >> (a & 7)) & 1:
                 found = a
                 break
         out[i] = found
@@ -81,26 +81,59 @@ def first_missing_ancestor(believed, slots, ancestors, target, lo):
 
 
 @njit(cache=True, nogil=True)
-def first_unknown_in(believed, slots, start, length):
-    """Per slot, the first skill of ``start .. start + length - 1`` that ``believed``
-    lacks; -1 if it shows them all (int64)."""
+def first_unknown_in(bits, slots, start, length):
+    """Per slot, the first skill of ``start .. start + length - 1`` that the record's
+    ``bits`` lack; -1 if they show them all (int64)."""
     k = slots.size
     out = np.full(k, -1, np.int64)
     for i in range(k):
         row = slots[i]
         s0 = start[i]
         for j in range(length):
-            if not believed[row, s0 + j]:
-                out[i] = s0 + j
+            s = s0 + j
+            if not (bits[row, s >> 3] >> (s & 7)) & 1:
+                out[i] = s
                 break
     return out
 
 
+
+
+# --- the record's bits: skill s of a row is bit (s & 7) of byte (s >> 3) --------------------
 @njit(cache=True, nogil=True)
-def gather(table, rows, cols):
-    """``table[rows, cols]`` for 1-D ``rows`` and ``cols`` of one length (no flat index)."""
+def get_bits(bits, rows, skills):
+    """Whether each (row, skill) bit is set (bool; 1-D ``rows`` and ``skills`` of one length)."""
     k = rows.size
-    out = np.empty(k, table.dtype)
+    out = np.empty(k, np.bool_)
     for i in range(k):
-        out[i] = table[rows[i], cols[i]]
+        s = skills[i]
+        out[i] = (bits[rows[i], s >> 3] >> (s & 7)) & 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def set_bits(bits, rows, skills, value):
+    """Set (``value`` True) or clear each (row, skill) bit, in order."""
+    for i in range(rows.size):
+        s = skills[i]
+        mask = np.uint8(1 << (s & 7))
+        if value:
+            bits[rows[i], s >> 3] |= mask
+        else:
+            bits[rows[i], s >> 3] &= ~mask
+
+
+@njit(cache=True, nogil=True)
+def first_clear_bit(bits, rows, start, n_skills):
+    """Per row, the first skill >= ``start`` whose bit is clear; ``n_skills`` if none (int64)."""
+    k = rows.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        row = rows[i]
+        found = n_skills
+        for s in range(max(start[i], 0), n_skills):
+            if not (bits[row, s >> 3] >> (s & 7)) & 1:
+                found = s
+                break
+        out[i] = found
     return out

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 from sim.engine.population import chunks
-from sim.engine.students import flat as flat_view
 
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
 
@@ -72,12 +72,23 @@ class Diagnostic:
         return believed, tested | implied
 
 
+def pack(believed: np.ndarray) -> np.ndarray:
+    """(rows x skills) booleans as ``Record.bits`` rows: skill ``s`` is bit ``s & 7``
+    of byte ``s >> 3`` (uint8, ``ceil(skills / 8)`` bytes a row)."""
+    return np.packbits(believed, axis=-1, bitorder="little")
+
+
 class Record:
-    """Per-student record of skills believed mastered, and exit-slip streaks."""
+    """Per-student record of skills believed mastered, and exit-slip streaks.
+
+    The record is held as bits (``bits``: one bit per student and skill, 1 =
+    believed mastered; ``pack``), an eighth of a boolean array; ``believed``
+    unpacks it (a copy) for inspection and tests.
+    """
 
     def __init__(self, n: int, n_skills: int):
         self.n_skills = n_skills
-        self.believed = np.zeros((n, n_skills), bool)
+        self.bits = np.zeros((n, -(-n_skills // 8)), np.uint8)
         self.frontier = np.zeros(n, np.int16)       # first believed-unmastered skill >= bound
         self.frontier_bound = np.zeros(n, np.int16)  # the lower bound it was computed for
         self.stale = np.ones(n, bool)                # frontier needs a full search
@@ -96,13 +107,31 @@ class Record:
         """Exit slips failed in a row on ``streak_skill``."""
         return np.maximum(-self.run, 0)
 
+    @property
+    def believed(self) -> np.ndarray:
+        """The record as (students x skills) booleans (a copy: write through ``believed =``)."""
+        return self.rows(slice(None))
+
+    @believed.setter
+    def believed(self, value: np.ndarray) -> None:
+        self.bits[:] = pack(np.asarray(value, bool))
+
+    def rows(self, rows) -> np.ndarray:
+        """The record of ``rows`` as (rows x skills) booleans (a copy)."""
+        return np.unpackbits(self.bits[rows], axis=-1, count=self.n_skills,
+                             bitorder="little").view(bool)
+
     # --- reading the record ---
     def knows(self, rows: np.ndarray, skills: np.ndarray) -> np.ndarray:
         """Whether the record shows each (row, skill) as mastered (any matching shapes)."""
-        return flat_view(self.believed)[rows * self.n_skills + skills]
+        rows, skills = np.broadcast_arrays(np.asarray(rows, np.int64),
+                                           np.asarray(skills, np.int64))
+        out = kernels.get_bits(self.bits, rows.ravel(), skills.ravel())
+        return out.reshape(rows.shape)
 
     def _mark(self, rows: np.ndarray, skills: np.ndarray, value: bool) -> None:
-        flat_view(self.believed)[rows * self.n_skills + skills] = value
+        kernels.set_bits(self.bits, np.asarray(rows, np.int64), np.asarray(skills, np.int64),
+                         bool(value))
 
     def frontier_from(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
         """First believed-unmastered skill >= ``bound`` for each slot (n_skills if none).
@@ -126,13 +155,10 @@ class Record:
     def _search(self, rows: np.ndarray, start: np.ndarray, bound: np.ndarray | None = None):
         """Full search from ``start``; the cache remembers ``bound`` (default ``start``),
         the lower bound the frontier answers for."""
-        for part in chunks(rows.size):
-            r, b = rows[part], start[part]
-            blocked = self.believed[r] | (np.arange(self.n_skills)[None, :] < b[:, None])
-            first = np.argmin(blocked, axis=1)
-            none_left = blocked[np.arange(r.size), first]
-            self.frontier[r] = np.where(none_left, self.n_skills, first)
-            self.frontier_bound[r] = b if bound is None else bound[part]
+        rows = np.asarray(rows, np.int64)
+        self.frontier[rows] = kernels.first_clear_bit(self.bits, rows,
+                                                      np.asarray(start, np.int64), self.n_skills)
+        self.frontier_bound[rows] = start if bound is None else bound
         self.stale[rows] = False
         self.advanced[rows] = False
 
@@ -185,11 +211,11 @@ class Record:
             level_error = rng.standard_normal(r.size).astype(np.float32)
             misread_u = rng.random((r.size, self.n_skills), dtype=np.float32)
             believed, tested = diagnostic.read(truth(r), level_error, misread_u)
-            new = believed if replace_all else np.where(tested, believed, self.believed[r])
+            new = believed if replace_all else np.where(tested, believed, self.rows(r))
             if keep is not None:  # staying students: a benchmark's update of last year's record
-                update = np.where(tested, believed, self.believed[r])
+                update = np.where(tested, believed, self.rows(r))
                 new = np.where(keep[part][:, None], update, new)
-            self.believed[r] = new
+            self.bits[r] = pack(new)
 
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True

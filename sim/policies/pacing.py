@@ -172,7 +172,7 @@ class GradeLevelFirst(Pacing):
         unit = pacing_position(day, cur.units_per_grade, cal.state_test_day, cal.days)
         start = cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
             unit * cur.skills_per_unit)
-        first_open = kernels.first_unknown_in(rec.believed, np.asarray(slots, np.int64), start,
+        first_open = kernels.first_unknown_in(rec.bits, np.asarray(slots, np.int64), start,
                                               cur.skills_per_unit)
         has_open = first_open >= 0
         target = np.where(has_open, first_open, start)
@@ -196,7 +196,7 @@ def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
     the same in plain numpy.
     """
     return kernels.first_missing_ancestor(
-        model.record.believed, np.asarray(slots, np.int64), model.curriculum.ancestors,
+        model.record.bits, np.asarray(slots, np.int64), model.curriculum.ancestors,
         np.asarray(target, np.int64), np.asarray(lo, np.int64))
 
 
