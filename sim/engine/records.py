@@ -32,6 +32,7 @@ from sim.engine.curriculum import NO_SKILL
 from sim.engine.population import chunks
 
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
+DIAGNOSE_ROWS = 1024  # rows read at a time by a diagnostic (bounds its working arrays)
 
 
 class Diagnostic:
@@ -206,16 +207,26 @@ class Record:
         self.stale[slots] = True
 
     def _diagnose(self, rng, slots, truth, diagnostic, replace_all: bool, keep=None) -> None:
+        """The diagnostic's reading of ``slots`` written into the record.
+
+        Draws per chunk of ``CHUNK_ROWS`` rows: the rows' level errors, then their
+        misread uniforms, which are drawn and used ``DIAGNOSE_ROWS`` rows at a time
+        (the same stream, so the same draws as one (chunk x skills) array, with a
+        smaller working set; rows are read independently and exactly).
+        """
         for part in chunks(slots.size):
             r = slots[part]
             level_error = rng.standard_normal(r.size).astype(np.float32)
-            misread_u = rng.random((r.size, self.n_skills), dtype=np.float32)
-            believed, tested = diagnostic.read(truth(r), level_error, misread_u)
-            new = believed if replace_all else np.where(tested, believed, self.rows(r))
-            if keep is not None:  # staying students: a benchmark's update of last year's record
-                update = np.where(tested, believed, self.rows(r))
-                new = np.where(keep[part][:, None], update, new)
-            self.bits[r] = pack(new)
+            for sub in chunks(r.size, DIAGNOSE_ROWS):
+                rs = r[sub]
+                misread_u = rng.random((rs.size, self.n_skills), dtype=np.float32)
+                believed, tested = diagnostic.read(truth(rs), level_error[sub], misread_u)
+                del misread_u
+                new = believed if replace_all else np.where(tested, believed, self.rows(rs))
+                if keep is not None:  # staying students: a benchmark's update of last year's
+                    update = np.where(tested, believed, self.rows(rs))  # record
+                    new = np.where(keep[part][sub][:, None], update, new)
+                self.bits[rs] = pack(new)
 
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True
