@@ -65,3 +65,21 @@ def test_empty_inputs(cur):
     empty = np.zeros(0, np.int64)
     r, f = prerequisite_status(np.zeros((3, cur.n_skills), np.uint8), empty, empty, cur.prereqs)
     assert r.size == 0 and f.size == 0
+
+
+@pytest.mark.parametrize("error_years", [0.0, 0.3, 2.0])
+def test_diagnostic_read_matches_numpy(cur, error_years):
+    from sim.engine.records import Diagnostic
+
+    rng = np.random.default_rng(int(error_years * 10))
+    diag = Diagnostic(cur, error_years, 0.5, 0.1)
+    level = rng.uniform(cur.lowest_grade - 1, cur.highest_grade + 2, 600)
+    truth = rng.random((600, cur.n_skills)) < 1 / (1 + np.exp(-(level[:, None]
+                                                                 - diag.position[None, :])))
+    level_error = rng.standard_normal(600).astype(np.float32)
+    misread_u = rng.random((600, cur.n_skills), dtype=np.float32)
+    misread_u[::7] = np.float32(0.1)  # on the misread boundary
+    got = diag.read(truth, level_error, misread_u)
+    want = diag.read_numpy(truth, level_error, misread_u)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == bool and np.array_equal(g, w)

@@ -137,3 +137,51 @@ def first_clear_bit(bits, rows, start, n_skills):
                 break
         out[i] = found
     return out
+
+
+# --- the diagnostic -------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, spg,
+                    error_years, band, misread):
+    """``Diagnostic.read`` row by row: (believed, tested), bool (rows x skills).
+
+    Float32 throughout, as numpy computes it (the scalars arrive as float32:
+    numpy compares and combines float32 arrays with Python floats in float32);
+    a skill is implied when a skill read as mastered has it among its
+    ancestors (the numpy path's 0/1 matrix product, which is exact).
+    """
+    rows, n = truth.shape
+    believed = np.empty((rows, n), np.bool_)
+    tested_out = np.empty((rows, n), np.bool_)
+    gap = np.empty(n, np.float32)
+    tested = np.empty(n, np.bool_)
+    read = np.empty(n, np.bool_)
+    implied = np.empty(n, np.bool_)
+    width = ancestors.shape[1]
+    neg_band = -band
+    for i in range(rows):
+        count = 0
+        for s in range(n):
+            if truth[i, s]:
+                count += 1
+        level = lowest + np.float32(count) / spg
+        estimate = level + error_years * level_error[i]
+        for s in range(n):
+            g = position[s] - estimate
+            gap[s] = g
+            t = abs(g) <= band
+            tested[s] = t
+            read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
+            implied[s] = False
+        for s in range(n):
+            if read[s]:
+                for j in range(width):
+                    a = ancestors[s, j]
+                    if a == NO_SKILL:
+                        continue
+                    implied[a] = True
+        for s in range(n):
+            believed[i, s] = (gap[s] < neg_band) or read[s] or (
+                implied[s] and not (tested[s] and not read[s]))
+            tested_out[i, s] = tested[s] or implied[s]
+    return believed, tested_out

@@ -58,11 +58,23 @@ class Diagnostic:
         ok = anc.ravel() != NO_SKILL
         below[rows[ok], anc.ravel()[ok]] = 1.0
         self.ancestor_matrix = below
+        self.ancestors = anc
 
     def read(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
         """(believed, tested): the test's reading of each (student, skill), and which
         skills it tested directly; ``truth`` is (students x skills) mastered booleans,
-        ``level_error`` standard normals per student, ``misread_u`` uniforms like ``truth``."""
+        ``level_error`` standard normals per student, ``misread_u`` uniforms like ``truth``.
+
+        Compiled (``kernels.diagnostic_read``); ``read_numpy`` is the same in numpy.
+        """
+        f32 = np.float32
+        return kernels.diagnostic_read(
+            np.ascontiguousarray(truth, bool), np.asarray(level_error, f32),
+            np.asarray(misread_u, f32), self.position, self.ancestors, f32(self.lowest),
+            f32(self.spg), f32(self.error_years), f32(self.band_years), f32(self.misread))
+
+    def read_numpy(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
+        """``read`` in plain numpy (the reference the kernel is tested against)."""
         level = self.lowest + truth.sum(axis=1, dtype=np.float32) / self.spg
         estimate = level + self.error_years * level_error
         gap = self.position[None, :] - estimate[:, None]
