@@ -83,3 +83,97 @@ def test_diagnostic_read_matches_numpy(cur, error_years):
     want = diag.read_numpy(truth, level_error, misread_u)
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype == bool and np.array_equal(g, w)
+
+
+def _day_inputs(cur, n, seed):
+    from sim.engine.students import StudentState
+
+    rng = np.random.default_rng(seed)
+    st = StudentState(n, cur.n_skills)
+    st.mastery[:] = (rng.random((n, cur.n_skills)) < 0.5) * rng.integers(1, 3, (n, cur.n_skills))
+    st.familiarity[:] = rng.integers(0, 256, (n, cur.n_skills))
+    for name in ("engagement", "engagement_base", "anxiety", "anxiety_base"):
+        getattr(st, name)[:] = rng.random(n, dtype=np.float32)
+    slots = np.sort(rng.permutation(n)[: n * 3 // 4]).astype(np.int64)
+    skills = rng.integers(0, cur.n_skills, slots.size).astype(np.int64)
+    return rng, st, slots, skills
+
+
+def _copy(st):
+    import copy
+
+    twin = copy.copy(st)
+    for k, v in vars(st).items():
+        if isinstance(v, np.ndarray):
+            setattr(twin, k, v.copy())
+    return twin
+
+
+def test_learn_matches_numpy(cur):
+    from sim.engine.learning import learn, learn_numpy
+
+    rng, st, slots, skills = _day_inputs(cur, 500, 11)
+    twin = _copy(st)
+    rate = rng.uniform(0, 0.5, slots.size).astype(np.float32)
+    readiness, missing = prerequisite_status(st.mastery, slots, skills, cur.prereqs)
+    u1, u2 = rng.random(slots.size, dtype=np.float32), rng.random(slots.size, dtype=np.float32)
+    got = learn(st, slots, skills, rate, readiness, missing, u1, u2, 0.2, 0.5, cur.prereqs)
+    want = learn_numpy(twin, slots, skills, rate, readiness, missing, u1, u2, 0.2, 0.5,
+                       cur.prereqs)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+    assert np.array_equal(st.mastery, twin.mastery)
+    assert np.array_equal(st.familiarity, twin.familiarity)
+
+
+@pytest.mark.parametrize("move_on", [False, True])
+def test_exit_slips_match_numpy(cur, move_on):
+    from sim.engine.records import Record
+
+    rng = np.random.default_rng(12)
+    a, b = Record(300, cur.n_skills), Record(300, cur.n_skills)
+    start = rng.random((300, cur.n_skills)) < 0.5
+    a.believed = b.believed = start
+    a.frontier[:] = b.frontier[:] = rng.integers(0, cur.n_skills, 300)
+    limit = np.where(rng.random(300) < 0.5, 3, np.iinfo(np.int16).max).astype(np.int16)
+    for _ in range(40):
+        slots = np.sort(rng.permutation(300)[:200]).astype(np.int64)
+        skills = rng.integers(0, 6, slots.size).astype(np.int64) * 7
+        passed = rng.random(slots.size) < 0.6
+        mo = limit[slots] if move_on else None
+        a.exit_slips(slots, skills, passed, cur.prereqs, 2, 3, mo)
+        b.exit_slips_numpy(slots, skills, passed, cur.prereqs, 2, 3, mo)
+    for k, v in vars(a).items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(v, getattr(b, k)), k
+
+
+def test_tracks_and_affect_and_log_match_numpy(cur):
+    from sim.config.parameters import AffectParams
+    from sim.engine import affect
+    from sim.engine.outcomes import YearLog
+
+    rng, st, slots, skills = _day_inputs(cur, 400, 13)
+    twin = _copy(st)
+    ta, tb = affect.Tracks(400, 3, 0.5, 4.0), affect.Tracks(400, 3, 0.5, 4.0)
+    la, lb = YearLog(400), YearLog(400)
+    p = AffectParams()
+    for _day in range(30):
+        present = np.sort(rng.permutation(400)[:350]).astype(np.int64)
+        position = rng.choice(np.float32([0.5, 1.5, 3.2, 6.0]), present.size)
+        below = rng.random(present.size) < 0.5
+        s1, c1 = ta.update(present, below, position)
+        s2, c2 = tb.update_numpy(present, below, position)
+        assert np.array_equal(s1, s2) and np.array_equal(c1, c2) and c1.dtype == c2.dtype
+        already = rng.random(present.size) < 0.3
+        readiness = rng.choice(np.float32([0.0, 1 / 3, 0.5, 1.0]), present.size)
+        at_grade = rng.random(present.size) < 0.5
+        affect.update_affect(st, present, already, readiness, at_grade, c1, p)
+        affect.update_affect_numpy(twin, present, already, readiness, at_grade, c2, p)
+        offset = rng.integers(-3, 2, present.size).astype(np.int16)
+        la.record_day(present, offset, already, s1, st.engagement[present])
+        lb.record_day_numpy(present, offset, already, s2, twin.engagement[present])
+    for x, y in ((st, twin), (ta, tb), (la, lb)):
+        for k, v in vars(x).items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, getattr(y, k), equal_nan=v.dtype.kind == "f"), k

@@ -185,3 +185,140 @@ def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, 
                 implied[s] and not (tested[s] and not read[s]))
             tested_out[i, s] = tested[s] or implied[s]
     return believed, tested_out
+
+
+# --- the day's block: learning, exit slips, tracks, affect, log -----------------------------
+@njit(cache=True, nogil=True)
+def learn_apply(mastery, familiarity, slots, skills, p_master, u_learn, back_slots,
+                back_skills, mastered_code, familiarity_max):
+    """Mastery gains of one day (``learning.learn``'s writes), then a day of familiarity.
+
+    Returns (already, gained): bool per slot. ``back_slots``/``back_skills``: the
+    prerequisites learnt in context (marked first, as the numpy path does).
+    """
+    k = slots.size
+    already = np.empty(k, np.bool_)
+    gained = np.empty(k, np.bool_)
+    for i in range(k):
+        a = mastery[slots[i], skills[i]] > 0
+        already[i] = a
+        gained[i] = (not a) and (u_learn[i] < p_master[i])
+    for i in range(back_slots.size):
+        mastery[back_slots[i], back_skills[i]] = mastered_code
+    top = familiarity_max - 1
+    for i in range(k):
+        r, s = slots[i], skills[i]
+        if gained[i]:
+            mastery[r, s] = mastered_code
+        f = familiarity[r, s]
+        familiarity[r, s] = (f if f < top else top) + 1
+    return already, gained
+
+
+@njit(cache=True, nogil=True)
+def exit_slips(bits, run, streak_skill, days_on, frontier, advanced, stale, slots, skills,
+               passed, prereqs, mastery_streak, fail_limit, move_on, use_move_on):
+    """``Record.exit_slips`` student by student (integer logic; same results)."""
+    never = np.iinfo(np.int16).max
+    width = prereqs.shape[1]
+    for i in range(slots.size):
+        r, s = slots[i], skills[i]
+        same = streak_skill[r] == s
+        prev = run[r] if same else 0
+        streak_skill[r] = s
+        x = max(prev, 0) + 1 if passed[i] else min(prev, 0) - 1
+        mastered = x >= mastery_streak
+        send_back = x <= -fail_limit
+        if use_move_on:
+            days = days_on[r] + 1 if same else 1
+            mastered = mastered or days >= move_on[i]
+            if move_on[i] < never:
+                send_back = False
+            days_on[r] = 0 if mastered else days
+        if mastered:
+            bits[r, s >> 3] |= np.uint8(1 << (s & 7))
+            if s == frontier[r]:
+                advanced[r] = True
+        if send_back:
+            for j in range(width):
+                p = prereqs[s, j]
+                if p != NO_SKILL:
+                    bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
+            stale[r] = True
+        run[r] = 0 if (mastered or send_back) else x
+
+
+@njit(cache=True, nogil=True)
+def tracks_update(level, below_track, position_track, other_days, first_other, slots, below,
+                  position, alpha, persist_days, min_jump):
+    """``affect.Tracks.update`` student by student (float32; same results)."""
+    k = slots.size
+    switched = np.empty(k, np.bool_)
+    change = np.empty(k, np.float32)
+    for i in range(k):
+        r = slots[i]
+        old = level[r]
+        pos = position[i]
+        if np.isnan(old):
+            new = pos
+            change[i] = np.float32(0.0)
+        else:
+            new = old + alpha * (pos - old)
+            change[i] = abs(new - old)
+        level[r] = new
+        track = below_track[r]
+        fresh = track < 0
+        off = (not fresh) and (below[i] != (track == 1))
+        days = other_days[r] + 1 if off else 0
+        first = pos if (off and days == 1) else first_other[r]
+        jump = abs(first - position_track[r])
+        moved = off and days >= persist_days
+        switched[i] = moved and jump >= min_jump
+        if fresh or moved or not off:
+            below_track[r] = 1 if below[i] else 0
+            position_track[r] = pos
+        other_days[r] = 0 if moved else days
+        first_other[r] = first
+    return switched, change
+
+
+@njit(cache=True, nogil=True)
+def affect_update(engagement, engagement_base, anxiety, anxiety_base, slots, already,
+                  readiness, at_grade, felt, recovery, boredom, frustration, switch_engagement,
+                  min_engagement, switch_anxiety, unfamiliar_anxiety):
+    """``affect.update_affect`` student by student, in numpy's precisions: float32 where
+    numpy computes float32 arrays with Python floats, float64 where a Python float meets
+    a boolean array (``recovery``, ``frustration``, ``switch_*`` arrive as float32;
+    ``boredom``, ``unfamiliar_anxiety`` and the clip bounds as float64)."""
+    one = np.float32(1.0)
+    for i in range(slots.size):
+        r = slots[i]
+        e = engagement[r]
+        e32 = e + recovery * (engagement_base[r] - e)
+        x = (np.float64(e32) - (boredom if already[i] else 0.0)
+             - np.float64(frustration * (one - readiness[i]))
+             - np.float64(switch_engagement * felt[i]))
+        engagement[r] = np.float32(min(max(x, min_engagement), 1.0))
+        a = anxiety[r]
+        a32 = a + recovery * (anxiety_base[r] - a) + switch_anxiety * felt[i]
+        y = np.float64(a32) + (unfamiliar_anxiety if (at_grade[i] and readiness[i] < one)
+                               else 0.0)
+        anxiety[r] = np.float32(min(max(y, 0.0), 1.0))
+
+
+@njit(cache=True, nogil=True)
+def record_day(days_present, days_grade_level, days_mastered, lowest_offset, switches,
+               engagement_sum, engagement, slots, offset, already, switched):
+    """``YearLog.record_day`` student by student (``engagement``: the slots' own)."""
+    for i in range(slots.size):
+        r = slots[i]
+        days_present[r] += 1
+        if offset[i] == 0:
+            days_grade_level[r] += 1
+        if already[i]:
+            days_mastered[r] += 1
+        if offset[i] < lowest_offset[r]:
+            lowest_offset[r] = offset[i]
+        if switched[i]:
+            switches[r] += 1
+        engagement_sum[r] += np.float64(engagement[i])
