@@ -129,11 +129,20 @@ def knowledge(mastered: np.ndarray, fam: np.ndarray, weights: np.ndarray, a) -> 
 def _knowledge_of(mastered_all, mastered, fam, weights, a) -> np.ndarray:
     """``knowledge`` of some skills: ``weights`` rows and ``mastered``/``fam`` columns
     for those skills, ``mastered_all`` over every skill."""
+    # own x m + (1 - own) x below + familiarity_weight x fam x (1 - m), capped at 1:
+    # the same float32 operations in the same order, in place (three (rows x S) arrays
+    # at a time instead of seven)
+    own = a.own_skill_weight
     m = mastered.astype(np.float32)
-    below = mastered_all.astype(np.float32) @ weights.T
-    k = (a.own_skill_weight * m + (1.0 - a.own_skill_weight) * below
-         + a.familiarity_weight * fam * (1.0 - m))
-    return np.minimum(k, 1.0)
+    k = mastered_all.astype(np.float32) @ weights.T  # below
+    k *= 1.0 - own
+    t = m * own
+    k += t
+    np.subtract(1.0, m, out=m)
+    np.multiply(fam, a.familiarity_weight, out=t)
+    t *= m
+    k += t
+    return np.minimum(k, 1.0, out=k)
 
 
 def p_right(k: np.ndarray, difficulty: np.ndarray, unseen: np.ndarray, anxiety: np.ndarray,
