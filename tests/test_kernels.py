@@ -177,3 +177,15 @@ def test_tracks_and_affect_and_log_match_numpy(cur):
         for k, v in vars(x).items():
             if isinstance(v, np.ndarray):
                 assert np.array_equal(v, getattr(y, k), equal_nan=v.dtype.kind == "f"), k
+
+
+@pytest.mark.parametrize("kind", ["float32", "int64"])
+def test_rank_within_matches_numpy(kind):
+    from sim.policies.pacing import rank_within, rank_within_numpy
+
+    rng = np.random.default_rng(21)
+    for size in (0, 1, 50, 3000):
+        group = rng.integers(0, 40, size) * 1024 + rng.integers(0, 3, size)
+        priority = (rng.random(size, dtype=np.float32) if kind == "float32"
+                    else -rng.integers(0, 5, size))  # integer priorities: many ties
+        assert np.array_equal(rank_within(group, priority), rank_within_numpy(group, priority))

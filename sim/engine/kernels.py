@@ -322,3 +322,22 @@ def record_day(days_present, days_grade_level, days_mastered, lowest_offset, swi
         if switched[i]:
             switches[r] += 1
         engagement_sum[r] += np.float64(engagement[i])
+
+
+# --- ranks within groups --------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def rank_within(group, priority):
+    """Each element's rank (0 = lowest ``priority``, ties by position) among the elements
+    of its group: ``np.lexsort((priority, group))`` as two stable sorts (int64)."""
+    k = group.size
+    rank = np.empty(k, np.int64)
+    if k == 0:
+        return rank
+    by_priority = np.argsort(priority, kind="mergesort")
+    order = by_priority[np.argsort(group[by_priority], kind="mergesort")]
+    start = 0
+    for pos in range(k):
+        if pos > 0 and group[order[pos]] != group[order[pos - 1]]:
+            start = pos
+        rank[order[pos]] = pos - start
+    return rank

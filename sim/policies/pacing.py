@@ -212,7 +212,14 @@ def first_missing_ancestor_numpy(model, slots, target, lo) -> np.ndarray:
 
 
 def rank_within(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
-    """Each element's rank (0 = lowest ``priority``) among the elements of its group."""
+    """Each element's rank (0 = lowest ``priority``; ties by position) among the elements
+    of its group. Compiled (``kernels.rank_within``); ``rank_within_numpy`` is the same
+    in numpy."""
+    return kernels.rank_within(np.asarray(group, np.int64), np.asarray(priority))
+
+
+def rank_within_numpy(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """``rank_within`` in plain numpy (the reference the kernel is tested against)."""
     order = np.lexsort((priority, group))
     sorted_group = group[order]
     first = np.searchsorted(sorted_group, sorted_group)
