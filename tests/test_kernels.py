@@ -184,8 +184,8 @@ def test_rank_within_matches_numpy(kind):
     from sim.policies.pacing import rank_within, rank_within_numpy
 
     rng = np.random.default_rng(21)
-    for size in (0, 1, 50, 3000):
-        group = rng.integers(0, 40, size) * 1024 + rng.integers(0, 3, size)
+    for size, groups in ((0, 1), (1, 1), (50, 40), (3000, 40), (3000, 3)):  # 3: large groups
+        group = rng.integers(0, groups, size) * 1024 + rng.integers(0, 3, size)
         priority = (rng.random(size, dtype=np.float32) if kind == "float32"
                     else -rng.integers(0, 5, size))  # integer priorities: many ties
         assert np.array_equal(rank_within(group, priority), rank_within_numpy(group, priority))

@@ -325,19 +325,34 @@ def record_day(days_present, days_grade_level, days_mastered, lowest_offset, swi
 
 
 # --- ranks within groups --------------------------------------------------------------------
+SMALL_RUN = 64  # groups up to this size are ranked by counting (quadratic), larger by sorting
+
 @njit(cache=True, nogil=True)
-def rank_within(group, priority):
+def rank_in_runs(group, priority, order):
     """Each element's rank (0 = lowest ``priority``, ties by position) among the elements
-    of its group: ``np.lexsort((priority, group))`` as two stable sorts (int64)."""
+    of its group, given ``order``, a stable sort by group (``np.argsort(group,
+    kind="stable")``): within each run of one group, the elements before it in
+    (priority, position) order are counted (int64; as ``np.lexsort((priority, group))``)."""
     k = group.size
     rank = np.empty(k, np.int64)
-    if k == 0:
-        return rank
-    by_priority = np.argsort(priority, kind="mergesort")
-    order = by_priority[np.argsort(group[by_priority], kind="mergesort")]
     start = 0
-    for pos in range(k):
-        if pos > 0 and group[order[pos]] != group[order[pos - 1]]:
-            start = pos
-        rank[order[pos]] = pos - start
+    while start < k:
+        stop = start + 1
+        while stop < k and group[order[stop]] == group[order[start]]:
+            stop += 1
+        if stop - start > SMALL_RUN:  # a large group: a stable sort of its priorities
+            by = np.argsort(priority[order[start:stop]], kind="mergesort")
+            for pos in range(stop - start):
+                rank[order[start + by[pos]]] = pos
+            start = stop
+            continue
+        for a in range(start, stop):
+            pa = priority[order[a]]
+            r = 0
+            for b in range(start, stop):
+                pb = priority[order[b]]
+                if pb < pa or (pb == pa and b < a):
+                    r += 1
+            rank[order[a]] = r
+        start = stop
     return rank

@@ -213,9 +213,10 @@ def first_missing_ancestor_numpy(model, slots, target, lo) -> np.ndarray:
 
 def rank_within(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
     """Each element's rank (0 = lowest ``priority``; ties by position) among the elements
-    of its group. Compiled (``kernels.rank_within``); ``rank_within_numpy`` is the same
-    in numpy."""
-    return kernels.rank_within(np.asarray(group, np.int64), np.asarray(priority))
+    of its group (groups are small: classes, a teacher's units). Compiled
+    (``kernels.rank_in_runs``); ``rank_within_numpy`` is the same in numpy."""
+    group = np.asarray(group, np.int64)
+    return kernels.rank_in_runs(group, np.asarray(priority), np.argsort(group, kind="stable"))
 
 
 def rank_within_numpy(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
