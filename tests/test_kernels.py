@@ -189,3 +189,26 @@ def test_rank_within_matches_numpy(kind):
         priority = (rng.random(size, dtype=np.float32) if kind == "float32"
                     else -rng.integers(0, 5, size))  # integer priorities: many ties
         assert np.array_equal(rank_within(group, priority), rank_within_numpy(group, priority))
+
+
+def test_learning_rate_matches_numpy():
+    """The district's learning rate (capacity factor included), kernel vs numpy, on the
+    days of a small mix arm with rooms, pooling and drift."""
+    from sim.district.reference import state_reference
+    from sim.experiments import bench
+    from sim.engine.random_streams import DailyDraws
+
+    mix = bench.mix_scenario(900, seed=4)
+    d = bench.mix_district(mix, 1, state_reference(mix))
+    d.start_year()
+    assert (d.students.room >= 0).any() and d.params.teams.capacity_pooling > 0
+    for day in range(12):
+        d.day = day
+        draws = d.draws = DailyDraws(d.streams, d.year, day, d.students.n)
+        present = np.flatnonzero(draws["attendance"] < d.students.attendance)
+        teacher = d._supervise(present, draws["rotation"][present])
+        skills, modality = d._assign(present, teacher)
+        got = d._learning_rate(present, modality, teacher, skills)
+        want = d._learning_rate_numpy(present, modality, teacher, skills)
+        assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+        d._teach(present, skills, got, draws)

@@ -356,3 +356,69 @@ def rank_in_runs(group, priority, order):
             rank[order[a]] = r
         start = stop
     return rank
+
+
+# --- the learning rate ----------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
+                   room_trust, pooling):
+    """Capacity over distinct paces per student, before the elasticity (float64), as
+    ``District._capacity_factor`` computes it: a teacher's paces are the distinct units
+    of their students today (``pace_marks``, cleared and refilled); in rooms, with
+    ``pooling`` > 0, the team's pooled ratio (``teachers.pooled_ratio``) against the
+    room's distinct units (``room_marks``)."""
+    k = teacher.size
+    pace_marks[:] = False
+    paces = np.zeros(pace_marks.shape[0], np.int64)
+    any_room = False
+    for i in range(k):
+        t, u = teacher[i], unit[i]
+        if not pace_marks[t, u]:
+            pace_marks[t, u] = True
+            paces[t] += 1
+        if room[i] >= 0:
+            any_room = True
+    ratio = np.empty(k, np.float64)
+    for i in range(k):
+        t = teacher[i]
+        ratio[i] = min(1.0, capacity[t] / max(paces[t], 1))
+    if pooling > 0 and any_room:
+        room_marks[:] = False
+        room_paces = np.zeros(room_marks.shape[0], np.int64)
+        for i in range(k):
+            r = room[i]
+            if r >= 0 and not room_marks[r, unit[i]]:
+                room_marks[r, unit[i]] = True
+                room_paces[r] += 1
+        for i in range(k):
+            r = room[i]
+            if r >= 0:
+                w = pooling * room_trust[r]
+                team = min(1.0, room_capacity[r] / max(room_paces[r], 1))
+                ratio[i] = (1.0 - w) * min(1.0, ratio[i]) + w * team
+    return ratio
+
+
+@njit(cache=True, nogil=True)
+def learning_rate(slots, skills, modality, teacher, room, own_teacher, capacity_factor,
+                  base_rate, ease, student_rate, engagement, modality_factor, weight_unled,
+                  effect, typical_sd, trust, handoff_loss, led_a, led_b):
+    """``District._learning_rate``'s product per present student, in float64 in numpy's
+    order, rounded to float32 (per day): base rate x ease x the student's rate x
+    engagement x modality x teacher multiplier x continuity x capacity factor."""
+    k = slots.size
+    out = np.empty(k, np.float32)
+    for i in range(k):
+        r, t, m = slots[i], teacher[i], modality[i]
+        weight = 1.0 if (m == led_a) | (m == led_b) else weight_unled
+        mult = max(0.1, 1.0 + weight * effect[t] / typical_sd)
+        own = own_teacher[i]
+        if room[i] >= 0 and t != own:
+            continuity = 1.0 - handoff_loss * (1.0 - 0.5 * (trust[t] + trust[own]))
+        else:
+            continuity = 1.0
+        x = (base_rate * ease[skills[i]] * np.float64(student_rate[r])
+             * np.float64(engagement[r]) * np.float64(modality_factor[m]) * mult * continuity
+             * capacity_factor[i])
+        out[i] = np.float32(x)
+    return out
