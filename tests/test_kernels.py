@@ -195,8 +195,8 @@ def test_learning_rate_matches_numpy():
     """The district's learning rate (capacity factor included), kernel vs numpy, on the
     days of a small mix arm with rooms, pooling and drift."""
     from sim.district.reference import state_reference
-    from sim.experiments import bench
     from sim.engine.random_streams import DailyDraws
+    from sim.experiments import bench
 
     mix = bench.mix_scenario(900, seed=4)
     d = bench.mix_district(mix, 1, state_reference(mix))
@@ -212,3 +212,22 @@ def test_learning_rate_matches_numpy():
         want = d._learning_rate_numpy(present, modality, teacher, skills)
         assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
         d._teach(present, skills, got, draws)
+
+
+@pytest.mark.parametrize("sat", [6.0, 2.5])
+def test_knowledge_matches_numpy(cur, sat):
+    from types import SimpleNamespace
+
+    from sim.engine import assessment
+
+    rng = np.random.default_rng(31)
+    a = SimpleNamespace(own_skill_weight=0.6, familiarity_weight=0.3)
+    mastered = rng.random((300, cur.n_skills)) < 0.5
+    days = rng.integers(0, 12, (300, cur.n_skills)).astype(np.uint8)
+    w = assessment.ancestor_weights(cur, 0.5)
+    want = assessment._knowledge_of(mastered, mastered,
+                                    assessment.familiarity_level(days, sat), w, a)
+    got = kernels.knowledge_in_place(mastered.astype(np.float32) @ w.T, mastered, days,
+                                     np.float32(0.6), np.float32(1.0 - 0.6), np.float32(0.3),
+                                     np.float32(sat))
+    assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)

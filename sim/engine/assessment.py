@@ -51,6 +51,7 @@ from functools import lru_cache
 import numpy as np
 
 from sim.config.parameters import AssessmentParams, CurriculumParams, PopulationParams
+from sim.engine import kernels
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.population import chunks, level_sd
 
@@ -367,7 +368,13 @@ class _Takers:
         mastered = state.mastery[rows] > 0
         w = bank.weights if skills is None else bank.weights[skills]
         m = mastered if skills is None else mastered[:, skills]
-        self.k = _knowledge_of(mastered, m, familiarity_level(self.fam_days, sat), w, a)
+        # _knowledge_of(mastered, m, familiarity_level(fam_days, sat), w, a), with the
+        # elementwise part compiled and written over the matrix product (same float32
+        # operations; no (rows x skills) temporaries)
+        f32 = np.float32
+        self.k = kernels.knowledge_in_place(
+            mastered.astype(f32) @ w.T, m, self.fam_days, f32(a.own_skill_weight),
+            f32(1.0 - a.own_skill_weight), f32(a.familiarity_weight), f32(sat))
         self.anxiety = state.anxiety[rows]
 
     def answer(self, cols, difficulty, a, u):

@@ -422,3 +422,23 @@ def learning_rate(slots, skills, modality, teacher, room, own_teacher, capacity_
              * capacity_factor[i])
         out[i] = np.float32(x)
     return out
+
+
+# --- the response model's knowledge ---------------------------------------------------------
+@njit(cache=True, nogil=True)
+def knowledge_in_place(below, mastered, fam_days, own, rest, familiarity_weight,
+                       saturation_days):
+    """``assessment._knowledge_of`` element by element, written over ``below`` (the
+    matrix product of mastery with the ancestor weights, float32 rows x skills):
+    ``min(own x m + rest x below + familiarity_weight x fam x (1 - m), 1)`` with
+    ``fam = min(days / saturation_days, 1)``; float32, in numpy's order (``rest`` is
+    ``1 - own`` computed in float64 and rounded, as numpy does)."""
+    one = np.float32(1.0)
+    rows, n = below.shape
+    for i in range(rows):
+        for j in range(n):
+            m = one if mastered[i, j] else np.float32(0.0)
+            fam = min(np.float32(fam_days[i, j]) / saturation_days, one)
+            k = (own * m + rest * below[i, j]) + (familiarity_weight * fam) * (one - m)
+            below[i, j] = min(k, one)
+    return below
