@@ -231,3 +231,18 @@ def test_knowledge_matches_numpy(cur, sat):
                                      np.float32(0.6), np.float32(1.0 - 0.6), np.float32(0.3),
                                      np.float32(sat))
     assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_eap_matches_numpy():
+    from sim.engine import assessment
+
+    rng = np.random.default_rng(41)
+    grid = np.arange(-3.0, 12.0, 0.2).astype(np.float32)
+    for rows in (1, 7, 500):
+        ll = (rng.standard_normal((rows, grid.size)) * 20).astype(np.float32)
+        mu = rng.uniform(0, 8, rows)
+        sd = rng.uniform(0.5, 3, rows)
+        got = assessment.eap(ll, grid, mu, sd)
+        want = assessment.eap_numpy(ll, grid, mu, sd)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype == np.float64 and np.array_equal(g, w)

@@ -300,6 +300,7 @@ class District(Model):
 
     def step(self) -> None:
         """One instructional day (phases in the module docstring)."""
+        self.draws = None  # yesterday's draws: freed before today's tests
         self._assessments(self.day)
         draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
         present = np.flatnonzero(draws["attendance"] < self.students.attendance)

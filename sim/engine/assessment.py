@@ -331,6 +331,24 @@ def eap(loglik: np.ndarray, grid: np.ndarray, prior_mean: np.ndarray, prior_sd: 
         loglik: (rows x Q) log-likelihood of each row's responses at each node.
         prior_mean, prior_sd: (rows,) each row's normal prior (grade-years).
     """
+    # post = exp(loglik - z^2 / 2 - max), z = (grid - mu) / sd; mean and variance under it.
+    # The elementwise float32 steps are compiled and done in one (rows x Q) array; the
+    # exponential, sums and product stay numpy's (same operations, same order as the
+    # plain expression: eap_numpy).
+    post = kernels.eap_log_posterior(np.ascontiguousarray(loglik, np.float32), grid,
+                                     np.asarray(prior_mean, np.float32),
+                                     np.asarray(prior_sd, np.float32))
+    post -= post.max(axis=1, keepdims=True)
+    np.exp(post, out=post)
+    total = post.sum(axis=1)
+    mean = post @ grid / total
+    var = kernels.times_squared_deviation(post, grid, mean).sum(axis=1) / total
+    return mean.astype(np.float64), np.sqrt(var).astype(np.float64)
+
+
+def eap_numpy(loglik: np.ndarray, grid: np.ndarray, prior_mean: np.ndarray,
+              prior_sd: np.ndarray):
+    """``eap`` as the plain numpy expression (the reference it is tested against)."""
     mu = np.asarray(prior_mean, np.float32)[:, None]
     z = (grid[None, :] - mu) / np.asarray(prior_sd, np.float32)[:, None]
     post = loglik - 0.5 * z * z
@@ -450,6 +468,20 @@ def _block_loglik(right: np.ndarray, start: np.ndarray, blocks: np.ndarray, bank
     return result
 
 
+def _add_block_loglik(ll: np.ndarray, right: np.ndarray, start: np.ndarray,
+                      blocks: np.ndarray, bank) -> None:
+    """``ll += _block_loglik(right, start, blocks, bank)``, each block added in place
+    (the same products and float32 additions, without a (rows x Q) result array)."""
+    order = np.argsort(start, kind="stable")
+    starts, first = np.unique(start[order], return_index=True)
+    bounds = np.append(first, order.size)
+    y = right[order]
+    for i, s0 in enumerate(starts):
+        lo, hi = bounds[i], bounds[i + 1]
+        items = blocks[s0]
+        ll[order[lo:hi]] += y[lo:hi] @ bank.log_odds[items] + bank.log_q[items].sum(axis=0)
+
+
 def adaptive_eap(answer, prior_mean: np.ndarray, prior_sd: np.ndarray, bank: ItemBank, a):
     """Run the multistage adaptive test for some rows and score it (grade-years).
 
@@ -468,7 +500,7 @@ def adaptive_eap(answer, prior_mean: np.ndarray, prior_sd: np.ndarray, bank: Ite
         start, blocks = _stage_blocks(bank.stage_items[s], bank.b, target, k,
                                       a.growth_window_years)
         right = answer(blocks[start], s).astype(np.float32)
-        ll += _block_loglik(right, start, blocks, bank)
+        _add_block_loglik(ll, right, start, blocks, bank)
         target, sd = eap(ll, bank.grid, prior_mean, prior_sd)
     return target, sd
 
@@ -488,7 +520,8 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
     Draws ``stages x items`` uniforms for every slot whoever sits the test.
     """
     k = a.growth_items_per_stage
-    theta, sem = np.full(state.n, np.nan), np.full(state.n, np.nan)
+    # float32 while scoring (EAP estimates are float32 values), float64 as returned
+    theta, sem = np.full(state.n, np.nan, np.float32), np.full(state.n, np.nan, np.float32)
     for part in chunks(state.n, SCORE_CHUNK_ROWS):
         u = rng.random((part.stop - part.start, a.growth_stages * k), dtype=np.float32)
         r = np.arange(part.start, part.stop)[sits[part]]
@@ -504,4 +537,6 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
         mu, _ = bank.prior(state.grade[r], elapsed)
         theta[r], sem[r] = adaptive_eap(answer, mu, np.full(r.size, a.growth_prior_sd_years),
                                         bank, a)
-    return level_to_scale(theta, a), sem * a.scale_points_per_year
+        del takers, answer  # this chunk's takers are gone before the next chunk's are built
+    return level_to_scale(theta.astype(np.float64), a), sem.astype(np.float64) * (
+        a.scale_points_per_year)

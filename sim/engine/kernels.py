@@ -442,3 +442,32 @@ def knowledge_in_place(below, mastered, fam_days, own, rest, familiarity_weight,
             k = (own * m + rest * below[i, j]) + (familiarity_weight * fam) * (one - m)
             below[i, j] = min(k, one)
     return below
+
+
+# --- EAP scoring ----------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def eap_log_posterior(loglik, grid, prior_mean, prior_sd):
+    """``loglik - 0.5 z z`` with ``z = (grid - mean) / sd`` per row (a new float32
+    rows x Q array; float32 in numpy's order)."""
+    rows, q = loglik.shape
+    out = np.empty((rows, q), np.float32)
+    half = np.float32(0.5)
+    for i in range(rows):
+        mu, sd = prior_mean[i], prior_sd[i]
+        for j in range(q):
+            z = (grid[j] - mu) / sd
+            out[i, j] = loglik[i, j] - half * z * z
+    return out
+
+
+@njit(cache=True, nogil=True)
+def times_squared_deviation(post, grid, mean):
+    """``post * dev * dev`` with ``dev = grid - mean`` per row, written over ``post``
+    (float32, in numpy's order); returns ``post``."""
+    rows, q = post.shape
+    for i in range(rows):
+        m = mean[i]
+        for j in range(q):
+            d = grid[j] - m
+            post[i, j] = post[i, j] * d * d
+    return post
