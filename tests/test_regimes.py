@@ -117,6 +117,16 @@ def test_traditional_pacing_keeps_the_class_on_grade_level_content_most_days():
     assert got["offset"].max() == 1 and got["offset"].min() >= -1
 
 
+def test_extension_reaches_as_far_as_extension_years_and_no_further():
+    sc = scenario(pacing="traditional")
+    far = sc.model_copy(update={"traditional": sc.traditional.model_copy(
+        update={"extension_years": 3, "extension_share": 1.0})})
+    got = capture(far)
+    ahead = got["offset"][got["offset"] > 0]
+    assert ahead.max() > 1  # students ahead of the guide now work past the next grade
+    assert ahead.max() <= 3
+
+
 def test_the_playlist_never_reads_true_mastery():
     """Scrambling true mastery after placement leaves the day's playlist unchanged."""
     sc = scenario(pacing="personalized", floor=3)

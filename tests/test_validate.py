@@ -69,8 +69,21 @@ def test_quick_json_names_every_fact_and_finding(quick_json):
     text = json.dumps(pats).lower()
     for word in ("variance", "proficien", "growth", "lower starters", "summer", "teacher"):
         assert word in text
-    # the exit status says whether every pattern holds
-    assert rc == (0 if all(p["holds"] for p in pats) else 1)
+    # the exit status says whether every calibration fact holds (findings are outputs)
+    assert rc == (0 if all(p["holds"] for p in pats if p["kind"] == CALIBRATION) else 1)
+
+
+def test_strict_gates_on_the_findings_too():
+    from types import SimpleNamespace as NS
+
+    from sim.cli import validation_status
+    fact, finding = NS(kind=CALIBRATION), NS(kind=FINDING)
+    held = [NS(pattern=fact, holds=True), NS(pattern=finding, holds=False)]
+    assert validation_status(held) == 0
+    assert validation_status(held, strict=True) == 1
+    assert validation_status(held, report_only=True, strict=True) == 0
+    short = [NS(pattern=fact, holds=False), NS(pattern=finding, holds=True)]
+    assert validation_status(short) == 1 and validation_status(short, report_only=True) == 0
 
 
 def test_quick_values_are_in_plausible_ranges(quick_json):

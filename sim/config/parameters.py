@@ -208,7 +208,11 @@ class TraditionalParams(Strict):
 
     extension_share: float = Field(
         0.5, ge=0, le=1, description="P(a student whose record shows the day's skill mastered "
-                                     "works on their next skill (at most a grade ahead) instead)")
+                                     "works on their next skill (at most extension_years "
+                                     "ahead) instead)")
+    extension_years: int = Field(
+        1, ge=0, le=12, description="how many grades above the enrolled grade extension may "
+                                    "reach (grades; 1 = to the end of the next grade)")
     reteach_group_size: int = Field(
         6, ge=0, le=40, description="students in the teacher's daily reteach group (teacher-led "
                                     "small group on a missing prerequisite of the day's skill)")

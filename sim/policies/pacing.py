@@ -45,8 +45,8 @@ class TraditionalPacing(Pacing):
     the record (never the truth):
 
     * *extension*: a student whose record shows the day's skill mastered
-      works on their next skill, at most a grade ahead, with probability
-      ``extension_share`` (teacher-led small group);
+      works on their next skill, at most ``extension_years`` grades ahead, with
+      probability ``extension_share`` (teacher-led small group);
     * *reteach group*: in each class (each section of a secondary teacher),
       a teacher with an effective capacity of at least ``reteach_min_capacity``
       paces takes up to ``reteach_group_size`` of its students whose record
@@ -55,10 +55,11 @@ class TraditionalPacing(Pacing):
       day) and reteaches the first such prerequisite.
 
     Everyone else follows the class. Nobody works more than
-    ``reteach_depth_years`` below grade or more than a grade above it.
+    ``reteach_depth_years`` below grade or more than ``extension_years`` above it.
     """
 
     extension_share: float = 0.5
+    extension_years: int = 1
     reteach_group_size: int = 6
     reteach_depth_years: float = 1.0
     reteach_min_capacity: float = 2.0
@@ -66,8 +67,8 @@ class TraditionalPacing(Pacing):
     @classmethod
     def from_params(cls, p) -> TraditionalPacing:
         """From ``TraditionalParams``."""
-        return cls(p.extension_share, p.reteach_group_size, p.reteach_depth_years,
-                   p.reteach_min_capacity)
+        return cls(p.extension_share, p.extension_years, p.reteach_group_size,
+                   p.reteach_depth_years, p.reteach_min_capacity)
 
     def assign(self, model, slots, lo, hi, day):
         rec, cur = model.record, model.curriculum
@@ -77,7 +78,8 @@ class TraditionalPacing(Pacing):
         knows = rec.knows(slots, skill)
         ext = knows & (u < self.extension_share)
         if ext.any():
-            grade_end = cur.first_skill(model.students.grade[slots[ext]] + 2).astype(np.int64) - 1
+            top = model.students.grade[slots[ext]] + 1 + self.extension_years
+            grade_end = cur.first_skill(top).astype(np.int64) - 1
             nxt = rec.frontier_from(slots[ext], skill[ext])
             skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
             modality[ext] = SMALL_GROUP

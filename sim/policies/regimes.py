@@ -78,7 +78,7 @@ def build_regime(arm, calendar, traditional) -> Regime:
     """The regime an arm's settings describe (see ``sim.config.parameters.ArmSettings``)."""
     pacing: Pacing = {
         "traditional": lambda: TraditionalPacing.from_params(traditional),
-        "teacher_paced": lambda: TraditionalPacing(0.0, 0),
+        "teacher_paced": lambda: TraditionalPacing(extension_share=0.0, reteach_group_size=0),
         "personalized": Playlist,
         "move_on": lambda: Playlist(move_on_days=arm.move_on_days),
         "extra_time": ExtraTime,
