@@ -49,8 +49,10 @@ def test_vectorised_record_matches_the_per_student_rule():
 
 def test_the_frontier_is_the_first_skill_the_record_lacks_and_follows_it():
     rec = Record(3, 10)
-    rec.believed[:, :4] = True
-    rec.believed[1, 5] = True
+    believed = rec.believed  # a copy of the record's bits: written back whole
+    believed[:, :4] = True
+    believed[1, 5] = True
+    rec.believed = believed
     slots = np.arange(3)
     np.testing.assert_array_equal(rec.frontier_from(slots, np.array([0, 0, 6])), [4, 4, 6])
     # marking the frontier mastered through exit slips moves it on, past known skills
@@ -58,3 +60,22 @@ def test_the_frontier_is_the_first_skill_the_record_lacks_and_follows_it():
         rec.exit_slips(slots[:2], np.array([4, 4]), np.array([True, True]), np.full((10, 1), -1),
                        STREAK, FAIL_LIMIT)
     np.testing.assert_array_equal(rec.frontier_from(slots, np.array([0, 0, 6])), [5, 6, 6])
+
+
+def test_the_record_packs_one_bit_per_skill_and_reads_back():
+    rng = np.random.default_rng(7)
+    rec = Record(50, 37)
+    want = rng.random((50, 37)) < 0.4
+    rec.believed = want
+    assert rec.bits.shape == (50, 5) and rec.bits.dtype == np.uint8
+    np.testing.assert_array_equal(rec.believed, want)
+    rows, skills = rng.integers(0, 50, 300), rng.integers(0, 37, 300)
+    np.testing.assert_array_equal(rec.knows(rows, skills), want[rows, skills])
+    rec._mark(rows[:100], skills[:100], True)
+    rec._mark(rows[100:], skills[100:], False)
+    want[rows[:100], skills[:100]] = True
+    want[rows[100:], skills[100:]] = False
+    np.testing.assert_array_equal(rec.believed, want)
+    rec._search(np.arange(50), np.full(50, 3))
+    first = np.where((~want[:, 3:]).any(axis=1), 3 + np.argmax(~want[:, 3:], axis=1), 37)
+    np.testing.assert_array_equal(rec.frontier, first)

@@ -82,3 +82,31 @@ def test_cache_can_be_turned_off(fresh_cache, monkeypatch):
     monkeypatch.setenv("PLSIM_NO_CACHE", "1")
     reference.state_reference(load_scenario(QUICK, SMALL_REF))
     assert not fresh_cache.exists()
+
+
+def test_item_bank_is_stored_on_disk_and_read_back_identical(fresh_cache, monkeypatch):
+    import dataclasses
+
+    import sim.district.item_bank as item_bank
+    from sim.engine import assessment
+
+    sc = load_scenario(QUICK, SMALL_REF)
+    item_bank._bank_from_key.cache_clear()
+    computed = assessment.item_bank(sc)
+    first = item_bank.item_bank(sc)
+    assert len(list((fresh_cache / "item_bank").glob("*.npz"))) == 1
+    item_bank._bank_from_key.cache_clear()  # a new process: only the disk remains
+    monkeypatch.setattr(assessment, "_bank", lambda key: pytest.fail("bank rebuilt"))
+    again = item_bank.item_bank(sc)
+    item_bank._bank_from_key.cache_clear()
+    for bank in (first, again):
+        for f in dataclasses.fields(computed):
+            want, got = getattr(computed, f.name), getattr(bank, f.name)
+            if f.name == "stage_items":
+                assert len(got) == len(want)
+                for g, w in zip(got, want, strict=True):
+                    assert g.dtype == w.dtype and np.array_equal(g, w)
+            elif isinstance(want, np.ndarray):
+                assert got.dtype == want.dtype and np.array_equal(got, want), f.name
+            else:
+                assert got == want and type(got) is type(want), f.name

@@ -36,7 +36,8 @@ import pandas as pd
 from mesa import Model
 
 from sim.accountability.year_end import Accountability
-from sim.engine import affect, assessment, learning
+from sim.district.item_bank import item_bank
+from sim.engine import affect, assessment, kernels, learning
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.outcomes import YearLog, student_year_rows
 from sim.engine.population import (
@@ -293,12 +294,13 @@ class District(Model):
         """Adaptive vertical-scale scores and SEMs (scale points) of ``sits`` on ``day``."""
         p = self.params
         rng = self.streams.at("growth_test", self.year, occasion)
-        return assessment.growth_test(rng, self.students, assessment.item_bank(p), p.assessment,
+        return assessment.growth_test(rng, self.students, item_bank(p), p.assessment,
                                       p.learning.familiarity_saturation_days, sits,
                                       day / p.calendar.days)
 
     def step(self) -> None:
         """One instructional day (phases in the module docstring)."""
+        self.draws = None  # yesterday's draws: freed before today's tests
         self._assessments(self.day)
         draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
         present = np.flatnonzero(draws["attendance"] < self.students.attendance)
@@ -349,7 +351,42 @@ class District(Model):
         return teacher
 
     def _learning_rate(self, present, modality, teacher, skills) -> np.ndarray:
-        """Daily hazard of mastering a ready skill, per present student (per day)."""
+        """Daily hazard of mastering a ready skill, per present student (per day).
+
+        Compiled (``kernels.learning_rate``, in numpy's precisions and order);
+        ``_learning_rate_numpy`` is the same in plain numpy.
+        """
+        p, st = self.params, self.students
+        lp, tp = p.learning, p.teachers
+        mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
+                               lp.modality_peer, lp.modality_software], np.float32)
+        teacher = np.asarray(teacher, np.int64)
+        skills = np.asarray(skills, np.int64)
+        room = st.room[present]
+        capacity = self._capacity_factor(teacher, skills, room)
+        return kernels.learning_rate(
+            np.asarray(present, np.int64), skills, modality, teacher, room,
+            st.teacher[present], capacity, float(lp.base_rate), self._ease, st.learning_rate,
+            st.engagement, mod_factor, float(lp.teacher_weight_unled), self.teacher_effect,
+            float(tp.typical_growth_sd), self.staff.trust, float(p.teams.handoff_loss),
+            WHOLE_CLASS, SMALL_GROUP)
+
+    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
+                         room: np.ndarray) -> np.ndarray:
+        """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
+        today across all their sections. In rooms, the team pools capacity by trust
+        (``pooled_ratio``) against the room's distinct units. The ratio compiled
+        (``kernels.capacity_ratio``), the power in numpy; ``_capacity_factor_numpy`` is
+        the same in plain numpy."""
+        ratio = kernels.capacity_ratio(
+            np.asarray(teacher, np.int64), np.asarray(skills, np.int64)
+            // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
+            self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
+            float(self.params.teams.capacity_pooling))
+        return ratio ** self.params.teachers.capacity_elasticity
+
+    def _learning_rate_numpy(self, present, modality, teacher, skills) -> np.ndarray:
+        """``_learning_rate`` in plain numpy (the reference the kernel is tested against)."""
         p, st = self.params, self.students
         lp, tp = p.learning, p.teachers
         mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
@@ -363,13 +400,11 @@ class District(Model):
                                     p.teams.handoff_loss)
         return (lp.base_rate * self._ease[skills] * st.learning_rate[present]
                 * st.engagement[present] * mod_factor * teacher_mult * continuity
-                * self._capacity_factor(teacher, skills, room)).astype(np.float32)
+                * self._capacity_factor_numpy(teacher, skills, room)).astype(np.float32)
 
-    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
+    def _capacity_factor_numpy(self, teacher: np.ndarray, skills: np.ndarray,
                          room: np.ndarray) -> np.ndarray:
-        """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
-        today across all their sections. In rooms, the team pools capacity by trust
-        (``pooled_ratio``) against the room's distinct units."""
+        """``_capacity_factor`` in plain numpy."""
         cur = self.curriculum
         unit = skills // cur.skills_per_unit
         marks = self._pace_marks
@@ -426,7 +461,7 @@ class District(Model):
             tested = np.isin(st.grade, a.tested_grades)
             rng = self.streams.at("state_test", self.year)
             self.log.state_score, self.state_sem = assessment.state_test(
-                rng, st, self.curriculum, assessment.item_bank(self.params), a, sat, tested,
+                rng, st, self.curriculum, item_bank(self.params), a, sat, tested,
                 day / cal.days)
         if day == cal.spring_test_day:
             self.log.spring_score, _ = self._growth_test(SPRING, everyone, day)

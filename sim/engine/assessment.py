@@ -51,6 +51,7 @@ from functools import lru_cache
 import numpy as np
 
 from sim.config.parameters import AssessmentParams, CurriculumParams, PopulationParams
+from sim.engine import kernels
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.population import chunks, level_sd
 
@@ -129,11 +130,20 @@ def knowledge(mastered: np.ndarray, fam: np.ndarray, weights: np.ndarray, a) -> 
 def _knowledge_of(mastered_all, mastered, fam, weights, a) -> np.ndarray:
     """``knowledge`` of some skills: ``weights`` rows and ``mastered``/``fam`` columns
     for those skills, ``mastered_all`` over every skill."""
+    # own x m + (1 - own) x below + familiarity_weight x fam x (1 - m), capped at 1:
+    # the same float32 operations in the same order, in place (three (rows x S) arrays
+    # at a time instead of seven)
+    own = a.own_skill_weight
     m = mastered.astype(np.float32)
-    below = mastered_all.astype(np.float32) @ weights.T
-    k = (a.own_skill_weight * m + (1.0 - a.own_skill_weight) * below
-         + a.familiarity_weight * fam * (1.0 - m))
-    return np.minimum(k, 1.0)
+    k = mastered_all.astype(np.float32) @ weights.T  # below
+    k *= 1.0 - own
+    t = m * own
+    k += t
+    np.subtract(1.0, m, out=m)
+    np.multiply(fam, a.familiarity_weight, out=t)
+    t *= m
+    k += t
+    return np.minimum(k, 1.0, out=k)
 
 
 def p_right(k: np.ndarray, difficulty: np.ndarray, unseen: np.ndarray, anxiety: np.ndarray,
@@ -200,12 +210,16 @@ class ItemBank:
 
 def item_bank(scenario) -> ItemBank:
     """The item bank of a scenario's curriculum and assessment parameters (cached per
-    process: it depends on nothing else)."""
-    key = json.dumps({"curriculum": scenario.curriculum.model_dump(mode="json"),
-                      "assessment": scenario.assessment.model_dump(mode="json"),
-                      "population": scenario.population.model_dump(mode="json")},
-                     sort_keys=True)
-    return _bank(key)
+    process: it depends on nothing else; ``sim.district.item_bank`` caches it on disk too)."""
+    return _bank(bank_key(scenario))
+
+
+def bank_key(scenario) -> str:
+    """Everything the item bank depends on, as canonical JSON (its cache key)."""
+    return json.dumps({"curriculum": scenario.curriculum.model_dump(mode="json"),
+                       "assessment": scenario.assessment.model_dump(mode="json"),
+                       "population": scenario.population.model_dump(mode="json")},
+                      sort_keys=True)
 
 
 @lru_cache(maxsize=8)
@@ -317,6 +331,24 @@ def eap(loglik: np.ndarray, grid: np.ndarray, prior_mean: np.ndarray, prior_sd: 
         loglik: (rows x Q) log-likelihood of each row's responses at each node.
         prior_mean, prior_sd: (rows,) each row's normal prior (grade-years).
     """
+    # post = exp(loglik - z^2 / 2 - max), z = (grid - mu) / sd; mean and variance under it.
+    # The elementwise float32 steps are compiled and done in one (rows x Q) array; the
+    # exponential, sums and product stay numpy's (same operations, same order as the
+    # plain expression: eap_numpy).
+    post = kernels.eap_log_posterior(np.ascontiguousarray(loglik, np.float32), grid,
+                                     np.asarray(prior_mean, np.float32),
+                                     np.asarray(prior_sd, np.float32))
+    post -= post.max(axis=1, keepdims=True)
+    np.exp(post, out=post)
+    total = post.sum(axis=1)
+    mean = post @ grid / total
+    var = kernels.times_squared_deviation(post, grid, mean).sum(axis=1) / total
+    return mean.astype(np.float64), np.sqrt(var).astype(np.float64)
+
+
+def eap_numpy(loglik: np.ndarray, grid: np.ndarray, prior_mean: np.ndarray,
+              prior_sd: np.ndarray):
+    """``eap`` as the plain numpy expression (the reference it is tested against)."""
     mu = np.asarray(prior_mean, np.float32)[:, None]
     z = (grid[None, :] - mu) / np.asarray(prior_sd, np.float32)[:, None]
     post = loglik - 0.5 * z * z
@@ -354,7 +386,13 @@ class _Takers:
         mastered = state.mastery[rows] > 0
         w = bank.weights if skills is None else bank.weights[skills]
         m = mastered if skills is None else mastered[:, skills]
-        self.k = _knowledge_of(mastered, m, familiarity_level(self.fam_days, sat), w, a)
+        # _knowledge_of(mastered, m, familiarity_level(fam_days, sat), w, a), with the
+        # elementwise part compiled and written over the matrix product (same float32
+        # operations; no (rows x skills) temporaries)
+        f32 = np.float32
+        self.k = kernels.knowledge_in_place(
+            mastered.astype(f32) @ w.T, m, self.fam_days, f32(a.own_skill_weight),
+            f32(1.0 - a.own_skill_weight), f32(a.familiarity_weight), f32(sat))
         self.anxiety = state.anxiety[rows]
 
     def answer(self, cols, difficulty, a, u):
@@ -430,6 +468,20 @@ def _block_loglik(right: np.ndarray, start: np.ndarray, blocks: np.ndarray, bank
     return result
 
 
+def _add_block_loglik(ll: np.ndarray, right: np.ndarray, start: np.ndarray,
+                      blocks: np.ndarray, bank) -> None:
+    """``ll += _block_loglik(right, start, blocks, bank)``, each block added in place
+    (the same products and float32 additions, without a (rows x Q) result array)."""
+    order = np.argsort(start, kind="stable")
+    starts, first = np.unique(start[order], return_index=True)
+    bounds = np.append(first, order.size)
+    y = right[order]
+    for i, s0 in enumerate(starts):
+        lo, hi = bounds[i], bounds[i + 1]
+        items = blocks[s0]
+        ll[order[lo:hi]] += y[lo:hi] @ bank.log_odds[items] + bank.log_q[items].sum(axis=0)
+
+
 def adaptive_eap(answer, prior_mean: np.ndarray, prior_sd: np.ndarray, bank: ItemBank, a):
     """Run the multistage adaptive test for some rows and score it (grade-years).
 
@@ -448,7 +500,7 @@ def adaptive_eap(answer, prior_mean: np.ndarray, prior_sd: np.ndarray, bank: Ite
         start, blocks = _stage_blocks(bank.stage_items[s], bank.b, target, k,
                                       a.growth_window_years)
         right = answer(blocks[start], s).astype(np.float32)
-        ll += _block_loglik(right, start, blocks, bank)
+        _add_block_loglik(ll, right, start, blocks, bank)
         target, sd = eap(ll, bank.grid, prior_mean, prior_sd)
     return target, sd
 
@@ -468,7 +520,8 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
     Draws ``stages x items`` uniforms for every slot whoever sits the test.
     """
     k = a.growth_items_per_stage
-    theta, sem = np.full(state.n, np.nan), np.full(state.n, np.nan)
+    # float32 while scoring (EAP estimates are float32 values), float64 as returned
+    theta, sem = np.full(state.n, np.nan, np.float32), np.full(state.n, np.nan, np.float32)
     for part in chunks(state.n, SCORE_CHUNK_ROWS):
         u = rng.random((part.stop - part.start, a.growth_stages * k), dtype=np.float32)
         r = np.arange(part.start, part.stop)[sits[part]]
@@ -484,4 +537,6 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
         mu, _ = bank.prior(state.grade[r], elapsed)
         theta[r], sem[r] = adaptive_eap(answer, mu, np.full(r.size, a.growth_prior_sd_years),
                                         bank, a)
-    return level_to_scale(theta, a), sem * a.scale_points_per_year
+        del takers, answer  # this chunk's takers are gone before the next chunk's are built
+    return level_to_scale(theta.astype(np.float64), a), sem.astype(np.float64) * (
+        a.scale_points_per_year)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 from sim.engine.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
 from sim.engine.students import flat as flat_view
@@ -28,7 +29,16 @@ def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarr
 
     Returns:
         readiness in [0, 1] (float32) and the first missing prerequisite's id (-1 if none).
+        Compiled (``kernels.prerequisite_status``); ``prerequisite_status_numpy`` is the
+        same in plain numpy.
     """
+    return kernels.prerequisite_status(mastery, np.asarray(slots, np.int64),
+                                       np.asarray(skills, np.int64), prereqs)
+
+
+def prerequisite_status_numpy(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarray,
+                              prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``prerequisite_status`` in plain numpy (the reference the kernel is tested against)."""
     base = slots * mastery.shape[1]
     flat = flat_view(mastery)
     have = np.zeros(slots.size, np.float32)
@@ -51,6 +61,39 @@ def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
           u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float,
           prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Apply one day of learning.
+
+    Returns:
+        which students had already mastered their skill, and which mastered it today.
+
+    Args:
+        rate: daily hazard of mastering a fully ready skill (per day).
+        u_learn, u_backfill: uniform draws for these students.
+
+    The probabilities are computed in numpy; the reads and writes of the
+    (students x skills) arrays in a compiled kernel (``kernels.learn_apply``).
+    ``learn_numpy`` is the same in plain numpy.
+    """
+    p = _p_master(rate, readiness, readiness_floor)
+    # Backfill: the first missing prerequisite, at its own readiness (read before any write).
+    has = np.flatnonzero(first_missing >= 0)
+    back = has[:0]
+    if has.size:
+        pre = first_missing[has]
+        pre_ready, _ = prerequisite_status(state.mastery, slots[has], pre, prereqs)
+        p_back = _p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
+        back = has[u_backfill[has] < p_back]
+    slots = np.asarray(slots, np.int64)
+    return kernels.learn_apply(state.mastery, state.familiarity, slots,
+                               np.asarray(skills, np.int64), p, u_learn, slots[back],
+                               np.asarray(first_missing[back], np.int64), MASTERED_THIS_YEAR,
+                               FAMILIARITY_MAX)
+
+
+def learn_numpy(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
+                readiness: np.ndarray, first_missing: np.ndarray, u_learn: np.ndarray,
+                u_backfill: np.ndarray, readiness_floor: float, backfill_rate: float,
+                prereqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``learn`` in plain numpy (the reference the kernel is tested against).
 
     Returns:
         which students had already mastered their skill, and which mastered it today.

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 from sim.engine.population import chunks
-from sim.engine.students import flat as flat_view
 
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
+DIAGNOSE_ROWS = 1024  # rows read at a time by a diagnostic (bounds its working arrays)
 
 
 class Diagnostic:
@@ -57,11 +58,23 @@ class Diagnostic:
         ok = anc.ravel() != NO_SKILL
         below[rows[ok], anc.ravel()[ok]] = 1.0
         self.ancestor_matrix = below
+        self.ancestors = anc
 
     def read(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
         """(believed, tested): the test's reading of each (student, skill), and which
         skills it tested directly; ``truth`` is (students x skills) mastered booleans,
-        ``level_error`` standard normals per student, ``misread_u`` uniforms like ``truth``."""
+        ``level_error`` standard normals per student, ``misread_u`` uniforms like ``truth``.
+
+        Compiled (``kernels.diagnostic_read``); ``read_numpy`` is the same in numpy.
+        """
+        f32 = np.float32
+        return kernels.diagnostic_read(
+            np.ascontiguousarray(truth, bool), np.asarray(level_error, f32),
+            np.asarray(misread_u, f32), self.position, self.ancestors, f32(self.lowest),
+            f32(self.spg), f32(self.error_years), f32(self.band_years), f32(self.misread))
+
+    def read_numpy(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
+        """``read`` in plain numpy (the reference the kernel is tested against)."""
         level = self.lowest + truth.sum(axis=1, dtype=np.float32) / self.spg
         estimate = level + self.error_years * level_error
         gap = self.position[None, :] - estimate[:, None]
@@ -72,12 +85,23 @@ class Diagnostic:
         return believed, tested | implied
 
 
+def pack(believed: np.ndarray) -> np.ndarray:
+    """(rows x skills) booleans as ``Record.bits`` rows: skill ``s`` is bit ``s & 7``
+    of byte ``s >> 3`` (uint8, ``ceil(skills / 8)`` bytes a row)."""
+    return np.packbits(believed, axis=-1, bitorder="little")
+
+
 class Record:
-    """Per-student record of skills believed mastered, and exit-slip streaks."""
+    """Per-student record of skills believed mastered, and exit-slip streaks.
+
+    The record is held as bits (``bits``: one bit per student and skill, 1 =
+    believed mastered; ``pack``), an eighth of a boolean array; ``believed``
+    unpacks it (a copy) for inspection and tests.
+    """
 
     def __init__(self, n: int, n_skills: int):
         self.n_skills = n_skills
-        self.believed = np.zeros((n, n_skills), bool)
+        self.bits = np.zeros((n, -(-n_skills // 8)), np.uint8)
         self.frontier = np.zeros(n, np.int16)       # first believed-unmastered skill >= bound
         self.frontier_bound = np.zeros(n, np.int16)  # the lower bound it was computed for
         self.stale = np.ones(n, bool)                # frontier needs a full search
@@ -96,13 +120,31 @@ class Record:
         """Exit slips failed in a row on ``streak_skill``."""
         return np.maximum(-self.run, 0)
 
+    @property
+    def believed(self) -> np.ndarray:
+        """The record as (students x skills) booleans (a copy: write through ``believed =``)."""
+        return self.rows(slice(None))
+
+    @believed.setter
+    def believed(self, value: np.ndarray) -> None:
+        self.bits[:] = pack(np.asarray(value, bool))
+
+    def rows(self, rows) -> np.ndarray:
+        """The record of ``rows`` as (rows x skills) booleans (a copy)."""
+        return np.unpackbits(self.bits[rows], axis=-1, count=self.n_skills,
+                             bitorder="little").view(bool)
+
     # --- reading the record ---
     def knows(self, rows: np.ndarray, skills: np.ndarray) -> np.ndarray:
         """Whether the record shows each (row, skill) as mastered (any matching shapes)."""
-        return flat_view(self.believed)[rows * self.n_skills + skills]
+        rows, skills = np.broadcast_arrays(np.asarray(rows, np.int64),
+                                           np.asarray(skills, np.int64))
+        out = kernels.get_bits(self.bits, rows.ravel(), skills.ravel())
+        return out.reshape(rows.shape)
 
     def _mark(self, rows: np.ndarray, skills: np.ndarray, value: bool) -> None:
-        flat_view(self.believed)[rows * self.n_skills + skills] = value
+        kernels.set_bits(self.bits, np.asarray(rows, np.int64), np.asarray(skills, np.int64),
+                         bool(value))
 
     def frontier_from(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
         """First believed-unmastered skill >= ``bound`` for each slot (n_skills if none).
@@ -126,13 +168,10 @@ class Record:
     def _search(self, rows: np.ndarray, start: np.ndarray, bound: np.ndarray | None = None):
         """Full search from ``start``; the cache remembers ``bound`` (default ``start``),
         the lower bound the frontier answers for."""
-        for part in chunks(rows.size):
-            r, b = rows[part], start[part]
-            blocked = self.believed[r] | (np.arange(self.n_skills)[None, :] < b[:, None])
-            first = np.argmin(blocked, axis=1)
-            none_left = blocked[np.arange(r.size), first]
-            self.frontier[r] = np.where(none_left, self.n_skills, first)
-            self.frontier_bound[r] = b if bound is None else bound[part]
+        rows = np.asarray(rows, np.int64)
+        self.frontier[rows] = kernels.first_clear_bit(self.bits, rows,
+                                                      np.asarray(start, np.int64), self.n_skills)
+        self.frontier_bound[rows] = start if bound is None else bound
         self.stale[rows] = False
         self.advanced[rows] = False
 
@@ -180,16 +219,26 @@ class Record:
         self.stale[slots] = True
 
     def _diagnose(self, rng, slots, truth, diagnostic, replace_all: bool, keep=None) -> None:
+        """The diagnostic's reading of ``slots`` written into the record.
+
+        Draws per chunk of ``CHUNK_ROWS`` rows: the rows' level errors, then their
+        misread uniforms, which are drawn and used ``DIAGNOSE_ROWS`` rows at a time
+        (the same stream, so the same draws as one (chunk x skills) array, with a
+        smaller working set; rows are read independently and exactly).
+        """
         for part in chunks(slots.size):
             r = slots[part]
             level_error = rng.standard_normal(r.size).astype(np.float32)
-            misread_u = rng.random((r.size, self.n_skills), dtype=np.float32)
-            believed, tested = diagnostic.read(truth(r), level_error, misread_u)
-            new = believed if replace_all else np.where(tested, believed, self.believed[r])
-            if keep is not None:  # staying students: a benchmark's update of last year's record
-                update = np.where(tested, believed, self.believed[r])
-                new = np.where(keep[part][:, None], update, new)
-            self.believed[r] = new
+            for sub in chunks(r.size, DIAGNOSE_ROWS):
+                rs = r[sub]
+                misread_u = rng.random((rs.size, self.n_skills), dtype=np.float32)
+                believed, tested = diagnostic.read(truth(rs), level_error[sub], misread_u)
+                del misread_u
+                new = believed if replace_all else np.where(tested, believed, self.rows(rs))
+                if keep is not None:  # staying students: a benchmark's update of last year's
+                    update = np.where(tested, believed, self.rows(rs))  # record
+                    new = np.where(keep[part][sub][:, None], update, new)
+                self.bits[rs] = pack(new)
 
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True
@@ -205,7 +254,19 @@ class Record:
         ``move_on``: per slot, days on one skill after which the record marks it
         done whatever the slips say (move-on pacing: such students are never
         sent back to prerequisites); the dtype's maximum or None for none.
+        Compiled (``kernels.exit_slips``); ``exit_slips_numpy`` is the same in numpy.
         """
+        use = move_on is not None
+        kernels.exit_slips(self.bits, self.run, self.streak_skill, self.days_on, self.frontier,
+                           self.advanced, self.stale, np.asarray(slots, np.int64),
+                           np.asarray(skills, np.int64), np.asarray(passed, bool), prereqs,
+                           int(mastery_streak), int(fail_limit),
+                           move_on if use else np.zeros(0, np.int16), use)
+
+    def exit_slips_numpy(self, slots: np.ndarray, skills: np.ndarray, passed: np.ndarray,
+                         prereqs: np.ndarray, mastery_streak: int, fail_limit: int,
+                         move_on: np.ndarray | None = None) -> None:
+        """``exit_slips`` in plain numpy (the reference the kernel is tested against)."""
         same = self.streak_skill[slots] == skills
         prev = np.where(same, self.run[slots], 0)
         self.streak_skill[slots] = skills

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 
 WHOLE_CLASS, SMALL_GROUP, PEER, SOFTWARE = 0, 1, 2, 3
@@ -173,10 +174,10 @@ class GradeLevelFirst(Pacing):
         unit = pacing_position(day, cur.units_per_grade, cal.state_test_day, cal.days)
         start = cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
             unit * cur.skills_per_unit)
-        cols = start[:, None] + np.arange(cur.skills_per_unit)[None, :]
-        open_ = ~rec.knows(slots[:, None], cols)
-        has_open = open_.any(axis=1)
-        target = start + np.argmax(open_, axis=1)
+        first_open = kernels.first_unknown_in(rec.bits, np.asarray(slots, np.int64), start,
+                                              cur.skills_per_unit)
+        has_open = first_open >= 0
+        target = np.where(has_open, first_open, start)
         skill = np.where(has_open, target, -1)
         # Unit done: the student's frontier from the unit onwards.
         if (~has_open).any():
@@ -191,7 +192,19 @@ class GradeLevelFirst(Pacing):
 
 def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
     """The first (transitive) prerequisite of ``target`` at or above ``lo`` that the
-    record does not show as mastered, or ``target`` itself if there is none."""
+    record does not show as mastered, or ``target`` itself if there is none.
+
+    Compiled (``kernels.first_missing_ancestor``); ``first_missing_ancestor_numpy`` is
+    the same in plain numpy.
+    """
+    return kernels.first_missing_ancestor(
+        model.record.bits, np.asarray(slots, np.int64), model.curriculum.ancestors,
+        np.asarray(target, np.int64), np.asarray(lo, np.int64))
+
+
+def first_missing_ancestor_numpy(model, slots, target, lo) -> np.ndarray:
+    """``first_missing_ancestor`` in plain numpy (the reference the kernel is tested
+    against)."""
     anc = model.curriculum.ancestors[target].astype(np.int64)
     valid = (anc != NO_SKILL) & (anc >= lo[:, None])
     believed = model.record.knows(slots[:, None], np.where(valid, anc, 0))
@@ -201,7 +214,15 @@ def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
 
 
 def rank_within(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
-    """Each element's rank (0 = lowest ``priority``) among the elements of its group."""
+    """Each element's rank (0 = lowest ``priority``; ties by position) among the elements
+    of its group (groups are small: classes, a teacher's units). Compiled
+    (``kernels.rank_in_runs``); ``rank_within_numpy`` is the same in numpy."""
+    group = np.asarray(group, np.int64)
+    return kernels.rank_in_runs(group, np.asarray(priority), np.argsort(group, kind="stable"))
+
+
+def rank_within_numpy(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """``rank_within`` in plain numpy (the reference the kernel is tested against)."""
     order = np.lexsort((priority, group))
     sorted_group = group[order]
     first = np.searchsorted(sorted_group, sorted_group)

@@ -1,0 +1,473 @@
+"""Compiled kernels of the daily cycle's gathers over (students x skills) arrays.
+
+The daily cycle touches, per present student, the day's skill and its
+prerequisites (or ancestors): a handful of bytes of a (students x skills)
+row. Done with numpy fancy indexing this builds (students x prerequisites)
+index and mask temporaries (for ancestors, 165 columns of int64: over a
+kilobyte per student) and reads every column even when the answer is in the
+first. These kernels walk each student's row directly and stop at the answer,
+with no temporaries beyond their outputs.
+
+They compute exactly what the plain-numpy functions they replace compute
+(integer and boolean logic; the one float, readiness, is the same float32
+division), so results are bit-identical; ``tests/test_kernels.py`` compares
+each kernel with its numpy counterpart (kept as ``*_numpy`` in the modules
+that call the kernels). Compiled with numba (``@njit(cache=True)``: compiled
+once per machine, kept in numba's cache next to this file or in
+``NUMBA_CACHE_DIR``). Arguments are as their callers document: slots and
+skills int64, prerequisite and ancestor tables int16 padded with ``NO_SKILL``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
+
+
+@njit(cache=True, nogil=True)
+def prerequisite_status(mastery, slots, skills, prereqs):
+    """Readiness (share of prerequisites truly mastered, 1 if none; float32) and the
+    first missing prerequisite (lowest column; -1 if none; int64) per (slot, skill)."""
+    k = slots.size
+    readiness = np.empty(k, np.float32)
+    first = np.full(k, -1, np.int64)
+    width = prereqs.shape[1]
+    for i in range(k):
+        row = slots[i]
+        s = skills[i]
+        have = 0
+        count = 0
+        f = -1
+        for j in range(width):
+            p = prereqs[s, j]
+            if p == NO_SKILL:
+                continue
+            count += 1
+            if mastery[row, p] > 0:
+                have += 1
+            elif f < 0:
+                f = p
+        first[i] = f
+        if count > 0:
+            readiness[i] = np.float32(have) / np.float32(count)
+        else:
+            readiness[i] = np.float32(1.0)
+    return readiness, first
+
+
+@njit(cache=True, nogil=True)
+def first_missing_ancestor(bits, slots, ancestors, target, lo):
+    """The first (in table order) ancestor of ``target`` at or above ``lo`` that the
+    record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64)."""
+    k = slots.size
+    out = np.empty(k, np.int64)
+    width = ancestors.shape[1]
+    for i in range(k):
+        row = slots[i]
+        t = target[i]
+        bound = lo[i]
+        found = t
+        for j in range(width):
+            a = ancestors[t, j]
+            if a == NO_SKILL or a < bound:
+                continue
+            if not (bits[row, a >> 3] >> (a & 7)) & 1:
+                found = a
+                break
+        out[i] = found
+    return out
+
+
+@njit(cache=True, nogil=True)
+def first_unknown_in(bits, slots, start, length):
+    """Per slot, the first skill of ``start .. start + length - 1`` that the record's
+    ``bits`` lack; -1 if they show them all (int64)."""
+    k = slots.size
+    out = np.full(k, -1, np.int64)
+    for i in range(k):
+        row = slots[i]
+        s0 = start[i]
+        for j in range(length):
+            s = s0 + j
+            if not (bits[row, s >> 3] >> (s & 7)) & 1:
+                out[i] = s
+                break
+    return out
+
+
+
+
+# --- the record's bits: skill s of a row is bit (s & 7) of byte (s >> 3) --------------------
+@njit(cache=True, nogil=True)
+def get_bits(bits, rows, skills):
+    """Whether each (row, skill) bit is set (bool; 1-D ``rows`` and ``skills`` of one length)."""
+    k = rows.size
+    out = np.empty(k, np.bool_)
+    for i in range(k):
+        s = skills[i]
+        out[i] = (bits[rows[i], s >> 3] >> (s & 7)) & 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def set_bits(bits, rows, skills, value):
+    """Set (``value`` True) or clear each (row, skill) bit, in order."""
+    for i in range(rows.size):
+        s = skills[i]
+        mask = np.uint8(1 << (s & 7))
+        if value:
+            bits[rows[i], s >> 3] |= mask
+        else:
+            bits[rows[i], s >> 3] &= ~mask
+
+
+@njit(cache=True, nogil=True)
+def first_clear_bit(bits, rows, start, n_skills):
+    """Per row, the first skill >= ``start`` whose bit is clear; ``n_skills`` if none (int64)."""
+    k = rows.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        row = rows[i]
+        found = n_skills
+        for s in range(max(start[i], 0), n_skills):
+            if not (bits[row, s >> 3] >> (s & 7)) & 1:
+                found = s
+                break
+        out[i] = found
+    return out
+
+
+# --- the diagnostic -------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, spg,
+                    error_years, band, misread):
+    """``Diagnostic.read`` row by row: (believed, tested), bool (rows x skills).
+
+    Float32 throughout, as numpy computes it (the scalars arrive as float32:
+    numpy compares and combines float32 arrays with Python floats in float32);
+    a skill is implied when a skill read as mastered has it among its
+    ancestors (the numpy path's 0/1 matrix product, which is exact).
+    """
+    rows, n = truth.shape
+    believed = np.empty((rows, n), np.bool_)
+    tested_out = np.empty((rows, n), np.bool_)
+    gap = np.empty(n, np.float32)
+    tested = np.empty(n, np.bool_)
+    read = np.empty(n, np.bool_)
+    implied = np.empty(n, np.bool_)
+    width = ancestors.shape[1]
+    neg_band = -band
+    for i in range(rows):
+        count = 0
+        for s in range(n):
+            if truth[i, s]:
+                count += 1
+        level = lowest + np.float32(count) / spg
+        estimate = level + error_years * level_error[i]
+        for s in range(n):
+            g = position[s] - estimate
+            gap[s] = g
+            t = abs(g) <= band
+            tested[s] = t
+            read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
+            implied[s] = False
+        for s in range(n):
+            if read[s]:
+                for j in range(width):
+                    a = ancestors[s, j]
+                    if a == NO_SKILL:
+                        continue
+                    implied[a] = True
+        for s in range(n):
+            believed[i, s] = (gap[s] < neg_band) or read[s] or (
+                implied[s] and not (tested[s] and not read[s]))
+            tested_out[i, s] = tested[s] or implied[s]
+    return believed, tested_out
+
+
+# --- the day's block: learning, exit slips, tracks, affect, log -----------------------------
+@njit(cache=True, nogil=True)
+def learn_apply(mastery, familiarity, slots, skills, p_master, u_learn, back_slots,
+                back_skills, mastered_code, familiarity_max):
+    """Mastery gains of one day (``learning.learn``'s writes), then a day of familiarity.
+
+    Returns (already, gained): bool per slot. ``back_slots``/``back_skills``: the
+    prerequisites learnt in context (marked first, as the numpy path does).
+    """
+    k = slots.size
+    already = np.empty(k, np.bool_)
+    gained = np.empty(k, np.bool_)
+    for i in range(k):
+        a = mastery[slots[i], skills[i]] > 0
+        already[i] = a
+        gained[i] = (not a) and (u_learn[i] < p_master[i])
+    for i in range(back_slots.size):
+        mastery[back_slots[i], back_skills[i]] = mastered_code
+    top = familiarity_max - 1
+    for i in range(k):
+        r, s = slots[i], skills[i]
+        if gained[i]:
+            mastery[r, s] = mastered_code
+        f = familiarity[r, s]
+        familiarity[r, s] = (f if f < top else top) + 1
+    return already, gained
+
+
+@njit(cache=True, nogil=True)
+def exit_slips(bits, run, streak_skill, days_on, frontier, advanced, stale, slots, skills,
+               passed, prereqs, mastery_streak, fail_limit, move_on, use_move_on):
+    """``Record.exit_slips`` student by student (integer logic; same results)."""
+    never = np.iinfo(np.int16).max
+    width = prereqs.shape[1]
+    for i in range(slots.size):
+        r, s = slots[i], skills[i]
+        same = streak_skill[r] == s
+        prev = run[r] if same else 0
+        streak_skill[r] = s
+        x = max(prev, 0) + 1 if passed[i] else min(prev, 0) - 1
+        mastered = x >= mastery_streak
+        send_back = x <= -fail_limit
+        if use_move_on:
+            days = days_on[r] + 1 if same else 1
+            mastered = mastered or days >= move_on[i]
+            if move_on[i] < never:
+                send_back = False
+            days_on[r] = 0 if mastered else days
+        if mastered:
+            bits[r, s >> 3] |= np.uint8(1 << (s & 7))
+            if s == frontier[r]:
+                advanced[r] = True
+        if send_back:
+            for j in range(width):
+                p = prereqs[s, j]
+                if p != NO_SKILL:
+                    bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
+            stale[r] = True
+        run[r] = 0 if (mastered or send_back) else x
+
+
+@njit(cache=True, nogil=True)
+def tracks_update(level, below_track, position_track, other_days, first_other, slots, below,
+                  position, alpha, persist_days, min_jump):
+    """``affect.Tracks.update`` student by student (float32; same results)."""
+    k = slots.size
+    switched = np.empty(k, np.bool_)
+    change = np.empty(k, np.float32)
+    for i in range(k):
+        r = slots[i]
+        old = level[r]
+        pos = position[i]
+        if np.isnan(old):
+            new = pos
+            change[i] = np.float32(0.0)
+        else:
+            new = old + alpha * (pos - old)
+            change[i] = abs(new - old)
+        level[r] = new
+        track = below_track[r]
+        fresh = track < 0
+        off = (not fresh) and (below[i] != (track == 1))
+        days = other_days[r] + 1 if off else 0
+        first = pos if (off and days == 1) else first_other[r]
+        jump = abs(first - position_track[r])
+        moved = off and days >= persist_days
+        switched[i] = moved and jump >= min_jump
+        if fresh or moved or not off:
+            below_track[r] = 1 if below[i] else 0
+            position_track[r] = pos
+        other_days[r] = 0 if moved else days
+        first_other[r] = first
+    return switched, change
+
+
+@njit(cache=True, nogil=True)
+def affect_update(engagement, engagement_base, anxiety, anxiety_base, slots, already,
+                  readiness, at_grade, felt, recovery, boredom, frustration, switch_engagement,
+                  min_engagement, switch_anxiety, unfamiliar_anxiety):
+    """``affect.update_affect`` student by student, in numpy's precisions: float32 where
+    numpy computes float32 arrays with Python floats, float64 where a Python float meets
+    a boolean array (``recovery``, ``frustration``, ``switch_*`` arrive as float32;
+    ``boredom``, ``unfamiliar_anxiety`` and the clip bounds as float64)."""
+    one = np.float32(1.0)
+    for i in range(slots.size):
+        r = slots[i]
+        e = engagement[r]
+        e32 = e + recovery * (engagement_base[r] - e)
+        x = (np.float64(e32) - (boredom if already[i] else 0.0)
+             - np.float64(frustration * (one - readiness[i]))
+             - np.float64(switch_engagement * felt[i]))
+        engagement[r] = np.float32(min(max(x, min_engagement), 1.0))
+        a = anxiety[r]
+        a32 = a + recovery * (anxiety_base[r] - a) + switch_anxiety * felt[i]
+        y = np.float64(a32) + (unfamiliar_anxiety if (at_grade[i] and readiness[i] < one)
+                               else 0.0)
+        anxiety[r] = np.float32(min(max(y, 0.0), 1.0))
+
+
+@njit(cache=True, nogil=True)
+def record_day(days_present, days_grade_level, days_mastered, lowest_offset, switches,
+               engagement_sum, engagement, slots, offset, already, switched):
+    """``YearLog.record_day`` student by student (``engagement``: the slots' own)."""
+    for i in range(slots.size):
+        r = slots[i]
+        days_present[r] += 1
+        if offset[i] == 0:
+            days_grade_level[r] += 1
+        if already[i]:
+            days_mastered[r] += 1
+        if offset[i] < lowest_offset[r]:
+            lowest_offset[r] = offset[i]
+        if switched[i]:
+            switches[r] += 1
+        engagement_sum[r] += np.float64(engagement[i])
+
+
+# --- ranks within groups --------------------------------------------------------------------
+SMALL_RUN = 64  # groups up to this size are ranked by counting (quadratic), larger by sorting
+
+@njit(cache=True, nogil=True)
+def rank_in_runs(group, priority, order):
+    """Each element's rank (0 = lowest ``priority``, ties by position) among the elements
+    of its group, given ``order``, a stable sort by group (``np.argsort(group,
+    kind="stable")``): within each run of one group, the elements before it in
+    (priority, position) order are counted (int64; as ``np.lexsort((priority, group))``)."""
+    k = group.size
+    rank = np.empty(k, np.int64)
+    start = 0
+    while start < k:
+        stop = start + 1
+        while stop < k and group[order[stop]] == group[order[start]]:
+            stop += 1
+        if stop - start > SMALL_RUN:  # a large group: a stable sort of its priorities
+            by = np.argsort(priority[order[start:stop]], kind="mergesort")
+            for pos in range(stop - start):
+                rank[order[start + by[pos]]] = pos
+            start = stop
+            continue
+        for a in range(start, stop):
+            pa = priority[order[a]]
+            r = 0
+            for b in range(start, stop):
+                pb = priority[order[b]]
+                if pb < pa or (pb == pa and b < a):
+                    r += 1
+            rank[order[a]] = r
+        start = stop
+    return rank
+
+
+# --- the learning rate ----------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
+                   room_trust, pooling):
+    """Capacity over distinct paces per student, before the elasticity (float64), as
+    ``District._capacity_factor`` computes it: a teacher's paces are the distinct units
+    of their students today (``pace_marks``, cleared and refilled); in rooms, with
+    ``pooling`` > 0, the team's pooled ratio (``teachers.pooled_ratio``) against the
+    room's distinct units (``room_marks``)."""
+    k = teacher.size
+    pace_marks[:] = False
+    paces = np.zeros(pace_marks.shape[0], np.int64)
+    any_room = False
+    for i in range(k):
+        t, u = teacher[i], unit[i]
+        if not pace_marks[t, u]:
+            pace_marks[t, u] = True
+            paces[t] += 1
+        if room[i] >= 0:
+            any_room = True
+    ratio = np.empty(k, np.float64)
+    for i in range(k):
+        t = teacher[i]
+        ratio[i] = min(1.0, capacity[t] / max(paces[t], 1))
+    if pooling > 0 and any_room:
+        room_marks[:] = False
+        room_paces = np.zeros(room_marks.shape[0], np.int64)
+        for i in range(k):
+            r = room[i]
+            if r >= 0 and not room_marks[r, unit[i]]:
+                room_marks[r, unit[i]] = True
+                room_paces[r] += 1
+        for i in range(k):
+            r = room[i]
+            if r >= 0:
+                w = pooling * room_trust[r]
+                team = min(1.0, room_capacity[r] / max(room_paces[r], 1))
+                ratio[i] = (1.0 - w) * min(1.0, ratio[i]) + w * team
+    return ratio
+
+
+@njit(cache=True, nogil=True)
+def learning_rate(slots, skills, modality, teacher, room, own_teacher, capacity_factor,
+                  base_rate, ease, student_rate, engagement, modality_factor, weight_unled,
+                  effect, typical_sd, trust, handoff_loss, led_a, led_b):
+    """``District._learning_rate``'s product per present student, in float64 in numpy's
+    order, rounded to float32 (per day): base rate x ease x the student's rate x
+    engagement x modality x teacher multiplier x continuity x capacity factor."""
+    k = slots.size
+    out = np.empty(k, np.float32)
+    for i in range(k):
+        r, t, m = slots[i], teacher[i], modality[i]
+        weight = 1.0 if (m == led_a) | (m == led_b) else weight_unled
+        mult = max(0.1, 1.0 + weight * effect[t] / typical_sd)
+        own = own_teacher[i]
+        if room[i] >= 0 and t != own:
+            continuity = 1.0 - handoff_loss * (1.0 - 0.5 * (trust[t] + trust[own]))
+        else:
+            continuity = 1.0
+        x = (base_rate * ease[skills[i]] * np.float64(student_rate[r])
+             * np.float64(engagement[r]) * np.float64(modality_factor[m]) * mult * continuity
+             * capacity_factor[i])
+        out[i] = np.float32(x)
+    return out
+
+
+# --- the response model's knowledge ---------------------------------------------------------
+@njit(cache=True, nogil=True)
+def knowledge_in_place(below, mastered, fam_days, own, rest, familiarity_weight,
+                       saturation_days):
+    """``assessment._knowledge_of`` element by element, written over ``below`` (the
+    matrix product of mastery with the ancestor weights, float32 rows x skills):
+    ``min(own x m + rest x below + familiarity_weight x fam x (1 - m), 1)`` with
+    ``fam = min(days / saturation_days, 1)``; float32, in numpy's order (``rest`` is
+    ``1 - own`` computed in float64 and rounded, as numpy does)."""
+    one = np.float32(1.0)
+    rows, n = below.shape
+    for i in range(rows):
+        for j in range(n):
+            m = one if mastered[i, j] else np.float32(0.0)
+            fam = min(np.float32(fam_days[i, j]) / saturation_days, one)
+            k = (own * m + rest * below[i, j]) + (familiarity_weight * fam) * (one - m)
+            below[i, j] = min(k, one)
+    return below
+
+
+# --- EAP scoring ----------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def eap_log_posterior(loglik, grid, prior_mean, prior_sd):
+    """``loglik - 0.5 z z`` with ``z = (grid - mean) / sd`` per row (a new float32
+    rows x Q array; float32 in numpy's order)."""
+    rows, q = loglik.shape
+    out = np.empty((rows, q), np.float32)
+    half = np.float32(0.5)
+    for i in range(rows):
+        mu, sd = prior_mean[i], prior_sd[i]
+        for j in range(q):
+            z = (grid[j] - mu) / sd
+            out[i, j] = loglik[i, j] - half * z * z
+    return out
+
+
+@njit(cache=True, nogil=True)
+def times_squared_deviation(post, grid, mean):
+    """``post * dev * dev`` with ``dev = grid - mean`` per row, written over ``post``
+    (float32, in numpy's order); returns ``post``."""
+    rows, q = post.shape
+    for i in range(rows):
+        m = mean[i]
+        for j in range(q):
+            d = grid[j] - m
+            post[i, j] = post[i, j] * d * d
+    return post

@@ -1,0 +1,248 @@
+"""The compiled kernels of the daily cycle compute exactly what their plain-numpy
+counterparts compute (bit for bit), on random records and curricula."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sim.engine import kernels
+from sim.engine.curriculum import generate_curriculum
+from sim.engine.learning import prerequisite_status, prerequisite_status_numpy
+from sim.engine.records import pack
+from sim.policies.pacing import first_missing_ancestor, first_missing_ancestor_numpy
+
+
+@pytest.fixture(scope="module")
+def cur():
+    return generate_curriculum(np.random.default_rng(5), 0, 8, 4, 5, 1, 0.3)
+
+
+def _state(cur, n: int, seed: int, density: float):
+    rng = np.random.default_rng(seed)
+    mastery = (rng.random((n, cur.n_skills)) < density).astype(np.uint8) * rng.integers(
+        1, 3, (n, cur.n_skills), dtype=np.uint8)
+    believed = rng.random((n, cur.n_skills)) < density
+    slots = rng.permutation(n)[: n // 2].astype(np.int64)
+    skills = rng.integers(0, cur.n_skills, slots.size).astype(np.int64)
+    return rng, mastery, believed, slots, skills
+
+
+@pytest.mark.parametrize("density", [0.0, 0.3, 0.9, 1.0])
+def test_prerequisite_status_matches_numpy(cur, density):
+    _, mastery, _, slots, skills = _state(cur, 400, 1, density)
+    r, f = prerequisite_status(mastery, slots, skills, cur.prereqs)
+    r0, f0 = prerequisite_status_numpy(mastery, slots, skills, cur.prereqs)
+    assert r.dtype == r0.dtype == np.float32 and f.dtype == f0.dtype
+    assert np.array_equal(r, r0) and np.array_equal(f, f0)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.5, 0.95, 1.0])
+def test_first_missing_ancestor_matches_numpy(cur, density):
+    rng, _, believed, slots, target = _state(cur, 400, 2, density)
+    lo = rng.integers(0, cur.n_skills, slots.size).astype(np.int64)
+    lo[::3] = 0
+    model = SimpleNamespace(record=SimpleNamespace(
+        bits=pack(believed), knows=lambda r, s: believed.reshape(-1)[r * cur.n_skills + s]),
+        curriculum=cur)
+    got = first_missing_ancestor(model, slots, target, lo)
+    assert np.array_equal(got, first_missing_ancestor_numpy(model, slots, target, lo))
+
+
+def test_first_unknown_in(cur):
+    _, _, believed, slots, _ = _state(cur, 300, 3, 0.7)
+    start = np.random.default_rng(4).integers(0, cur.n_skills - 5, slots.size).astype(np.int64)
+    got = kernels.first_unknown_in(pack(believed), slots, start, 5)
+    cols = start[:, None] + np.arange(5)[None, :]
+    open_ = ~believed[slots[:, None], cols]
+    want = np.where(open_.any(axis=1), start + np.argmax(open_, axis=1), -1)
+    assert np.array_equal(got, want)
+
+
+def test_empty_inputs(cur):
+    empty = np.zeros(0, np.int64)
+    r, f = prerequisite_status(np.zeros((3, cur.n_skills), np.uint8), empty, empty, cur.prereqs)
+    assert r.size == 0 and f.size == 0
+
+
+@pytest.mark.parametrize("error_years", [0.0, 0.3, 2.0])
+def test_diagnostic_read_matches_numpy(cur, error_years):
+    from sim.engine.records import Diagnostic
+
+    rng = np.random.default_rng(int(error_years * 10))
+    diag = Diagnostic(cur, error_years, 0.5, 0.1)
+    level = rng.uniform(cur.lowest_grade - 1, cur.highest_grade + 2, 600)
+    truth = rng.random((600, cur.n_skills)) < 1 / (1 + np.exp(-(level[:, None]
+                                                                 - diag.position[None, :])))
+    level_error = rng.standard_normal(600).astype(np.float32)
+    misread_u = rng.random((600, cur.n_skills), dtype=np.float32)
+    misread_u[::7] = np.float32(0.1)  # on the misread boundary
+    got = diag.read(truth, level_error, misread_u)
+    want = diag.read_numpy(truth, level_error, misread_u)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == bool and np.array_equal(g, w)
+
+
+def _day_inputs(cur, n, seed):
+    from sim.engine.students import StudentState
+
+    rng = np.random.default_rng(seed)
+    st = StudentState(n, cur.n_skills)
+    st.mastery[:] = (rng.random((n, cur.n_skills)) < 0.5) * rng.integers(1, 3, (n, cur.n_skills))
+    st.familiarity[:] = rng.integers(0, 256, (n, cur.n_skills))
+    for name in ("engagement", "engagement_base", "anxiety", "anxiety_base"):
+        getattr(st, name)[:] = rng.random(n, dtype=np.float32)
+    slots = np.sort(rng.permutation(n)[: n * 3 // 4]).astype(np.int64)
+    skills = rng.integers(0, cur.n_skills, slots.size).astype(np.int64)
+    return rng, st, slots, skills
+
+
+def _copy(st):
+    import copy
+
+    twin = copy.copy(st)
+    for k, v in vars(st).items():
+        if isinstance(v, np.ndarray):
+            setattr(twin, k, v.copy())
+    return twin
+
+
+def test_learn_matches_numpy(cur):
+    from sim.engine.learning import learn, learn_numpy
+
+    rng, st, slots, skills = _day_inputs(cur, 500, 11)
+    twin = _copy(st)
+    rate = rng.uniform(0, 0.5, slots.size).astype(np.float32)
+    readiness, missing = prerequisite_status(st.mastery, slots, skills, cur.prereqs)
+    u1, u2 = rng.random(slots.size, dtype=np.float32), rng.random(slots.size, dtype=np.float32)
+    got = learn(st, slots, skills, rate, readiness, missing, u1, u2, 0.2, 0.5, cur.prereqs)
+    want = learn_numpy(twin, slots, skills, rate, readiness, missing, u1, u2, 0.2, 0.5,
+                       cur.prereqs)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+    assert np.array_equal(st.mastery, twin.mastery)
+    assert np.array_equal(st.familiarity, twin.familiarity)
+
+
+@pytest.mark.parametrize("move_on", [False, True])
+def test_exit_slips_match_numpy(cur, move_on):
+    from sim.engine.records import Record
+
+    rng = np.random.default_rng(12)
+    a, b = Record(300, cur.n_skills), Record(300, cur.n_skills)
+    start = rng.random((300, cur.n_skills)) < 0.5
+    a.believed = b.believed = start
+    a.frontier[:] = b.frontier[:] = rng.integers(0, cur.n_skills, 300)
+    limit = np.where(rng.random(300) < 0.5, 3, np.iinfo(np.int16).max).astype(np.int16)
+    for _ in range(40):
+        slots = np.sort(rng.permutation(300)[:200]).astype(np.int64)
+        skills = rng.integers(0, 6, slots.size).astype(np.int64) * 7
+        passed = rng.random(slots.size) < 0.6
+        mo = limit[slots] if move_on else None
+        a.exit_slips(slots, skills, passed, cur.prereqs, 2, 3, mo)
+        b.exit_slips_numpy(slots, skills, passed, cur.prereqs, 2, 3, mo)
+    for k, v in vars(a).items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(v, getattr(b, k)), k
+
+
+def test_tracks_and_affect_and_log_match_numpy(cur):
+    from sim.config.parameters import AffectParams
+    from sim.engine import affect
+    from sim.engine.outcomes import YearLog
+
+    rng, st, slots, skills = _day_inputs(cur, 400, 13)
+    twin = _copy(st)
+    ta, tb = affect.Tracks(400, 3, 0.5, 4.0), affect.Tracks(400, 3, 0.5, 4.0)
+    la, lb = YearLog(400), YearLog(400)
+    p = AffectParams()
+    for _day in range(30):
+        present = np.sort(rng.permutation(400)[:350]).astype(np.int64)
+        position = rng.choice(np.float32([0.5, 1.5, 3.2, 6.0]), present.size)
+        below = rng.random(present.size) < 0.5
+        s1, c1 = ta.update(present, below, position)
+        s2, c2 = tb.update_numpy(present, below, position)
+        assert np.array_equal(s1, s2) and np.array_equal(c1, c2) and c1.dtype == c2.dtype
+        already = rng.random(present.size) < 0.3
+        readiness = rng.choice(np.float32([0.0, 1 / 3, 0.5, 1.0]), present.size)
+        at_grade = rng.random(present.size) < 0.5
+        affect.update_affect(st, present, already, readiness, at_grade, c1, p)
+        affect.update_affect_numpy(twin, present, already, readiness, at_grade, c2, p)
+        offset = rng.integers(-3, 2, present.size).astype(np.int16)
+        la.record_day(present, offset, already, s1, st.engagement[present])
+        lb.record_day_numpy(present, offset, already, s2, twin.engagement[present])
+    for x, y in ((st, twin), (ta, tb), (la, lb)):
+        for k, v in vars(x).items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, getattr(y, k), equal_nan=v.dtype.kind == "f"), k
+
+
+@pytest.mark.parametrize("kind", ["float32", "int64"])
+def test_rank_within_matches_numpy(kind):
+    from sim.policies.pacing import rank_within, rank_within_numpy
+
+    rng = np.random.default_rng(21)
+    for size, groups in ((0, 1), (1, 1), (50, 40), (3000, 40), (3000, 3)):  # 3: large groups
+        group = rng.integers(0, groups, size) * 1024 + rng.integers(0, 3, size)
+        priority = (rng.random(size, dtype=np.float32) if kind == "float32"
+                    else -rng.integers(0, 5, size))  # integer priorities: many ties
+        assert np.array_equal(rank_within(group, priority), rank_within_numpy(group, priority))
+
+
+def test_learning_rate_matches_numpy():
+    """The district's learning rate (capacity factor included), kernel vs numpy, on the
+    days of a small mix arm with rooms, pooling and drift."""
+    from sim.district.reference import state_reference
+    from sim.engine.random_streams import DailyDraws
+    from sim.experiments import bench
+
+    mix = bench.mix_scenario(900, seed=4)
+    d = bench.mix_district(mix, 1, state_reference(mix))
+    d.start_year()
+    assert (d.students.room >= 0).any() and d.params.teams.capacity_pooling > 0
+    for day in range(12):
+        d.day = day
+        draws = d.draws = DailyDraws(d.streams, d.year, day, d.students.n)
+        present = np.flatnonzero(draws["attendance"] < d.students.attendance)
+        teacher = d._supervise(present, draws["rotation"][present])
+        skills, modality = d._assign(present, teacher)
+        got = d._learning_rate(present, modality, teacher, skills)
+        want = d._learning_rate_numpy(present, modality, teacher, skills)
+        assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+        d._teach(present, skills, got, draws)
+
+
+@pytest.mark.parametrize("sat", [6.0, 2.5])
+def test_knowledge_matches_numpy(cur, sat):
+    from types import SimpleNamespace
+
+    from sim.engine import assessment
+
+    rng = np.random.default_rng(31)
+    a = SimpleNamespace(own_skill_weight=0.6, familiarity_weight=0.3)
+    mastered = rng.random((300, cur.n_skills)) < 0.5
+    days = rng.integers(0, 12, (300, cur.n_skills)).astype(np.uint8)
+    w = assessment.ancestor_weights(cur, 0.5)
+    want = assessment._knowledge_of(mastered, mastered,
+                                    assessment.familiarity_level(days, sat), w, a)
+    got = kernels.knowledge_in_place(mastered.astype(np.float32) @ w.T, mastered, days,
+                                     np.float32(0.6), np.float32(1.0 - 0.6), np.float32(0.3),
+                                     np.float32(sat))
+    assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_eap_matches_numpy():
+    from sim.engine import assessment
+
+    rng = np.random.default_rng(41)
+    grid = np.arange(-3.0, 12.0, 0.2).astype(np.float32)
+    for rows in (1, 7, 500):
+        ll = (rng.standard_normal((rows, grid.size)) * 20).astype(np.float32)
+        mu = rng.uniform(0, 8, rows)
+        sd = rng.uniform(0.5, 3, rows)
+        got = assessment.eap(ll, grid, mu, sd)
+        want = assessment.eap_numpy(ll, grid, mu, sd)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype == np.float64 and np.array_equal(g, w)
