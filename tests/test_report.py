@@ -168,8 +168,9 @@ def test_band_sentence_names_the_bands_with_the_largest_and_smallest_change(run_
         subset=["growth_sd"]).set_index("start_band")
     most, least = bands.growth_sd.idxmax(), bands.growth_sd.idxmin()
     sentence = comparison_sentences(rows, "floor3")[3]
-    assert sentence.index(f"{bands.growth_sd[most]:+.2f}"[1:]) < sentence.index(
-        f"{bands.growth_sd[least]:+.2f}"[1:])
+    # signed, with the unit: +0.05 and -0.05 share the digits
+    assert sentence.index(f"{bands.growth_sd[most]:+.2f} SD") < sentence.index(
+        f"{bands.growth_sd[least]:+.2f} SD")
     for band in (most, least):
         assert f"{bands.growth_sd_lo[band]:+.2f}, {bands.growth_sd_hi[band]:+.2f}]" in sentence
 

@@ -109,8 +109,14 @@ def SliderField(label: str, path: str, default: float, low: float, high: float, 
     value = form.get_path(scenario_data.value, path, default)
     value = float(value) if isinstance(value, int | float) else default
     solara.Text(f"{label}: {value:g}", style={"font-size": "0.9em"})
+    def moved(v: float) -> None:
+        # the slider snaps a value off its step grid (a fitted 0.112 shows as 0.1) and
+        # reports the snap: only a move of at least half a step is the user's
+        if abs(v - value) >= step / 2:
+            _set(path, round(v, 4))
+
     solara.SliderFloat("", value=value, min=low, max=high, step=step, thumb_label=False,
-                       on_value=lambda v: _set(path, round(v, 4)))
+                       on_value=moved)
     FieldError(errors, path)
 
 

@@ -23,7 +23,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from sim.config.parameters import ArmSettings
-from sim.config.scenario import Scenario, ScenarioError, read_toml
+from sim.config.scenario import Scenario, ScenarioError, read_scenario, read_toml
 
 PACINGS = ("traditional", "personalized", "grade_level_first", "teacher_paced", "extra_time",
            "move_on")
@@ -61,11 +61,12 @@ def presets(directory: Path | None = None) -> dict[str, Path]:
 
 
 def load_preset(name: str, directory: Path | None = None) -> dict[str, Any]:
-    """A shipped scenario as form data (ScenarioError if there is none of that name)."""
+    """A shipped scenario as form data, over the fitted parameter set as ``plsim run``
+    reads it (ScenarioError if there is none of that name)."""
     found = presets(directory)
     if name not in found:
         raise ScenarioError(f"no shipped scenario named {name!r} (have: {', '.join(found)})")
-    return read_toml(found[name])
+    return read_scenario(found[name])
 
 
 MAIN_PRESET = "floor_strategies"
