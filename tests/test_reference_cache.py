@@ -96,7 +96,7 @@ def test_item_bank_is_stored_on_disk_and_read_back_identical(fresh_cache, monkey
     first = item_bank.item_bank(sc)
     assert len(list((fresh_cache / "item_bank").glob("*.npz"))) == 1
     item_bank._bank_from_key.cache_clear()  # a new process: only the disk remains
-    monkeypatch.setattr(assessment, "_bank", lambda key: pytest.fail("bank rebuilt"))
+    monkeypatch.setattr(assessment, "bank_from_key", lambda key: pytest.fail("bank rebuilt"))
     again = item_bank.item_bank(sc)
     item_bank._bank_from_key.cache_clear()
     for bank in (first, again):

@@ -11,8 +11,8 @@ they were computed, so a bank read from disk is identical to a computed one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -21,34 +21,26 @@ from sim.district.cache import cached_dataclass
 from sim.engine import assessment
 from sim.engine.assessment import ItemBank
 
+# An ``ItemBank`` as flat arrays for the cache: its fields, with the stages' items
+# concatenated (``stage_flat``) and their sizes (``stage_sizes``) for ``stage_items``.
+StoredBank = dataclasses.make_dataclass(
+    "StoredBank", [(f.name, f.type) for f in dataclasses.fields(ItemBank)
+                   if f.name != "stage_items"]
+    + [("stage_flat", "np.ndarray"), ("stage_sizes", "np.ndarray")])
 
-@dataclass
-class StoredBank:
-    """An ``ItemBank`` as flat arrays (its stages concatenated, with their sizes)."""
 
-    skill: np.ndarray
-    difficulty: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    guess: float
-    grid: np.ndarray
-    log_q: np.ndarray
-    log_odds: np.ndarray
-    weights: np.ndarray
-    stage_flat: np.ndarray
-    stage_sizes: np.ndarray
-    prior_sd: np.ndarray
+def stored(bank: ItemBank) -> StoredBank:
+    """The bank as the cache stores it."""
+    fields = {k: v for k, v in vars(bank).items() if k != "stage_items"}
+    return StoredBank(**fields, stage_flat=np.concatenate(bank.stage_items),
+                      stage_sizes=np.array([s.size for s in bank.stage_items], np.int64))
 
-    @classmethod
-    def of(cls, bank: ItemBank) -> StoredBank:
-        fields = {k: v for k, v in vars(bank).items() if k != "stage_items"}
-        return cls(**fields, stage_flat=np.concatenate(bank.stage_items),
-                   stage_sizes=np.array([s.size for s in bank.stage_items], np.int64))
 
-    def bank(self) -> ItemBank:
-        fields = {k: v for k, v in vars(self).items() if k not in ("stage_flat", "stage_sizes")}
-        bounds = np.cumsum(self.stage_sizes)[:-1]
-        return ItemBank(**fields, stage_items=tuple(np.split(self.stage_flat, bounds)))
+def restored(flat) -> ItemBank:
+    """The bank from its stored form."""
+    fields = {k: v for k, v in vars(flat).items() if k not in ("stage_flat", "stage_sizes")}
+    bounds = np.cumsum(flat.stage_sizes)[:-1]
+    return ItemBank(**fields, stage_items=tuple(np.split(flat.stage_flat, bounds)))
 
 
 def item_bank(scenario) -> ItemBank:
@@ -58,6 +50,6 @@ def item_bank(scenario) -> ItemBank:
 
 @lru_cache(maxsize=8)
 def _bank_from_key(key: str) -> ItemBank:
-    stored = cached_dataclass("item_bank", json.loads(key), StoredBank,
-                              lambda: StoredBank.of(assessment._bank(key)))
-    return stored.bank()
+    flat = cached_dataclass("item_bank", json.loads(key), StoredBank,
+                            lambda: stored(assessment.bank_from_key(key)))
+    return restored(flat)

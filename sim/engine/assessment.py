@@ -211,7 +211,7 @@ class ItemBank:
 def item_bank(scenario) -> ItemBank:
     """The item bank of a scenario's curriculum and assessment parameters (cached per
     process: it depends on nothing else; ``sim.district.item_bank`` caches it on disk too)."""
-    return _bank(bank_key(scenario))
+    return bank_from_key(bank_key(scenario))
 
 
 def bank_key(scenario) -> str:
@@ -223,7 +223,8 @@ def bank_key(scenario) -> str:
 
 
 @lru_cache(maxsize=8)
-def _bank(key: str) -> ItemBank:
+def bank_from_key(key: str) -> ItemBank:
+    """The item bank of a ``bank_key`` (built, and cached in this process)."""
     spec = json.loads(key)
     c, a = CurriculumParams(**spec["curriculum"]), AssessmentParams(**spec["assessment"])
     cur = generate_curriculum(np.random.default_rng(c.seed), c.lowest_grade, c.highest_grade,

@@ -84,16 +84,9 @@ def first_missing_ancestor(bits, slots, ancestors, target, lo):
 def first_unknown_in(bits, slots, start, length):
     """Per slot, the first skill of ``start .. start + length - 1`` that the record's
     ``bits`` lack; -1 if they show them all (int64)."""
-    k = slots.size
-    out = np.full(k, -1, np.int64)
-    for i in range(k):
-        row = slots[i]
-        s0 = start[i]
-        for j in range(length):
-            s = s0 + j
-            if not (bits[row, s >> 3] >> (s & 7)) & 1:
-                out[i] = s
-                break
+    out = np.empty(slots.size, np.int64)
+    for i in range(slots.size):
+        out[i] = _first_clear(bits, slots[i], start[i], start[i] + length, -1)
     return out
 
 
@@ -126,17 +119,19 @@ def set_bits(bits, rows, skills, value):
 @njit(cache=True, nogil=True)
 def first_clear_bit(bits, rows, start, n_skills):
     """Per row, the first skill >= ``start`` whose bit is clear; ``n_skills`` if none (int64)."""
-    k = rows.size
-    out = np.empty(k, np.int64)
-    for i in range(k):
-        row = rows[i]
-        found = n_skills
-        for s in range(max(start[i], 0), n_skills):
-            if not (bits[row, s >> 3] >> (s & 7)) & 1:
-                found = s
-                break
-        out[i] = found
+    out = np.empty(rows.size, np.int64)
+    for i in range(rows.size):
+        out[i] = _first_clear(bits, rows[i], max(start[i], 0), n_skills, n_skills)
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_clear(bits, row, lo, hi, missing):
+    """The first skill of ``lo .. hi - 1`` whose bit in ``row`` is clear; ``missing`` if none."""
+    for s in range(lo, hi):
+        if not (bits[row, s >> 3] >> (s & 7)) & 1:
+            return s
+    return missing
 
 
 # --- the diagnostic -------------------------------------------------------------------------
