@@ -3,6 +3,7 @@ counterparts compute (bit for bit), on random records and curricula."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -126,57 +127,52 @@ def test_learn_matches_numpy(cur):
     assert np.array_equal(st.familiarity, twin.familiarity)
 
 
-@pytest.mark.parametrize("move_on", [False, True])
-def test_exit_slips_match_numpy(cur, move_on):
-    from sim.engine.records import Record
-
-    rng = np.random.default_rng(12)
-    a, b = Record(300, cur.n_skills), Record(300, cur.n_skills)
-    start = rng.random((300, cur.n_skills)) < 0.5
-    a.believed = b.believed = start
-    a.frontier[:] = b.frontier[:] = rng.integers(0, cur.n_skills, 300)
-    limit = np.where(rng.random(300) < 0.5, 3, np.iinfo(np.int16).max).astype(np.int16)
-    for _ in range(40):
-        slots = np.sort(rng.permutation(300)[:200]).astype(np.int64)
-        skills = rng.integers(0, 6, slots.size).astype(np.int64) * 7
-        passed = rng.random(slots.size) < 0.6
-        mo = limit[slots] if move_on else None
-        a.exit_slips(slots, skills, passed, cur.prereqs, 2, 3, mo)
-        b.exit_slips_numpy(slots, skills, passed, cur.prereqs, 2, 3, mo)
-    for k, v in vars(a).items():
-        if isinstance(v, np.ndarray):
-            assert np.array_equal(v, getattr(b, k)), k
+def _block_state(d) -> list[np.ndarray]:
+    """Everything the day's block writes: students, record, tracks, year log."""
+    out = []
+    for obj in (d.students, d.record, d.tracks, d.log):
+        out += [v for v in vars(obj).values() if isinstance(v, np.ndarray)]
+    return out
 
 
-def test_tracks_and_affect_and_log_match_numpy(cur):
-    from sim.config.parameters import AffectParams
-    from sim.engine import affect
-    from sim.engine.outcomes import YearLog
+@pytest.mark.parametrize("scenario, arm, exponent", [
+    ("floor_strategies.toml", "traditional", 1.0),
+    ("floor_strategies.toml", "gradual_floor", 1.0),
+    ("floor_strategies.toml", "tutoring", 2.0),
+    ("michigan_pacing.toml", "secondary_move_on", 1.0),  # days on a skill, no send-backs
+])
+def test_fused_block_matches_numpy(scenario, arm, exponent):
+    """The day's block, fused and compiled (``District._teach``), against the same steps
+    in plain numpy (``_teach_numpy``): every array it writes, bit for bit, over the
+    first weeks of a year (the fall test and a benchmark included), on two copies of
+    one district that share their draws."""
+    import copy
 
-    rng, st, slots, skills = _day_inputs(cur, 400, 13)
-    twin = _copy(st)
-    ta, tb = affect.Tracks(400, 3, 0.5, 4.0), affect.Tracks(400, 3, 0.5, 4.0)
-    la, lb = YearLog(400), YearLog(400)
-    p = AffectParams()
-    for _day in range(30):
-        present = np.sort(rng.permutation(400)[:350]).astype(np.int64)
-        position = rng.choice(np.float32([0.5, 1.5, 3.2, 6.0]), present.size)
-        below = rng.random(present.size) < 0.5
-        s1, c1 = ta.update(present, below, position)
-        s2, c2 = tb.update_numpy(present, below, position)
-        assert np.array_equal(s1, s2) and np.array_equal(c1, c2) and c1.dtype == c2.dtype
-        already = rng.random(present.size) < 0.3
-        readiness = rng.choice(np.float32([0.0, 1 / 3, 0.5, 1.0]), present.size)
-        at_grade = rng.random(present.size) < 0.5
-        affect.update_affect(st, present, already, readiness, at_grade, c1, p)
-        affect.update_affect_numpy(twin, present, already, readiness, at_grade, c2, p)
-        offset = rng.integers(-3, 2, present.size).astype(np.int16)
-        la.record_day(present, offset, already, s1, st.engagement[present])
-        lb.record_day_numpy(present, offset, already, s2, twin.engagement[present])
-    for x, y in ((st, twin), (ta, tb), (la, lb)):
-        for k, v in vars(x).items():
-            if isinstance(v, np.ndarray):
-                assert np.array_equal(v, getattr(y, k), equal_nan=v.dtype.kind == "f"), k
+    from sim.config.scenario import load_scenario
+    from sim.district.model import District
+    from sim.district.reference import state_reference
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    sc = load_scenario(root / scenario, ["district.schools=1", "years=1",
+                                         "calendar.burn_in_years=0",
+                                         f"affect.change_exponent={exponent}"])
+    chosen = next(a for a in sc.arms if a.label == arm)
+    fused = District(sc, chosen, reference=state_reference(sc))
+    fused.start_year()
+    assert fused.any_move_on == (arm == "secondary_move_on")
+    plain = copy.deepcopy(fused)
+    plain._teach = plain._teach_numpy
+    passes = []
+    for day in range(50):
+        for d in (fused, plain):
+            d.day = day
+            d.step()
+        got, want = _block_state(fused), _block_state(plain)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype
+            assert np.array_equal(g, w, equal_nan=g.dtype.kind == "f"), day
+        passes.append(fused.log.days_present.sum())
+    assert passes[-1] > passes[0] > 0  # the block ran every day
 
 
 @pytest.mark.parametrize("kind", ["float32", "int64"])

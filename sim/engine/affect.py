@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine import kernels
-
 
 class Tracks:
     """Each student's established track: below grade level, or at/above it.
@@ -49,16 +47,8 @@ class Tracks:
 
     def update(self, slots: np.ndarray, below: np.ndarray, position: np.ndarray):
         """Record the day's content; return (switched, the working level's change in
-        grade-years, >= 0). Compiled (``kernels.tracks_update``); ``update_numpy`` is
-        the same in numpy."""
-        return kernels.tracks_update(self.level, self.below, self.position, self.other_days,
-                                     self.first_other, np.asarray(slots, np.int64),
-                                     np.asarray(below, bool), np.asarray(position, np.float32),
-                                     self.alpha, int(self.persist_days),
-                                     np.float32(self.min_jump))
-
-    def update_numpy(self, slots: np.ndarray, below: np.ndarray, position: np.ndarray):
-        """``update`` in plain numpy (the reference the kernel is tested against)."""
+        grade-years, >= 0). In numpy: the day's block runs this compiled and fused
+        (``kernels.block_writes``), which is tested against this."""
         level = self.level[slots]
         new = np.where(np.isnan(level), position, level + self.alpha * (position - level))
         change = np.abs(np.nan_to_num(new - level, nan=0.0))
@@ -82,24 +72,9 @@ class Tracks:
 def update_affect(state, slots: np.ndarray, already: np.ndarray, readiness: np.ndarray,
                   at_grade: np.ndarray, change: np.ndarray, p) -> None:
     """Move engagement and anxiety of ``slots`` after one day (``p``: AffectParams);
-    ``change``: the working level's change today (grade-years).
-
-    The power in numpy, the rest compiled (``kernels.affect_update``, in numpy's
-    precisions); ``update_affect_numpy`` is the same in plain numpy.
-    """
-    felt = change ** p.change_exponent
-    f32 = np.float32
-    kernels.affect_update(
-        state.engagement, state.engagement_base, state.anxiety, state.anxiety_base,
-        np.asarray(slots, np.int64), np.asarray(already, bool), readiness,
-        np.asarray(at_grade, bool), np.asarray(felt, f32), f32(p.recovery), float(p.boredom),
-        f32(p.frustration), f32(p.switch_engagement), float(p.min_engagement),
-        f32(p.switch_anxiety), float(p.unfamiliar_anxiety))
-
-
-def update_affect_numpy(state, slots: np.ndarray, already: np.ndarray, readiness: np.ndarray,
-                        at_grade: np.ndarray, change: np.ndarray, p) -> None:
-    """``update_affect`` in plain numpy (the reference the kernel is tested against)."""
+    ``change``: the working level's change today (grade-years). In numpy: the day's
+    block runs this compiled and fused (``kernels.block_writes``), which is tested
+    against this."""
     felt = change ** p.change_exponent
     e, e0 = state.engagement[slots], state.engagement_base[slots]
     e = (e + p.recovery * (e0 - e) - p.boredom * already

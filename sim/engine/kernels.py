@@ -24,37 +24,7 @@ import numpy as np
 from numba import njit
 
 NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
-
-
-@njit(cache=True, nogil=True)
-def prerequisite_status(mastery, slots, skills, prereqs):
-    """Readiness (share of prerequisites truly mastered, 1 if none; float32) and the
-    first missing prerequisite (lowest column; -1 if none; int64) per (slot, skill)."""
-    k = slots.size
-    readiness = np.empty(k, np.float32)
-    first = np.full(k, -1, np.int64)
-    width = prereqs.shape[1]
-    for i in range(k):
-        row = slots[i]
-        s = skills[i]
-        have = 0
-        count = 0
-        f = -1
-        for j in range(width):
-            p = prereqs[s, j]
-            if p == NO_SKILL:
-                continue
-            count += 1
-            if mastery[row, p] > 0:
-                have += 1
-            elif f < 0:
-                f = p
-        first[i] = f
-        if count > 0:
-            readiness[i] = np.float32(have) / np.float32(count)
-        else:
-            readiness[i] = np.float32(1.0)
-    return readiness, first
+MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
 
 
 @njit(cache=True, nogil=True)
@@ -182,7 +152,46 @@ def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, 
     return believed, tested_out
 
 
-# --- the day's block: learning, exit slips, tracks, affect, log -----------------------------
+# --- the day's block ------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def block_reads(mastery, slots, skills, prereqs):
+    """The day's block, its reads before any write: per (slot, skill), the readiness
+    (share of prerequisites truly mastered, 1 if none; float32), the first missing
+    prerequisite (lowest column; -1 if none; int64) and that prerequisite's own
+    readiness (float32; 1 if none)."""
+    k = slots.size
+    readiness = np.empty(k, np.float32)
+    first = np.full(k, -1, np.int64)
+    pre_ready = np.ones(k, np.float32)
+    width = prereqs.shape[1]
+    for i in range(k):
+        row = slots[i]
+        target = skills[i]
+        for level in range(2):  # the skill, then its first missing prerequisite
+            have = 0
+            count = 0
+            f = -1
+            for j in range(width):
+                p = prereqs[target, j]
+                if p == NO_SKILL:
+                    continue
+                count += 1
+                if mastery[row, p] > 0:
+                    have += 1
+                elif f < 0:
+                    f = p
+            ready = np.float32(have) / np.float32(count) if count > 0 else np.float32(1.0)
+            if level == 1:
+                pre_ready[i] = ready
+                break
+            readiness[i] = ready
+            first[i] = f
+            if f < 0:
+                break
+            target = f
+    return readiness, first, pre_ready
+
+
 @njit(cache=True, nogil=True)
 def learn_apply(mastery, familiarity, slots, skills, p_master, u_learn, back_slots,
                 back_skills, mastered_code, familiarity_max):
@@ -210,24 +219,83 @@ def learn_apply(mastery, familiarity, slots, skills, p_master, u_learn, back_slo
     return already, gained
 
 
+# The rest of the day's block, fused. Run array by array (learning, exit slips,
+# record, tracks, affect, log), each step walked 100,000 students' rows again,
+# long after the last step had pushed them out of the caches; here every step
+# of one student runs before the next student's. Students' rows are
+# independent, so only the order of steps within a student matters, and that
+# is kept: results are bit-identical to the steps run one after another (the
+# ``*_numpy`` functions, composed by ``District._teach_numpy``). The bodies are
+# written out in the loop: a compiled helper taking arrays costs reference
+# counting on every call, ten times the work of a step.
 @njit(cache=True, nogil=True)
-def exit_slips(bits, run, streak_skill, days_on, frontier, advanced, stale, slots, skills,
-               passed, prereqs, mastery_streak, fail_limit, move_on, use_move_on):
-    """``Record.exit_slips`` student by student (integer logic; same results)."""
-    never = np.iinfo(np.int16).max
+def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfill, first,
+                 mastered_code, familiarity_max, u_exit, pass_mastered, pass_guess,
+                 bits, run, streak_skill, days_on, frontier, advanced, stale, prereqs,
+                 mastery_streak, fail_limit, move_on, use_move_on,
+                 skill_grade, grade, positions,
+                 level, below_track, position_track, other_days, first_other, alpha,
+                 persist_days, min_jump,
+                 readiness, felt_exponent, engagement, engagement_base, anxiety, anxiety_base,
+                 recovery, boredom, frustration, switch_engagement, min_engagement,
+                 switch_anxiety, unfamiliar_anxiety,
+                 days_present, days_grade_level, days_mastered, lowest_offset, switches,
+                 engagement_sum):
+    """The day's block after its probabilities, slot by slot (per student: ``u_learn``,
+    ``u_exit``, ``move_on`` and the state arrays; per slot: the rest):
+
+    1. learning (``learning.learn_numpy``): the skill is gained if not already
+       mastered and ``u_learn`` < ``p_master``; the first missing prerequisite
+       ``first`` if ``backfill``; a day of familiarity;
+    2. the exit slip: passed if ``u_exit`` < ``pass_mastered`` (mastered) or
+       ``pass_guess`` (not), compared in float64 as numpy does;
+    3. the record (``Record.exit_slips_numpy``): streaks, marks, send-backs;
+    4. the content's offset from grade and the tracks (``Tracks.update_numpy``);
+    5. affect (``affect.update_affect_numpy``), the felt change being the working
+       level's change to the power ``felt_exponent`` (1: as it is, as numpy's
+       ``x ** 1.0``; otherwise the compiled power, which may differ from numpy's
+       in the last bit);
+    6. the year log (``YearLog.record_day_numpy``), with the engagement just updated.
+
+    Precisions are numpy's: float32 where numpy combines float32 arrays with
+    Python floats (``alpha``, ``min_jump``, ``recovery``, ``frustration``,
+    ``switch_*`` arrive as float32), float64 where a Python float meets a boolean
+    array (``boredom``, ``unfamiliar_anxiety``, the clip bounds).
+
+    Returns (already, passed): bool per slot.
+    """
+    k = slots.size
+    already = np.empty(k, np.bool_)
+    passed_out = np.empty(k, np.bool_)
+    top = familiarity_max - 1
     width = prereqs.shape[1]
-    for i in range(slots.size):
+    one = np.float32(1.0)
+    for i in range(k):
         r, s = slots[i], skills[i]
+        # 1. learning
+        a = mastery[r, s] > 0
+        gained = (not a) and (u_learn[r] < p_master[i])
+        if backfill[i]:
+            mastery[r, first[i]] = mastered_code
+        if gained:
+            mastery[r, s] = mastered_code
+        f = familiarity[r, s]
+        familiarity[r, s] = (f if f < top else top) + 1
+        already[i] = a
+        # 2. the exit slip
+        passed = np.float64(u_exit[r]) < (pass_mastered if (a or gained) else pass_guess)
+        passed_out[i] = passed
+        # 3. the record
         same = streak_skill[r] == s
         prev = run[r] if same else 0
         streak_skill[r] = s
-        x = max(prev, 0) + 1 if passed[i] else min(prev, 0) - 1
+        x = max(prev, 0) + 1 if passed else min(prev, 0) - 1
         mastered = x >= mastery_streak
         send_back = x <= -fail_limit
         if use_move_on:
             days = days_on[r] + 1 if same else 1
-            mastered = mastered or days >= move_on[i]
-            if move_on[i] < never:
+            mastered = mastered or days >= move_on[r]
+            if move_on[r] < MOVE_ON_NEVER:
                 send_back = False
             days_on[r] = 0 if mastered else days
         if mastered:
@@ -241,82 +309,57 @@ def exit_slips(bits, run, streak_skill, days_on, frontier, advanced, stale, slot
                     bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
             stale[r] = True
         run[r] = 0 if (mastered or send_back) else x
-
-
-@njit(cache=True, nogil=True)
-def tracks_update(level, below_track, position_track, other_days, first_other, slots, below,
-                  position, alpha, persist_days, min_jump):
-    """``affect.Tracks.update`` student by student (float32; same results)."""
-    k = slots.size
-    switched = np.empty(k, np.bool_)
-    change = np.empty(k, np.float32)
-    for i in range(k):
-        r = slots[i]
+        # 4. offset and tracks
+        offset = np.int16(skill_grade[s] - grade[r])
+        below = offset < 0
+        pos = positions[s]
         old = level[r]
-        pos = position[i]
         if np.isnan(old):
             new = pos
-            change[i] = np.float32(0.0)
+            change = np.float32(0.0)
         else:
             new = old + alpha * (pos - old)
-            change[i] = abs(new - old)
+            change = abs(new - old)
         level[r] = new
         track = below_track[r]
         fresh = track < 0
-        off = (not fresh) and (below[i] != (track == 1))
-        days = other_days[r] + 1 if off else 0
-        first = pos if (off and days == 1) else first_other[r]
-        jump = abs(first - position_track[r])
-        moved = off and days >= persist_days
-        switched[i] = moved and jump >= min_jump
+        off = (not fresh) and (below != (track == 1))
+        days_off = other_days[r] + 1 if off else 0
+        first_pos = pos if (off and days_off == 1) else first_other[r]
+        jump = abs(first_pos - position_track[r])
+        moved = off and days_off >= persist_days
+        switched = moved and jump >= min_jump
         if fresh or moved or not off:
-            below_track[r] = 1 if below[i] else 0
+            below_track[r] = 1 if below else 0
             position_track[r] = pos
-        other_days[r] = 0 if moved else days
-        first_other[r] = first
-    return switched, change
-
-
-@njit(cache=True, nogil=True)
-def affect_update(engagement, engagement_base, anxiety, anxiety_base, slots, already,
-                  readiness, at_grade, felt, recovery, boredom, frustration, switch_engagement,
-                  min_engagement, switch_anxiety, unfamiliar_anxiety):
-    """``affect.update_affect`` student by student, in numpy's precisions: float32 where
-    numpy computes float32 arrays with Python floats, float64 where a Python float meets
-    a boolean array (``recovery``, ``frustration``, ``switch_*`` arrive as float32;
-    ``boredom``, ``unfamiliar_anxiety`` and the clip bounds as float64)."""
-    one = np.float32(1.0)
-    for i in range(slots.size):
-        r = slots[i]
+        other_days[r] = 0 if moved else days_off
+        first_other[r] = first_pos
+        # 5. affect
+        felt = change if felt_exponent == 1.0 else change ** felt_exponent
         e = engagement[r]
         e32 = e + recovery * (engagement_base[r] - e)
-        x = (np.float64(e32) - (boredom if already[i] else 0.0)
+        y = (np.float64(e32) - (boredom if a else 0.0)
              - np.float64(frustration * (one - readiness[i]))
-             - np.float64(switch_engagement * felt[i]))
-        engagement[r] = np.float32(min(max(x, min_engagement), 1.0))
-        a = anxiety[r]
-        a32 = a + recovery * (anxiety_base[r] - a) + switch_anxiety * felt[i]
-        y = np.float64(a32) + (unfamiliar_anxiety if (at_grade[i] and readiness[i] < one)
+             - np.float64(switch_engagement * felt))
+        e_new = np.float32(min(max(y, min_engagement), 1.0))
+        engagement[r] = e_new
+        an = anxiety[r]
+        a32 = an + recovery * (anxiety_base[r] - an) + switch_anxiety * felt
+        z = np.float64(a32) + (unfamiliar_anxiety if (offset >= 0 and readiness[i] < one)
                                else 0.0)
-        anxiety[r] = np.float32(min(max(y, 0.0), 1.0))
-
-
-@njit(cache=True, nogil=True)
-def record_day(days_present, days_grade_level, days_mastered, lowest_offset, switches,
-               engagement_sum, engagement, slots, offset, already, switched):
-    """``YearLog.record_day`` student by student (``engagement``: the slots' own)."""
-    for i in range(slots.size):
-        r = slots[i]
+        anxiety[r] = np.float32(min(max(z, 0.0), 1.0))
+        # 6. the year log
         days_present[r] += 1
-        if offset[i] == 0:
+        if offset == 0:
             days_grade_level[r] += 1
-        if already[i]:
+        if a:
             days_mastered[r] += 1
-        if offset[i] < lowest_offset[r]:
-            lowest_offset[r] = offset[i]
-        if switched[i]:
+        if offset < lowest_offset[r]:
+            lowest_offset[r] = offset
+        if switched:
             switches[r] += 1
-        engagement_sum[r] += np.float64(engagement[i])
+        engagement_sum[r] += np.float64(e_new)
+    return already, passed_out
 
 
 # --- ranks within groups --------------------------------------------------------------------

@@ -29,11 +29,13 @@ def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarr
 
     Returns:
         readiness in [0, 1] (float32) and the first missing prerequisite's id (-1 if none).
-        Compiled (``kernels.prerequisite_status``); ``prerequisite_status_numpy`` is the
-        same in plain numpy.
+        Compiled (``kernels.block_reads``, which also reads the first missing
+        prerequisite's own readiness); ``prerequisite_status_numpy`` is the same in
+        plain numpy.
     """
-    return kernels.prerequisite_status(mastery, np.asarray(slots, np.int64),
-                                       np.asarray(skills, np.int64), prereqs)
+    readiness, first, _ = kernels.block_reads(mastery, np.asarray(slots, np.int64),
+                                              np.asarray(skills, np.int64), prereqs)
+    return readiness, first
 
 
 def prerequisite_status_numpy(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarray,
@@ -73,14 +75,14 @@ def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
     (students x skills) arrays in a compiled kernel (``kernels.learn_apply``).
     ``learn_numpy`` is the same in plain numpy.
     """
-    p = _p_master(rate, readiness, readiness_floor)
+    p = p_master(rate, readiness, readiness_floor)
     # Backfill: the first missing prerequisite, at its own readiness (read before any write).
     has = np.flatnonzero(first_missing >= 0)
     back = has[:0]
     if has.size:
         pre = first_missing[has]
         pre_ready, _ = prerequisite_status(state.mastery, slots[has], pre, prereqs)
-        p_back = _p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
+        p_back = p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
         back = has[u_backfill[has] < p_back]
     slots = np.asarray(slots, np.int64)
     return kernels.learn_apply(state.mastery, state.familiarity, slots,
@@ -105,13 +107,13 @@ def learn_numpy(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
     flat = slots * state.n_skills + skills  # one index into (student, skill) for all updates
     mastery = flat_view(state.mastery)
     already = mastery[flat] > 0
-    gained = ~already & (u_learn < _p_master(rate, readiness, readiness_floor))
+    gained = ~already & (u_learn < p_master(rate, readiness, readiness_floor))
     # Backfill: the first missing prerequisite, at its own readiness.
     has = np.flatnonzero(first_missing >= 0)
     if has.size:
         pre = first_missing[has]
-        pre_ready, _ = prerequisite_status(state.mastery, slots[has], pre, prereqs)
-        p_back = _p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
+        pre_ready, _ = prerequisite_status_numpy(state.mastery, slots[has], pre, prereqs)
+        p_back = p_master(rate[has] * backfill_rate, pre_ready, readiness_floor)
         back = has[u_backfill[has] < p_back]
         mastery[slots[back] * state.n_skills + first_missing[back]] = MASTERED_THIS_YEAR
     mastery[flat[gained]] = MASTERED_THIS_YEAR
@@ -119,7 +121,7 @@ def learn_numpy(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
     return already, gained
 
 
-def _p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -> np.ndarray:
+def p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -> np.ndarray:
     """P(mastering a skill today) from the daily hazard and readiness."""
     return 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
 

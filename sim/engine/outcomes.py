@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.engine import kernels
-
 BANDS = ("3+ below", "1-3 below", "on grade", "above")
 BAND_EDGES = (-3.0, -1.0, 1.0)  # years relative to the enrolled grade
 
@@ -43,16 +41,9 @@ class YearLog:
         self.advisory_sessions = np.zeros(n, np.int16)
 
     def record_day(self, slots, content_offset, already, switched, engagement) -> None:
-        """Add one instructional day for the present ``slots`` (compiled:
-        ``kernels.record_day``; ``record_day_numpy`` is the same in numpy)."""
-        kernels.record_day(self.days_present, self.days_grade_level, self.days_mastered,
-                           self.lowest_offset, self.switches, self.engagement_sum,
-                           np.asarray(engagement, np.float32),
-                           np.asarray(slots, np.int64), np.asarray(content_offset, np.int16),
-                           np.asarray(already, bool), np.asarray(switched, bool))
-
-    def record_day_numpy(self, slots, content_offset, already, switched, engagement) -> None:
-        """``record_day`` in plain numpy (the reference the kernel is tested against)."""
+        """Add one instructional day for the present ``slots``. In numpy: the day's
+        block runs this compiled and fused (``kernels.block_writes``), which is tested
+        against this."""
         self.days_present[slots] += 1
         self.days_grade_level[slots] += content_offset == 0
         self.days_mastered[slots] += already

@@ -254,19 +254,9 @@ class Record:
         ``move_on``: per slot, days on one skill after which the record marks it
         done whatever the slips say (move-on pacing: such students are never
         sent back to prerequisites); the dtype's maximum or None for none.
-        Compiled (``kernels.exit_slips``); ``exit_slips_numpy`` is the same in numpy.
+        In numpy: the day's block runs these steps compiled and fused
+        (``kernels.block_writes``), which is tested against this.
         """
-        use = move_on is not None
-        kernels.exit_slips(self.bits, self.run, self.streak_skill, self.days_on, self.frontier,
-                           self.advanced, self.stale, np.asarray(slots, np.int64),
-                           np.asarray(skills, np.int64), np.asarray(passed, bool), prereqs,
-                           int(mastery_streak), int(fail_limit),
-                           move_on if use else np.zeros(0, np.int16), use)
-
-    def exit_slips_numpy(self, slots: np.ndarray, skills: np.ndarray, passed: np.ndarray,
-                         prereqs: np.ndarray, mastery_streak: int, fail_limit: int,
-                         move_on: np.ndarray | None = None) -> None:
-        """``exit_slips`` in plain numpy (the reference the kernel is tested against)."""
         same = self.streak_skill[slots] == skills
         prev = np.where(same, self.run[slots], 0)
         self.streak_skill[slots] = skills
