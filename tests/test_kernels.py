@@ -242,3 +242,26 @@ def test_eap_matches_numpy():
         want = assessment.eap_numpy(ll, grid, mu, sd)
         for g, w in zip(got, want, strict=True):
             assert g.dtype == w.dtype == np.float64 and np.array_equal(g, w)
+
+
+def test_answer_loglik_matches_numpy():
+    """The growth test's log-likelihood of each row's answers, compiled row by row,
+    against numpy's block-by-block products (rows sharing a block; blocks of one row
+    included), bit for bit."""
+    from sim.district.item_bank import item_bank
+    from sim.engine import assessment
+    from sim.experiments import bench
+
+    bank = item_bank(bench.mix_scenario(900, seed=4))
+    k = 15
+    rng = np.random.default_rng(41)
+    for s in range(len(bank.stage_items)):
+        target = np.concatenate([rng.normal(4, 3, 600), [-9.0, 30.0]])  # tails: lone rows
+        start, blocks = assessment._stage_blocks(bank.stage_items[s], bank.b, target, k, 1.5)
+        right = (rng.random((target.size, k)) < 0.6).astype(np.float32)
+        ll = rng.normal(-10, 3, (target.size, bank.grid.size)).astype(np.float32)
+        want = ll.copy()
+        assessment._add_block_loglik(want, right, start, blocks, bank)
+        got = kernels.add_answer_loglik(ll, right, blocks[start], bank.log_odds, bank.log_q)
+        assert np.array_equal(got, want)
+        assert (np.bincount(start) == 1).any()  # some blocks hold a single row

@@ -449,30 +449,12 @@ def _stage_blocks(stage: np.ndarray, b: np.ndarray, target: np.ndarray, k: int,
     return start, stage[pos]
 
 
-def _block_loglik(right: np.ndarray, start: np.ndarray, blocks: np.ndarray, bank) -> np.ndarray:
-    """Log-likelihood (rows x Q) of each row's answers to its block of items.
-
-    Rows sharing a block are scored together (a small matrix product per block),
-    which avoids gathering a (rows x items x Q) array.
-    """
-    order = np.argsort(start, kind="stable")
-    starts, first = np.unique(start[order], return_index=True)
-    bounds = np.append(first, order.size)
-    out = np.empty((order.size, bank.grid.size), np.float32)
-    y = right[order]
-    for i, s0 in enumerate(starts):
-        lo, hi = bounds[i], bounds[i + 1]
-        items = blocks[s0]
-        out[lo:hi] = y[lo:hi] @ bank.log_odds[items] + bank.log_q[items].sum(axis=0)
-    result = np.empty_like(out)
-    result[order] = out
-    return result
-
-
 def _add_block_loglik(ll: np.ndarray, right: np.ndarray, start: np.ndarray,
                       blocks: np.ndarray, bank) -> None:
-    """``ll += _block_loglik(right, start, blocks, bank)``, each block added in place
-    (the same products and float32 additions, without a (rows x Q) result array)."""
+    """``ll +=`` the log-likelihood (rows x Q) of each row's answers to its block of
+    items, rows sharing a block scored together (a small matrix product per block).
+    The plain numpy form of ``kernels.add_answer_loglik``, which the growth test
+    uses and which is tested against this."""
     order = np.argsort(start, kind="stable")
     starts, first = np.unique(start[order], return_index=True)
     bounds = np.append(first, order.size)
@@ -500,8 +482,10 @@ def adaptive_eap(answer, prior_mean: np.ndarray, prior_sd: np.ndarray, bank: Ite
     for s in range(a.growth_stages):
         start, blocks = _stage_blocks(bank.stage_items[s], bank.b, target, k,
                                       a.growth_window_years)
-        right = answer(blocks[start], s).astype(np.float32)
-        _add_block_loglik(ll, right, start, blocks, bank)
+        items = blocks[start]
+        right = answer(items, s).astype(np.float32)
+        # ``_add_block_loglik(ll, right, start, blocks, bank)``, compiled row by row
+        kernels.add_answer_loglik(ll, right, items, bank.log_odds, bank.log_q)
         target, sd = eap(ll, bank.grid, prior_mean, prior_sd)
     return target, sd
 

@@ -484,6 +484,40 @@ def knowledge_in_place(below, mastered, fam_days, own, rest, familiarity_weight,
 
 # --- EAP scoring ----------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
+def add_answer_loglik(ll, right, items, log_odds, log_q):
+    """``ll += right @ log_odds[items] + log_q[items].sum(axis=0)`` row by row (float32,
+    written into ``ll``, rows x Q): the log-likelihood of each row's answers
+    ``right`` (0/1, rows x k) to its items ``items`` (ids, rows x k) at each node.
+
+    In the order numpy and BLAS add (as ``assessment._add_block_loglik`` computes it,
+    block by block): the right answers' log-odds summed item by item from zero (a
+    0/1 weight makes each of BLAS's multiply-adds an exact add or nothing), the
+    items' ``log_q`` summed item by item from the first (numpy's reduction over
+    the outer axis), the two added, then added to ``ll``.
+    """
+    rows, k = right.shape
+    q = ll.shape[1]
+    acc = np.empty(q, np.float32)
+    base = np.empty(q, np.float32)
+    for r in range(rows):
+        acc[:] = 0.0
+        for j in range(k):
+            item = items[r, j]
+            if right[r, j] != 0:
+                for c in range(q):
+                    acc[c] += log_odds[item, c]
+            if j == 0:
+                for c in range(q):
+                    base[c] = log_q[item, c]
+            else:
+                for c in range(q):
+                    base[c] += log_q[item, c]
+        for c in range(q):
+            ll[r, c] += acc[c] + base[c]
+    return ll
+
+
+@njit(cache=True, nogil=True)
 def eap_log_posterior(loglik, grid, prior_mean, prior_sd):
     """``loglik - 0.5 z z`` with ``z = (grid - mean) / sd`` per row (a new float32
     rows x Q array; float32 in numpy's order)."""
