@@ -265,3 +265,12 @@ def test_answer_loglik_matches_numpy():
         got = kernels.add_answer_loglik(ll, right, blocks[start], bank.log_odds, bank.log_q)
         assert np.array_equal(got, want)
         assert (np.bincount(start) == 1).any()  # some blocks hold a single row
+
+
+def test_ancestor_table_is_ascending_and_padded_at_the_end(cur):
+    """``first_missing_ancestor`` binary-searches each row of the ancestor table: it
+    relies on ancestors listed in increasing order, padding only at the end."""
+    for row in cur.ancestors:
+        listed = row[row != kernels.NO_SKILL]
+        assert np.all(np.diff(listed) > 0)
+        assert np.all(row[: listed.size] == listed)

@@ -30,19 +30,34 @@ MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: no
 @njit(cache=True, nogil=True)
 def first_missing_ancestor(bits, slots, ancestors, target, lo):
     """The first (in table order) ancestor of ``target`` at or above ``lo`` that the
-    record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64)."""
+    record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64).
+
+    The table lists each skill's ancestors in increasing order, padded at the end
+    (``Curriculum.ancestors``), so the scan starts at the first ancestor at or above
+    ``lo`` (a binary search) and stops at the padding."""
+    n_skills, width = ancestors.shape
+    count = np.empty(n_skills, np.int64)  # ancestors listed per skill
+    for s in range(n_skills):
+        c = 0
+        while c < width and ancestors[s, c] != NO_SKILL:
+            c += 1
+        count[s] = c
     k = slots.size
     out = np.empty(k, np.int64)
-    width = ancestors.shape[1]
     for i in range(k):
         row = slots[i]
         t = target[i]
         bound = lo[i]
+        a_lo, a_hi = 0, count[t]  # first listed ancestor >= bound
+        while a_lo < a_hi:
+            mid = (a_lo + a_hi) >> 1
+            if ancestors[t, mid] < bound:
+                a_lo = mid + 1
+            else:
+                a_hi = mid
         found = t
-        for j in range(width):
+        for j in range(a_lo, count[t]):
             a = ancestors[t, j]
-            if a == NO_SKILL or a < bound:
-                continue
             if not (bits[row, a >> 3] >> (a & 7)) & 1:
                 found = a
                 break
