@@ -139,6 +139,7 @@ def _block_state(d) -> list[np.ndarray]:
     ("floor_strategies.toml", "traditional", 1.0),
     ("floor_strategies.toml", "gradual_floor", 1.0),
     ("floor_strategies.toml", "tutoring", 2.0),
+    ("floor_strategies.toml", "personalized", 1.5),
     ("michigan_pacing.toml", "secondary_move_on", 1.0),  # days on a skill, no send-backs
 ])
 def test_fused_block_matches_numpy(scenario, arm, exponent):

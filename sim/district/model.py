@@ -450,21 +450,30 @@ class District(Model):
                                        lp.readiness_floor)
             backfill[has] = draws["backfill"][slots[has]] < p_back
         rec, tr, log, f32 = self.record, self.tracks, self.log, np.float32
-        _, passed = kernels.block_writes(
-            st.mastery, st.familiarity, slots, skills, p_master, draws["learn"], backfill,
-            first, MASTERED_THIS_YEAR, FAMILIARITY_MAX, draws["exit_slip"],
-            1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
-            rec.bits, rec.run, rec.streak_skill, rec.days_on, rec.frontier, rec.advanced,
-            rec.stale, cur.prereqs, int(a.mastery_streak), int(a.fail_limit), self.move_on,
-            self.any_move_on, cur.skill_grade, st.grade, self._positions,
-            tr.level, tr.below, tr.position, tr.other_days, tr.first_other, tr.alpha,
-            int(tr.persist_days), f32(tr.min_jump),
-            readiness, f32(af.change_exponent), st.engagement, st.engagement_base,
-            st.anxiety, st.anxiety_base, f32(af.recovery), float(af.boredom),
-            f32(af.frustration), f32(af.switch_engagement), float(af.min_engagement),
-            f32(af.switch_anxiety), float(af.unfamiliar_anxiety),
-            log.days_present, log.days_grade_level, log.days_mastered, log.lowest_offset,
-            log.switches, log.engagement_sum)
+        exponent = float(af.change_exponent)
+
+        def run(part, earlier):
+            return kernels.block_writes(
+                st.mastery, st.familiarity, slots, skills, p_master, draws["learn"], backfill,
+                first, MASTERED_THIS_YEAR, FAMILIARITY_MAX, draws["exit_slip"],
+                1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
+                rec.bits, rec.run, rec.streak_skill, rec.days_on, rec.frontier, rec.advanced,
+                rec.stale, cur.prereqs, int(a.mastery_streak), int(a.fail_limit),
+                self.move_on, self.any_move_on, cur.skill_grade, st.grade, self._positions,
+                tr.level, tr.below, tr.position, tr.other_days, tr.first_other, tr.alpha,
+                int(tr.persist_days), f32(tr.min_jump),
+                readiness, st.engagement, st.engagement_base, st.anxiety, st.anxiety_base,
+                f32(af.recovery), float(af.boredom), f32(af.frustration),
+                f32(af.switch_engagement), float(af.min_engagement), f32(af.switch_anxiety),
+                float(af.unfamiliar_anxiety), log.days_present, log.days_grade_level,
+                log.days_mastered, log.lowest_offset, log.switches, log.engagement_sum,
+                part, earlier)
+
+        none = (backfill[:0], np.zeros(0, np.int16), backfill[:0], np.zeros(0, np.float32))
+        if exponent == 1.0:  # numpy's x ** 1.0 is x: the whole block in one pass
+            return run(0, none)[1]
+        already, passed, offset, switched, change = run(1, none)
+        run(2, (already, offset, switched, change ** af.change_exponent))
         return passed
 
     def _teach_numpy(self, present, skills, rate, draws) -> np.ndarray:

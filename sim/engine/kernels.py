@@ -9,10 +9,11 @@ first. These kernels walk each student's row directly and stop at the answer,
 with no temporaries beyond their outputs.
 
 They compute exactly what the plain-numpy functions they replace compute
-(integer and boolean logic; the one float, readiness, is the same float32
-division), so results are bit-identical; ``tests/test_kernels.py`` compares
-each kernel with its numpy counterpart (kept as ``*_numpy`` in the modules
-that call the kernels). Compiled with numba (``@njit(cache=True)``: compiled
+(integer and boolean logic; floats in numpy's precisions and order), so results
+are bit-identical; ``tests/test_kernels.py`` compares each kernel with its numpy
+twin: a ``*_numpy`` function next to its caller, or, for the day's block
+(``block_reads``, ``block_writes``), ``District._teach_numpy`` composing the
+steps' numpy functions. Compiled with numba (``@njit(cache=True)``: compiled
 once per machine, kept in numba's cache next to this file or in
 ``NUMBA_CACHE_DIR``). Arguments are as their callers document: slots and
 skills int64, prerequisite and ancestor tables int16 padded with ``NO_SKILL``.
@@ -239,10 +240,10 @@ def learn_apply(mastery, familiarity, slots, skills, p_master, u_learn, back_slo
 # long after the last step had pushed them out of the caches; here every step
 # of one student runs before the next student's. Students' rows are
 # independent, so only the order of steps within a student matters, and that
-# is kept: results are bit-identical to the steps run one after another (the
-# ``*_numpy`` functions, composed by ``District._teach_numpy``). The bodies are
-# written out in the loop: a compiled helper taking arrays costs reference
-# counting on every call, ten times the work of a step.
+# is kept: results are bit-identical to the steps run one after another (in
+# numpy: ``District._teach_numpy``). The bodies are written out in the loop: a
+# compiled helper taking arrays costs reference counting on every call, about
+# ten times the work of a step here.
 @njit(cache=True, nogil=True)
 def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfill, first,
                  mastered_code, familiarity_max, u_exit, pass_mastered, pass_guess,
@@ -251,11 +252,11 @@ def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfil
                  skill_grade, grade, positions,
                  level, below_track, position_track, other_days, first_other, alpha,
                  persist_days, min_jump,
-                 readiness, felt_exponent, engagement, engagement_base, anxiety, anxiety_base,
+                 readiness, engagement, engagement_base, anxiety, anxiety_base,
                  recovery, boredom, frustration, switch_engagement, min_engagement,
                  switch_anxiety, unfamiliar_anxiety,
                  days_present, days_grade_level, days_mastered, lowest_offset, switches,
-                 engagement_sum):
+                 engagement_sum, part, earlier):
     """The day's block after its probabilities, slot by slot (per student: ``u_learn``,
     ``u_exit``, ``move_on`` and the state arrays; per slot: the rest):
 
@@ -264,93 +265,110 @@ def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfil
        ``first`` if ``backfill``; a day of familiarity;
     2. the exit slip: passed if ``u_exit`` < ``pass_mastered`` (mastered) or
        ``pass_guess`` (not), compared in float64 as numpy does;
-    3. the record (``Record.exit_slips_numpy``): streaks, marks, send-backs;
-    4. the content's offset from grade and the tracks (``Tracks.update_numpy``);
-    5. affect (``affect.update_affect_numpy``), the felt change being the working
-       level's change to the power ``felt_exponent`` (1: as it is, as numpy's
-       ``x ** 1.0``; otherwise the compiled power, which may differ from numpy's
-       in the last bit);
-    6. the year log (``YearLog.record_day_numpy``), with the engagement just updated.
+    3. the record (``Record.exit_slips``): streaks, marks, send-backs;
+    4. the content's offset from grade and the tracks (``Tracks.update``);
+    5. affect (``affect.update_affect``), on the felt change;
+    6. the year log (``YearLog.record_day``), with the engagement just updated.
+
+    ``part`` 0 runs all six, the felt change being the working level's change as
+    it is (``change_exponent`` 1: numpy's ``x ** 1.0`` is ``x``). Another exponent
+    needs numpy's power between steps 4 and 5 (a compiled power differs from it
+    in the last bit): ``part`` 1 runs steps 1-4, the caller raises ``change`` in
+    numpy, and ``part`` 2 runs steps 5-6 with ``earlier`` = (already, offset,
+    switched, felt), part 1's results and the raised change.
 
     Precisions are numpy's: float32 where numpy combines float32 arrays with
     Python floats (``alpha``, ``min_jump``, ``recovery``, ``frustration``,
     ``switch_*`` arrive as float32), float64 where a Python float meets a boolean
     array (``boredom``, ``unfamiliar_anxiety``, the clip bounds).
 
-    Returns (already, passed): bool per slot.
+    Returns (already, passed, offset int16, switched, change float32) per slot
+    (with ``part`` 2, ``passed`` and ``change`` are not set).
     """
     k = slots.size
     already = np.empty(k, np.bool_)
     passed_out = np.empty(k, np.bool_)
+    offsets = np.empty(k, np.int16)
+    switched_out = np.empty(k, np.bool_)
+    change_out = np.empty(k, np.float32)
     top = familiarity_max - 1
     width = prereqs.shape[1]
     one = np.float32(1.0)
     for i in range(k):
         r, s = slots[i], skills[i]
-        # 1. learning
-        a = mastery[r, s] > 0
-        gained = (not a) and (u_learn[r] < p_master[i])
-        if backfill[i]:
-            mastery[r, first[i]] = mastered_code
-        if gained:
-            mastery[r, s] = mastered_code
-        f = familiarity[r, s]
-        familiarity[r, s] = (f if f < top else top) + 1
-        already[i] = a
-        # 2. the exit slip
-        passed = np.float64(u_exit[r]) < (pass_mastered if (a or gained) else pass_guess)
-        passed_out[i] = passed
-        # 3. the record
-        same = streak_skill[r] == s
-        prev = run[r] if same else 0
-        streak_skill[r] = s
-        x = max(prev, 0) + 1 if passed else min(prev, 0) - 1
-        mastered = x >= mastery_streak
-        send_back = x <= -fail_limit
-        if use_move_on:
-            days = days_on[r] + 1 if same else 1
-            mastered = mastered or days >= move_on[r]
-            if move_on[r] < MOVE_ON_NEVER:
-                send_back = False
-            days_on[r] = 0 if mastered else days
-        if mastered:
-            bits[r, s >> 3] |= np.uint8(1 << (s & 7))
-            if s == frontier[r]:
-                advanced[r] = True
-        if send_back:
-            for j in range(width):
-                p = prereqs[s, j]
-                if p != NO_SKILL:
-                    bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
-            stale[r] = True
-        run[r] = 0 if (mastered or send_back) else x
-        # 4. offset and tracks
-        offset = np.int16(skill_grade[s] - grade[r])
-        below = offset < 0
-        pos = positions[s]
-        old = level[r]
-        if np.isnan(old):
-            new = pos
-            change = np.float32(0.0)
+        if part == 2:
+            a, offset, switched, felt = (earlier[0][i], earlier[1][i], earlier[2][i],
+                                         earlier[3][i])
         else:
-            new = old + alpha * (pos - old)
-            change = abs(new - old)
-        level[r] = new
-        track = below_track[r]
-        fresh = track < 0
-        off = (not fresh) and (below != (track == 1))
-        days_off = other_days[r] + 1 if off else 0
-        first_pos = pos if (off and days_off == 1) else first_other[r]
-        jump = abs(first_pos - position_track[r])
-        moved = off and days_off >= persist_days
-        switched = moved and jump >= min_jump
-        if fresh or moved or not off:
-            below_track[r] = 1 if below else 0
-            position_track[r] = pos
-        other_days[r] = 0 if moved else days_off
-        first_other[r] = first_pos
+            # 1. learning
+            a = mastery[r, s] > 0
+            gained = (not a) and (u_learn[r] < p_master[i])
+            if backfill[i]:
+                mastery[r, first[i]] = mastered_code
+            if gained:
+                mastery[r, s] = mastered_code
+            f = familiarity[r, s]
+            familiarity[r, s] = (f if f < top else top) + 1
+            # 2. the exit slip
+            passed = np.float64(u_exit[r]) < (pass_mastered if (a or gained) else pass_guess)
+            passed_out[i] = passed
+            # 3. the record
+            same = streak_skill[r] == s
+            prev = run[r] if same else 0
+            streak_skill[r] = s
+            x = max(prev, 0) + 1 if passed else min(prev, 0) - 1
+            mastered = x >= mastery_streak
+            send_back = x <= -fail_limit
+            if use_move_on:
+                days = days_on[r] + 1 if same else 1
+                mastered = mastered or days >= move_on[r]
+                if move_on[r] < MOVE_ON_NEVER:
+                    send_back = False
+                days_on[r] = 0 if mastered else days
+            if mastered:
+                bits[r, s >> 3] |= np.uint8(1 << (s & 7))
+                if s == frontier[r]:
+                    advanced[r] = True
+            if send_back:
+                for j in range(width):
+                    p = prereqs[s, j]
+                    if p != NO_SKILL:
+                        bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
+                stale[r] = True
+            run[r] = 0 if (mastered or send_back) else x
+            # 4. offset and tracks
+            offset = np.int16(skill_grade[s] - grade[r])
+            below = offset < 0
+            pos = positions[s]
+            old = level[r]
+            if np.isnan(old):
+                new = pos
+                change = np.float32(0.0)
+            else:
+                new = old + alpha * (pos - old)
+                change = abs(new - old)
+            level[r] = new
+            track = below_track[r]
+            fresh = track < 0
+            off = (not fresh) and (below != (track == 1))
+            days_off = other_days[r] + 1 if off else 0
+            first_pos = pos if (off and days_off == 1) else first_other[r]
+            jump = abs(first_pos - position_track[r])
+            moved = off and days_off >= persist_days
+            switched = moved and jump >= min_jump
+            if fresh or moved or not off:
+                below_track[r] = 1 if below else 0
+                position_track[r] = pos
+            other_days[r] = 0 if moved else days_off
+            first_other[r] = first_pos
+            change_out[i] = change
+            felt = change
+        already[i] = a
+        offsets[i] = offset
+        switched_out[i] = switched
+        if part == 1:
+            continue
         # 5. affect
-        felt = change if felt_exponent == 1.0 else change ** felt_exponent
         e = engagement[r]
         e32 = e + recovery * (engagement_base[r] - e)
         y = (np.float64(e32) - (boredom if a else 0.0)
@@ -374,7 +392,7 @@ def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfil
         if switched:
             switches[r] += 1
         engagement_sum[r] += np.float64(e_new)
-    return already, passed_out
+    return already, passed_out, offsets, switched_out, change_out
 
 
 # --- ranks within groups --------------------------------------------------------------------
