@@ -22,10 +22,39 @@ skills int64, prerequisite and ancestor tables int16 padded with ``NO_SKILL``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
+AHEAD = 16  # students ahead whose rows the day's block asks the memory for (prefetch)
+
+
+@intrinsic
+def prefetch(typingctx, array, row, col):
+    """Ask the memory for the cache line of ``array[row, col]`` (a 2-D array; int64
+    indices) without waiting for it: LLVM's ``prefetch`` (read, high locality).
+
+    The day's block visits each student's (students x skills) rows at a column
+    that the hardware prefetcher cannot guess; asking ``AHEAD`` students early
+    overlaps those memory waits. It changes no value.
+    """
+    sig = types.void(array, row, col)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]])
+        byte_ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [byte_ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [byte_ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
@@ -181,6 +210,9 @@ def block_reads(mastery, slots, skills, prereqs):
     pre_ready = np.ones(k, np.float32)
     width = prereqs.shape[1]
     for i in range(k):
+        if i + AHEAD < k:
+            ahead = skills[i + AHEAD]
+            prefetch(mastery, slots[i + AHEAD], max(prereqs[ahead, 0], 0))
         row = slots[i]
         target = skills[i]
         for level in range(2):  # the skill, then its first missing prerequisite
@@ -295,6 +327,11 @@ def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfil
     width = prereqs.shape[1]
     one = np.float32(1.0)
     for i in range(k):
+        if part != 2 and i + AHEAD < k:
+            ahead_row, ahead_skill = slots[i + AHEAD], skills[i + AHEAD]
+            prefetch(mastery, ahead_row, ahead_skill)
+            prefetch(familiarity, ahead_row, ahead_skill)
+            prefetch(bits, ahead_row, ahead_skill >> 3)
         r, s = slots[i], skills[i]
         if part == 2:
             a, offset, switched, felt = (earlier[0][i], earlier[1][i], earlier[2][i],
