@@ -13,7 +13,11 @@ from sim.engine import kernels
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.learning import prerequisite_status, prerequisite_status_numpy
 from sim.engine.records import pack
-from sim.policies.pacing import first_missing_ancestor, first_missing_ancestor_numpy
+from sim.policies.pacing import (
+    TraditionalPacing,
+    first_missing_ancestor,
+    first_missing_ancestor_numpy,
+)
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +147,11 @@ def _block_state(d) -> list[np.ndarray]:
     ("michigan_pacing.toml", "secondary_move_on", 1.0),  # days on a skill, no send-backs
 ])
 def test_fused_block_matches_numpy(scenario, arm, exponent):
-    """The day's block, fused and compiled (``District._teach``), against the same steps
-    in plain numpy (``_teach_numpy``): every array it writes, bit for bit, over the
-    first weeks of a year (the fall test and a benchmark included), on two copies of
-    one district that share their draws."""
+    """The day's block, fused and compiled (``District._teach``), and traditional
+    pacing's compiled reads (``TraditionalPacing.assign``), against the same steps in
+    plain numpy (``_teach_numpy``, ``assign_numpy``): every array they write, bit for
+    bit, over the first weeks of a year (the fall test and a benchmark included), on
+    two copies of one district that share their draws."""
     import copy
 
     from sim.config.scenario import load_scenario
@@ -163,6 +168,11 @@ def test_fused_block_matches_numpy(scenario, arm, exponent):
     assert fused.any_move_on == (arm == "secondary_move_on")
     plain = copy.deepcopy(fused)
     plain._teach = plain._teach_numpy
+    traditional = [regime.pacing for regime, _ in plain.groups
+                   if isinstance(regime.pacing, TraditionalPacing)]
+    assert traditional  # grades outside the program follow traditional pacing
+    for pacing in traditional:
+        pacing.assign = pacing.assign_numpy
     passes = []
     for day in range(50):
         for d in (fused, plain):

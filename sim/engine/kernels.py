@@ -60,39 +60,78 @@ def prefetch(typingctx, array, row, col):
 @njit(cache=True, nogil=True)
 def first_missing_ancestor(bits, slots, ancestors, target, lo):
     """The first (in table order) ancestor of ``target`` at or above ``lo`` that the
-    record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64).
+    record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64)."""
+    count = _ancestor_counts(ancestors)
+    k = slots.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        if i + AHEAD < k:
+            prefetch(bits, slots[i + AHEAD], 0)
+        out[i] = _missing_ancestor(bits, slots[i], ancestors, count, target[i], lo[i])
+    return out
 
-    The table lists each skill's ancestors in increasing order, padded at the end
-    (``Curriculum.ancestors``), so the scan starts at the first ancestor at or above
-    ``lo`` (a binary search) and stops at the padding."""
+
+@njit(cache=True, nogil=True)
+def _ancestor_counts(ancestors):
+    """Ancestors listed per skill (int64; the table is padded at the end)."""
     n_skills, width = ancestors.shape
-    count = np.empty(n_skills, np.int64)  # ancestors listed per skill
+    count = np.empty(n_skills, np.int64)
     for s in range(n_skills):
         c = 0
         while c < width and ancestors[s, c] != NO_SKILL:
             c += 1
         count[s] = c
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _missing_ancestor(bits, row, ancestors, count, t, bound):
+    """The first ancestor of ``t`` at or above ``bound`` that ``row`` of the record
+    lacks, or ``t``. The table lists each skill's ancestors in increasing order
+    (``Curriculum.ancestors``), so the scan starts at the first one at or above
+    ``bound`` (a binary search)."""
+    a_lo, a_hi = 0, count[t]
+    while a_lo < a_hi:
+        mid = (a_lo + a_hi) >> 1
+        if ancestors[t, mid] < bound:
+            a_lo = mid + 1
+        else:
+            a_hi = mid
+    for j in range(a_lo, count[t]):
+        a = ancestors[t, j]
+        if not (bits[row, a >> 3] >> (a & 7)) & 1:
+            return a
+    return t
+
+
+@njit(cache=True, nogil=True)
+def reteach_candidates(bits, slots, skill, grade, depth_bound, lo, ancestors, teacher,
+                       capacity, min_capacity, line):
+    """Traditional pacing's reads of the record for the day's class skill ``skill``
+    (per slot): whether the record shows it (``knows``), and for the students it does
+    not whom a reteach group could take, the first missing ancestor at or above
+    ``max(lo, depth_bound[grade])`` (``fix``; -1 for everyone else: the skill known,
+    no such gap, or a teacher below ``min_capacity``) with their class's key
+    (``section``: teacher x 1024 + line). ``grade``, ``teacher``, ``line``: per
+    student; ``capacity``: per teacher. Returns (knows, fix, section)."""
+    count = _ancestor_counts(ancestors)
     k = slots.size
-    out = np.empty(k, np.int64)
+    knows = np.empty(k, np.bool_)
+    fix = np.full(k, -1, np.int64)
+    section = np.zeros(k, np.int64)
     for i in range(k):
-        row = slots[i]
-        t = target[i]
-        bound = lo[i]
-        a_lo, a_hi = 0, count[t]  # first listed ancestor >= bound
-        while a_lo < a_hi:
-            mid = (a_lo + a_hi) >> 1
-            if ancestors[t, mid] < bound:
-                a_lo = mid + 1
-            else:
-                a_hi = mid
-        found = t
-        for j in range(a_lo, count[t]):
-            a = ancestors[t, j]
-            if not (bits[row, a >> 3] >> (a & 7)) & 1:
-                found = a
-                break
-        out[i] = found
-    return out
+        if i + AHEAD < k:
+            prefetch(bits, slots[i + AHEAD], 0)
+        r, s = slots[i], skill[i]
+        knows[i] = (bits[r, s >> 3] >> (s & 7)) & 1
+        if knows[i]:
+            continue
+        f = _missing_ancestor(bits, r, ancestors, count, s, max(lo[i], depth_bound[grade[r]]))
+        t = teacher[r]
+        if f != s and capacity[t] >= min_capacity:
+            fix[i] = f
+            section[i] = t * 1024 + line[r]
+    return knows, fix, section
 
 
 @njit(cache=True, nogil=True)

@@ -71,6 +71,41 @@ class TraditionalPacing(Pacing):
                    p.reteach_depth_years, p.reteach_min_capacity)
 
     def assign(self, model, slots, lo, hi, day):
+        rec, cur, st = model.record, model.curriculum, model.students
+        skill = common_pace_skill(model, slots, day)
+        modality = np.full(slots.size, WHOLE_CLASS, np.int8)
+        u = model.draws["extension"][slots]
+        slots = np.asarray(slots, np.int64)
+        # the record's reads in one compiled pass: who knows the class skill, and the
+        # reteach group's candidates (``_reteach_numpy`` is the same in numpy)
+        knows, fix, section = kernels.reteach_candidates(
+            rec.bits, slots, skill, st.grade, self._depth_bound(cur, st.grade),
+            np.asarray(lo, np.int64), cur.ancestors, st.teacher, model.staff.capacity_eff,
+            float(self.reteach_min_capacity), st.line)
+        ext = knows & (u < self.extension_share)
+        if ext.any():
+            top = st.grade[slots[ext]] + 1 + self.extension_years
+            grade_end = cur.first_skill(top).astype(np.int64) - 1
+            nxt = rec.frontier_from(slots[ext], skill[ext])
+            skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
+            modality[ext] = SMALL_GROUP
+        if self.reteach_group_size > 0:
+            cand = np.flatnonzero(fix >= 0)
+            keep = cand[rank_within(section[cand], u[cand]) < self.reteach_group_size]
+            skill[keep] = fix[keep]
+            modality[keep] = SMALL_GROUP
+        return skill, modality
+
+    def _depth_bound(self, cur, grade: np.ndarray) -> np.ndarray:
+        """Per enrolled grade (indexed by grade), the lowest skill a reteach group goes
+        down to: ``reteach_depth_years`` below the grade's first skill, in the curriculum."""
+        g = np.arange(int(grade.max(initial=0)) + 1, dtype=np.int64)
+        depth = np.round((g - cur.lowest_grade - self.reteach_depth_years)
+                         * cur.skills_per_grade).astype(np.int64)
+        return np.clip(depth, 0, cur.n_skills - 1)
+
+    def assign_numpy(self, model, slots, lo, hi, day):
+        """``assign`` in plain numpy (the reference the kernel is tested against)."""
         rec, cur = model.record, model.curriculum
         skill = common_pace_skill(model, slots, day)
         modality = np.full(slots.size, WHOLE_CLASS, np.int8)
@@ -84,10 +119,10 @@ class TraditionalPacing(Pacing):
             skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
             modality[ext] = SMALL_GROUP
         if self.reteach_group_size > 0:
-            self._reteach(model, slots, skill, modality, ~knows, u, lo)
+            self._reteach_numpy(model, slots, skill, modality, ~knows, u, lo)
         return skill, modality
 
-    def _reteach(self, model, slots, skill, modality, candidates, u, lo) -> None:
+    def _reteach_numpy(self, model, slots, skill, modality, candidates, u, lo) -> None:
         """The reteach group: fills in ``skill`` and ``modality`` for its members."""
         cur = model.curriculum
         cand = np.flatnonzero(candidates)
@@ -97,7 +132,7 @@ class TraditionalPacing(Pacing):
         depth = np.round((grade - cur.lowest_grade - self.reteach_depth_years)
                          * cur.skills_per_grade).astype(np.int64)
         bound = np.maximum(lo[cand], np.clip(depth, 0, cur.n_skills - 1))
-        fix = first_missing_ancestor(model, slots[cand], skill[cand], bound)
+        fix = first_missing_ancestor_numpy(model, slots[cand], skill[cand], bound)
         gap = fix != skill[cand]
         cand, fix = cand[gap], fix[gap]
         teacher = model.students.teacher[slots[cand]].astype(np.int64)
@@ -105,7 +140,7 @@ class TraditionalPacing(Pacing):
         cand, fix, teacher = cand[able], fix[able], teacher[able]
         # one group per class: a secondary teacher reteaches in each of their sections
         section = teacher * 1024 + model.students.line[slots[cand]].astype(np.int64)
-        keep = rank_within(section, u[cand]) < self.reteach_group_size
+        keep = rank_within_numpy(section, u[cand]) < self.reteach_group_size
         skill[cand[keep]] = fix[keep]
         modality[cand[keep]] = SMALL_GROUP
 
