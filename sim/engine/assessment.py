@@ -399,9 +399,10 @@ class _Takers:
     def answer(self, cols, difficulty, a, u):
         """Right (bool, rows x items) on items whose skills are the columns ``cols``
         (rows x items) of this object's skills, given uniforms ``u``."""
-        take = np.take_along_axis
-        p = p_right(take(self.k, cols, axis=1), difficulty,
-                    take(self.fam_days, cols, axis=1) == 0, self.anxiety, a)
+        cols = np.ascontiguousarray(cols, np.int64)
+        take = kernels.take_along_rows  # np.take_along_axis(x, cols, axis=1), compiled
+        p = p_right(take(self.k, cols), difficulty, take(self.fam_days, cols) == 0,
+                    self.anxiety, a)
         return u < p
 
 

@@ -197,7 +197,9 @@ def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, 
     Float32 throughout, as numpy computes it (the scalars arrive as float32:
     numpy compares and combines float32 arrays with Python floats in float32);
     a skill is implied when a skill read as mastered has it among its
-    ancestors (the numpy path's 0/1 matrix product, which is exact).
+    ancestors (the numpy path's 0/1 matrix product, which is exact). Ancestor
+    lists are transitive, ascending and padded at the end (``Curriculum.ancestors``;
+    ids are topological).
     """
     rows, n = truth.shape
     believed = np.empty((rows, n), np.bool_)
@@ -222,12 +224,14 @@ def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, 
             tested[s] = t
             read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
             implied[s] = False
-        for s in range(n):
-            if read[s]:
+        # from the top: a skill already implied has its ancestors marked too (they are
+        # ancestors of the skill that implied it), so only the others are walked
+        for s in range(n - 1, -1, -1):
+            if read[s] and not implied[s]:
                 for j in range(width):
                     a = ancestors[s, j]
                     if a == NO_SKILL:
-                        continue
+                        break
                     implied[a] = True
         for s in range(n):
             believed[i, s] = (gap[s] < neg_band) or read[s] or (
@@ -589,6 +593,18 @@ def knowledge_in_place(below, mastered, fam_days, own, rest, familiarity_weight,
             k = (own * m + rest * below[i, j]) + (familiarity_weight * fam) * (one - m)
             below[i, j] = min(k, one)
     return below
+
+
+@njit(cache=True, nogil=True)
+def take_along_rows(matrix, cols):
+    """``np.take_along_axis(matrix, cols, axis=1)`` for 2-D ``matrix`` and ``cols``
+    (int64): ``out[i, j] = matrix[i, cols[i, j]]``."""
+    rows, k = cols.shape
+    out = np.empty((rows, k), matrix.dtype)
+    for i in range(rows):
+        for j in range(k):
+            out[i, j] = matrix[i, cols[i, j]]
+    return out
 
 
 # --- EAP scoring ----------------------------------------------------------------------------
