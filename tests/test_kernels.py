@@ -285,3 +285,35 @@ def test_ancestor_table_is_ascending_and_padded_at_the_end(cur):
         listed = row[row != kernels.NO_SKILL]
         assert np.all(np.diff(listed) > 0)
         assert np.all(row[: listed.size] == listed)
+
+
+def test_frontier_from_matches_numpy(cur):
+    """The record's cached frontier search, compiled, against numpy, over days of
+    marks (the frontier skill and runs past it, so steps forward run out and search),
+    send-backs (stale) and moving bounds."""
+    from sim.engine.records import Record
+
+    n = 300
+    rng = np.random.default_rng(51)
+    a, b = Record(n, cur.n_skills), Record(n, cur.n_skills)
+    a.believed = b.believed = rng.random((n, cur.n_skills)) < 0.3
+    for _day in range(60):
+        slots = np.sort(rng.permutation(n)[:220]).astype(np.int64)
+        bound = rng.choice([0, 7, 40, 41, 120, cur.n_skills - 1], slots.size)
+        got = a.frontier_from(slots, bound)
+        want = b.frontier_from_numpy(slots, bound)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        # mark each frontier mastered, and for some the next few skills too
+        f = np.minimum(got, cur.n_skills - 1)
+        run = rng.integers(0, 12, slots.size)
+        back = slots[rng.random(slots.size) < 0.05]
+        for rec in (a, b):
+            for step in range(12):
+                on = run > step
+                skill = np.minimum(f[on] + step, cur.n_skills - 1)
+                rec.bits[slots[on], skill >> 3] |= np.uint8(1) << (skill & 7).astype(np.uint8)
+            rec.advanced[slots] = True
+            rec.stale[back] = True
+    for k, v in vars(a).items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(v, getattr(b, k)), k

@@ -179,6 +179,45 @@ def first_clear_bit(bits, rows, start, n_skills):
     return out
 
 
+@njit(cache=True, nogil=True)
+def frontier_from(bits, frontier, frontier_bound, stale, advanced, slots, bound, n_skills,
+                  max_step):
+    """``Record.frontier_from`` student by student (its cache updated in place; same
+    results as ``Record.frontier_from_numpy``): each slot's first believed-unmastered
+    skill at or above ``bound`` (``n_skills`` if none), int64.
+
+    A full search runs when the cache is stale or the bound moved; a frontier the
+    record has just marked mastered steps forward up to ``max_step`` skills, then
+    searches in full (keeping the bound the cache answers for).
+    """
+    k = slots.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        if i + AHEAD < k:
+            prefetch(bits, slots[i + AHEAD], 0)
+        r = slots[i]
+        b = bound[i]
+        f = np.int64(frontier[r])
+        if stale[r] or b > f or b < frontier_bound[r]:
+            f = _first_clear(bits, r, max(b, 0), n_skills, n_skills)
+            frontier[r] = f
+            frontier_bound[r] = b
+            stale[r] = False
+            advanced[r] = False
+        elif advanced[r]:
+            advanced[r] = False
+            steps = 0
+            while steps < max_step and f < n_skills and (bits[r, f >> 3] >> (f & 7)) & 1:
+                f += 1
+                steps += 1
+            if steps == max_step and f < n_skills and (bits[r, f >> 3] >> (f & 7)) & 1:
+                f = _first_clear(bits, r, max(f, 0), n_skills, n_skills)
+                stale[r] = False
+            frontier[r] = f
+        out[i] = f
+    return out
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _first_clear(bits, row, lo, hi, missing):
     """The first skill of ``lo .. hi - 1`` whose bit in ``row`` is clear; ``missing`` if none."""

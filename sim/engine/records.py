@@ -150,8 +150,16 @@ class Record:
         """First believed-unmastered skill >= ``bound`` for each slot (n_skills if none).
 
         Cached: a full search runs only when the record changed below the
-        cached frontier, or the bound moved.
+        cached frontier, or the bound moved. Compiled (``kernels.frontier_from``);
+        ``frontier_from_numpy`` is the same in numpy.
         """
+        return kernels.frontier_from(self.bits, self.frontier, self.frontier_bound,
+                                     self.stale, self.advanced, np.asarray(slots, np.int64),
+                                     np.asarray(bound, np.int64), self.n_skills,
+                                     MAX_STEP_SCAN)
+
+    def frontier_from_numpy(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """``frontier_from`` in plain numpy (the reference the kernel is tested against)."""
         f = self.frontier[slots].astype(np.int64)
         need = self.stale[slots] | (bound > f) | (bound < self.frontier_bound[slots])
         if need.any():
