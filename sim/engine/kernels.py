@@ -61,46 +61,48 @@ def prefetch(typingctx, array, row, col):
 def first_missing_ancestor(bits, slots, ancestors, target, lo):
     """The first (in table order) ancestor of ``target`` at or above ``lo`` that the
     record's ``bits`` (``Record.bits``) lack; ``target`` if none (int64)."""
-    count = _ancestor_counts(ancestors)
+    masks = _ancestor_masks(ancestors, bits.shape[1])
     k = slots.size
     out = np.empty(k, np.int64)
     for i in range(k):
         if i + AHEAD < k:
             prefetch(bits, slots[i + AHEAD], 0)
-        out[i] = _missing_ancestor(bits, slots[i], ancestors, count, target[i], lo[i])
+        out[i] = _missing_ancestor(bits, slots[i], masks, target[i], lo[i])
     return out
 
 
 @njit(cache=True, nogil=True)
-def _ancestor_counts(ancestors):
-    """Ancestors listed per skill (int64; the table is padded at the end)."""
+def _ancestor_masks(ancestors, n_bytes):
+    """Each skill's ancestors as record bits (uint8, skills x ``n_bytes``; ``pack``'s
+    layout: skill ``a`` is bit ``a & 7`` of byte ``a >> 3``)."""
     n_skills, width = ancestors.shape
-    count = np.empty(n_skills, np.int64)
+    masks = np.zeros((n_skills, n_bytes), np.uint8)
     for s in range(n_skills):
-        c = 0
-        while c < width and ancestors[s, c] != NO_SKILL:
-            c += 1
-        count[s] = c
-    return count
+        for j in range(width):
+            a = ancestors[s, j]
+            if a != NO_SKILL:
+                masks[s, a >> 3] |= np.uint8(1 << (a & 7))
+    return masks
+
+
+LOWEST_BIT = np.array([0] + [(b & -b).bit_length() - 1 for b in range(1, 256)], np.int64)
 
 
 @njit(cache=True, nogil=True)
-def _missing_ancestor(bits, row, ancestors, count, t, bound):
-    """The first ancestor of ``t`` at or above ``bound`` that ``row`` of the record
-    lacks, or ``t``. The table lists each skill's ancestors in increasing order
-    (``Curriculum.ancestors``), so the scan starts at the first one at or above
-    ``bound`` (a binary search)."""
-    a_lo, a_hi = 0, count[t]
-    while a_lo < a_hi:
-        mid = (a_lo + a_hi) >> 1
-        if ancestors[t, mid] < bound:
-            a_lo = mid + 1
-        else:
-            a_hi = mid
-    for j in range(a_lo, count[t]):
-        a = ancestors[t, j]
-        if not (bits[row, a >> 3] >> (a & 7)) & 1:
-            return a
+def _missing_ancestor(bits, row, masks, t, bound):
+    """The lowest ancestor of ``t`` at or above ``bound`` that ``row`` of the record
+    lacks, or ``t`` (``masks``: ``_ancestor_masks``). Ancestors are listed in
+    increasing order (``Curriculum.ancestors``), so the lowest is the first in the
+    table: found a byte of the record at a time."""
+    if t <= 0:
+        return t
+    lo = max(bound, 0)
+    for byte in range(lo >> 3, ((t - 1) >> 3) + 1):
+        m = np.int64(masks[t, byte]) & ~np.int64(bits[row, byte])
+        if byte == lo >> 3:
+            m &= 0xFF << (lo & 7)
+        if m:
+            return byte * 8 + LOWEST_BIT[m]
     return t
 
 
@@ -114,7 +116,7 @@ def reteach_candidates(bits, slots, skill, grade, depth_bound, lo, ancestors, te
     no such gap, or a teacher below ``min_capacity``) with their class's key
     (``section``: teacher x 1024 + line). ``grade``, ``teacher``, ``line``: per
     student; ``capacity``: per teacher. Returns (knows, fix, section)."""
-    count = _ancestor_counts(ancestors)
+    masks = _ancestor_masks(ancestors, bits.shape[1])
     k = slots.size
     knows = np.empty(k, np.bool_)
     fix = np.full(k, -1, np.int64)
@@ -126,7 +128,7 @@ def reteach_candidates(bits, slots, skill, grade, depth_bound, lo, ancestors, te
         knows[i] = (bits[r, s >> 3] >> (s & 7)) & 1
         if knows[i]:
             continue
-        f = _missing_ancestor(bits, r, ancestors, count, s, max(lo[i], depth_bound[grade[r]]))
+        f = _missing_ancestor(bits, r, masks, s, max(lo[i], depth_bound[grade[r]]))
         t = teacher[r]
         if f != s and capacity[t] >= min_capacity:
             fix[i] = f
