@@ -82,8 +82,8 @@ class TraditionalPacing(Pacing):
             rec.bits, slots, skill, st.grade, self._depth_bound(cur, st.grade),
             np.asarray(lo, np.int64), cur.ancestors, st.teacher, model.staff.capacity_eff,
             float(self.reteach_min_capacity), st.line)
-        ext = knows & (u < self.extension_share)
-        if ext.any():
+        ext = np.flatnonzero(knows & (u < self.extension_share))  # positions: one index
+        if ext.size:
             top = st.grade[slots[ext]] + 1 + self.extension_years
             grade_end = cur.first_skill(top).astype(np.int64) - 1
             nxt = rec.frontier_from(slots[ext], skill[ext])
