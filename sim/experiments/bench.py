@@ -37,6 +37,7 @@ under 1.5 GB peak RSS.
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import resource
@@ -307,9 +308,12 @@ def time_mix(scenario, reference) -> dict:
         seconds += s
         rates[arm.label] = n * days / s
         del district
+        gc.collect()  # its arrays sit in reference cycles (agents <-> model): free them now
     rss = peak_rss_bytes()
-    memory = {arm.label: measure_memory(scenario, reference, mix_district(scenario, a, reference))
-              for a, arm in enumerate(scenario.arms)}
+    memory = {}
+    for a, arm in enumerate(scenario.arms):
+        memory[arm.label] = measure_memory(scenario, reference, mix_district(scenario, a, reference))
+        gc.collect()
     return {"students": n, "engine_days": days, "engine_seconds": seconds,
             "engine_student_days_per_s": n * days * len(rates) / seconds,
             "engine_by_arm": rates, "peak_rss_bytes": rss,
