@@ -312,7 +312,9 @@ def time_mix(scenario, reference) -> dict:
     rss = peak_rss_bytes()
     memory = {}
     for a, arm in enumerate(scenario.arms):
-        memory[arm.label] = measure_memory(scenario, reference, mix_district(scenario, a, reference))
+        district = mix_district(scenario, a, reference)
+        memory[arm.label] = measure_memory(scenario, reference, district)
+        del district
         gc.collect()
     return {"students": n, "engine_days": days, "engine_seconds": seconds,
             "engine_student_days_per_s": n * days * len(rates) / seconds,
