@@ -139,3 +139,30 @@ def test_finished_districts_are_freed(scenario, monkeypatch):
         assert key == (0, a) and len(tables["student_years"]) > 0
     assert len(built) == 2
     assert [w() for w in built] == [None, None]
+
+
+def test_a_finished_district_is_freed():
+    """Nothing outside a district keeps it alive once its run is done (Mesa 3.3's
+    agent-id counters held every model for the life of the process, so a worker's
+    memory grew with every arm x replicate it ran)."""
+    import gc
+    import weakref
+
+    from sim.district.reference import state_reference
+    from sim.experiments import bench
+
+    mix = bench.mix_scenario(900)
+    reference = state_reference(mix)
+
+    def one_district():
+        district = bench.mix_district(mix, 0, reference)
+        district.start_year()
+        for day in range(3):
+            district.day = day
+            district.step()
+        assert district.staff.n > 0 and len(district.agents) > 0  # agents were made
+        return weakref.ref(district)
+
+    ref = one_district()
+    gc.collect()
+    assert ref() is None

@@ -10,7 +10,8 @@ teaches consecutive lines of a grade, one period each: the teacher of line
 from __future__ import annotations
 
 import numpy as np
-from mesa import Agent
+
+from sim.engine.agents import Agent
 
 
 class School(Agent):

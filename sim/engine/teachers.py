@@ -11,7 +11,8 @@ agent only reads and writes its own row, so no copy can fall out of step.
 from __future__ import annotations
 
 import numpy as np
-from mesa import Agent
+
+from sim.engine.agents import Agent
 
 TRUST_SD = 0.1  # spread of teachers' trust around their team's mean
 
