@@ -82,19 +82,25 @@ class TraditionalPacing(Pacing):
             rec.bits, slots, skill, st.grade, self._depth_bound(cur, st.grade),
             np.asarray(lo, np.int64), cur.ancestors, st.teacher, model.staff.capacity_eff,
             float(self.reteach_min_capacity), st.line)
-        ext = np.flatnonzero(knows & (u < self.extension_share))  # positions: one index
-        if ext.size:
-            top = st.grade[slots[ext]] + 1 + self.extension_years
-            grade_end = cur.first_skill(top).astype(np.int64) - 1
-            nxt = rec.frontier_from(slots[ext], skill[ext])
-            skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
-            modality[ext] = SMALL_GROUP
+        self._extend(model, slots, skill, modality,
+                     np.flatnonzero(knows & (u < self.extension_share)), hi)
         if self.reteach_group_size > 0:
             cand = np.flatnonzero(fix >= 0)
             keep = cand[rank_within(section[cand], u[cand]) < self.reteach_group_size]
             skill[keep] = fix[keep]
             modality[keep] = SMALL_GROUP
         return skill, modality
+
+    def _extend(self, model, slots, skill, modality, ext, hi) -> None:
+        """Extension: the students at positions ``ext`` work on their next skill, at
+        most ``extension_years`` grades ahead (and within ``hi``), in a small group."""
+        if ext.size == 0:
+            return
+        top = model.students.grade[slots[ext]] + 1 + self.extension_years
+        grade_end = model.curriculum.first_skill(top).astype(np.int64) - 1
+        nxt = model.record.frontier_from(slots[ext], skill[ext])
+        skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
+        modality[ext] = SMALL_GROUP
 
     def _depth_bound(self, cur, grade: np.ndarray) -> np.ndarray:
         """Per enrolled grade (indexed by grade), the lowest skill a reteach group goes
@@ -106,18 +112,13 @@ class TraditionalPacing(Pacing):
 
     def assign_numpy(self, model, slots, lo, hi, day):
         """``assign`` in plain numpy (the reference the kernel is tested against)."""
-        rec, cur = model.record, model.curriculum
+        rec = model.record
         skill = common_pace_skill(model, slots, day)
         modality = np.full(slots.size, WHOLE_CLASS, np.int8)
         u = model.draws["extension"][slots]
         knows = rec.knows(slots, skill)
-        ext = knows & (u < self.extension_share)
-        if ext.any():
-            top = model.students.grade[slots[ext]] + 1 + self.extension_years
-            grade_end = cur.first_skill(top).astype(np.int64) - 1
-            nxt = rec.frontier_from(slots[ext], skill[ext])
-            skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
-            modality[ext] = SMALL_GROUP
+        self._extend(model, slots, skill, modality,
+                     np.flatnonzero(knows & (u < self.extension_share)), hi)
         if self.reteach_group_size > 0:
             self._reteach_numpy(model, slots, skill, modality, ~knows, u, lo)
         return skill, modality
