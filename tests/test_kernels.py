@@ -317,3 +317,73 @@ def test_frontier_from_matches_numpy(cur):
     for k, v in vars(a).items():
         if isinstance(v, np.ndarray):
             assert np.array_equal(v, getattr(b, k)), k
+
+
+# --- the tests answered and scored row by row ---------------------------------------------------
+def test_exp32_is_within_an_ulp_of_the_exponential():
+    x = np.linspace(kernels.EXP_LOW, kernels.EXP_HIGH, 1_000_001).astype(np.float32)
+    got = kernels.exp32_array(x)
+    exact = np.exp(x.astype(np.float64))
+    assert got.dtype == np.float32
+    assert (np.abs(got - exact) / exact).max() < 2 ** -23  # under one ulp of float32
+    # clipped outside its range: small and finite below, finite above
+    low, lowest, high = kernels.exp32_array(np.array([-1e4, -np.inf, 1e4], np.float32))
+    assert 0 < low == lowest < 1e-37 and np.isfinite(high) and high > 1e38
+
+
+def test_eap_rows_match_numpy():
+    from sim.engine import assessment
+
+    rng = np.random.default_rng(43)
+    grid = np.arange(-3.0, 13.2, 0.2).astype(np.float32)
+    ll = (rng.standard_normal((2000, grid.size)) * 20).astype(np.float32)
+    ll -= ll.max(axis=1, keepdims=True)  # log-likelihoods (<= 0), peaked anywhere
+    mu, sd = rng.uniform(0, 8, ll.shape[0]), rng.uniform(0.5, 3, ll.shape[0])
+    mean, post_sd = kernels.eap_rows(ll, grid, mu, sd)
+    want_mean, want_sd = assessment.eap_numpy(ll, grid, mu, sd)
+    assert np.abs(mean - want_mean).max() < 1e-4  # grade-years; float32 sums in another order
+    assert np.abs(post_sd - want_sd).max() < 1e-4
+
+
+def _tested_state(students: int = 3000, days: int = 40):
+    """A mix district after ``days`` days of its playlist arm, and its scenario."""
+    from sim.district.reference import state_reference
+    from sim.experiments import bench
+
+    mix = bench.mix_scenario(students, seed=5)
+    district = bench.mix_district(mix, 1, state_reference(mix))
+    district.start_year()
+    for day in range(days):
+        district.day = day
+        district.step()
+    return mix, district
+
+
+def test_compiled_growth_and_state_tests_match_numpy():
+    """The tests answered and scored row by row against numpy's stage-by-stage path on the
+    same draws: the same takers, nearly every score equal to a hundredth of a scale point
+    (float32 sums in another order; a rare row whose answer or next block flips moves
+    further), and the same distribution."""
+    from sim.district.item_bank import item_bank
+    from sim.engine import assessment
+
+    mix, district = _tested_state()
+    st, a = district.students, mix.assessment
+    bank, sat = item_bank(mix), mix.learning.familiarity_saturation_days
+    sits = np.random.default_rng(1).random(st.n) < 0.9
+    tested = np.isin(st.grade, a.tested_grades) & sits
+    runs = (
+        (assessment.growth_test, assessment.growth_test_numpy, (st, bank, a, sat, sits, 0.3)),
+        (assessment.state_test, assessment.state_test_numpy,
+         (st, district.curriculum, bank, a, sat, tested, 0.8)),
+    )
+    for compiled, numpy_path, args in runs:
+        score, sem = compiled(np.random.default_rng(7), *args)
+        want, want_sem = numpy_path(np.random.default_rng(7), *args)
+        taken = ~np.isnan(want)
+        assert np.array_equal(np.isnan(score), ~taken) and taken.sum() > 1000
+        diff = np.abs(score - want)[taken]
+        assert (diff < 0.01).mean() > 0.995 and diff.mean() < 0.01  # scale points
+        assert abs(score[taken].mean() - want[taken].mean()) < 0.01
+        assert abs(score[taken].std() - want[taken].std()) < 0.01
+        assert np.abs(sem - want_sem)[taken].mean() < 0.01

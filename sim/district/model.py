@@ -426,55 +426,33 @@ class District(Model):
         return ratio ** self.params.teachers.capacity_elasticity
 
     def _teach(self, present, skills, rate, draws) -> np.ndarray:
-        """Learning, exit slip, record, affect and log for the day's block; returns
-        whether each present student passed their exit slip.
+        """Readiness, learning, exit slip, record, affect and log for the day's block;
+        returns whether each present student passed their exit slip.
 
-        Compiled and fused: ``kernels.block_reads`` (every read before a write),
-        numpy's exponentials for the probabilities, then ``kernels.block_writes``
-        (every step of one student before the next student's), so each student's
-        rows are walked twice a day instead of once per step. ``_teach_numpy`` is
-        the same step by step in plain numpy (what the kernels are tested against).
+        Compiled and fused (``kernels.day_block``): every step of one student before
+        the next student's, so each student's rows are walked once a day instead of
+        once per step. ``_teach_numpy`` is the same step by step in plain numpy (what
+        the kernel is tested against).
         """
         st, cur, p = self.students, self.curriculum, self.params
         a, lp, af = p.assessment, p.learning, p.affect
-        slots = np.asarray(present, np.int64)
-        skills = np.asarray(skills, np.int64)
-        readiness, first, pre_ready = kernels.block_reads(st.mastery, slots, skills,
-                                                          cur.prereqs)
-        p_master = learning.p_master(rate, readiness, lp.readiness_floor)
-        # backfill: the first missing prerequisite, at its own readiness
-        has = np.flatnonzero(first >= 0)
-        backfill = np.zeros(slots.size, bool)
-        if has.size:
-            p_back = learning.p_master(rate[has] * lp.backfill_rate, pre_ready[has],
-                                       lp.readiness_floor)
-            backfill[has] = draws["backfill"][slots[has]] < p_back
         rec, tr, log, f32 = self.record, self.tracks, self.log, np.float32
-        exponent = float(af.change_exponent)
-
-        def run(part, earlier):
-            return kernels.block_writes(
-                st.mastery, st.familiarity, slots, skills, p_master, draws["learn"], backfill,
-                first, MASTERED_THIS_YEAR, FAMILIARITY_MAX, draws["exit_slip"],
-                1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
-                rec.bits, rec.run, rec.streak_skill, rec.days_on, rec.frontier, rec.advanced,
-                rec.stale, cur.prereqs, int(a.mastery_streak), int(a.fail_limit),
-                self.move_on, self.any_move_on, cur.skill_grade, st.grade, self._positions,
-                tr.level, tr.below, tr.position, tr.other_days, tr.first_other, tr.alpha,
-                int(tr.persist_days), f32(tr.min_jump),
-                readiness, st.engagement, st.engagement_base, st.anxiety, st.anxiety_base,
-                f32(af.recovery), float(af.boredom), f32(af.frustration),
-                f32(af.switch_engagement), float(af.min_engagement), f32(af.switch_anxiety),
-                float(af.unfamiliar_anxiety), log.days_present, log.days_grade_level,
-                log.days_mastered, log.lowest_offset, log.switches, log.engagement_sum,
-                part, earlier)
-
-        none = (backfill[:0], np.zeros(0, np.int16), backfill[:0], np.zeros(0, np.float32))
-        if exponent == 1.0:  # numpy's x ** 1.0 is x: the whole block in one pass
-            return run(0, none)[1]
-        already, passed, offset, switched, change = run(1, none)
-        run(2, (already, offset, switched, change ** af.change_exponent))
-        return passed
+        return kernels.day_block(
+            st.mastery, st.familiarity, np.asarray(present, np.int64),
+            np.asarray(skills, np.int64), rate, f32(lp.readiness_floor),
+            f32(1.0 - lp.readiness_floor), f32(lp.backfill_rate),
+            draws["learn"], draws["backfill"], MASTERED_THIS_YEAR, FAMILIARITY_MAX,
+            draws["exit_slip"], 1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
+            rec.bits, rec.run, rec.streak_skill, rec.days_on, rec.frontier, rec.advanced,
+            rec.stale, cur.prereqs, int(a.mastery_streak), int(a.fail_limit),
+            self.move_on, self.any_move_on, cur.skill_grade, st.grade, self._positions,
+            tr.level, tr.below, tr.position, tr.other_days, tr.first_other, tr.alpha,
+            int(tr.persist_days), f32(tr.min_jump), f32(af.change_exponent),
+            st.engagement, st.engagement_base, st.anxiety, st.anxiety_base,
+            f32(af.recovery), float(af.boredom), f32(af.frustration),
+            f32(af.switch_engagement), float(af.min_engagement), f32(af.switch_anxiety),
+            float(af.unfamiliar_anxiety), log.days_present, log.days_grade_level,
+            log.days_mastered, log.lowest_offset, log.switches, log.engagement_sum)
 
     def _teach_numpy(self, present, skills, rate, draws) -> np.ndarray:
         """``_teach`` step by step in plain numpy (the reference the kernels are tested

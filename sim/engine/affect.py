@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import kernels
+
 
 class Tracks:
     """Each student's established track: below grade level, or at/above it.
@@ -48,7 +50,7 @@ class Tracks:
     def update(self, slots: np.ndarray, below: np.ndarray, position: np.ndarray):
         """Record the day's content; return (switched, the working level's change in
         grade-years, >= 0). In numpy: the day's block runs this compiled and fused
-        (``kernels.block_writes``), which is tested against this."""
+        (``kernels.day_block``), which is tested against this."""
         level = self.level[slots]
         new = np.where(np.isnan(level), position, level + self.alpha * (position - level))
         change = np.abs(np.nan_to_num(new - level, nan=0.0))
@@ -73,9 +75,11 @@ def update_affect(state, slots: np.ndarray, already: np.ndarray, readiness: np.n
                   at_grade: np.ndarray, change: np.ndarray, p) -> None:
     """Move engagement and anxiety of ``slots`` after one day (``p``: AffectParams);
     ``change``: the working level's change today (grade-years). In numpy: the day's
-    block runs this compiled and fused (``kernels.block_writes``), which is tested
-    against this."""
-    felt = change ** p.change_exponent
+    block runs this compiled and fused (``kernels.day_block``), which is tested
+    against this. The power is float32 libm's (``kernels.power32_array``), as the
+    kernel's."""
+    felt = kernels.power32_array(np.ascontiguousarray(change, np.float32),
+                                 np.float32(p.change_exponent))
     e, e0 = state.engagement[slots], state.engagement_base[slots]
     e = (e + p.recovery * (e0 - e) - p.boredom * already
          - p.frustration * (1.0 - readiness) - p.switch_engagement * felt)

@@ -61,6 +61,8 @@ LINK_STEP_YEARS = 0.05  # spacing of the linking sample's levels (grade-years)
 LINK_STUDENTS_PER_LEVEL = 24  # linking-sample students per level
 LINK_KERNEL_YEARS = 2.0  # SD of the linking weights around an item's skill (grade-years)
 SCORE_CHUNK_ROWS = 4096  # rows per chunk while scoring: bounds the (rows x grid) arrays
+TAKER_ROWS = 512  # rows whose knowledge is held at once: (rows x skills) float32 stays in
+                  # the core's cache while their answers are drawn from it
 
 
 def exit_slip(u: np.ndarray, mastered: np.ndarray, guess: float, slip: float) -> np.ndarray:
@@ -413,41 +415,126 @@ def state_test(rng: np.random.Generator, state, cur, bank: ItemBank, a, saturati
     The fixed form of each enrolled grade (``ItemBank.form``), scored with the
     grade's prior (``ItemBank.prior``). ``elapsed``: share of the school year
     gone by. Draws for every slot so the stream stays aligned whoever sits it.
+    Answered and scored row by row, compiled (``kernels.form_scores``);
+    ``state_test_numpy`` is the same test in numpy (``_Takers.answer``, ``form_eap``).
     """
+    f32 = np.float32
+    tables = {}  # per form: its items' difficulties, log-odds rows and summed log P(wrong)
+
+    def score(takers, cols, form, u, mu, sd):
+        key = form.tobytes()
+        if key not in tables:
+            tables[key] = (bank.difficulty[form], np.ascontiguousarray(bank.log_odds[form]),
+                           _form_log_q(bank, form))
+        return kernels.form_scores(
+            takers.k, takers.fam_days, takers.anxiety, u, np.asarray(mu, np.float64),
+            np.asarray(sd, np.float64), cols, *tables[key], bank.grid, f32(a.item_guess),
+            f32(a.unseen_anxiety_penalty), f32(a.knowledge_logits), f32(a.knowledge_threshold))
+
+    return _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score)
+
+
+def state_test_numpy(rng: np.random.Generator, state, cur, bank: ItemBank, a,
+                     saturation_days: float, tested: np.ndarray, elapsed: float):
+    """``state_test`` answered and scored in numpy over all rows at once (the reference
+    the kernel is tested against)."""
+    def score(takers, cols, form, u, mu, sd):
+        right = takers.answer(np.broadcast_to(cols, (u.shape[0], form.size)),
+                              bank.difficulty[form], a, u)
+        return form_eap(right, form, bank, mu, sd)
+
+    return _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score)
+
+
+def _form_log_q(bank: ItemBank, form: np.ndarray) -> np.ndarray:
+    """The form's summed log P(wrong) at each node (float32, item by item)."""
+    out = np.zeros(bank.grid.size, np.float32)
+    for item in form:
+        out += bank.log_q[item]
+    return out
+
+
+def _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score):
+    """``state_test``'s draws, forms and takers, chunk by chunk and grade by grade;
+    ``score(takers, cols, form, u, prior mean, prior SD)`` gives the estimates and SEMs
+    (grade-years) of a grade's rows of a chunk (``cols``: each form item's column among
+    the takers' skills)."""
     theta, sem = np.full(state.n, np.nan), np.full(state.n, np.nan)
-    forms = {}
+    forms = {}  # per grade: the form, its skills and each item's column among them
     for part in chunks(state.n, SCORE_CHUNK_ROWS):
         u = rng.random((part.stop - part.start, a.state_form_items), dtype=np.float32)
         rows = np.arange(part.start, part.stop)
         for g in np.unique(state.grade[rows[tested[part]]]):
             sel = tested[part] & (state.grade[part] == g)
             r = rows[sel]
-            form = forms.setdefault(int(g), bank.form(cur, int(g), a.state_form_items))
-            skills, cols = np.unique(bank.skill[form], return_inverse=True)
+            if g not in forms:
+                form = bank.form(cur, int(g), a.state_form_items)
+                skills, cols = np.unique(bank.skill[form], return_inverse=True)
+                forms[g] = form, skills, cols.astype(np.int64)
+            form, skills, cols = forms[g]
             takers = _Takers(state, r, bank, a, saturation_days, skills)
-            right = takers.answer(np.broadcast_to(cols, (r.size, form.size)),
-                                  bank.difficulty[form], a, u[sel][:, :form.size])
-            theta[r], sem[r] = form_eap(right, form, bank, *bank.prior(state.grade[r], elapsed))
+            theta[r], sem[r] = score(takers, cols, form, u[sel][:, :form.size],
+                                     *bank.prior(state.grade[r], elapsed))
     return level_to_scale(theta, a), sem * a.scale_points_per_year
 
 
-def _stage_blocks(stage: np.ndarray, b: np.ndarray, target: np.ndarray, k: int,
-                  window: float):
-    """Where each row's ``k`` items of one stage start, and the item ids per start.
+def _stage_table(stage: np.ndarray, b: np.ndarray, k: int, window: float):
+    """One stage's blocks of ``k`` items: (the stage's ``b`` sorted, span, last start,
+    (n_starts x k) item ids).
 
     A block is every ``stride``-th item (by difficulty) of the stage's share of
-    the bank, spread over +-``window`` years around the target and kept inside
-    the bank. Returns (start per row, (n_starts x k) item ids).
+    the bank, spread over +-``window`` years around a target and kept inside the
+    bank: ``span`` = ``stride`` x (k - 1) positions; starts run 0 .. ``last``.
     """
     bs = b[stage]
     density = stage.size / max(bs[-1] - bs[0], 1e-9)  # items per grade-year
     stride = max(1, int(round(2 * window * density / max(k - 1, 1))))
     span = stride * (k - 1)
     last = max(stage.size - 1 - span, 0)
-    start = np.clip(np.searchsorted(bs, target) - span // 2, 0, last)
     pos = np.minimum(np.arange(last + 1)[:, None] + stride * np.arange(k)[None, :],
                      stage.size - 1)
-    return start, stage[pos]
+    return bs, span, last, stage[pos]
+
+
+def _stage_blocks(stage: np.ndarray, b: np.ndarray, target: np.ndarray, k: int,
+                  window: float):
+    """Where each row's ``k`` items of one stage start (the block centred on the row's
+    ``target``), and the item ids per start (``_stage_table``)."""
+    bs, span, last, blocks = _stage_table(stage, b, k, window)
+    return np.clip(np.searchsorted(bs, target) - span // 2, 0, last), blocks
+
+
+LOOKUP_STEP_YEARS = 0.01  # spacing of the targets at which the block starts are tabulated
+
+
+def adaptive_tables(bank: ItemBank, a) -> tuple:
+    """Every growth-test stage's blocks, flattened for ``kernels.adaptive_scores``:
+    sorted ``b`` of all stages and their offsets; spans; last starts; blocks (item
+    ids, all stages' starts x k); each block's summed log P(wrong) (starts x Q,
+    float32, item by item); each stage's first row in ``blocks``; and
+    ``np.searchsorted`` of each stage's ``b`` at targets ``LOOKUP_STEP_YEARS`` apart
+    (a table, its offsets, each stage's first target, the step)."""
+    k, window = a.growth_items_per_stage, a.growth_window_years
+    parts = [_stage_table(stage, bank.b, k, window) for stage in bank.stage_items]
+    bs = [p[0] for p in parts]
+    blocks = np.concatenate([p[3] for p in parts]).astype(np.int64)
+    block_q = np.zeros((blocks.shape[0], bank.grid.size), np.float32)
+    for j in range(k):  # item by item, from the first
+        block_q += bank.log_q[blocks[:, j]]
+    n_starts = [p[3].shape[0] for p in parts]
+    x0 = np.array([b[0] - LOOKUP_STEP_YEARS for b in bs])
+    lookup = [np.searchsorted(b, x + LOOKUP_STEP_YEARS * np.arange(
+        int(np.ceil((b[-1] - x) / LOOKUP_STEP_YEARS)) + 2)) for b, x in zip(bs, x0, strict=True)]
+    return (np.concatenate(bs).astype(np.float64), _offsets(bs),
+            np.array([p[1] for p in parts], np.int64), np.array([p[2] for p in parts], np.int64),
+            blocks, block_q, np.concatenate([[0], np.cumsum(n_starts)[:-1]]).astype(np.int64),
+            np.concatenate(lookup).astype(np.int64), _offsets(lookup), x0,
+            float(LOOKUP_STEP_YEARS))
+
+
+def _offsets(arrays) -> np.ndarray:
+    """Where each of ``arrays`` starts in their concatenation, and the total (int64)."""
+    return np.concatenate([[0], np.cumsum([x.size for x in arrays])]).astype(np.int64)
 
 
 def _add_block_loglik(ll: np.ndarray, right: np.ndarray, start: np.ndarray,
@@ -503,8 +590,42 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
             SD is the wide ``growth_prior_sd_years``, so scores are close to ML
             estimates (as MAP's are) and not shrunk by grade.
 
-    Draws ``stages x items`` uniforms for every slot whoever sits the test.
+    Draws ``stages x items`` uniforms for every slot whoever sits the test. The
+    stages are answered and scored row by row, compiled (``kernels.adaptive_scores``);
+    ``growth_test_numpy`` is the same test in numpy (``adaptive_eap``).
     """
+    tables = adaptive_tables(bank, a)
+    f32 = np.float32
+
+    def score(takers, u, mu, sd):
+        return kernels.adaptive_scores(
+            takers.k, takers.fam_days, takers.anxiety, u, np.asarray(mu, np.float64), sd,
+            bank.skill, bank.difficulty, bank.log_odds, bank.grid, *tables, f32(a.item_guess),
+            f32(a.unseen_anxiety_penalty), f32(a.knowledge_logits),
+            f32(a.knowledge_threshold))
+
+    return _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score)
+
+
+def growth_test_numpy(rng: np.random.Generator, state, bank: ItemBank, a,
+                      saturation_days: float, sits: np.ndarray, elapsed: float):
+    """``growth_test`` answered and scored in numpy, stage by stage over all rows
+    (``_Takers.answer``, ``adaptive_eap``): the reference the kernel is tested against."""
+    k = a.growth_items_per_stage
+
+    def score(takers, u, mu, sd):
+        def answer(items, s):
+            return takers.answer(bank.skill[items], bank.difficulty[items], a,
+                                 u[:, s * k:(s + 1) * k])
+
+        return adaptive_eap(answer, mu, sd, bank, a)
+
+    return _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score)
+
+
+def _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score):
+    """``growth_test``'s draws and takers chunk by chunk; ``score(takers, u, prior mean,
+    prior SD)`` gives each chunk's estimates and SEMs (grade-years)."""
     k = a.growth_items_per_stage
     # float32 while scoring (EAP estimates are float32 values), float64 as returned
     theta, sem = np.full(state.n, np.nan, np.float32), np.full(state.n, np.nan, np.float32)
@@ -514,15 +635,12 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
         if r.size == 0:
             continue
         u = u[sits[part]]
-        takers = _Takers(state, r, bank, a, saturation_days)
-
-        def answer(items, s, takers=takers, u=u):
-            return takers.answer(bank.skill[items], bank.difficulty[items], a,
-                                 u[:, s * k:(s + 1) * k])
-
         mu, _ = bank.prior(state.grade[r], elapsed)
-        theta[r], sem[r] = adaptive_eap(answer, mu, np.full(r.size, a.growth_prior_sd_years),
-                                        bank, a)
-        del takers, answer  # this chunk's takers are gone before the next chunk's are built
+        for sub in chunks(r.size, TAKER_ROWS):
+            rows = r[sub]
+            takers = _Takers(state, rows, bank, a, saturation_days)
+            theta[rows], sem[rows] = score(takers, u[sub], mu[sub],
+                                           np.full(rows.size, a.growth_prior_sd_years))
+            del takers  # these takers are gone before the next ones are built
     return level_to_scale(theta.astype(np.float64), a), sem.astype(np.float64) * (
         a.scale_points_per_year)

@@ -12,7 +12,7 @@ They compute exactly what the plain-numpy functions they replace compute
 (integer and boolean logic; floats in numpy's precisions and order), so results
 are bit-identical; ``tests/test_kernels.py`` compares each kernel with its numpy
 twin: a ``*_numpy`` function next to its caller, or, for the day's block
-(``block_reads``, ``block_writes``), ``District._teach_numpy`` composing the
+(``day_block``), ``District._teach_numpy`` composing the
 steps' numpy functions. Compiled with numba (``@njit(cache=True)``: compiled
 once per machine, kept in numba's cache next to this file or in
 ``NUMBA_CACHE_DIR``). Arguments are as their callers document: slots and
@@ -281,11 +281,73 @@ def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, 
     return believed, tested_out
 
 
+# --- float32 exponential and power, the same on every machine --------------------------------
+@intrinsic
+def float_from_bits(typingctx, bits):
+    """The float32 whose IEEE-754 bits are the int32 ``bits`` (a bitcast, no conversion)."""
+    if bits != types.int32:
+        return None
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+EXP_LOW, EXP_HIGH = -87.0, 88.0  # exp32's arguments are clipped to this range
+
+
+@njit(cache=True, nogil=True, inline="always")
+def exp32(x):
+    """``e ** x`` in float32, ``x`` clipped to [``EXP_LOW``, ``EXP_HIGH``]: Cephes' expf
+    (Cody-Waite reduction by ln 2 in two parts, a degree-5 polynomial on
+    [-ln 2 / 2, ln 2 / 2], the power of two built from its bits). Within 2 ulp of
+    the correctly rounded value; plain arithmetic, the same on every machine, and
+    a loop of it vectorises (a libm call does not)."""
+    lo, hi = np.float32(EXP_LOW), np.float32(EXP_HIGH)
+    x = lo if x < lo else (hi if x > hi else x)
+    n = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = x - n * np.float32(0.693359375)
+    r = r - n * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    y = p * r * r + r + np.float32(1.0)
+    # 2 ** n from its bits, (n + 127) << 23, computed in float32 (exact: a small integer
+    # times a power of two) so the conversion stays 32-bit wide when vectorised
+    return y * float_from_bits(np.int32((n + np.float32(127.0)) * np.float32(8388608.0)))
+
+
+@njit(cache=True, nogil=True)
+def exp32_array(x):
+    """``exp32`` of every element of a 1-D float32 array (a new array)."""
+    out = np.empty(x.size, np.float32)
+    for i in range(x.size):
+        out[i] = exp32(x[i])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def power32_array(x, exponent):
+    """``x ** exponent`` of every element of a 1-D float32 array, in float32 (libm's
+    ``powf``, as ``day_block`` raises the felt change; numpy's own power differs from it
+    in the last bit on some machines). A new array."""
+    out = np.empty(x.size, np.float32)
+    for i in range(x.size):
+        out[i] = x[i] ** exponent
+    return out
+
+
 # --- the day's block ------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def block_reads(mastery, slots, skills, prereqs):
-    """The day's block, its reads before any write: per (slot, skill), the readiness
-    (share of prerequisites truly mastered, 1 if none; float32), the first missing
+    """Readiness before learning (``learning.prerequisite_status``; ``day_block`` reads
+    the same inside its pass): per (slot, skill), the readiness (share of
+    prerequisites truly mastered, 1 if none; float32), the first missing
     prerequisite (lowest column; -1 if none; int64) and that prerequisite's own
     readiness (float32; 1 if none)."""
     k = slots.size
@@ -351,155 +413,174 @@ def learn_apply(mastery, familiarity, slots, skills, p_master, u_learn, back_slo
     return already, gained
 
 
-# The rest of the day's block, fused. Run array by array (learning, exit slips,
-# record, tracks, affect, log), each step walked 100,000 students' rows again,
-# long after the last step had pushed them out of the caches; here every step
-# of one student runs before the next student's. Students' rows are
+# The day's block, fused. Run array by array (learning, exit slips, record,
+# tracks, affect, log), each step walked 100,000 students' rows again, long
+# after the last step had pushed them out of the caches; here every step of
+# one student runs before the next student's, and the rows of the student
+# ``AHEAD`` places on are asked of the memory early. Students' rows are
 # independent, so only the order of steps within a student matters, and that
-# is kept: results are bit-identical to the steps run one after another (in
-# numpy: ``District._teach_numpy``). The bodies are written out in the loop: a
-# compiled helper taking arrays costs reference counting on every call, about
-# ten times the work of a step here.
+# is kept (in numpy: ``District._teach_numpy``). The bodies are written out in
+# the loop: a compiled helper taking arrays costs reference counting on every
+# call, about ten times the work of a step here.
 @njit(cache=True, nogil=True)
-def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfill, first,
-                 mastered_code, familiarity_max, u_exit, pass_mastered, pass_guess,
-                 bits, run, streak_skill, days_on, frontier, advanced, stale, prereqs,
-                 mastery_streak, fail_limit, move_on, use_move_on,
-                 skill_grade, grade, positions,
-                 level, below_track, position_track, other_days, first_other, alpha,
-                 persist_days, min_jump,
-                 readiness, engagement, engagement_base, anxiety, anxiety_base,
-                 recovery, boredom, frustration, switch_engagement, min_engagement,
-                 switch_anxiety, unfamiliar_anxiety,
-                 days_present, days_grade_level, days_mastered, lowest_offset, switches,
-                 engagement_sum, part, earlier):
-    """The day's block after its probabilities, slot by slot (per student: ``u_learn``,
-    ``u_exit``, ``move_on`` and the state arrays; per slot: the rest):
+def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readiness_rest,
+              backfill_rate,
+              u_learn, u_backfill, mastered_code, familiarity_max, u_exit, pass_mastered,
+              pass_guess, bits, run, streak_skill, days_on, frontier, advanced, stale,
+              prereqs, mastery_streak, fail_limit, move_on, use_move_on,
+              skill_grade, grade, positions,
+              level, below_track, position_track, other_days, first_other, alpha,
+              persist_days, min_jump, change_exponent,
+              engagement, engagement_base, anxiety, anxiety_base,
+              recovery, boredom, frustration, switch_engagement, min_engagement,
+              switch_anxiety, unfamiliar_anxiety,
+              days_present, days_grade_level, days_mastered, lowest_offset, switches,
+              engagement_sum):
+    """The day's block, slot by slot (per student: ``u_*``, ``move_on`` and the state
+    arrays; per slot: ``skills`` and ``rate``, the daily hazard):
 
+    0. readiness: the share of the skill's prerequisites truly mastered (1 if
+       none), its first missing prerequisite and that one's own readiness
+       (``learning.prerequisite_status_numpy``);
     1. learning (``learning.learn_numpy``): the skill is gained if not already
-       mastered and ``u_learn`` < ``p_master``; the first missing prerequisite
-       ``first`` if ``backfill``; a day of familiarity;
+       mastered and ``u_learn`` < ``p_master`` = 1 - exp(-rate x (floor + rest x
+       readiness)) (``learning.p_master``: float32, ``exp32``; ``readiness_rest`` is
+       1 - floor rounded from float64, as numpy rounds it); the first
+       missing prerequisite likewise at ``backfill_rate`` x rate and its own
+       readiness (``u_backfill``); a day of familiarity;
     2. the exit slip: passed if ``u_exit`` < ``pass_mastered`` (mastered) or
        ``pass_guess`` (not), compared in float64 as numpy does;
     3. the record (``Record.exit_slips``): streaks, marks, send-backs;
     4. the content's offset from grade and the tracks (``Tracks.update``);
-    5. affect (``affect.update_affect``), on the felt change;
+    5. affect (``affect.update_affect``), on the felt change (the working level's
+       change to the power ``change_exponent``, float32: ``power32_array``'s power);
     6. the year log (``YearLog.record_day``), with the engagement just updated.
 
-    ``part`` 0 runs all six, the felt change being the working level's change as
-    it is (``change_exponent`` 1: numpy's ``x ** 1.0`` is ``x``). Another exponent
-    needs numpy's power between steps 4 and 5 (a compiled power differs from it
-    in the last bit): ``part`` 1 runs steps 1-4, the caller raises ``change`` in
-    numpy, and ``part`` 2 runs steps 5-6 with ``earlier`` = (already, offset,
-    switched, felt), part 1's results and the raised change.
-
     Precisions are numpy's: float32 where numpy combines float32 arrays with
-    Python floats (``alpha``, ``min_jump``, ``recovery``, ``frustration``,
-    ``switch_*`` arrive as float32), float64 where a Python float meets a boolean
-    array (``boredom``, ``unfamiliar_anxiety``, the clip bounds).
+    Python floats (``readiness_floor``, ``backfill_rate``, ``alpha``, ``min_jump``,
+    ``recovery``, ``frustration``, ``switch_*`` arrive as float32), float64 where a
+    Python float meets a boolean array (``boredom``, ``unfamiliar_anxiety``, the
+    clip bounds).
 
-    Returns (already, passed, offset int16, switched, change float32) per slot
-    (with ``part`` 2, ``passed`` and ``change`` are not set).
+    Returns whether each slot passed its exit slip.
     """
     k = slots.size
-    already = np.empty(k, np.bool_)
     passed_out = np.empty(k, np.bool_)
-    offsets = np.empty(k, np.int16)
-    switched_out = np.empty(k, np.bool_)
-    change_out = np.empty(k, np.float32)
     top = familiarity_max - 1
     width = prereqs.shape[1]
     one = np.float32(1.0)
     for i in range(k):
-        if part != 2 and i + AHEAD < k:
+        if i + AHEAD < k:
             ahead_row, ahead_skill = slots[i + AHEAD], skills[i + AHEAD]
+            prefetch(mastery, ahead_row, max(prereqs[ahead_skill, 0], 0))
             prefetch(mastery, ahead_row, ahead_skill)
             prefetch(familiarity, ahead_row, ahead_skill)
             prefetch(bits, ahead_row, ahead_skill >> 3)
         r, s = slots[i], skills[i]
-        if part == 2:
-            a, offset, switched, felt = (earlier[0][i], earlier[1][i], earlier[2][i],
-                                         earlier[3][i])
+        # 0. readiness: the skill, then its first missing prerequisite
+        target = s
+        readiness = one
+        first = -1
+        pre_ready = one
+        for depth in range(2):
+            have = 0
+            count = 0
+            f = -1
+            for j in range(width):
+                p = prereqs[target, j]
+                if p == NO_SKILL:
+                    continue
+                count += 1
+                if mastery[r, p] > 0:
+                    have += 1
+                elif f < 0:
+                    f = p
+            ready = np.float32(have) / np.float32(count) if count > 0 else one
+            if depth == 1:
+                pre_ready = ready
+                break
+            readiness = ready
+            first = f
+            if f < 0:
+                break
+            target = f
+        # 1. learning
+        a = mastery[r, s] > 0
+        x = rate[i]
+        p_master = one - exp32(-x * (readiness_floor + readiness_rest * readiness))
+        gained = (not a) and (u_learn[r] < p_master)
+        if first >= 0:
+            xb = x * backfill_rate
+            if u_backfill[r] < one - exp32(-xb * (readiness_floor + readiness_rest * pre_ready)):
+                mastery[r, first] = mastered_code
+        if gained:
+            mastery[r, s] = mastered_code
+        f = familiarity[r, s]
+        familiarity[r, s] = (f if f < top else top) + 1
+        # 2. the exit slip
+        passed = np.float64(u_exit[r]) < (pass_mastered if (a or gained) else pass_guess)
+        passed_out[i] = passed
+        # 3. the record
+        same = streak_skill[r] == s
+        prev = run[r] if same else 0
+        streak_skill[r] = s
+        x_run = max(prev, 0) + 1 if passed else min(prev, 0) - 1
+        mastered = x_run >= mastery_streak
+        send_back = x_run <= -fail_limit
+        if use_move_on:
+            days = days_on[r] + 1 if same else 1
+            mastered = mastered or days >= move_on[r]
+            if move_on[r] < MOVE_ON_NEVER:
+                send_back = False
+            days_on[r] = 0 if mastered else days
+        if mastered:
+            bits[r, s >> 3] |= np.uint8(1 << (s & 7))
+            if s == frontier[r]:
+                advanced[r] = True
+        if send_back:
+            for j in range(width):
+                p = prereqs[s, j]
+                if p != NO_SKILL:
+                    bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
+            stale[r] = True
+        run[r] = 0 if (mastered or send_back) else x_run
+        # 4. offset and tracks
+        offset = np.int16(skill_grade[s] - grade[r])
+        below = offset < 0
+        pos = positions[s]
+        old = level[r]
+        if np.isnan(old):
+            new = pos
+            change = np.float32(0.0)
         else:
-            # 1. learning
-            a = mastery[r, s] > 0
-            gained = (not a) and (u_learn[r] < p_master[i])
-            if backfill[i]:
-                mastery[r, first[i]] = mastered_code
-            if gained:
-                mastery[r, s] = mastered_code
-            f = familiarity[r, s]
-            familiarity[r, s] = (f if f < top else top) + 1
-            # 2. the exit slip
-            passed = np.float64(u_exit[r]) < (pass_mastered if (a or gained) else pass_guess)
-            passed_out[i] = passed
-            # 3. the record
-            same = streak_skill[r] == s
-            prev = run[r] if same else 0
-            streak_skill[r] = s
-            x = max(prev, 0) + 1 if passed else min(prev, 0) - 1
-            mastered = x >= mastery_streak
-            send_back = x <= -fail_limit
-            if use_move_on:
-                days = days_on[r] + 1 if same else 1
-                mastered = mastered or days >= move_on[r]
-                if move_on[r] < MOVE_ON_NEVER:
-                    send_back = False
-                days_on[r] = 0 if mastered else days
-            if mastered:
-                bits[r, s >> 3] |= np.uint8(1 << (s & 7))
-                if s == frontier[r]:
-                    advanced[r] = True
-            if send_back:
-                for j in range(width):
-                    p = prereqs[s, j]
-                    if p != NO_SKILL:
-                        bits[r, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
-                stale[r] = True
-            run[r] = 0 if (mastered or send_back) else x
-            # 4. offset and tracks
-            offset = np.int16(skill_grade[s] - grade[r])
-            below = offset < 0
-            pos = positions[s]
-            old = level[r]
-            if np.isnan(old):
-                new = pos
-                change = np.float32(0.0)
-            else:
-                new = old + alpha * (pos - old)
-                change = abs(new - old)
-            level[r] = new
-            track = below_track[r]
-            fresh = track < 0
-            off = (not fresh) and (below != (track == 1))
-            days_off = other_days[r] + 1 if off else 0
-            first_pos = pos if (off and days_off == 1) else first_other[r]
-            jump = abs(first_pos - position_track[r])
-            moved = off and days_off >= persist_days
-            switched = moved and jump >= min_jump
-            if fresh or moved or not off:
-                below_track[r] = 1 if below else 0
-                position_track[r] = pos
-            other_days[r] = 0 if moved else days_off
-            first_other[r] = first_pos
-            change_out[i] = change
-            felt = change
-        already[i] = a
-        offsets[i] = offset
-        switched_out[i] = switched
-        if part == 1:
-            continue
+            new = old + alpha * (pos - old)
+            change = abs(new - old)
+        level[r] = new
+        track = below_track[r]
+        fresh = track < 0
+        off = (not fresh) and (below != (track == 1))
+        days_off = other_days[r] + 1 if off else 0
+        first_pos = pos if (off and days_off == 1) else first_other[r]
+        jump = abs(first_pos - position_track[r])
+        moved = off and days_off >= persist_days
+        switched = moved and jump >= min_jump
+        if fresh or moved or not off:
+            below_track[r] = 1 if below else 0
+            position_track[r] = pos
+        other_days[r] = 0 if moved else days_off
+        first_other[r] = first_pos
+        felt = change if change_exponent == 1.0 else change ** change_exponent
         # 5. affect
         e = engagement[r]
         e32 = e + recovery * (engagement_base[r] - e)
         y = (np.float64(e32) - (boredom if a else 0.0)
-             - np.float64(frustration * (one - readiness[i]))
+             - np.float64(frustration * (one - readiness))
              - np.float64(switch_engagement * felt))
         e_new = np.float32(min(max(y, min_engagement), 1.0))
         engagement[r] = e_new
         an = anxiety[r]
         a32 = an + recovery * (anxiety_base[r] - an) + switch_anxiety * felt
-        z = np.float64(a32) + (unfamiliar_anxiety if (offset >= 0 and readiness[i] < one)
+        z = np.float64(a32) + (unfamiliar_anxiety if (offset >= 0 and readiness < one)
                                else 0.0)
         anxiety[r] = np.float32(min(max(z, 0.0), 1.0))
         # 6. the year log
@@ -513,7 +594,7 @@ def block_writes(mastery, familiarity, slots, skills, p_master, u_learn, backfil
         if switched:
             switches[r] += 1
         engagement_sum[r] += np.float64(e_new)
-    return already, passed_out, offsets, switched_out, change_out
+    return passed_out
 
 
 # --- ranks within groups --------------------------------------------------------------------
@@ -709,3 +790,209 @@ def times_squared_deviation(post, grid, mean):
             d = grid[j] - m
             post[i, j] = post[i, j] * d * d
     return post
+
+
+# --- the tests, answered and scored row by row ------------------------------------------------
+@njit(cache=True, nogil=True)
+def eap_rows(ll, grid, prior_mean, prior_sd):
+    """``_eap_row`` of every row of ``ll`` (rows x Q float32; for tests): float32
+    estimates and posterior SDs."""
+    rows = ll.shape[0]
+    mean, sd = np.empty(rows, np.float32), np.empty(rows, np.float32)
+    post = np.empty(grid.size, np.float32)
+    for i in range(rows):
+        mu = np.float32(prior_mean[i])
+        mean[i], sd[i] = _eap_row(ll[i], grid, mu, np.float32(prior_sd[i]), post)
+    return mean, sd
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _eap_row(ll, grid, mu, sd, post):
+    """EAP estimate and posterior SD (grade-years, float32) of one row's log-likelihood
+    ``ll`` on the ``grid`` (Q) under a normal prior (``mu``, ``sd``), as
+    ``assessment.eap_numpy`` defines them: ``post = exp(ll - z^2 / 2 - max)``,
+    mean and variance under it. ``post`` is scratch (Q).
+
+    The mean and variance come from one pass of sums of the nodes' deviations from
+    the posterior's mode (the node of the max), so the variance's subtraction loses
+    nothing that matters (the mean is within about a posterior SD of the mode).
+    Sums run in four interleaved float32 partial sums added in a fixed order: the
+    same on every machine.
+    """
+    q = grid.size
+    half = np.float32(0.5)
+    m0 = m1 = m2 = m3 = np.float32(-np.inf)
+    i0 = i1 = i2 = i3 = 0
+    j = 0
+    while j + 4 <= q:
+        z0, z1 = (grid[j] - mu) / sd, (grid[j + 1] - mu) / sd
+        z2, z3 = (grid[j + 2] - mu) / sd, (grid[j + 3] - mu) / sd
+        v0, v1 = ll[j] - half * z0 * z0, ll[j + 1] - half * z1 * z1
+        v2, v3 = ll[j + 2] - half * z2 * z2, ll[j + 3] - half * z3 * z3
+        post[j], post[j + 1], post[j + 2], post[j + 3] = v0, v1, v2, v3
+        if v0 > m0:
+            m0, i0 = v0, j
+        if v1 > m1:
+            m1, i1 = v1, j + 1
+        if v2 > m2:
+            m2, i2 = v2, j + 2
+        if v3 > m3:
+            m3, i3 = v3, j + 3
+        j += 4
+    while j < q:
+        z0 = (grid[j] - mu) / sd
+        v0 = ll[j] - half * z0 * z0
+        post[j] = v0
+        if v0 > m0:
+            m0, i0 = v0, j
+        j += 1
+    if m1 > m0:
+        m0, i0 = m1, i1
+    if m3 > m2:
+        m2, i2 = m3, i3
+    if m2 > m0:
+        m0, i0 = m2, i2
+    top, centre = m0, grid[i0]
+    for j in range(q):
+        post[j] = exp32(post[j] - top)
+    t0 = t1 = t2 = t3 = np.float32(0.0)
+    w0 = w1 = w2 = w3 = np.float32(0.0)
+    s0 = s1 = s2 = s3 = np.float32(0.0)
+    j = 0
+    while j + 4 <= q:
+        e0, e1, e2, e3 = post[j], post[j + 1], post[j + 2], post[j + 3]
+        d0, d1 = grid[j] - centre, grid[j + 1] - centre
+        d2, d3 = grid[j + 2] - centre, grid[j + 3] - centre
+        t0, t1, t2, t3 = t0 + e0, t1 + e1, t2 + e2, t3 + e3
+        e0, e1, e2, e3 = e0 * d0, e1 * d1, e2 * d2, e3 * d3
+        w0, w1, w2, w3 = w0 + e0, w1 + e1, w2 + e2, w3 + e3
+        s0, s1, s2, s3 = s0 + e0 * d0, s1 + e1 * d1, s2 + e2 * d2, s3 + e3 * d3
+        j += 4
+    while j < q:
+        e0, d0 = post[j], grid[j] - centre
+        t0 += e0
+        e0 *= d0
+        w0 += e0
+        s0 += e0 * d0
+        j += 1
+    total = (t0 + t1) + (t2 + t3)
+    shift = ((w0 + w1) + (w2 + w3)) / total
+    var = ((s0 + s1) + (s2 + s3)) / total - shift * shift
+    return centre + shift, np.sqrt(max(var, np.float32(0.0)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _answer_block(ll, knowledge, fam_days, i, items, blk, skill, u, u0, difficulty, log_odds,
+                  anxious_guess, guess, logits, threshold, k_buf, d_buf, c_buf):
+    """Row ``i``'s answers to the items of row ``blk`` of ``items`` (ids; ``skill``: the
+    column of each id in ``knowledge`` and ``fam_days``), right when ``u[i, u0 + j]``
+    < P(right) (``assessment.p_right``, in float32 with ``exp32``; ``anxious_guess``
+    is the lower asymptote on an unseen skill): the right items' ``log_odds``
+    (rows: ids) added to ``ll`` (0/1 weights: exact adds). The items' inputs are
+    gathered first, so the probabilities' loop vectorises."""
+    one = np.float32(1.0)
+    n = items.shape[1]
+    for j in range(n):
+        item = items[blk, j]
+        col = skill[item]
+        k_buf[j] = knowledge[i, col]
+        d_buf[j] = difficulty[item]
+        c_buf[j] = anxious_guess if fam_days[i, col] == 0 else guess
+    for j in range(n):
+        c = c_buf[j]
+        k_buf[j] = c + (one - c) / (one + exp32(-(logits * (k_buf[j] - threshold) - d_buf[j])))
+    q = ll.size
+    for j in range(n):
+        w = one if u[i, u0 + j] < k_buf[j] else np.float32(0.0)
+        item = items[blk, j]
+        for c in range(q):
+            ll[c] += w * log_odds[item, c]
+
+
+@njit(cache=True, nogil=True)
+def adaptive_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, skill, difficulty,
+                    log_odds, grid, stage_b, b_offset, span, last, blocks, block_q,
+                    block_offset, lookup, lookup_offset, lookup_x0, lookup_step, guess,
+                    penalty, logits, threshold):
+    """The multistage adaptive test (``assessment.adaptive_eap`` with
+    ``assessment._Takers``' answers), answered and scored one row at a time.
+
+    Per row (``knowledge`` float32 and ``fam_days`` uint8, rows x skills; ``anxiety``;
+    ``u``, rows x stages*k uniforms; ``prior_mean``, ``prior_sd`` in grade-years) and
+    stage ``s``: the block starting at ``searchsorted(b of the stage, target) -
+    span[s] // 2`` clipped to [0, ``last[s]``] (``assessment._stage_blocks``), its ``k``
+    items answered (``_answer_block``), the block's summed log P(wrong) added
+    (``block_q``), and the EAP (``_eap_row``) the next stage's target. The tables are
+    ``assessment.adaptive_tables``': ``stage_b`` holds each stage's ``b`` sorted, from
+    ``b_offset[s]``; ``blocks`` and ``block_q`` each stage's blocks (item ids, k) and
+    their log P(wrong) (Q), from ``block_offset[s]``; ``lookup`` the searchsorted
+    table of each stage, from ``lookup_offset[s]``, on targets ``lookup_x0[s] + m *
+    lookup_step``.
+
+    Returns the last stage's EAP estimates and posterior SDs (float32, grade-years).
+    """
+    rows = knowledge.shape[0]
+    stages, k = span.size, blocks.shape[1]
+    q = grid.size
+    theta = np.empty(rows, np.float32)
+    sem = np.empty(rows, np.float32)
+    ll = np.empty(q, np.float32)
+    post = np.empty(q, np.float32)
+    k_buf, d_buf, c_buf = (np.empty(k, np.float32), np.empty(k, np.float32),
+                           np.empty(k, np.float32))
+    one = np.float32(1.0)
+    for i in range(rows):
+        ll[:] = 0.0
+        target = prior_mean[i]
+        mu, sd = np.float32(prior_mean[i]), np.float32(prior_sd[i])
+        est, err = mu, sd
+        anxious_guess = guess * (one - penalty * anxiety[i])
+        for s in range(stages):
+            lo, n = b_offset[s], b_offset[s + 1] - b_offset[s]
+            # np.searchsorted(stage_b[lo:lo + n], target): from the table, stepped on
+            l0, size = lookup_offset[s], lookup_offset[s + 1] - lookup_offset[s]
+            m = int(np.floor((target - lookup_x0[s]) / lookup_step)) - 1
+            at = lookup[l0 + min(max(m, 0), size - 1)]
+            while at < n and stage_b[lo + at] < target:
+                at += 1
+            start = min(max(at - span[s] // 2, 0), last[s])
+            blk = block_offset[s] + start
+            _answer_block(ll, knowledge, fam_days, i, blocks, blk, skill, u, s * k,
+                          difficulty, log_odds, anxious_guess, guess, logits, threshold,
+                          k_buf, d_buf, c_buf)
+            for c in range(q):
+                ll[c] += block_q[blk, c]
+            est, err = _eap_row(ll, grid, mu, sd, post)
+            target = np.float64(est)
+        theta[i] = est
+        sem[i] = err
+    return theta, sem
+
+
+@njit(cache=True, nogil=True)
+def form_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, cols, difficulty,
+                log_odds, form_q, grid, guess, penalty, logits, threshold):
+    """A fixed form answered and scored one row at a time (``assessment.state_test``'s
+    answers and ``form_eap``): item ``j`` is on column ``cols[j]`` of ``knowledge`` and
+    ``fam_days`` (rows x the form's skills), answered as ``_answer_block`` does with
+    ``log_odds`` (items x Q) in form order; the log-likelihood starts from ``form_q``
+    (the form's summed log P(wrong), Q); then ``_eap_row`` under each row's prior.
+    Returns EAP estimates and posterior SDs (float32, grade-years)."""
+    rows, n_items = u.shape[0], cols.size
+    q = grid.size
+    theta = np.empty(rows, np.float32)
+    sem = np.empty(rows, np.float32)
+    ll = np.empty(q, np.float32)
+    post = np.empty(q, np.float32)
+    items = np.arange(n_items).reshape(1, n_items)  # the form's order: rows of ``log_odds``
+    k_buf, d_buf, c_buf = (np.empty(n_items, np.float32), np.empty(n_items, np.float32),
+                           np.empty(n_items, np.float32))
+    one = np.float32(1.0)
+    for i in range(rows):
+        ll[:] = form_q
+        _answer_block(ll, knowledge, fam_days, i, items, 0, cols, u, 0, difficulty, log_odds,
+                      guess * (one - penalty * anxiety[i]), guess, logits, threshold, k_buf,
+                      d_buf, c_buf)
+        mu = np.float32(prior_mean[i])
+        theta[i], sem[i] = _eap_row(ll, grid, mu, np.float32(prior_sd[i]), post)
+    return theta, sem

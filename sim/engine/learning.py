@@ -122,8 +122,11 @@ def learn_numpy(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
 
 
 def p_master(rate: np.ndarray, readiness: np.ndarray, readiness_floor: float) -> np.ndarray:
-    """P(mastering a skill today) from the daily hazard and readiness."""
-    return 1.0 - np.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
+    """P(mastering a skill today) from the daily hazard (per day, float32) and readiness:
+    float32, with the exponential the day's compiled block uses (``kernels.exp32``)."""
+    x = -rate * (readiness_floor + (1.0 - readiness_floor) * readiness)
+    return 1.0 - kernels.exp32_array(np.ascontiguousarray(x, np.float32).ravel()).reshape(
+        np.shape(x))
 
 
 def expose(state, flat: np.ndarray) -> None:

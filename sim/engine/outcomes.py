@@ -42,7 +42,7 @@ class YearLog:
 
     def record_day(self, slots, content_offset, already, switched, engagement) -> None:
         """Add one instructional day for the present ``slots``. In numpy: the day's
-        block runs this compiled and fused (``kernels.block_writes``), which is tested
+        block runs this compiled and fused (``kernels.day_block``), which is tested
         against this."""
         self.days_present[slots] += 1
         self.days_grade_level[slots] += content_offset == 0

@@ -263,7 +263,7 @@ class Record:
         done whatever the slips say (move-on pacing: such students are never
         sent back to prerequisites); the dtype's maximum or None for none.
         In numpy: the day's block runs these steps compiled and fused
-        (``kernels.block_writes``), which is tested against this.
+        (``kernels.day_block``), which is tested against this.
         """
         same = self.streak_skill[slots] == skills
         prev = np.where(same, self.run[slots], 0)
