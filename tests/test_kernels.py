@@ -90,6 +90,32 @@ def test_diagnostic_read_matches_numpy(cur, error_years):
         assert g.dtype == w.dtype == bool and np.array_equal(g, w)
 
 
+@pytest.mark.parametrize("how", ["place", "place_keep", "benchmark"])
+def test_diagnose_into_matches_numpy(cur, how):
+    """The diagnostic read and written into the record row by row (``Record._diagnose``)
+    against numpy's read, merge and pack (``_diagnose_numpy``): the same bits."""
+    from sim.engine.records import Diagnostic, Record
+
+    rng = np.random.default_rng(17)
+    n = 2500  # more than one chunk of DIAGNOSE_ROWS
+    diag = Diagnostic(cur, 0.3, 0.5, 0.1)
+    level = rng.uniform(cur.lowest_grade - 1, cur.highest_grade + 2, n)
+    mastered = rng.random((n, cur.n_skills)) < 1 / (1 + np.exp(-(level[:, None]
+                                                                  - diag.position[None, :])))
+    compiled, plain = Record(n, cur.n_skills), Record(n, cur.n_skills)
+    old = rng.random((n, cur.n_skills)) < 0.5
+    compiled.believed = plain.believed = old
+    slots = np.sort(rng.choice(n, 2000, replace=False))
+    keep = rng.random(slots.size) < 0.5 if how == "place_keep" else None
+    replace_all = how != "benchmark"
+    for run in (compiled._diagnose, plain._diagnose_numpy):
+        run(np.random.default_rng(3), slots, lambda rows: mastered[rows], diag, replace_all,
+            keep)
+    assert np.array_equal(compiled.bits, plain.bits)
+    changed = (compiled.believed != old).any(axis=1)
+    assert changed[slots].mean() > 0.5 and not changed[np.setdiff1d(np.arange(n), slots)].any()
+
+
 def _day_inputs(cur, n, seed):
     from sim.engine.students import StudentState
 
@@ -199,8 +225,8 @@ def test_rank_within_matches_numpy(kind):
 
 
 def test_learning_rate_matches_numpy():
-    """The district's learning rate (capacity factor included), kernel vs numpy, on the
-    days of a small mix arm with rooms, pooling and drift."""
+    """The district's supervision and learning rate (capacity factor included), kernel
+    vs numpy, on the days of a small mix arm with rooms, pooling and drift."""
     from sim.district.reference import state_reference
     from sim.engine.random_streams import DailyDraws
     from sim.experiments import bench
@@ -213,7 +239,8 @@ def test_learning_rate_matches_numpy():
         d.day = day
         draws = d.draws = DailyDraws(d.streams, d.year, day, d.students.n)
         present = np.flatnonzero(draws["attendance"] < d.students.attendance)
-        teacher = d._supervise(present, draws["rotation"][present])
+        teacher = d._supervise(present, draws["rotation"])
+        assert np.array_equal(teacher, d._supervise_numpy(present, draws["rotation"]))
         skills, modality = d._assign(present, teacher)
         got = d._learning_rate(present, modality, teacher, skills)
         want = d._learning_rate_numpy(present, modality, teacher, skills)

@@ -304,7 +304,7 @@ class District(Model):
         self._assessments(self.day)
         draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
         present = np.flatnonzero(draws["attendance"] < self.students.attendance)
-        teacher_today = self._supervise(present, draws["rotation"][present])
+        teacher_today = self._supervise(present, draws["rotation"])
         skills, modality = self._assign(present, teacher_today)
         rate = self._learning_rate(present, modality, teacher_today, skills)
         self._teach(present, skills, rate, draws)
@@ -340,12 +340,21 @@ class District(Model):
         return np.where(swap, common, skills)
 
     def _supervise(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Teacher supervising each present student today (a team member in rooms)."""
+        """Teacher supervising each present student today (a team member in rooms;
+        ``u``: the day's rotation draws, per student). Compiled (``kernels.supervise``);
+        ``_supervise_numpy`` is the same in numpy."""
+        st = self.students
+        return kernels.supervise(np.asarray(present, np.int64), u, st.teacher, st.room,
+                                 self.room_first_teacher, self.room_team_size)
+
+    def _supervise_numpy(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``_supervise`` in plain numpy (the reference the kernel is tested against)."""
         teacher = self.students.teacher[present].astype(np.int64)
         room = self.students.room[present]
         in_room = room >= 0
         r = room[in_room]
-        pick = np.minimum((u[in_room] * self.room_team_size[r]).astype(np.int64),
+        u = u[present][in_room]
+        pick = np.minimum((u * self.room_team_size[r]).astype(np.int64),
                           self.room_team_size[r] - 1)
         teacher[in_room] = self.room_first_teacher[r] + pick
         return teacher
@@ -403,7 +412,7 @@ class District(Model):
                 * self._capacity_factor_numpy(teacher, skills, room)).astype(np.float32)
 
     def _capacity_factor_numpy(self, teacher: np.ndarray, skills: np.ndarray,
-                         room: np.ndarray) -> np.ndarray:
+                               room: np.ndarray) -> np.ndarray:
         """``_capacity_factor`` in plain numpy."""
         cur = self.curriculum
         unit = skills // cur.skills_per_unit

@@ -107,33 +107,76 @@ def _missing_ancestor(bits, row, masks, t, bound):
 
 
 @njit(cache=True, nogil=True)
-def reteach_candidates(bits, slots, skill, grade, depth_bound, lo, ancestors, teacher,
-                       capacity, min_capacity, line):
-    """Traditional pacing's reads of the record for the day's class skill ``skill``
-    (per slot): whether the record shows it (``knows``), and for the students it does
-    not whom a reteach group could take, the first missing ancestor at or above
-    ``max(lo, depth_bound[grade])`` (``fix``; -1 for everyone else: the skill known,
-    no such gap, or a teacher below ``min_capacity``) with their class's key
-    (``section``: teacher x 1024 + line). ``grade``, ``teacher``, ``line``: per
-    student; ``capacity``: per teacher. Returns (knows, fix, section)."""
+def _stable_order(keys):
+    """``np.argsort(keys, kind="stable")`` (int64): the identity when ``keys`` are already
+    in order (students sit in slot order by class, so they usually are)."""
+    for i in range(1, keys.size):
+        if keys[i] < keys[i - 1]:
+            return np.argsort(keys, kind="mergesort")
+    return np.arange(keys.size)
+
+
+@njit(cache=True, nogil=True)
+def traditional_day(bits, slots, common, grade, depth_bound, lo, hi, ancestors, teacher,
+                    capacity, min_capacity, line, u, share, extension_end, frontier,
+                    frontier_bound, stale, advanced, n_skills, max_step, group_size,
+                    whole_class, small_group):
+    """``TraditionalPacing.assign`` in one compiled pass (same results as its numpy twin
+    ``assign_numpy``): per slot, the class skill ``common``, whole class; a student the
+    record shows knowing it works, if ``u`` (per student) < ``share`` (float32, as
+    numpy compares), on their frontier from it (``frontier_from``, its cache
+    updated) capped at ``extension_end[grade]`` and ``hi``, in a small group; in each
+    class (``section``: teacher x 1024 + line) whose teacher has at least
+    ``min_capacity``, up to ``group_size`` of the students the record shows lacking
+    an ancestor of the class skill at or above ``max(lo, depth_bound[grade])``
+    (``_missing_ancestor``), the lowest ``u`` first, are retaught the first such
+    ancestor in a small group. Returns (skill int64, modality int8)."""
     masks = _ancestor_masks(ancestors, bits.shape[1])
     k = slots.size
-    knows = np.empty(k, np.bool_)
-    fix = np.full(k, -1, np.int64)
-    section = np.zeros(k, np.int64)
+    skill = common.copy()
+    modality = np.full(k, whole_class, np.int8)
+    fix = np.empty(k, np.int64)
+    section = np.empty(k, np.int64)
+    ext = np.empty(k, np.int64)
+    cand = np.empty(k, np.int64)
+    n_ext = 0
+    n_cand = 0
     for i in range(k):
         if i + AHEAD < k:
             prefetch(bits, slots[i + AHEAD], 0)
-        r, s = slots[i], skill[i]
-        knows[i] = (bits[r, s >> 3] >> (s & 7)) & 1
-        if knows[i]:
+        r, s = slots[i], common[i]
+        if (bits[r, s >> 3] >> (s & 7)) & 1:
+            if u[r] < share:
+                ext[n_ext] = i
+                n_ext += 1
             continue
         f = _missing_ancestor(bits, r, masks, s, max(lo[i], depth_bound[grade[r]]))
         t = teacher[r]
         if f != s and capacity[t] >= min_capacity:
-            fix[i] = f
-            section[i] = t * 1024 + line[r]
-    return knows, fix, section
+            fix[n_cand] = f
+            section[n_cand] = t * 1024 + line[r]
+            cand[n_cand] = i
+            n_cand += 1
+    if n_ext:
+        e = ext[:n_ext]
+        nxt = frontier_from(bits, frontier, frontier_bound, stale, advanced, slots[e],
+                            common[e], n_skills, max_step)
+        for j in range(n_ext):
+            i = e[j]
+            skill[i] = min(nxt[j], min(extension_end[grade[slots[i]]], hi[i]))
+            modality[i] = small_group
+    if group_size > 0 and n_cand:
+        group = section[:n_cand]
+        priority = np.empty(n_cand, u.dtype)
+        for j in range(n_cand):
+            priority[j] = u[slots[cand[j]]]
+        rank = rank_in_runs(group, priority, _stable_order(group))
+        for j in range(n_cand):
+            if rank[j] < group_size:
+                i = cand[j]
+                skill[i] = fix[j]
+                modality[i] = small_group
+    return skill, modality
 
 
 @njit(cache=True, nogil=True)
@@ -230,6 +273,37 @@ def _first_clear(bits, row, lo, hi, missing):
 
 
 # --- the diagnostic -------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _read_row(truth, i, level_error, misread_u, position, ancestors, lowest, spg, error_years,
+              band, misread, gap, tested, read, implied):
+    """``diagnostic_read`` of row ``i`` into the scratch arrays (skills): the gap of each
+    skill's position from the estimate, tested, read as mastered, implied."""
+    n = truth.shape[1]
+    width = ancestors.shape[1]
+    count = 0
+    for s in range(n):
+        if truth[i, s]:
+            count += 1
+    level = lowest + np.float32(count) / spg
+    estimate = level + error_years * level_error[i]
+    for s in range(n):
+        g = position[s] - estimate
+        gap[s] = g
+        t = abs(g) <= band
+        tested[s] = t
+        read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
+        implied[s] = False
+    # from the top: a skill already implied has its ancestors marked too (they are
+    # ancestors of the skill that implied it), so only the others are walked
+    for s in range(n - 1, -1, -1):
+        if read[s] and not implied[s]:
+            for j in range(width):
+                a = ancestors[s, j]
+                if a == NO_SKILL:
+                    break
+                implied[a] = True
+
+
 @njit(cache=True, nogil=True)
 def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, spg,
                     error_years, band, misread):
@@ -249,36 +323,49 @@ def diagnostic_read(truth, level_error, misread_u, position, ancestors, lowest, 
     tested = np.empty(n, np.bool_)
     read = np.empty(n, np.bool_)
     implied = np.empty(n, np.bool_)
-    width = ancestors.shape[1]
     neg_band = -band
     for i in range(rows):
-        count = 0
-        for s in range(n):
-            if truth[i, s]:
-                count += 1
-        level = lowest + np.float32(count) / spg
-        estimate = level + error_years * level_error[i]
-        for s in range(n):
-            g = position[s] - estimate
-            gap[s] = g
-            t = abs(g) <= band
-            tested[s] = t
-            read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
-            implied[s] = False
-        # from the top: a skill already implied has its ancestors marked too (they are
-        # ancestors of the skill that implied it), so only the others are walked
-        for s in range(n - 1, -1, -1):
-            if read[s] and not implied[s]:
-                for j in range(width):
-                    a = ancestors[s, j]
-                    if a == NO_SKILL:
-                        break
-                    implied[a] = True
+        _read_row(truth, i, level_error, misread_u, position, ancestors, lowest, spg,
+                  error_years, band, misread, gap, tested, read, implied)
         for s in range(n):
             believed[i, s] = (gap[s] < neg_band) or read[s] or (
                 implied[s] and not (tested[s] and not read[s]))
             tested_out[i, s] = tested[s] or implied[s]
     return believed, tested_out
+
+
+@njit(cache=True, nogil=True)
+def diagnose_into(bits, rows, replace, truth, level_error, misread_u, position, ancestors,
+                  lowest, spg, error_years, band, misread):
+    """The diagnostic's reading of ``rows`` (``diagnostic_read``) written into the record's
+    ``bits`` (``Record._diagnose``): where ``replace`` (per row) the whole reading, else
+    only the skills it tested (the rest of the record stands). ``truth`` etc. are the
+    rows', in order."""
+    n = truth.shape[1]
+    gap = np.empty(n, np.float32)
+    tested = np.empty(n, np.bool_)
+    read = np.empty(n, np.bool_)
+    implied = np.empty(n, np.bool_)
+    neg_band = -band
+    for i in range(rows.size):
+        _read_row(truth, i, level_error, misread_u, position, ancestors, lowest, spg,
+                  error_years, band, misread, gap, tested, read, implied)
+        r = rows[i]
+        for byte in range(bits.shape[1]):
+            old = bits[r, byte]
+            new = 0
+            for bit in range(8):
+                s = byte * 8 + bit
+                if s >= n:
+                    break
+                if replace[i] or tested[s] or implied[s]:
+                    b = (gap[s] < neg_band) or read[s] or (
+                        implied[s] and not (tested[s] and not read[s]))
+                else:
+                    b = (old >> bit) & 1
+                if b:
+                    new |= 1 << bit
+            bits[r, byte] = np.uint8(new)
 
 
 # --- float32 exponential and power, the same on every machine --------------------------------
@@ -629,6 +716,26 @@ def rank_in_runs(group, priority, order):
             rank[order[a]] = r
         start = stop
     return rank
+
+
+# --- supervision ---------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def supervise(slots, u, teacher, room, room_first, room_size):
+    """``District._supervise`` per present slot (int64): the student's own teacher, or in
+    a room the team member ``room_first + min(int(u x size), size - 1)`` (``u``: per
+    student; the product in float64, as numpy multiplies float32 by int64)."""
+    k = slots.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        r = slots[i]
+        rm = room[r]
+        if rm >= 0:
+            size = room_size[rm]
+            out[i] = room_first[rm] + min(np.int64(np.float64(u[r]) * np.float64(size)),
+                                          size - 1)
+        else:
+            out[i] = teacher[r]
+    return out
 
 
 # --- the learning rate ----------------------------------------------------------------------

@@ -232,21 +232,40 @@ class Record:
         Draws per chunk of ``CHUNK_ROWS`` rows: the rows' level errors, then their
         misread uniforms, which are drawn and used ``DIAGNOSE_ROWS`` rows at a time
         (the same stream, so the same draws as one (chunk x skills) array, with a
-        smaller working set; rows are read independently and exactly).
+        smaller working set; rows are read independently and exactly). Read and
+        written row by row, compiled (``kernels.diagnose_into``); ``_diagnose_numpy``
+        is the same through ``Diagnostic.read_numpy``.
         """
+        f32 = np.float32
+        for rs, replace, level_error, misread_u in self._diagnose_draws(rng, slots, replace_all,
+                                                                         keep):
+            kernels.diagnose_into(
+                self.bits, np.asarray(rs, np.int64), replace, np.ascontiguousarray(truth(rs)),
+                level_error, misread_u, diagnostic.position, diagnostic.ancestors,
+                f32(diagnostic.lowest), f32(diagnostic.spg), f32(diagnostic.error_years),
+                f32(diagnostic.band_years), f32(diagnostic.misread))
+
+    def _diagnose_numpy(self, rng, slots, truth, diagnostic, replace_all: bool,
+                        keep=None) -> None:
+        """``_diagnose`` in plain numpy (the reference the kernel is tested against)."""
+        for rs, replace, level_error, misread_u in self._diagnose_draws(rng, slots, replace_all,
+                                                                         keep):
+            believed, tested = diagnostic.read_numpy(truth(rs), level_error, misread_u)
+            self.bits[rs] = pack(np.where(replace[:, None] | tested, believed, self.rows(rs)))
+
+    def _diagnose_draws(self, rng, slots, replace_all: bool, keep):
+        """The diagnostic's draws, ``DIAGNOSE_ROWS`` rows at a time: (rows, whether each
+        row's reading replaces its record, level errors, misread uniforms). A staying
+        student (``keep``) is updated as a benchmark updates: only where tested."""
         for part in chunks(slots.size):
             r = slots[part]
             level_error = rng.standard_normal(r.size).astype(np.float32)
+            replace = np.full(r.size, replace_all)
+            if keep is not None:
+                replace &= ~keep[part]
             for sub in chunks(r.size, DIAGNOSE_ROWS):
-                rs = r[sub]
-                misread_u = rng.random((rs.size, self.n_skills), dtype=np.float32)
-                believed, tested = diagnostic.read(truth(rs), level_error[sub], misread_u)
-                del misread_u
-                new = believed if replace_all else np.where(tested, believed, self.rows(rs))
-                if keep is not None:  # staying students: a benchmark's update of last year's
-                    update = np.where(tested, believed, self.rows(rs))  # record
-                    new = np.where(keep[part][sub][:, None], update, new)
-                self.bits[rs] = pack(new)
+                misread_u = rng.random((r[sub].size, self.n_skills), dtype=np.float32)
+                yield r[sub], replace[sub], level_error[sub], misread_u
 
     def _reset(self, slots: np.ndarray) -> None:
         self.stale[slots] = True

@@ -18,6 +18,7 @@ import numpy as np
 
 from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
+from sim.engine.records import MAX_STEP_SCAN
 
 WHOLE_CLASS, SMALL_GROUP, PEER, SOFTWARE = 0, 1, 2, 3
 
@@ -71,25 +72,23 @@ class TraditionalPacing(Pacing):
                    p.reteach_depth_years, p.reteach_min_capacity)
 
     def assign(self, model, slots, lo, hi, day):
+        """The class skill and the differentiation, in one compiled pass
+        (``kernels.traditional_day``; ``assign_numpy`` is the same in numpy)."""
         rec, cur, st = model.record, model.curriculum, model.students
-        skill = common_pace_skill(model, slots, day)
-        modality = np.full(slots.size, WHOLE_CLASS, np.int8)
-        u = model.draws["extension"][slots]
-        slots = np.asarray(slots, np.int64)
-        # the record's reads in one compiled pass: who knows the class skill, and the
-        # reteach group's candidates (``_reteach_numpy`` is the same in numpy)
-        knows, fix, section = kernels.reteach_candidates(
-            rec.bits, slots, skill, st.grade, self._depth_bound(cur, st.grade),
-            np.asarray(lo, np.int64), cur.ancestors, st.teacher, model.staff.capacity_eff,
-            float(self.reteach_min_capacity), st.line)
-        self._extend(model, slots, skill, modality,
-                     np.flatnonzero(knows & (u < self.extension_share)), hi)
-        if self.reteach_group_size > 0:
-            cand = np.flatnonzero(fix >= 0)
-            keep = cand[rank_within(section[cand], u[cand]) < self.reteach_group_size]
-            skill[keep] = fix[keep]
-            modality[keep] = SMALL_GROUP
-        return skill, modality
+        return kernels.traditional_day(
+            rec.bits, np.asarray(slots, np.int64), common_pace_skill(model, slots, day),
+            st.grade, self._depth_bound(cur, st.grade), np.asarray(lo, np.int64),
+            np.asarray(hi, np.int64), cur.ancestors, st.teacher, model.staff.capacity_eff,
+            float(self.reteach_min_capacity), st.line, model.draws["extension"],
+            np.float32(self.extension_share), self._extension_end(cur, st.grade),
+            rec.frontier, rec.frontier_bound, rec.stale, rec.advanced, rec.n_skills,
+            MAX_STEP_SCAN, int(self.reteach_group_size), WHOLE_CLASS, SMALL_GROUP)
+
+    def _extension_end(self, cur, grade: np.ndarray) -> np.ndarray:
+        """Per enrolled grade (indexed by grade), the last skill an extension reaches:
+        ``extension_years`` grades above the grade (int64)."""
+        g = np.arange(int(grade.max(initial=0)) + 1, dtype=np.int64)
+        return cur.first_skill(g + 1 + self.extension_years).astype(np.int64) - 1
 
     def _extend(self, model, slots, skill, modality, ext, hi) -> None:
         """Extension: the students at positions ``ext`` work on their next skill, at
