@@ -347,25 +347,25 @@ def diagnose_into(bits, rows, replace, truth, level_error, misread_u, position, 
     read = np.empty(n, np.bool_)
     implied = np.empty(n, np.bool_)
     neg_band = -band
+    n_bytes = bits.shape[1]
+    packed = np.empty(n_bytes, np.uint8)
     for i in range(rows.size):
         _read_row(truth, i, level_error, misread_u, position, ancestors, lowest, spg,
                   error_years, band, misread, gap, tested, read, implied)
         r = rows[i]
-        for byte in range(bits.shape[1]):
-            old = bits[r, byte]
-            new = 0
-            for bit in range(8):
-                s = byte * 8 + bit
-                if s >= n:
-                    break
-                if replace[i] or tested[s] or implied[s]:
-                    b = (gap[s] < neg_band) or read[s] or (
-                        implied[s] and not (tested[s] and not read[s]))
-                else:
-                    b = (old >> bit) & 1
-                if b:
-                    new |= 1 << bit
-            bits[r, byte] = np.uint8(new)
+        rep = replace[i]
+        packed[:] = 0
+        for s in range(n):
+            byte, bit = s >> 3, s & 7
+            if rep or tested[s] or implied[s]:
+                b = (gap[s] < neg_band) or read[s] or (
+                    implied[s] and not (tested[s] and not read[s]))
+            else:
+                b = (bits[r, byte] >> bit) & 1
+            if b:
+                packed[byte] |= np.uint8(1 << bit)
+        for byte in range(n_bytes):
+            bits[r, byte] = packed[byte]
 
 
 # --- float32 exponential and power, the same on every machine --------------------------------
