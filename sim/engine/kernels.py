@@ -8,15 +8,22 @@ kilobyte per student) and reads every column even when the answer is in the
 first. These kernels walk each student's row directly and stop at the answer,
 with no temporaries beyond their outputs.
 
-They compute exactly what the plain-numpy functions they replace compute
-(integer and boolean logic; floats in numpy's precisions and order), so results
-are bit-identical; ``tests/test_kernels.py`` compares each kernel with its numpy
-twin: a ``*_numpy`` function next to its caller, or, for the day's block
-(``day_block``), ``District._teach_numpy`` composing the
-steps' numpy functions. Compiled with numba (``@njit(cache=True)``: compiled
-once per machine, kept in numba's cache next to this file or in
-``NUMBA_CACHE_DIR``). Arguments are as their callers document: slots and
-skills int64, prerequisite and ancestor tables int16 padded with ``NO_SKILL``.
+The daily cycle's kernels compute exactly what the plain-numpy functions they
+replace compute (integer and boolean logic; floats in numpy's precisions and
+order), so they are bit-identical to them; ``tests/test_kernels.py`` compares
+each with its numpy twin: a ``*_numpy`` function next to its caller, or, for the
+day's block (``day_block``), ``District._teach_numpy`` composing the steps'
+numpy functions. Where a step needs an exponential or a power, both paths use
+the same float32 ones (``exp32``: plain arithmetic, the same on every machine;
+``power32_array``: libm's ``powf``), because numpy's own vectorised exp and power
+differ from them, and between machines, in the last bit. The growth and state
+tests (``adaptive_scores``, ``form_scores``) answer and score one row at a time;
+their sums run in another order than numpy's matrix products, so they agree with
+their numpy path (``assessment.growth_test_numpy``, ``state_test_numpy``) to
+float32 rounding, not bit for bit. Compiled with numba (``@njit(cache=True)``:
+compiled once per machine, kept in numba's cache next to this file or in
+``NUMBA_CACHE_DIR``). Arguments are as their callers document: slots and skills
+int64, prerequisite and ancestor tables int16 padded with ``NO_SKILL``.
 """
 
 from __future__ import annotations
