@@ -5,8 +5,9 @@ arms of ``scenarios/floor_strategies.toml``, teachers drifting, one year, no
 burn-in) at about ``--students`` students, wraps each phase method of ``District``
 with a wall clock, and runs ``start_year()`` and every day of one year of each arm
 (or of ``--arms``). The statewide reference and the item bank are built (or read
-from their caches) before any timing, and one short warm-up year loads the
-compiled kernels, so neither is in the table.
+from their caches) before any timing, and a warm-up year of a small district loads the
+compiled kernels (``bench.warm_up``: a whole year, so the spring tests' kernels
+too), so neither is in the table.
 
 Prints one row per arm: seconds in the year start and in each phase, the rest of
 ``step`` (the day's draws and attendance), and student-days per second; with
@@ -60,17 +61,6 @@ def timed_year(scenario, arm_index: int, reference) -> dict:
             "student_days_per_s": n * scenario.calendar.days / (start + days)}
 
 
-def warm_up() -> None:
-    """Load every compiled kernel once (a small district, 50 days of each arm)."""
-    small = bench.mix_scenario(900)
-    for a in range(len(small.arms)):
-        district = bench.mix_district(small, a, state_reference(small))
-        district.start_year()
-        for day in range(50):
-            district.day = day
-            district.step()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=100_000)
@@ -80,7 +70,7 @@ def main() -> None:
     scenario = bench.mix_scenario(args.students)
     reference = state_reference(scenario)
     item_bank(scenario)
-    warm_up()
+    bench.warm_up()  # a year of every arm of a small district: every kernel loaded
     labels = [a.label for a in scenario.arms]
     for label in args.arms or labels:
         row = timed_year(scenario, labels.index(label), reference)
