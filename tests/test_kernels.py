@@ -225,11 +225,12 @@ def test_rank_within_matches_numpy(kind):
 
 
 def test_learning_rate_matches_numpy():
-    """The district's supervision and learning rate (capacity factor included), kernel
-    vs numpy, on the days of a small mix arm with rooms, pooling and drift."""
+    """The district's supervision, drift and learning rate (capacity factor included),
+    kernel vs numpy, on the days of a small mix arm with rooms, pooling and drift."""
     from sim.district.reference import state_reference
     from sim.engine.random_streams import DailyDraws
     from sim.experiments import bench
+    from sim.policies.pacing import common_pace_skill
 
     mix = bench.mix_scenario(900, seed=4)
     d = bench.mix_district(mix, 1, state_reference(mix))
@@ -241,6 +242,11 @@ def test_learning_rate_matches_numpy():
         present = np.flatnonzero(draws["attendance"] < d.students.attendance)
         teacher = d._supervise(present, draws["rotation"])
         assert np.array_equal(teacher, d._supervise_numpy(present, draws["rotation"]))
+        common = common_pace_skill(d, present, day)
+        playlist = d.record.frontier_from(present, np.zeros(present.size, np.int64))
+        drifted = d._drift(present, playlist, teacher, common)
+        assert np.array_equal(drifted, d._drift_numpy(present, playlist, teacher, common))
+        assert 0 < (drifted != playlist).sum() < (playlist != common).sum()  # some swapped
         skills, modality = d._assign(present, teacher)
         got = d._learning_rate(present, modality, teacher, skills)
         want = d._learning_rate_numpy(present, modality, teacher, skills)
@@ -414,3 +420,14 @@ def test_compiled_growth_and_state_tests_match_numpy():
         assert abs(score[taken].mean() - want[taken].mean()) < 0.01
         assert abs(score[taken].std() - want[taken].std()) < 0.01
         assert np.abs(sem - want_sem)[taken].mean() < 0.01
+
+
+def test_count_off_pace_matches_numpy():
+    rng = np.random.default_rng(5)
+    slots = np.sort(rng.choice(1000, 700, replace=False)).astype(np.int64)
+    skills, common = rng.integers(0, 4, 700), rng.integers(0, 4, 700)
+    got, want = np.zeros(1000, np.int16), np.zeros(1000, np.int16)
+    for _ in range(3):
+        kernels.count_off_pace(got, slots, skills, common)
+        want[slots] += skills != common
+    assert np.array_equal(got, want) and want.max() == 3

@@ -328,11 +328,21 @@ class District(Model):
                 s = limit_paces(teacher[sel], s, common[sel],
                                 self.staff.capacity_eff, self.curriculum.skills_per_unit)
             skills[sel] = s
-        self.log.days_off_pace[present] += skills != common
+        kernels.count_off_pace(self.log.days_off_pace, np.asarray(present, np.int64), skills,
+                               common)  # days_off_pace[present] += skills != common
         return skills, modality
 
     def _drift(self, slots, skills, teacher, common) -> np.ndarray:
-        """Teachers under pressure swap some playlist days for grade-level content."""
+        """Teachers under pressure swap some playlist days for grade-level content.
+        Compiled (``kernels.drift_to_common``); ``_drift_numpy`` is the same in numpy."""
+        if not self.staff.drift.any():
+            return skills
+        return kernels.drift_to_common(np.asarray(skills, np.int64), np.asarray(slots, np.int64),
+                                       np.asarray(teacher, np.int64), common, self.staff.drift,
+                                       self.draws["drift"])
+
+    def _drift_numpy(self, slots, skills, teacher, common) -> np.ndarray:
+        """``_drift`` in plain numpy (the reference the kernel is tested against)."""
         drift = self.staff.drift[teacher]
         if not drift.any():
             return skills

@@ -745,6 +745,28 @@ def supervise(slots, u, teacher, room, room_first, room_size):
     return out
 
 
+# --- assignment -------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def drift_to_common(skills, slots, teacher, common, drift, u):
+    """``District._drift``: where ``u`` (per student) < the supervising teacher's
+    ``drift`` (float64, as numpy compares float32 with float64), the slot's skill
+    becomes the common pace's. A new array."""
+    out = skills.copy()
+    for i in range(slots.size):
+        if np.float64(u[slots[i]]) < drift[teacher[i]]:
+            out[i] = common[i]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def count_off_pace(days_off_pace, slots, skills, common):
+    """``days_off_pace[slots] += skills != common`` (the year log's days off the class's
+    pace), in place."""
+    for i in range(slots.size):
+        if skills[i] != common[i]:
+            days_off_pace[slots[i]] += 1
+
+
 # --- the learning rate ----------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
