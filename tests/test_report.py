@@ -234,3 +234,15 @@ def test_no_report_flag(tmp_path):
     assert main(["run", str(ROOT / "scenarios" / "quick.toml"), "--out", str(out), "--quiet",
                  "--no-report", "--set", "years=1", "--replicates", "1"]) == 0
     assert (out / "manifest.json").is_file() and not (out / "report.html").exists()
+
+
+def test_the_report_reads_only_the_program_rows_and_columns_it_uses(run_dir):
+    """A run's report holds a few columns of the program grades' student-years, so its
+    memory does not grow with the whole table (run-memory-bounded)."""
+    from sim.presentation.report import STUDENT_COLUMNS, read_tables
+
+    students = read_tables(run_dir)["student_years"]
+    whole = pd.read_parquet(run_dir / "student_years.parquet")
+    assert list(students.columns) == [c for c in STUDENT_COLUMNS if c in whole.columns]
+    assert len(whole.columns) > 2 * len(students.columns)
+    assert len(students) == int(whole["program_grade"].sum()) < len(whole)

@@ -27,10 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sim.analysis import figures as run_figures
 from sim.analysis.summaries import (
     ALL,
+    METRICS,
     school_summary,
     summarise,
     teacher_summary,
@@ -50,6 +53,10 @@ from sim.presentation.narrative import (
 )
 
 RUN_TABLES = ("student_years", "teacher_years", "school_years")
+# what the report reads of ``student_years`` (the summary's and the paired contrasts' keys
+# and metrics): a few of its columns, so a run's report does not grow with all of them
+STUDENT_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
+                   *METRICS)
 REPORT = "report.html"  # the report's name in a run's or a sweep's directory
 TEXT_COLUMNS = {"arm", "starting band", "settings", "parameter", "varied over", "outcome"}
 STYLE = """
@@ -98,8 +105,10 @@ def kind(run_dir: str | Path) -> str:
 def read_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     """A run's student, teacher and school tables; ScenarioError when one is missing.
 
-    Of ``student_years`` only the program grades' rows are read (everything the report
-    shows is about them), which keeps a third or less of a K-8 district's rows in memory.
+    Of ``student_years`` only the program grades' rows and the columns the report uses
+    (``STUDENT_COLUMNS``) are read (everything the report shows is about them): a third
+    or less of a K-8 district's rows and a fifth of the columns in memory, so the
+    report's memory stays a small part of the run's however many replicates it has.
     """
     d = Path(run_dir)
     tables = {}
@@ -107,10 +116,14 @@ def read_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
         path = d / f"{name}.parquet"
         if not path.is_file():
             raise ScenarioError(f"{d}: not a complete run ({path.name} is missing)")
-        program_only = [("program_grade", "==", True)] if name == "student_years" else None
+        columns, program_only = None, None
         try:
-            tables[name] = pd.read_parquet(path, filters=program_only)
-        except (OSError, ValueError) as err:
+            if name == "student_years":
+                have = set(pq.read_schema(path).names)
+                columns = [c for c in STUDENT_COLUMNS if c in have]
+                program_only = [("program_grade", "==", True)]
+            tables[name] = pd.read_parquet(path, columns=columns, filters=program_only)
+        except (OSError, ValueError, pa.ArrowException) as err:
             raise ScenarioError(f"{path}: unreadable ({type(err).__name__})") from None
     return tables
 
