@@ -171,10 +171,11 @@ def _block_state(d) -> list[np.ndarray]:
     ("floor_strategies.toml", "tutoring", 2.0),
     ("floor_strategies.toml", "personalized", 1.5),
     ("michigan_pacing.toml", "secondary_move_on", 1.0),  # days on a skill, no send-backs
+    ("michigan_pacing.toml", "secondary_teacher_paced", 1.0),  # no extension, no reteach
 ])
 def test_fused_block_matches_numpy(scenario, arm, exponent):
     """The day's block, fused and compiled (``District._teach``), and traditional
-    pacing's compiled reads (``TraditionalPacing.assign``), against the same steps in
+    pacing's compiled day (``TraditionalPacing.assign``), against the same steps in
     plain numpy (``_teach_numpy``, ``assign_numpy``): every array they write, bit for
     bit, over the first weeks of a year (the fall test and a benchmark included), on
     two copies of one district that share their draws."""
@@ -431,3 +432,11 @@ def test_count_off_pace_matches_numpy():
         kernels.count_off_pace(got, slots, skills, common)
         want[slots] += skills != common
     assert np.array_equal(got, want) and want.max() == 3
+
+
+def test_stable_order_is_numpys_stable_argsort():
+    rng = np.random.default_rng(8)
+    for keys in (np.sort(rng.integers(0, 50, 400)), rng.integers(0, 50, 400),
+                 np.zeros(0, np.int64), np.array([3, 3, 1, 1, 2])):
+        keys = keys.astype(np.int64)
+        assert np.array_equal(kernels._stable_order(keys), np.argsort(keys, kind="stable"))

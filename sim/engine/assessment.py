@@ -515,6 +515,9 @@ def adaptive_tables(bank: ItemBank, a) -> tuple:
     ``np.searchsorted`` of each stage's ``b`` at targets ``LOOKUP_STEP_YEARS`` apart
     (a table, its offsets, each stage's first target, the step)."""
     k, window = a.growth_items_per_stage, a.growth_window_years
+    if len(bank.stage_items) != a.growth_stages:  # the kernel reads stages x k draws a row
+        raise ValueError(f"the item bank has {len(bank.stage_items)} growth-test stages, "
+                         f"the assessment {a.growth_stages}")
     parts = [_stage_table(stage, bank.b, k, window) for stage in bank.stage_items]
     bs = [p[0] for p in parts]
     blocks = np.concatenate([p[3] for p in parts]).astype(np.int64)

@@ -15,7 +15,9 @@ each with its numpy twin: a ``*_numpy`` function next to its caller, or, for the
 day's block (``day_block``), ``District._teach_numpy`` composing the steps'
 numpy functions. Where a step needs an exponential or a power, both paths use
 the same float32 ones (``exp32``: plain arithmetic, the same on every machine;
-``power32_array``: libm's ``powf``), because numpy's own vectorised exp and power
+``power32_array``: libm's ``powf``, unless numba finds Intel's SVML (``icc_rt``, not
+installed here), which it may call in a vectorised loop), because numpy's own
+vectorised exp and power
 differ from them, and between machines, in the last bit. The growth and state
 tests (``adaptive_scores``, ``form_scores``) answer and score one row at a time;
 their sums run in another order than numpy's matrix products, so they agree with
@@ -429,7 +431,9 @@ def exp32_array(x):
 def power32_array(x, exponent):
     """``x ** exponent`` of every element of a 1-D float32 array, in float32 (libm's
     ``powf``, as ``day_block`` raises the felt change; numpy's own power differs from it
-    in the last bit on some machines). A new array."""
+    in the last bit on some machines). With Intel's SVML installed (``icc_rt``), numba
+    may vectorise this loop with SVML's power, which can differ from ``day_block``'s in
+    the last bit (``test_fused_block_matches_numpy`` would show it). A new array."""
     out = np.empty(x.size, np.float32)
     for i in range(x.size):
         out[i] = x[i] ** exponent
@@ -1087,10 +1091,13 @@ def adaptive_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, skill
             lo, n = b_offset[s], b_offset[s + 1] - b_offset[s]
             # np.searchsorted(stage_b[lo:lo + n], target): from the table, stepped on
             l0, size = lookup_offset[s], lookup_offset[s + 1] - lookup_offset[s]
-            m = int(np.floor((target - lookup_x0[s]) / lookup_step)) - 1
-            at = lookup[l0 + min(max(m, 0), size - 1)]
-            while at < n and stage_b[lo + at] < target:
-                at += 1
+            if target != target:  # NaN sorts last (as searchsorted puts it)
+                at = n
+            else:
+                m = int(np.floor((target - lookup_x0[s]) / lookup_step)) - 1
+                at = lookup[l0 + min(max(m, 0), size - 1)]
+                while at < n and stage_b[lo + at] < target:
+                    at += 1
             start = min(max(at - span[s] // 2, 0), last[s])
             blk = block_offset[s] + start
             _answer_block(ll, knowledge, fam_days, i, blocks, blk, skill, u, s * k,

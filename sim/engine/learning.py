@@ -71,7 +71,8 @@ def learn(state, slots: np.ndarray, skills: np.ndarray, rate: np.ndarray,
         rate: daily hazard of mastering a fully ready skill (per day).
         u_learn, u_backfill: uniform draws for these students.
 
-    The probabilities are computed in numpy; the reads and writes of the
+    The probabilities are computed over the arrays (``p_master``, with the compiled
+    float32 exponential ``kernels.exp32_array``); the reads and writes of the
     (students x skills) arrays in a compiled kernel (``kernels.learn_apply``).
     ``learn_numpy`` is the same in plain numpy.
     """
