@@ -441,6 +441,39 @@ def power32_array(x, exponent):
 
 
 # --- the day's block ------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _readiness(mastery, row, skill, prereqs):
+    """For one (row, skill): the share of the skill's prerequisites truly mastered (1 if
+    none; float32), its first missing prerequisite (lowest column; -1 if none) and
+    that prerequisite's own share (float32; 1 if none)."""
+    width = prereqs.shape[1]
+    one = np.float32(1.0)
+    readiness, first, pre_ready = one, -1, one
+    target = skill
+    for depth in range(2):  # the skill, then its first missing prerequisite
+        have = 0
+        count = 0
+        f = -1
+        for j in range(width):
+            p = prereqs[target, j]
+            if p == NO_SKILL:
+                continue
+            count += 1
+            if mastery[row, p] > 0:
+                have += 1
+            elif f < 0:
+                f = p
+        ready = np.float32(have) / np.float32(count) if count > 0 else one
+        if depth == 1:
+            pre_ready = ready
+            break
+        readiness, first = ready, f
+        if f < 0:
+            break
+        target = f
+    return readiness, first, pre_ready
+
+
 @njit(cache=True, nogil=True)
 def block_reads(mastery, slots, skills, prereqs):
     """Readiness before learning (``learning.prerequisite_status``; ``day_block`` reads
@@ -452,35 +485,12 @@ def block_reads(mastery, slots, skills, prereqs):
     readiness = np.empty(k, np.float32)
     first = np.full(k, -1, np.int64)
     pre_ready = np.ones(k, np.float32)
-    width = prereqs.shape[1]
     for i in range(k):
         if i + AHEAD < k:
             ahead = skills[i + AHEAD]
             prefetch(mastery, slots[i + AHEAD], max(prereqs[ahead, 0], 0))
-        row = slots[i]
-        target = skills[i]
-        for level in range(2):  # the skill, then its first missing prerequisite
-            have = 0
-            count = 0
-            f = -1
-            for j in range(width):
-                p = prereqs[target, j]
-                if p == NO_SKILL:
-                    continue
-                count += 1
-                if mastery[row, p] > 0:
-                    have += 1
-                elif f < 0:
-                    f = p
-            ready = np.float32(have) / np.float32(count) if count > 0 else np.float32(1.0)
-            if level == 1:
-                pre_ready[i] = ready
-                break
-            readiness[i] = ready
-            first[i] = f
-            if f < 0:
-                break
-            target = f
+        readiness[i], first[i], pre_ready[i] = _readiness(mastery, slots[i], skills[i],
+                                                          prereqs)
     return readiness, first, pre_ready
 
 
@@ -576,32 +586,7 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
             prefetch(bits, ahead_row, ahead_skill >> 3)
         r, s = slots[i], skills[i]
         # 0. readiness: the skill, then its first missing prerequisite
-        target = s
-        readiness = one
-        first = -1
-        pre_ready = one
-        for depth in range(2):
-            have = 0
-            count = 0
-            f = -1
-            for j in range(width):
-                p = prereqs[target, j]
-                if p == NO_SKILL:
-                    continue
-                count += 1
-                if mastery[r, p] > 0:
-                    have += 1
-                elif f < 0:
-                    f = p
-            ready = np.float32(have) / np.float32(count) if count > 0 else one
-            if depth == 1:
-                pre_ready = ready
-                break
-            readiness = ready
-            first = f
-            if f < 0:
-                break
-            target = f
+        readiness, first, pre_ready = _readiness(mastery, r, s, prereqs)
         # 1. learning
         a = mastery[r, s] > 0
         x = rate[i]
