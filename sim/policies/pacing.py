@@ -95,8 +95,8 @@ class TraditionalPacing(Pacing):
         most ``extension_years`` grades ahead (and within ``hi``), in a small group."""
         if ext.size == 0:
             return
-        top = model.students.grade[slots[ext]] + 1 + self.extension_years
-        grade_end = model.curriculum.first_skill(top).astype(np.int64) - 1
+        grade = model.students.grade
+        grade_end = self._extension_end(model.curriculum, grade)[grade[slots[ext]]]
         nxt = model.record.frontier_from(slots[ext], skill[ext])
         skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
         modality[ext] = SMALL_GROUP
