@@ -123,6 +123,9 @@ class District(Model):
         self._positions = self.curriculum.position_years().astype(np.float32)
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
         self._pace_marks = np.zeros((self.staff.n, n_units), bool)
+        # capacity_ratio's scratch: each teacher's last (room, key) pair of the day
+        self._pair_room = np.empty(self.staff.n, np.int64)
+        self._pair_key = np.empty(self.staff.n, np.int64)
         rooms = d.schools * len(self.grades) * -(-d.classes_per_grade
                                                  // lines_per_room(d.class_size, d.room_size))
         self._room_marks = np.zeros((rooms, n_units), bool)
@@ -382,27 +385,30 @@ class District(Model):
         teacher = np.asarray(teacher, np.int64)
         skills = np.asarray(skills, np.int64)
         room = st.room[present]
-        capacity = self._capacity_factor(teacher, skills, room)
+        factor, key = self._capacity_factor(teacher, skills, room)
         return kernels.learning_rate(
             np.asarray(present, np.int64), skills, modality, teacher, room,
-            st.teacher[present], capacity, float(lp.base_rate), self._ease, st.learning_rate,
+            st.teacher[present], factor, key, float(lp.base_rate), self._ease, st.learning_rate,
             st.engagement, mod_factor, float(lp.teacher_weight_unled), self.teacher_effect,
             float(tp.typical_growth_sd), self.staff.trust, float(p.teams.handoff_loss),
             WHOLE_CLASS, SMALL_GROUP)
 
     def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
-                         room: np.ndarray) -> np.ndarray:
+                         room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
         today across all their sections. In rooms, the team pools capacity by trust
-        (``pooled_ratio``) against the room's distinct units. The ratio compiled
-        (``kernels.capacity_ratio``), the power in numpy; ``_capacity_factor_numpy`` is
-        the same in plain numpy."""
-        ratio = kernels.capacity_ratio(
+        (``pooled_ratio``) against the room's distinct units. Returns ``(factors, key)``:
+        student ``i``'s factor is ``factors[key[i]]``, one per (supervising teacher, room)
+        pair. The ratio compiled (``kernels.capacity_ratio``), the power in numpy on
+        the pairs' values only (a few thousand instead of every student: the same
+        power of the same values); ``_capacity_factor_numpy`` is the same per student
+        in plain numpy."""
+        ratio, key = kernels.capacity_ratio(
             np.asarray(teacher, np.int64), np.asarray(skills, np.int64)
             // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
             self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
-            float(self.params.teams.capacity_pooling))
-        return ratio ** self.params.teachers.capacity_elasticity
+            float(self.params.teams.capacity_pooling), self._pair_room, self._pair_key)
+        return ratio ** self.params.teachers.capacity_elasticity, key
 
     def _learning_rate_numpy(self, present, modality, teacher, skills) -> np.ndarray:
         """``_learning_rate`` in plain numpy (the reference the kernel is tested against)."""

@@ -38,6 +38,7 @@ from numba.extending import intrinsic
 
 NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
+NO_PAIR = -2  # capacity_ratio: no (teacher, room) pair seen yet
 AHEAD = 16  # students ahead whose rows the day's block asks the memory for (prefetch)
 
 
@@ -759,12 +760,20 @@ def count_off_pace(days_off_pace, slots, skills, common):
 # --- the learning rate ----------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
-                   room_trust, pooling):
-    """Capacity over distinct paces per student, before the elasticity (float64), as
+                   room_trust, pooling, last_room, last_key):
+    """Capacity over distinct paces, before the elasticity (float64), as
     ``District._capacity_factor`` computes it: a teacher's paces are the distinct units
     of their students today (``pace_marks``, cleared and refilled); in rooms, with
     ``pooling`` > 0, the team's pooled ratio (``teachers.pooled_ratio``) against the
-    room's distinct units (``room_marks``)."""
+    room's distinct units (``room_marks``).
+
+    The ratio is a function of the (supervising teacher, room) pair, a few thousand
+    a day against 100,000 students, so it is returned once per pair: ``(values,
+    key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int64). The caller
+    raises only ``values`` to the elasticity (the same power of the same float64
+    values as raising every student's). ``last_room`` and ``last_key`` (int64, per
+    teacher) are scratch: each teacher's last pair seen (a teacher seen in several
+    rooms gets one entry per change, so duplicates are possible and harmless)."""
     k = teacher.size
     pace_marks[:] = False
     paces = np.zeros(pace_marks.shape[0], np.int64)
@@ -776,34 +785,46 @@ def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_c
             paces[t] += 1
         if room[i] >= 0:
             any_room = True
-    ratio = np.empty(k, np.float64)
-    for i in range(k):
-        t = teacher[i]
-        ratio[i] = min(1.0, capacity[t] / max(paces[t], 1))
-    if pooling > 0 and any_room:
+    pooled = pooling > 0 and any_room
+    room_paces = np.zeros(room_marks.shape[0], np.int64)
+    if pooled:
         room_marks[:] = False
-        room_paces = np.zeros(room_marks.shape[0], np.int64)
         for i in range(k):
             r = room[i]
             if r >= 0 and not room_marks[r, unit[i]]:
                 room_marks[r, unit[i]] = True
                 room_paces[r] += 1
-        for i in range(k):
-            r = room[i]
+    last_room[:] = NO_PAIR
+    values = np.empty(k, np.float64)
+    key = np.empty(k, np.int64)
+    n = 0
+    for i in range(k):
+        t = teacher[i]
+        r = room[i] if pooled else -1
+        if r < 0:
+            r = -1
+        if last_room[t] != r:
+            ratio = min(1.0, capacity[t] / max(paces[t], 1))
             if r >= 0:
                 w = pooling * room_trust[r]
                 team = min(1.0, room_capacity[r] / max(room_paces[r], 1))
-                ratio[i] = (1.0 - w) * min(1.0, ratio[i]) + w * team
-    return ratio
+                ratio = (1.0 - w) * min(1.0, ratio) + w * team
+            values[n] = ratio
+            last_room[t], last_key[t] = r, n
+            n += 1
+        key[i] = last_key[t]
+    return values[:n], key
 
 
 @njit(cache=True, nogil=True)
 def learning_rate(slots, skills, modality, teacher, room, own_teacher, capacity_factor,
-                  base_rate, ease, student_rate, engagement, modality_factor, weight_unled,
-                  effect, typical_sd, trust, handoff_loss, led_a, led_b):
+                  capacity_key, base_rate, ease, student_rate, engagement, modality_factor,
+                  weight_unled, effect, typical_sd, trust, handoff_loss, led_a, led_b):
     """``District._learning_rate``'s product per present student, in float64 in numpy's
     order, rounded to float32 (per day): base rate x ease x the student's rate x
-    engagement x modality x teacher multiplier x continuity x capacity factor."""
+    engagement x modality x teacher multiplier x continuity x capacity factor
+    (``capacity_factor[capacity_key[i]]``: ``capacity_ratio``'s values to the
+    elasticity)."""
     k = slots.size
     out = np.empty(k, np.float32)
     for i in range(k):
@@ -817,7 +838,7 @@ def learning_rate(slots, skills, modality, teacher, room, own_teacher, capacity_
             continuity = 1.0
         x = (base_rate * ease[skills[i]] * np.float64(student_rate[r])
              * np.float64(engagement[r]) * np.float64(modality_factor[m]) * mult * continuity
-             * capacity_factor[i])
+             * capacity_factor[capacity_key[i]])
         out[i] = np.float32(x)
     return out
 
@@ -1013,8 +1034,9 @@ def _answer_block(ll, knowledge, fam_days, i, items, blk, skill, u, u0, difficul
     column of each id in ``knowledge`` and ``fam_days``), right when ``u[i, u0 + j]``
     < P(right) (``assessment.p_right``, in float32 with ``exp32``; ``anxious_guess``
     is the lower asymptote on an unseen skill): the right items' ``log_odds``
-    (rows: ids) added to ``ll`` (0/1 weights: exact adds). The items' inputs are
-    gathered first, so the probabilities' loop vectorises."""
+    (rows: ids) added to ``ll``, the wrong ones' skipped (what numpy's 0/1-weighted
+    product adds). The items' inputs are gathered first, so the probabilities' loop
+    vectorises."""
     one = np.float32(1.0)
     n = items.shape[1]
     for j in range(n):
@@ -1028,10 +1050,10 @@ def _answer_block(ll, knowledge, fam_days, i, items, blk, skill, u, u0, difficul
         k_buf[j] = c + (one - c) / (one + exp32(-(logits * (k_buf[j] - threshold) - d_buf[j])))
     q = ll.size
     for j in range(n):
-        w = one if u[i, u0 + j] < k_buf[j] else np.float32(0.0)
-        item = items[blk, j]
-        for c in range(q):
-            ll[c] += w * log_odds[item, c]
+        if u[i, u0 + j] < k_buf[j]:  # right: its log-odds added (a wrong answer adds 0)
+            item = items[blk, j]
+            for c in range(q):
+                ll[c] += log_odds[item, c]
 
 
 @njit(cache=True, nogil=True)
