@@ -769,7 +769,7 @@ def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_c
 
     The ratio is a function of the (supervising teacher, room) pair, a few thousand
     a day against 100,000 students, so it is returned once per pair: ``(values,
-    key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int64). The caller
+    key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int32). The caller
     raises only ``values`` to the elasticity (the same power of the same float64
     values as raising every student's). ``last_room`` and ``last_key`` (int64, per
     teacher) are scratch: each teacher's last pair seen (a teacher seen in several
@@ -796,7 +796,7 @@ def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_c
                 room_paces[r] += 1
     last_room[:] = NO_PAIR
     values = np.empty(k, np.float64)
-    key = np.empty(k, np.int64)
+    key = np.empty(k, np.int32)
     n = 0
     for i in range(k):
         t = teacher[i]
@@ -813,7 +813,7 @@ def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_c
             last_room[t], last_key[t] = r, n
             n += 1
         key[i] = last_key[t]
-    return values[:n], key
+    return values[:n].copy(), key  # a copy: the k-long scratch is freed
 
 
 @njit(cache=True, nogil=True)
