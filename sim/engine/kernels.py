@@ -946,16 +946,29 @@ def eap_rows(ll, grid, prior_mean, prior_sd):
     rows = ll.shape[0]
     mean, sd = np.empty(rows, np.float32), np.empty(rows, np.float32)
     post = np.empty(grid.size, np.float32)
+    term = np.empty(grid.size, np.float32)
     for i in range(rows):
-        mu = np.float32(prior_mean[i])
-        mean[i], sd[i] = _eap_row(ll[i], grid, mu, np.float32(prior_sd[i]), post)
+        _prior_term(grid, np.float32(prior_mean[i]), np.float32(prior_sd[i]), term)
+        mean[i], sd[i] = _eap_row(ll[i], grid, term, post)
     return mean, sd
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _eap_row(ll, grid, mu, sd, post):
+def _prior_term(grid, mu, sd, out):
+    """``z^2 / 2`` at each node of the ``grid`` (Q) for a normal prior (``mu``, ``sd``;
+    float32, ``z = (node - mu) / sd``), written into ``out``: the prior's part of the
+    log posterior, the same at every stage of a row's test (computed once a row)."""
+    half = np.float32(0.5)
+    for j in range(grid.size):  # elementwise: vectorises
+        z = (grid[j] - mu) / sd
+        out[j] = half * z * z
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _eap_row(ll, grid, prior_term, post):
     """EAP estimate and posterior SD (grade-years, float32) of one row's log-likelihood
-    ``ll`` on the ``grid`` (Q) under a normal prior (``mu``, ``sd``), as
+    ``ll`` on the ``grid`` (Q) under a normal prior (its ``_prior_term``), as
     ``assessment.eap_numpy`` defines them: ``post = exp(ll - z^2 / 2 - max)``,
     mean and variance under it. ``post`` is scratch (Q).
 
@@ -966,16 +979,13 @@ def _eap_row(ll, grid, mu, sd, post):
     same on every machine.
     """
     q = grid.size
-    half = np.float32(0.5)
+    for j in range(q):  # the log posterior, elementwise (vectorises)
+        post[j] = ll[j] - prior_term[j]
     m0 = m1 = m2 = m3 = np.float32(-np.inf)
     i0 = i1 = i2 = i3 = 0
     j = 0
-    while j + 4 <= q:
-        z0, z1 = (grid[j] - mu) / sd, (grid[j + 1] - mu) / sd
-        z2, z3 = (grid[j + 2] - mu) / sd, (grid[j + 3] - mu) / sd
-        v0, v1 = ll[j] - half * z0 * z0, ll[j + 1] - half * z1 * z1
-        v2, v3 = ll[j + 2] - half * z2 * z2, ll[j + 3] - half * z3 * z3
-        post[j], post[j + 1], post[j + 2], post[j + 3] = v0, v1, v2, v3
+    while j + 4 <= q:  # its maximum, in four interleaved runs
+        v0, v1, v2, v3 = post[j], post[j + 1], post[j + 2], post[j + 3]
         if v0 > m0:
             m0, i0 = v0, j
         if v1 > m1:
@@ -986,9 +996,7 @@ def _eap_row(ll, grid, mu, sd, post):
             m3, i3 = v3, j + 3
         j += 4
     while j < q:
-        z0 = (grid[j] - mu) / sd
-        v0 = ll[j] - half * z0 * z0
-        post[j] = v0
+        v0 = post[j]
         if v0 > m0:
             m0, i0 = v0, j
         j += 1
@@ -1085,6 +1093,7 @@ def adaptive_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, skill
     sem = np.empty(rows, np.float32)
     ll = np.empty(q, np.float32)
     post = np.empty(q, np.float32)
+    term = np.empty(q, np.float32)
     k_buf, d_buf, c_buf = (np.empty(k, np.float32), np.empty(k, np.float32),
                            np.empty(k, np.float32))
     one = np.float32(1.0)
@@ -1092,6 +1101,7 @@ def adaptive_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, skill
         ll[:] = 0.0
         target = prior_mean[i]
         mu, sd = np.float32(prior_mean[i]), np.float32(prior_sd[i])
+        _prior_term(grid, mu, sd, term)  # the same prior at every stage
         est, err = mu, sd
         anxious_guess = guess * (one - penalty * anxiety[i])
         for s in range(stages):
@@ -1112,7 +1122,7 @@ def adaptive_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, skill
                           k_buf, d_buf, c_buf)
             for c in range(q):
                 ll[c] += block_q[blk, c]
-            est, err = _eap_row(ll, grid, mu, sd, post)
+            est, err = _eap_row(ll, grid, term, post)
             target = np.float64(est)
         theta[i] = est
         sem[i] = err
@@ -1134,6 +1144,7 @@ def form_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, cols, dif
     sem = np.empty(rows, np.float32)
     ll = np.empty(q, np.float32)
     post = np.empty(q, np.float32)
+    term = np.empty(q, np.float32)
     items = np.arange(n_items).reshape(1, n_items)  # the form's order: rows of ``log_odds``
     k_buf, d_buf, c_buf = (np.empty(n_items, np.float32), np.empty(n_items, np.float32),
                            np.empty(n_items, np.float32))
@@ -1143,6 +1154,6 @@ def form_scores(knowledge, fam_days, anxiety, u, prior_mean, prior_sd, cols, dif
         _answer_block(ll, knowledge, fam_days, i, items, 0, cols, u, 0, difficulty, log_odds,
                       guess * (one - penalty * anxiety[i]), guess, logits, threshold, k_buf,
                       d_buf, c_buf)
-        mu = np.float32(prior_mean[i])
-        theta[i], sem[i] = _eap_row(ll, grid, mu, np.float32(prior_sd[i]), post)
+        _prior_term(grid, np.float32(prior_mean[i]), np.float32(prior_sd[i]), term)
+        theta[i], sem[i] = _eap_row(ll, grid, term, post)
     return theta, sem
