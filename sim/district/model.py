@@ -47,7 +47,7 @@ from sim.engine.population import (
     enrol,
     layout_slots,
 )
-from sim.engine.random_streams import DailyDraws, Streams, replicate_seed
+from sim.engine.random_streams import DailyDraws, Streams, replicate_seed, uniform32
 from sim.engine.records import Diagnostic, Record
 from sim.engine.schools import School, lines_per_room, section_line, sections_taught
 from sim.engine.students import FAMILIARITY_MAX, MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
@@ -571,8 +571,8 @@ class District(Model):
         readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
         # each supplement of a regime has its own draws (keyed by its place k)
         n, keys = st.n, (self.year, self.day, k)
-        u_learn = self.streams.at("tutor_learn", *keys).random(n, dtype=np.float32)[slots]
-        u_back = self.streams.at("tutor_backfill", *keys).random(n, dtype=np.float32)[slots]
+        u_learn = uniform32(self.streams.at("tutor_learn", *keys), n)[slots]
+        u_back = uniform32(self.streams.at("tutor_backfill", *keys), n)[slots]
         learning.learn(st, slots, skill, rate, readiness, missing, u_learn, u_back,
                        lp.readiness_floor, lp.backfill_rate, cur.prereqs)
         if grade:
@@ -613,7 +613,7 @@ class District(Model):
         rng = self.streams.at("summer", self.year)
         for part in chunks(st.n):
             m = st.mastery[part]
-            u = rng.random(m.shape, dtype=np.float32)
+            u = uniform32(rng, m.shape)
             lose = ((m == MASTERED_THIS_YEAR) & (u < lp.summer_loss_recent)) | (
                 (m == MASTERED_BEFORE) & (u < lp.summer_loss_old))
             st.mastery[part] = np.where(lose, 0, np.minimum(m, MASTERED_BEFORE))

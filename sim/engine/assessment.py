@@ -54,6 +54,7 @@ from sim.config.parameters import AssessmentParams, CurriculumParams, Population
 from sim.engine import kernels
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.population import chunks, level_sd
+from sim.engine.random_streams import uniform32
 
 GRID_STEP_YEARS = 0.2  # quadrature step of the EAP grid (grade-years)
 GRID_MARGIN_YEARS = 3.0  # the grid (and the reportable range) extends this far past the bank
@@ -462,7 +463,7 @@ def _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, sc
     theta, sem = np.full(state.n, np.nan), np.full(state.n, np.nan)
     forms = {}  # per grade: the form, its skills and each item's column among them
     for part in chunks(state.n, SCORE_CHUNK_ROWS):
-        u = rng.random((part.stop - part.start, a.state_form_items), dtype=np.float32)
+        u = uniform32(rng, (part.stop - part.start, a.state_form_items))
         rows = np.arange(part.start, part.stop)
         for g in np.unique(state.grade[rows[tested[part]]]):
             sel = tested[part] & (state.grade[part] == g)
@@ -633,7 +634,7 @@ def _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score):
     # float32 while scoring (EAP estimates are float32 values), float64 as returned
     theta, sem = np.full(state.n, np.nan, np.float32), np.full(state.n, np.nan, np.float32)
     for part in chunks(state.n, SCORE_CHUNK_ROWS):
-        u = rng.random((part.stop - part.start, a.growth_stages * k), dtype=np.float32)
+        u = uniform32(rng, (part.stop - part.start, a.growth_stages * k))
         r = np.arange(part.start, part.stop)[sits[part]]
         if r.size == 0:
             continue

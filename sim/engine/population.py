@@ -20,6 +20,7 @@ import numpy as np
 
 from sim.config.parameters import DistrictParams, LearningParams, PopulationParams
 from sim.engine.curriculum import Curriculum
+from sim.engine.random_streams import uniform32
 from sim.engine.students import MASTERED_BEFORE, StudentState
 
 CHUNK_ROWS = 8192  # rows per chunk for (students x skills) random draws: bounds memory
@@ -82,7 +83,7 @@ def _draw_knowledge(rng, state, slots, level, cur, pop, learn) -> None:
     for part in chunks(slots.size):
         rows = slots[part]
         p = 1.0 / (1.0 + np.exp(-(level[part, None] - pos[None, :]) / pop.mastery_spread_years))
-        mastered = rng.random(p.shape, dtype=np.float32) < p
+        mastered = uniform32(rng, p.shape) < p
         state.mastery[rows] = np.where(mastered, MASTERED_BEFORE, 0).astype(np.uint8)
         # Earlier grades' content was taught to them, mastered or not.
         taught = cur.skill_grade[None, :] < state.grade[rows, None]

@@ -30,6 +30,7 @@ import numpy as np
 from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 from sim.engine.population import chunks
+from sim.engine.random_streams import uniform32
 
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
 DIAGNOSE_ROWS = 1024  # rows read at a time by a diagnostic (bounds its working arrays)
@@ -264,7 +265,7 @@ class Record:
             if keep is not None:
                 replace &= ~keep[part]
             for sub in chunks(r.size, DIAGNOSE_ROWS):
-                misread_u = rng.random((r[sub].size, self.n_skills), dtype=np.float32)
+                misread_u = uniform32(rng, (r[sub].size, self.n_skills))
                 yield r[sub], replace[sub], level_error[sub], misread_u
 
     def _reset(self, slots: np.ndarray) -> None:
