@@ -14,7 +14,8 @@ def _pair(seed=9):
 
 
 @pytest.mark.parametrize("shapes", [[(7,), (6, 45), 1], [100_000, (5, 9), (4,)],
-                                    [(2, 3), 99_999, (3, 3)]])
+                                    [(2, 3), 99_999, (3, 3)],
+                                    [(4096, 45), (1, 2 * random_streams.RAW_BLOCK + 1)]])
 def test_uniform32_is_numpys_draws_and_state(shapes):
     """Odd and even draws in a row, with a normal draw between (as the diagnostic's
     chunks draw): the same numbers and the same generator state as ``gen.random``."""

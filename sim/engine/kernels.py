@@ -380,13 +380,14 @@ def diagnose_into(bits, rows, replace, truth, level_error, misread_u, position, 
 
 # --- uniforms from a generator's raw 64-bit words ---------------------------------------------
 @njit(cache=True, nogil=True)
-def float32_from_raw(raw, n):
-    """The ``n`` float32 uniforms numpy's ``Generator.random(dtype=np.float32)`` makes
-    from a PCG64 generator's 64-bit outputs ``raw`` (uint64, at least ``(n + 1) //
-    2``): each output gives two 32-bit words, its low half first, and each word
-    ``w`` the float ``(w >> 8) x 2^-24`` (exact: an integer below 2^24 times a power
-    of two). ``random_streams.uniform32`` checks numpy still does this."""
-    out = np.empty(n, np.float32)
+def float32_from_raw(raw, out):
+    """The float32 uniforms numpy's ``Generator.random(dtype=np.float32)`` makes from a
+    PCG64 generator's 64-bit outputs ``raw`` (uint64, at least ``(out.size + 1) //
+    2``), written into ``out`` (1-D float32): each output gives two 32-bit words, its
+    low half first, and each word ``w`` the float ``(w >> 8) x 2^-24`` (exact: an
+    integer below 2^24 times a power of two). ``random_streams.uniform32`` checks
+    numpy still does this."""
+    n = out.size
     scale = np.float32(1.0 / 16777216.0)
     low = np.uint64(0xFFFFFFFF)
     for i in range(n // 2):  # int32 conversions: exact below 2^24, and they vectorise

@@ -89,15 +89,23 @@ def uniform32(gen: np.random.Generator, shape) -> np.ndarray:
     return _raw_uniform32(bg, n).reshape(shape)
 
 
+RAW_BLOCK = 1 << 13  # raw outputs drawn at a time (64 KB): the output alone is the size of the draw
+
+
 def _raw_uniform32(bg: np.random.PCG64, n: int) -> np.ndarray:
-    """``n`` float32 uniforms from ``bg``'s raw outputs (no half output held)."""
-    raw = bg.random_raw((n + 1) // 2)
+    """``n`` float32 uniforms from ``bg``'s raw outputs (no half output held), drawn
+    ``RAW_BLOCK`` outputs at a time (the same stream as one call)."""
+    out = np.empty(n, np.float32)
+    for start in range(0, n, 2 * RAW_BLOCK):
+        part = out[start:start + 2 * RAW_BLOCK]  # only the last part can be odd
+        raw = bg.random_raw((part.size + 1) // 2)
+        kernels.float32_from_raw(raw, part)
     # numpy keeps the last output's high half: unused after an odd draw (the next
     # 32-bit draw takes it), spent after an even one (kept but ignored)
     state = bg.state
     state["has_uint32"], state["uinteger"] = n & 1, int(raw[-1] >> np.uint64(32))
     bg.state = state
-    return kernels.float32_from_raw(raw, n)
+    return out
 
 
 @cache
