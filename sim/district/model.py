@@ -123,9 +123,6 @@ class District(Model):
         self._positions = self.curriculum.position_years().astype(np.float32)
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
         self._pace_marks = np.zeros((self.staff.n, n_units), bool)
-        # capacity_ratio's scratch: each teacher's last (room, key) pair of the day
-        self._pair_room = np.empty(self.staff.n, np.int64)
-        self._pair_key = np.empty(self.staff.n, np.int64)
         rooms = d.schools * len(self.grades) * -(-d.classes_per_grade
                                                  // lines_per_room(d.class_size, d.room_size))
         self._room_marks = np.zeros((rooms, n_units), bool)
@@ -407,7 +404,7 @@ class District(Model):
             np.asarray(teacher, np.int64), np.asarray(skills, np.int64)
             // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
             self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
-            float(self.params.teams.capacity_pooling), self._pair_room, self._pair_key)
+            float(self.params.teams.capacity_pooling))
         return ratio ** self.params.teachers.capacity_elasticity, key
 
     def _learning_rate_numpy(self, present, modality, teacher, skills) -> np.ndarray:

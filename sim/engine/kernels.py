@@ -781,7 +781,7 @@ def count_off_pace(days_off_pace, slots, skills, common):
 # --- the learning rate ----------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
-                   room_trust, pooling, last_room, last_key):
+                   room_trust, pooling):
     """Capacity over distinct paces, before the elasticity (float64), as
     ``District._capacity_factor`` computes it: a teacher's paces are the distinct units
     of their students today (``pace_marks``, cleared and refilled); in rooms, with
@@ -792,9 +792,9 @@ def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_c
     a day against 100,000 students, so it is returned once per pair: ``(values,
     key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int32). The caller
     raises only ``values`` to the elasticity (the same power of the same float64
-    values as raising every student's). ``last_room`` and ``last_key`` (int64, per
-    teacher) are scratch: each teacher's last pair seen (a teacher seen in several
-    rooms gets one entry per change, so duplicates are possible and harmless)."""
+    values as raising every student's). Each teacher's last pair seen is kept (a
+    teacher seen in several rooms gets one entry per change, so duplicates are
+    possible and harmless)."""
     k = teacher.size
     pace_marks[:] = False
     paces = np.zeros(pace_marks.shape[0], np.int64)
@@ -815,15 +815,14 @@ def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_c
             if r >= 0 and not room_marks[r, unit[i]]:
                 room_marks[r, unit[i]] = True
                 room_paces[r] += 1
-    last_room[:] = NO_PAIR
+    last_room = np.full(paces.size, NO_PAIR, np.int64)  # per teacher: the last pair's
+    last_key = np.empty(paces.size, np.int32)             # room (-1: none) and its key
     values = np.empty(k, np.float64)
     key = np.empty(k, np.int32)
     n = 0
     for i in range(k):
         t = teacher[i]
-        r = room[i] if pooled else -1
-        if r < 0:
-            r = -1
+        r = room[i] if pooled and room[i] >= 0 else -1
         if last_room[t] != r:
             ratio = min(1.0, capacity[t] / max(paces[t], 1))
             if r >= 0:
@@ -903,8 +902,10 @@ def add_answer_loglik(ll, right, items, log_odds, log_q):
     written into ``ll``, rows x Q): the log-likelihood of each row's answers
     ``right`` (0/1, rows x k) to its items ``items`` (ids, rows x k) at each node.
 
-    In the order numpy and BLAS add (as ``assessment._add_block_loglik`` computes it,
-    block by block): the right answers' log-odds summed item by item from zero (a
+    In the order numpy and a BLAS that sums item by item add (as
+    ``assessment._add_block_loglik`` computes it, block by block; OpenBLAS's order
+    depends on the CPU, so on some machines the two agree to float32 rounding only):
+    the right answers' log-odds summed item by item from zero (a
     0/1 weight makes each of BLAS's multiply-adds an exact add or nothing), the
     items' ``log_q`` summed item by item from the first (numpy's reduction over
     the outer axis), the two added, then added to ``ll``.

@@ -76,7 +76,7 @@ class Streams:
 def uniform32(gen: np.random.Generator, shape) -> np.ndarray:
     """``gen.random(shape, dtype=np.float32)``: the same numbers, and ``gen`` left in
     the same state, faster for a PCG64 generator (numpy makes float32 uniforms one
-    32-bit word at a time; here its 64-bit outputs come in one call, ``random_raw``,
+    32-bit word at a time; here its 64-bit outputs come in blocks, ``random_raw``,
     and are split and scaled in a compiled loop, ``kernels.float32_from_raw``).
     Falls back to ``gen.random`` for another bit generator, when the generator holds
     half a 64-bit output from an earlier odd-sized draw, or if this numpy makes
