@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -47,3 +53,40 @@ def test_the_same_seed_gives_identical_tables_and_another_seed_different_ones(qu
     other = run(quick.model_copy(update={"seed": quick.seed + 1})).student_years
     assert not rows.growth_sd.equals(other.growth_sd)
     assert not rows.fall_score.equals(other.fall_score)
+
+
+# One seed's tables, hashed, printed by a fresh interpreter (numpy reads its CPU flags at
+# import, OpenBLAS its kernel at load).
+_TABLES_DIGEST = """
+import hashlib, sys
+import pandas as pd
+from sim.config.scenario import load_scenario
+from sim.experiments.runner import run
+res = run(load_scenario("scenarios/quick.toml", ["years=2"], replicates=1))
+h = hashlib.sha256()
+for table in (res.student_years, res.teacher_years, res.school_years):
+    h.update(pd.util.hash_pandas_object(table, index=True).values.tobytes())
+print(len(res.teacher_years), h.hexdigest())
+"""
+# numpy's vector code off down to SSE4.2 (X86_V2) and OpenBLAS's Nehalem kernels: the
+# paths an older or another CPU takes, where exp, log, power and the BLAS's sums differ
+# from this machine's in the last bit unless the model avoids them.
+_OTHER_CPU = {
+    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512F AVX512CD AVX512VL AVX512BW AVX512DQ "
+                                "AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR",
+    "OPENBLAS_CORETYPE": "Nehalem",
+}
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 CPU paths")
+def test_tables_are_identical_on_another_cpus_code_paths():
+    """Same seed, same tables whichever vector code numpy and the BLAS pick."""
+    def digest(extra):
+        env = {**os.environ, "PLSIM_NO_CACHE": "1", **extra}  # each computes its own bank
+        out = subprocess.run([sys.executable, "-c", _TABLES_DIGEST], env=env, check=True,
+                             capture_output=True, text=True, cwd=Path(__file__).parents[1])
+        return out.stdout.split()
+
+    native, other = digest({}), digest(_OTHER_CPU)
+    assert int(native[0]) > 0  # teachers' value-added was estimated
+    assert native == other

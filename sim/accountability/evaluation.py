@@ -43,10 +43,19 @@ def residuals(current: np.ndarray, prior: np.ndarray, grade: np.ndarray) -> np.n
         sel = ok & (grade == g)
         if sel.sum() < 3 or np.ptp(prior[sel]) == 0:
             continue
-        slope, intercept = np.polyfit(prior[sel], current[sel], 1)
+        slope, intercept = _line_fit(prior[sel], current[sel])
         r = current[sel] - (intercept + slope * prior[sel])
         out[sel] = r / max(current[sel].std(), 1e-9)
     return out
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept of ``y`` on ``x`` (what ``np.polyfit(x, y, 1)``
+    gives), in closed form from sums: LAPACK's solver, which polyfit calls, adds in an
+    order that depends on the CPU, and its last bits with it."""
+    dx = x - x.mean()
+    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+    return slope, float(y.mean() - slope * x.mean())
 
 
 def group_means(values: np.ndarray, group: np.ndarray, n_groups: int):

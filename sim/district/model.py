@@ -37,7 +37,7 @@ from mesa import Model
 
 from sim.accountability.year_end import Accountability
 from sim.district.item_bank import item_bank
-from sim.engine import affect, assessment, kernels, learning
+from sim.engine import affect, assessment, kernels, learning, portable_math
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.outcomes import YearLog, student_year_rows
 from sim.engine.population import (
@@ -118,7 +118,7 @@ class District(Model):
                                      a.diagnostic_band_years, a.benchmark_error)
         self.in_program = np.zeros(self.students.n, bool)
         # How easy each skill is to learn (a multiplier of the daily rate).
-        self._ease = np.exp(-p.learning.grade_difficulty
+        self._ease = portable_math.exp(-p.learning.grade_difficulty
                             * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
         self._positions = self.curriculum.position_years().astype(np.float32)
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
@@ -405,7 +405,7 @@ class District(Model):
             // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
             self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
             float(self.params.teams.capacity_pooling))
-        return ratio ** self.params.teachers.capacity_elasticity, key
+        return portable_math.power(ratio, self.params.teachers.capacity_elasticity), key
 
     def _learning_rate_numpy(self, present, modality, teacher, skills) -> np.ndarray:
         """``_learning_rate`` in plain numpy (the reference the kernel is tested against)."""
@@ -445,7 +445,7 @@ class District(Model):
             room_paces = marks.sum(axis=1)
             ratio[in_room] = pooled_ratio(ratio[in_room], self.room_capacity[r], room_paces[r],
                                           self.room_trust[r], pooling)
-        return ratio ** self.params.teachers.capacity_elasticity
+        return portable_math.power(ratio, self.params.teachers.capacity_elasticity)
 
     def _teach(self, present, skills, rate, draws) -> np.ndarray:
         """Readiness, learning, exit slip, record, affect and log for the day's block;

@@ -51,7 +51,7 @@ from functools import lru_cache
 import numpy as np
 
 from sim.config.parameters import AssessmentParams, CurriculumParams, PopulationParams
-from sim.engine import kernels
+from sim.engine import kernels, portable_math
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.population import chunks, level_sd
 from sim.engine.random_streams import uniform32
@@ -62,6 +62,7 @@ LINK_STEP_YEARS = 0.05  # spacing of the linking sample's levels (grade-years)
 LINK_STUDENTS_PER_LEVEL = 24  # linking-sample students per level
 LINK_KERNEL_YEARS = 2.0  # SD of the linking weights around an item's skill (grade-years)
 SCORE_CHUNK_ROWS = 4096  # rows per chunk while scoring: bounds the (rows x grid) arrays
+WEIGHT_BITS = 22  # ancestor weights are multiples of 2^-22 (exact sums in float32)
 TAKER_ROWS = 512  # rows whose knowledge is held at once: (rows x skills) float32 stays in
                   # the core's cache while their answers are drawn from it
 
@@ -107,16 +108,37 @@ def ancestor_weights(cur, decay: float) -> np.ndarray:
 
     A prerequisite ``k`` grades below the skill weighs ``decay ** k``; a skill
     without prerequisites has all its weight on itself.
+
+    The weights are whole multiples of ``2 ** -WEIGHT_BITS`` and each row's sum is
+    exactly 1 (each normalised weight rounded to the nearest multiple, at least
+    one, the rounding's residue put on the row's largest weight: a change of at
+    most one multiple, 2.4e-7, for any weight but the largest, and at most the
+    row's count of ancestors in multiples for the largest). Then every partial sum of a
+    row of ``mastered @ weights.T`` is a multiple of ``2 ** -WEIGHT_BITS`` no larger
+    than 1, exact in float32, so the product is the same whatever order the BLAS
+    adds in (OpenBLAS's order depends on the CPU) and on every machine.
     """
     n = cur.n_skills
-    w = np.zeros((n, n), np.float32)
+    w = np.zeros((n, n))
     for s in range(n):
         anc = cur.ancestors[s][cur.ancestors[s] >= 0]
         if anc.size:
-            w[s, anc] = decay ** (cur.skill_grade[s] - cur.skill_grade[anc]).astype(np.float32)
+            w[s, anc] = portable_math.power(
+                float(decay), (cur.skill_grade[s] - cur.skill_grade[anc]).astype(float))
         else:
             w[s, s] = 1.0
-    return w / w.sum(axis=1, keepdims=True)
+    return _exact_sum_weights(w / w.sum(axis=1, keepdims=True))
+
+
+def _exact_sum_weights(w: np.ndarray) -> np.ndarray:
+    """``w`` (rows summing to 1) as float32 multiples of ``2 ** -WEIGHT_BITS`` whose rows
+    sum to exactly 1: nonzero weights stay nonzero."""
+    unit = 2 ** WEIGHT_BITS
+    q = np.rint(w * unit).astype(np.int64)
+    q[(w > 0) & (q == 0)] = 1
+    rows = np.arange(w.shape[0])
+    q[rows, np.argmax(w, axis=1)] += unit - q.sum(axis=1)
+    return (q / unit).astype(np.float32)
 
 
 def knowledge(mastered: np.ndarray, fam: np.ndarray, weights: np.ndarray, a) -> np.ndarray:
@@ -160,8 +182,8 @@ def p_right(k: np.ndarray, difficulty: np.ndarray, unseen: np.ndarray, anxiety: 
         anxiety: test anxiety (rows,), 0-1.
     """
     c = a.item_guess * np.where(unseen, 1.0 - a.unseen_anxiety_penalty * anxiety[:, None], 1.0)
-    return c + (1.0 - c) / (1.0 + np.exp(-(a.knowledge_logits * (k - a.knowledge_threshold)
-                                           - difficulty)))
+    z = a.knowledge_logits * (k - a.knowledge_threshold) - difficulty
+    return c + (1.0 - c) / (1.0 + portable_math.exp(-z))
 
 
 # --- the item bank and its calibration -------------------------------------------------
@@ -256,15 +278,15 @@ def build_item_bank(cur, a, pop) -> ItemBank:
     stages = tuple(np.sort(order[s::a.growth_stages]) for s in range(a.growth_stages))
     stages = tuple(st[np.argsort(b[st], kind="stable")] for st in stages)
     prior_sd = level_sd(np.arange(cur.highest_grade + 2), pop).astype(float)
-    log_q = np.log1p(-p)
+    log_q = portable_math.log1p(-p)
     return ItemBank(skill, difficulty, disc, b, a.item_guess, grid.astype(np.float32),
-                    log_q.astype(np.float32), (np.log(p) - log_q).astype(np.float32),
+                    log_q.astype(np.float32), (portable_math.log(p) - log_q).astype(np.float32),
                     weights, stages, prior_sd)
 
 
 def scoring_p(theta, disc, b, guess: float) -> np.ndarray:
     """P(right | theta) under the 3PL scoring model (theta, b in grade-years)."""
-    return guess + (1.0 - guess) / (1.0 + np.exp(-disc * (theta - b)))
+    return guess + (1.0 - guess) / (1.0 + portable_math.exp(-disc * (theta - b)))
 
 
 def linking_sample(rng, cur, levels: np.ndarray, spread: float):
@@ -275,7 +297,7 @@ def linking_sample(rng, cur, levels: np.ndarray, spread: float):
     of a grade below the level's grade (taught).
     """
     pos = cur.position_years()
-    p = 1.0 / (1.0 + np.exp(-(levels[:, None] - pos[None, :]) / spread))
+    p = 1.0 / (1.0 + portable_math.exp(-(levels[:, None] - pos[None, :]) / spread))
     mastered = rng.random(p.shape) < p
     taught = cur.skill_grade[None, :] < np.floor(levels)[:, None]
     return mastered, (mastered | taught).astype(np.float32)
@@ -300,12 +322,12 @@ def calibrate_items(rng, cur, skill, difficulty, weights, a, spread: float):
         k = knowledge(m, fam, weights, a)[:, skill]
         mean_p[i] = p_right(k, difficulty[None, :], np.zeros_like(k, bool), no_anxiety, a).mean(0)
     pos = cur.position_years()[skill]
-    w = np.exp(-0.5 * ((levels[:, None] - pos[None, :]) / LINK_KERNEL_YEARS) ** 2)
+    w = portable_math.exp(-0.5 * ((levels[:, None] - pos[None, :]) / LINK_KERNEL_YEARS) ** 2)
     x = levels[:, None]
     disc, b, damp = np.ones(skill.size), pos.astype(float), np.full(skill.size, 1e-2)
     sse = _sse(mean_p, x, disc, b, c, w)
     for _ in range(60):
-        sig = 1.0 / (1.0 + np.exp(-disc * (x - b)))
+        sig = 1.0 / (1.0 + portable_math.exp(-disc * (x - b)))
         r = mean_p - (c + (1.0 - c) * sig)
         g = (1.0 - c) * sig * (1.0 - sig)
         ja, jb = g * (x - b), -g * disc

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config.parameters import DistrictParams, LearningParams, PopulationParams
+from sim.engine import portable_math
 from sim.engine.curriculum import Curriculum
 from sim.engine.random_streams import uniform32
 from sim.engine.students import MASTERED_BEFORE, StudentState
@@ -82,7 +83,8 @@ def _draw_knowledge(rng, state, slots, level, cur, pop, learn) -> None:
     fam_full = min(255, int(round(learn.familiarity_saturation_days)))
     for part in chunks(slots.size):
         rows = slots[part]
-        p = 1.0 / (1.0 + np.exp(-(level[part, None] - pos[None, :]) / pop.mastery_spread_years))
+        p = 1.0 / (1.0 + portable_math.exp(-(level[part, None] - pos[None, :])
+                                          / pop.mastery_spread_years))
         mastered = uniform32(rng, p.shape) < p
         state.mastery[rows] = np.where(mastered, MASTERED_BEFORE, 0).astype(np.uint8)
         # Earlier grades' content was taught to them, mastered or not.
@@ -95,7 +97,7 @@ def _draw_traits(rng, state, slots, pop: PopulationParams, z: np.ndarray) -> Non
     k = slots.size
     sd, rho = pop.learning_rate_sd, pop.learning_rate_achievement_corr
     e = rho * z + np.sqrt(1 - rho * rho) * rng.standard_normal(k)
-    state.learning_rate[slots] = np.exp(sd * e - sd * sd / 2)
+    state.learning_rate[slots] = portable_math.exp(sd * e - sd * sd / 2)
     state.engagement_base[slots] = _beta(rng, pop.engagement_mean, pop.engagement_concentration, k)
     state.engagement[slots] = state.engagement_base[slots]
     state.anxiety_base[slots] = _beta(rng, pop.anxiety_mean, pop.anxiety_concentration, k)
