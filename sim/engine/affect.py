@@ -76,8 +76,8 @@ def update_affect(state, slots: np.ndarray, already: np.ndarray, readiness: np.n
     """Move engagement and anxiety of ``slots`` after one day (``p``: AffectParams);
     ``change``: the working level's change today (grade-years). In numpy: the day's
     block runs this compiled and fused (``kernels.day_block``), which is tested
-    against this. The power is float32 libm's (``kernels.power32_array``), as the
-    kernel's."""
+    against this. The power is ``kernels.power32_array``'s, as the kernel's (the same
+    on every machine)."""
     felt = kernels.power32_array(np.ascontiguousarray(change, np.float32),
                                  np.float32(p.change_exponent))
     e, e0 = state.engagement[slots], state.engagement_base[slots]

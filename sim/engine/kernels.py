@@ -14,11 +14,10 @@ order), so they are bit-identical to them; ``tests/test_kernels.py`` compares
 each with its numpy twin: a ``*_numpy`` function next to its caller, or, for the
 day's block (``day_block``), ``District._teach_numpy`` composing the steps'
 numpy functions. Where a step needs an exponential or a power, both paths use
-the same float32 ones (``exp32``: plain arithmetic, the same on every machine;
-``power32_array``: libm's ``powf``, unless numba finds Intel's SVML (``icc_rt``, not
-installed here), which it may call in a vectorised loop), because numpy's own
-vectorised exp and power
-differ from them, and between machines, in the last bit. The growth and state
+the same ones (``exp32``, float32, and ``power32_array``, ``portable_math.power64``
+rounded to float32: plain arithmetic, the same on every machine), because numpy's
+own vectorised exp and power, and the C library's, differ from them, and between
+machines, in the last bit. The growth and state
 tests (``adaptive_scores``, ``form_scores``) answer and score one row at a time;
 their sums run in another order than numpy's matrix products, so they agree with
 their numpy path (``assessment.growth_test_numpy``, ``state_test_numpy``) to
@@ -35,6 +34,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from sim.engine.portable_math import power64
+
+# SHA-256 (first 16 hex digits) of portable_math.py, whose power64 the kernels below inline:
+# numba checks a cached kernel against this file's stamp only, so a change there must
+# change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt.
+PORTABLE_MATH_SOURCE = "700f3ec0c6062d11"
 
 NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
@@ -451,14 +457,12 @@ def exp32_array(x):
 
 @njit(cache=True, nogil=True)
 def power32_array(x, exponent):
-    """``x ** exponent`` of every element of a 1-D float32 array, in float32 (libm's
-    ``powf``, as ``day_block`` raises the felt change; numpy's own power differs from it
-    in the last bit on some machines). With Intel's SVML installed (``icc_rt``), numba
-    may vectorise this loop with SVML's power, which can differ from ``day_block``'s in
-    the last bit (``test_fused_block_matches_numpy`` would show it). A new array."""
+    """``x ** exponent`` of every element of a 1-D array of non-negative values, in float32
+    (``portable_math.power64`` rounded, as ``day_block`` raises the felt change: the same
+    on every machine, unlike numpy's or the C library's power). A new array."""
     out = np.empty(x.size, np.float32)
     for i in range(x.size):
-        out[i] = x[i] ** exponent
+        out[i] = np.float32(power64(x[i], exponent))
     return out
 
 
@@ -674,7 +678,8 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
             position_track[r] = pos
         other_days[r] = 0 if moved else days_off
         first_other[r] = first_pos
-        felt = change if change_exponent == 1.0 else change ** change_exponent
+        felt = change if change_exponent == 1.0 else np.float32(power64(change,
+                                                                         change_exponent))
         # 5. affect
         e = engagement[r]
         e32 = e + recovery * (engagement_base[r] - e)
