@@ -58,7 +58,7 @@ def test_the_same_seed_gives_identical_tables_and_another_seed_different_ones(qu
 # One seed's tables, hashed, printed by a fresh interpreter (numpy reads its CPU flags at
 # import, OpenBLAS its kernel at load).
 _TABLES_DIGEST = """
-import hashlib, sys
+import hashlib
 import pandas as pd
 from sim.config.scenario import load_scenario
 from sim.experiments.runner import run
@@ -88,5 +88,5 @@ def test_tables_are_identical_on_another_cpus_code_paths():
         return out.stdout.split()
 
     native, other = digest({}), digest(_OTHER_CPU)
-    assert int(native[0]) > 0  # teachers' value-added was estimated
+    assert int(native[0]) > 0  # teacher-years are in the tables (their value added too)
     assert native == other

@@ -53,9 +53,10 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept of ``y`` on ``x`` (what ``np.polyfit(x, y, 1)``
     gives), in closed form from sums: LAPACK's solver, which polyfit calls, adds in an
     order that depends on the CPU, and its last bits with it."""
-    dx = x - x.mean()
-    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
-    return slope, float(y.mean() - slope * x.mean())
+    x_mean, y_mean = x.mean(), y.mean()
+    dx = x - x_mean
+    slope = float((dx * (y - y_mean)).sum() / (dx * dx).sum())
+    return slope, float(y_mean - slope * x_mean)
 
 
 def group_means(values: np.ndarray, group: np.ndarray, n_groups: int):

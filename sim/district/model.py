@@ -119,7 +119,7 @@ class District(Model):
         self.in_program = np.zeros(self.students.n, bool)
         # How easy each skill is to learn (a multiplier of the daily rate).
         self._ease = portable_math.exp(-p.learning.grade_difficulty
-                            * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
+                                       * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
         self._positions = self.curriculum.position_years().astype(np.float32)
         n_units = self.curriculum.n_grades * self.curriculum.units_per_grade
         self._pace_marks = np.zeros((self.staff.n, n_units), bool)

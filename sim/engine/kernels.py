@@ -40,7 +40,7 @@ from sim.engine.portable_math import power64
 # SHA-256 (first 16 hex digits) of portable_math.py, whose power64 the kernels below inline:
 # numba checks a cached kernel against this file's stamp only, so a change there must
 # change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt.
-PORTABLE_MATH_SOURCE = "700f3ec0c6062d11"
+PORTABLE_MATH_SOURCE = "d32a4f651ec35116"
 
 NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none

@@ -12,11 +12,11 @@ other digests).
 
 These are plain IEEE arithmetic instead: fdlibm's algorithms (Sun's freely
 distributable libm, still FreeBSD's ``exp`` and ``log``), slightly simplified (exp
-without its shortcut for ``|x| < 2^-28``, log always in its ``hfsq`` form), written out
-in numba-compiled numpy ufuncs (broadcasting, ``out=``). numba
-compiles without fast-math, so LLVM neither reorders nor fuses the operations
-(no FMA contraction): the same operations round the same way on every CPU;
-powers of two are built from, and exponents read off, the floats' bits. Accuracy
+without its shortcut for ``|x| < 2^-28``, log always in its ``hfsq`` form), written
+out in numba-compiled numpy ufuncs (broadcasting, ``out=``). numba compiles without
+fast-math, so LLVM neither reorders nor fuses the operations (no FMA contraction):
+the same operations round the same way on every CPU; powers of two are built from,
+and exponents read off, the floats' bits. Accuracy
 (``tests/test_portable_math.py``): ``exp`` and ``log`` within 1 ulp of the
 correctly rounded value, ``log1p`` within a few ulp; ``power(x, y) =
 exp(y log x)`` within about ``max(|y log x|, 1)`` ulp (here ``|y log x| < 7``).
