@@ -46,6 +46,10 @@ NO_SKILL = -1  # as sim.engine.curriculum.NO_SKILL (padding of the tables)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
 NO_PAIR = -2  # capacity_ratio: no (teacher, room) pair seen yet
 AHEAD = 16  # students ahead whose rows the day's block asks the memory for (prefetch)
+# ROW_INDEX: the hot loops index with rows and skills read from other arrays (``slots[i]``)
+# cast to uint64 first: numba tests a signed index for a negative value, and adds the
+# length, on every access; an unsigned one it takes as is. About a tenth of the day's
+# block. Only for indexing: mixed with int64 in arithmetic, uint64 would turn float64.
 
 
 @intrinsic
@@ -160,7 +164,7 @@ def traditional_day(bits, slots, common, grade, depth_bound, lo, hi, ancestors, 
     for i in range(k):
         if i + AHEAD < k:
             prefetch(bits, slots[i + AHEAD], 0)
-        r, s = slots[i], common[i]
+        r, s = np.uint64(slots[i]), common[i]  # r: an unsigned index (see ROW_INDEX)
         if (bits[r, s >> 3] >> (s & 7)) & 1:
             if u[r] < share:
                 ext[n_ext] = i
@@ -610,11 +614,12 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
             prefetch(mastery, ahead_row, ahead_skill)
             prefetch(familiarity, ahead_row, ahead_skill)
             prefetch(bits, ahead_row, ahead_skill >> 3)
-        r, s = slots[i], skills[i]
+        r, s = np.uint64(slots[i]), skills[i]  # r, su: unsigned indices (see ROW_INDEX)
+        su = np.uint64(s)
         # 0. readiness: the skill, then its first missing prerequisite
         readiness, first, pre_ready = _readiness(mastery, r, s, prereqs)
         # 1. learning
-        a = mastery[r, s] > 0
+        a = mastery[r, su] > 0
         x = rate[i]
         p_master = one - exp32(-x * (readiness_floor + readiness_rest * readiness))
         gained = (not a) and (u_learn[r] < p_master)
@@ -623,9 +628,9 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
             if u_backfill[r] < one - exp32(-xb * (readiness_floor + readiness_rest * pre_ready)):
                 mastery[r, first] = mastered_code
         if gained:
-            mastery[r, s] = mastered_code
-        f = familiarity[r, s]
-        familiarity[r, s] = (f if f < top else top) + 1
+            mastery[r, su] = mastered_code
+        f = familiarity[r, su]
+        familiarity[r, su] = (f if f < top else top) + 1
         # 2. the exit slip
         passed = np.float64(u_exit[r]) < (pass_mastered if (a or gained) else pass_guess)
         passed_out[i] = passed
@@ -643,7 +648,7 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
                 send_back = False
             days_on[r] = 0 if mastered else days
         if mastered:
-            bits[r, s >> 3] |= np.uint8(1 << (s & 7))
+            bits[r, su >> np.uint64(3)] |= np.uint8(1 << (s & 7))
             if s == frontier[r]:
                 advanced[r] = True
         if send_back:
@@ -654,9 +659,9 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
             stale[r] = True
         run[r] = 0 if (mastered or send_back) else x_run
         # 4. offset and tracks
-        offset = np.int16(skill_grade[s] - grade[r])
+        offset = np.int16(skill_grade[su] - grade[r])
         below = offset < 0
-        pos = positions[s]
+        pos = positions[su]
         old = level[r]
         if np.isnan(old):
             new = pos
