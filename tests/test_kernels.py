@@ -225,6 +225,27 @@ def test_rank_within_matches_numpy(kind):
         assert np.array_equal(rank_within(group, priority), rank_within_numpy(group, priority))
 
 
+@pytest.mark.parametrize("kind", ["float32", "int64"])
+def test_lowest_in_runs_is_rank_below_count(kind):
+    """traditional_day's reteach groups: the ``count`` lowest of each group, as ranking
+    them all would choose (ties by position; groups smaller and larger than ``count``)."""
+    from sim.engine.kernels import lowest_in_runs, rank_in_runs
+
+    rng = np.random.default_rng(22)
+    for size, groups in ((0, 1), (1, 1), (50, 40), (3000, 40), (3000, 3)):
+        group = rng.integers(0, groups, size) * 1024 + rng.integers(0, 3, size)
+        priority = (rng.random(size, dtype=np.float32) if kind == "float32"
+                    else -rng.integers(0, 5, size))  # integer priorities: many ties
+        order = np.argsort(group, kind="stable")
+        for count in (1, 2, 6, 100):
+            want = rank_in_runs(group, priority, order) < count
+            got = lowest_in_runs(group, priority, order, count)
+            assert got.dtype == np.bool_
+            assert np.array_equal(got, want), (size, groups, count)
+            if size:
+                assert 0 < got.sum() <= count * np.unique(group).size
+
+
 def test_learning_rate_matches_numpy():
     """The district's supervision, drift and learning rate (capacity factor included),
     kernel vs numpy, on the days of a small mix arm with rooms, pooling and drift."""

@@ -190,9 +190,9 @@ def traditional_day(bits, slots, common, grade, depth_bound, lo, hi, ancestors, 
         priority = np.empty(n_cand, u.dtype)
         for j in range(n_cand):
             priority[j] = u[slots[cand[j]]]
-        rank = rank_in_runs(group, priority, _stable_order(group))
+        chosen = lowest_in_runs(group, priority, _stable_order(group), group_size)
         for j in range(n_cand):
-            if rank[j] < group_size:
+            if chosen[j]:
                 i = cand[j]
                 skill[i] = fix[j]
                 modality[i] = small_group
@@ -744,6 +744,42 @@ def rank_in_runs(group, priority, order):
             rank[order[a]] = r
         start = stop
     return rank
+
+
+@njit(cache=True, nogil=True)
+def lowest_in_runs(group, priority, order, count):
+    """Whether each element is among the ``count`` (>= 1) lowest ``priority`` (ties by
+    position; priorities not NaN) of its group: ``rank_in_runs(group, priority,
+    order) < count`` (bool), without ranking the rest. One pass over each run of one
+    group keeps the ``count`` lowest so far in (priority, position) order, where
+    ``rank_in_runs`` compares every pair (a reteach group takes 6 of a class's 20 to
+    40 candidates: most of ``traditional_day``'s time went to ranking them all)."""
+    k = group.size
+    chosen = np.zeros(k, np.bool_)
+    best_p = np.empty(count, priority.dtype)
+    best_at = np.empty(count, np.int64)
+    start = 0
+    while start < k:
+        stop = start + 1
+        while stop < k and group[order[stop]] == group[order[start]]:
+            stop += 1
+        n = 0  # kept so far, best_p ascending; a later position loses a tie
+        for a in range(start, stop):
+            p = priority[order[a]]
+            if n == count:
+                if not p < best_p[n - 1]:
+                    continue
+                n -= 1  # the highest kept drops out
+            j = n
+            while j > 0 and p < best_p[j - 1]:
+                best_p[j], best_at[j] = best_p[j - 1], best_at[j - 1]
+                j -= 1
+            best_p[j], best_at[j] = p, a
+            n += 1
+        for j in range(n):
+            chosen[order[best_at[j]]] = True
+        start = stop
+    return chosen
 
 
 # --- supervision ---------------------------------------------------------------------------
