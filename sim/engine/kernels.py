@@ -752,8 +752,8 @@ def lowest_in_runs(group, priority, order, count):
     position; priorities not NaN) of its group: ``rank_in_runs(group, priority,
     order) < count`` (bool), without ranking the rest. One pass over each run of one
     group keeps the ``count`` lowest so far in (priority, position) order, where
-    ``rank_in_runs`` compares every pair (a reteach group takes 6 of a class's 20 to
-    40 candidates: most of ``traditional_day``'s time went to ranking them all)."""
+    ``rank_in_runs`` compares every pair (a reteach group takes 6 of a class's
+    candidates: ranking them all was most of ``traditional_day``'s time)."""
     k = group.size
     chosen = np.zeros(k, np.bool_)
     best_p = np.empty(count, priority.dtype)
