@@ -110,10 +110,7 @@ def kernel_year(scenario, arm_index: int, reference) -> dict:
         _set(patches, 0)
     # the rest of the wrapped year: its wall time outside the wrapped calls
     rest = patched_wall - in_place.pop(WRAPPED)
-    warm[DRAWS] = in_place[DRAWS]
-    # the draws' split (float32_from_raw) runs inside the draws: counted there only
-    in_place.pop("float32_from_raw", None)
-    warm.pop("float32_from_raw", None)
+    warm[DRAWS] = in_place[DRAWS]  # (their split, float32_from_raw, is inside them)
     student_days = district.students.n * days
     warm_total = sum(warm.values())
     return {"arm": scenario.arms[arm_index].label, "students": district.students.n,
