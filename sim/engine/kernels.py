@@ -715,6 +715,17 @@ def day_block(mastery, familiarity, slots, skills, rate, readiness_floor, readin
 # --- ranks within groups --------------------------------------------------------------------
 SMALL_RUN = 64  # groups up to this size are ranked by counting (quadratic), larger by sorting
 
+@njit(cache=True, nogil=True, inline="always")
+def _run_stop(group, order, start):
+    """The end (exclusive) of the run of one group that starts at ``start`` of ``order``
+    (a stable sort by group)."""
+    k = group.size
+    stop = start + 1
+    while stop < k and group[order[stop]] == group[order[start]]:
+        stop += 1
+    return stop
+
+
 @njit(cache=True, nogil=True)
 def rank_in_runs(group, priority, order):
     """Each element's rank (0 = lowest ``priority``, ties by position) among the elements
@@ -725,9 +736,7 @@ def rank_in_runs(group, priority, order):
     rank = np.empty(k, np.int64)
     start = 0
     while start < k:
-        stop = start + 1
-        while stop < k and group[order[stop]] == group[order[start]]:
-            stop += 1
+        stop = _run_stop(group, order, start)
         if stop - start > SMALL_RUN:  # a large group: a stable sort of its priorities
             by = np.argsort(priority[order[start:stop]], kind="mergesort")
             for pos in range(stop - start):
@@ -760,9 +769,7 @@ def lowest_in_runs(group, priority, order, count):
     best_at = np.empty(count, np.int64)
     start = 0
     while start < k:
-        stop = start + 1
-        while stop < k and group[order[stop]] == group[order[start]]:
-            stop += 1
+        stop = _run_stop(group, order, start)
         n = 0  # kept so far, best_p ascending; a later position loses a tie
         for a in range(start, stop):
             p = priority[order[a]]
