@@ -706,7 +706,8 @@ def test_extra_time_never_assigns_content_ahead_of_the_common_pace():
         skills, modality = original(present, teacher)
         prog = present[model.in_program[present]]
         got["skill"].append(skills[model.in_program[present]])
-        got["common"].append(common_pace_skill(model, prog, model.day))
+        got["common"].append(common_pace_skill(model.curriculum, model.params.calendar,
+                                               model.students.grade[prog], model.day))
         got["start"].append(model.curriculum.first_skill(model.students.grade[prog]))
         return skills, modality
 

@@ -253,6 +253,7 @@ def test_learning_rate_matches_numpy():
     from sim.engine.random_streams import DailyDraws
     from sim.experiments import bench
     from sim.policies.pacing import common_pace_skill
+    from sim.policies.regimes import drift_toward_common
 
     mix = bench.mix_scenario(900, seed=4)
     d = bench.mix_district(mix, 1, state_reference(mix))
@@ -264,10 +265,13 @@ def test_learning_rate_matches_numpy():
         present = np.flatnonzero(draws["attendance"] < d.students.attendance)
         teacher = d._supervise(present, draws["rotation"])
         assert np.array_equal(teacher, d._supervise_numpy(present, draws["rotation"]))
-        common = common_pace_skill(d, present, day)
+        common = common_pace_skill(d.curriculum, d.params.calendar, d.students.grade[present],
+                                   day)
         playlist = d.record.frontier_from(present, np.zeros(present.size, np.int64))
-        drifted = d._drift(present, playlist, teacher, common)
-        assert np.array_equal(drifted, d._drift_numpy(present, playlist, teacher, common))
+        drifted = drift_toward_common(d._day_context(present, teacher), present, playlist,
+                                      teacher, common)
+        swap = draws["drift"][present] < d.staff.drift[teacher]  # the rule in numpy
+        assert np.array_equal(drifted, np.where(swap, common, playlist))
         assert 0 < (drifted != playlist).sum() < (playlist != common).sum()  # some swapped
         skills, modality = d._assign(present, teacher)
         room = d.students.room[present]

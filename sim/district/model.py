@@ -1,28 +1,35 @@
 """The district: a Mesa model that runs school years day by day.
 
-One ``step()`` is one instructional day. Its phases, in order:
+One ``step()`` is one instructional day. Its phases, in order, one call each:
 
 1. **assessments** due today, before instruction: fall growth test (and the
-   tutoring group chosen on it), benchmarks, state test, spring growth test;
+   tutoring group chosen on it), benchmarks, state test, spring growth test
+   (``_assessments``);
 2. **draws**: each random process's uniforms for all students, keyed by
-   (year, day) and made on first use (``DailyDraws``);
-3. **attendance**: who is present;
-4. **supervision**: who teaches each student today (a team member in rooms);
-5. **assignment**: each regime picks its students' skill and modality; then
-   teachers' drift and pace limits (below); the distinct paces (content
-   units) each teacher runs set the capacity factor of learning;
-6. **learning**: mastery gains, backfill of prerequisites, familiarity;
-7. **exit slip**: the record (not the truth) is updated from noisy slips;
-8. **affect**: engagement and anxiety respond to mismatch and switches;
-9. **log**: the day's assignment is added to the year's outcomes;
-10. **supplements**: tutoring and advisory sessions outside the block.
+   (year, day) and made on first use (``_draw``: a ``DailyDraws``);
+3. **attendance**: who is present (``_attend``);
+4. **supervision**: who teaches each student today, a team member in rooms
+   (``_supervise``);
+5. **assignment**: the regimes' (``_assign`` -> ``policies.regimes.assign_day``,
+   reading a ``policies.day.DayContext``, never the district): each regime's
+   limits and pacing pick its students' skill and modality, then teachers'
+   drift and pace limits (below); the days off the common pace are logged;
+6. **learning rate**: readiness aside, the daily hazard from the teacher,
+   modality, engagement and capacity, where the distinct paces (content
+   units) each teacher runs set the capacity factor (``_learning_rate``);
+7. **the block** (``_teach``): learning (mastery gains, backfill of
+   prerequisites, familiarity); the exit slip, from which the record (not
+   the truth) is updated; affect (engagement and anxiety respond to mismatch
+   and switches); the day added to the year's log;
+8. **supplements**: tutoring and advisory sessions outside the block
+   (``_supplements``).
 
 Supervision comes before assignment, so a teacher under pressure can swap
 playlist days for grade-level content (drift) and a teacher's distinct paces
 can be held to their capacity (``limit_paces``).
-After the last day, ``Accountability.end_of_year`` evaluates teachers,
-updates their stress and drift, lets leaders respond and the district review
-the program, and replaces teachers who leave.
+After the last day, ``Accountability.end_of_year`` (given a ``YearEnd``)
+evaluates teachers, updates their stress and drift, lets leaders respond and
+the district review the program, and replaces teachers who leave.
 
 ``run()`` runs the burn-in, then each year's days, its tables
 (``finish_year``) and the summer: loss of fresh mastery, promotion,
@@ -35,7 +42,7 @@ import numpy as np
 import pandas as pd
 from mesa import Model
 
-from sim.accountability.year_end import Accountability
+from sim.accountability.year_end import Accountability, YearEnd
 from sim.district.item_bank import item_bank
 from sim.engine import affect, assessment, kernels, learning, portable_math
 from sim.engine.curriculum import generate_curriculum
@@ -58,8 +65,9 @@ from sim.engine.teachers import (
     pooled_ratio,
     team_totals,
 )
-from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill, limit_paces
-from sim.policies.regimes import build_regime, traditional_regime
+from sim.policies.day import DayContext
+from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill
+from sim.policies.regimes import assign_day, build_regime, traditional_regime
 from sim.policies.supplements import Tutoring
 
 DIFFICULTY_PIVOT_GRADE = 4  # skills of this grade have ease 1
@@ -111,7 +119,8 @@ class District(Model):
         self.base_regime = traditional_regime(p.traditional)
         self.schools = [School(self, s, self.grades, d.program_grades, self.regime)
                         for s in range(d.schools)]
-        self.accountability = Accountability(self)
+        self.accountability = Accountability(self.staff, self.schools, self.streams, self.arm,
+                                             self.params, self.replicate)
         self.record = Record(self.students.n, self.curriculum.n_skills)
         a = p.assessment
         self.diagnostic = Diagnostic(self.curriculum, a.diagnostic_error_years,
@@ -163,8 +172,8 @@ class District(Model):
         while self.year < self.params.calendar.burn_in_years:
             self.run_days()
             ref = self.reference  # the rows give the review its year-before growth
-            self.accountability.end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
-                                                              ref.fall_sd_by_grade))
+            self._end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
+                                                ref.fall_sd_by_grade))
             self.summer()
 
     @property
@@ -260,7 +269,7 @@ class District(Model):
         room_n = np.bincount(st.room[st.room >= 0], minlength=self.room_team_size.size)
         room = np.maximum(staff.room, 0)
         staff.load = own + np.where(staff.room >= 0, room_n[room] / self.room_team_size[room], 0.0)
-        self.accountability.start_year()
+        self.accountability.start_year(self.burning_in)
         # what each room's team brings to the capacity it may pool (sum) and its trust (mean)
         self.room_capacity = team_totals(self.room_first_teacher, self.room_team_size,
                                          staff.capacity_eff)
@@ -299,55 +308,44 @@ class District(Model):
                                       day / p.calendar.days)
 
     def step(self) -> None:
-        """One instructional day (phases in the module docstring)."""
+        """One instructional day: its phases in order, one call each (the module
+        docstring says what each does)."""
         self.draws = None  # yesterday's draws: freed before today's tests
         self._assessments(self.day)
-        draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
-        present = np.flatnonzero(draws["attendance"] < self.students.attendance)
-        teacher_today = self._supervise(present, draws["rotation"])
-        skills, modality = self._assign(present, teacher_today)
-        rate = self._learning_rate(present, modality, teacher_today, skills)
+        draws = self._draw()
+        present = self._attend(draws)
+        teacher = self._supervise(present, draws["rotation"])
+        skills, modality = self._assign(present, teacher)
+        rate = self._learning_rate(present, modality, teacher, skills)
         self._teach(present, skills, rate, draws)
         self._supplements(present)
 
+    def _draw(self) -> DailyDraws:
+        """The day's draws, keyed by (year, day) and made on first use."""
+        self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
+        return self.draws
+
+    def _attend(self, draws: DailyDraws) -> np.ndarray:
+        """Slots of the students present today (int64, ascending)."""
+        return np.flatnonzero(draws["attendance"] < self.students.attendance)
+
     def _assign(self, present: np.ndarray, teacher: np.ndarray):
-        """Each regime's skills and modalities; then teachers' drift and pace limits."""
-        skills = np.empty(present.size, np.int64)
-        modality = np.empty(present.size, np.int8)
-        common = common_pace_skill(self, present, self.day)
-        for regime, group in self.groups:
-            mask = group[present]
-            if not mask.any():
-                continue
-            sel = slice(None) if mask.all() else mask  # one group for everyone: no copies
-            slots = present[sel]
-            s, modality[sel] = regime.assign(self, slots, self.day)
-            if regime.personalized:
-                s = self._drift(slots, s, teacher[sel], common[sel])
-            if regime.limit_paces:
-                s = limit_paces(teacher[sel], s, common[sel],
-                                self.staff.capacity_eff, self.curriculum.skills_per_unit)
-            skills[sel] = s
+        """The regimes' assignment of the day (``policies.regimes.assign_day``: limits,
+        pacing, drift, pace limits) and the days off the common pace in the year's log.
+        ``teacher``: each present student's supervisor today. Returns (skills, modality)."""
+        skills, modality, common = assign_day(self.groups, self._day_context(present, teacher))
         kernels.count_off_pace(self.log.days_off_pace, np.asarray(present, np.int64), skills,
                                common)  # days_off_pace[present] += skills != common
         return skills, modality
 
-    def _drift(self, slots, skills, teacher, common) -> np.ndarray:
-        """Teachers under pressure swap some playlist days for grade-level content.
-        Compiled (``kernels.drift_to_common``); ``_drift_numpy`` is the same in numpy."""
-        if not self.staff.drift.any():
-            return skills
-        return kernels.drift_to_common(np.asarray(skills, np.int64), np.asarray(slots, np.int64),
-                                       np.asarray(teacher, np.int64), common, self.staff.drift,
-                                       self.draws["drift"])
-
-    def _drift_numpy(self, slots, skills, teacher, common) -> np.ndarray:
-        """``_drift`` in plain numpy (the reference the kernel is tested against)."""
-        drift = self.staff.drift[teacher]
-        if not drift.any():
-            return skills
-        swap = self.draws["drift"][slots] < drift
-        return np.where(swap, common, skills)
+    def _day_context(self, present: np.ndarray, teacher: np.ndarray) -> DayContext:
+        """What the day's assignment reads: views of the district's arrays, no copies."""
+        st = self.students
+        return DayContext(day=self.day, calendar=self.params.calendar,
+                          curriculum=self.curriculum, record=self.record, draws=self.draws,
+                          grade=st.grade, teacher=st.teacher, line=st.line,
+                          capacity=self.staff.capacity_eff, drift=self.staff.drift,
+                          present=present, supervisor=teacher)
 
     def _supervise(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Teacher supervising each present student today (a team member in rooms;
@@ -559,7 +557,8 @@ class District(Model):
             end = start + cur.skills_per_grade
             skill = np.where(nxt < end, nxt, start + self.day % cur.skills_per_grade)
         else:
-            behind = nxt < common_pace_skill(self, slots, self.day)
+            behind = nxt < common_pace_skill(cur, self.params.calendar, st.grade[slots],
+                                             self.day)
             slots, skill = slots[behind], nxt[behind]
             if slots.size == 0:
                 return
@@ -583,8 +582,20 @@ class District(Model):
         self.log.skills_gained[:] = self._mastered_count() - self.mastered_at_start
         ref = self.reference
         students = student_year_rows(self, self.log, ref.cut_by_grade, ref.fall_sd_by_grade)
-        teachers, schools = self.accountability.end_of_year(students)
+        teachers, schools = self._end_of_year(students)
         return {"student_years": students, "teacher_years": teachers, "school_years": schools}
+
+    def _end_of_year(self, students: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The year-end accountability processes on the year's ``students`` rows; this
+        year's state scores become next year's priors. Returns (teacher, school) rows."""
+        year_end = YearEnd(year=self.year, reported_year=self.reported_year,
+                           burning_in=self.burning_in, students=self.students,
+                           state_score=self.log.state_score,
+                           cut_by_grade=self.reference.cut_by_grade, personal=self.personal,
+                           base_regime=self.base_regime)
+        rows = self.accountability.end_of_year(year_end, students)
+        self.students.prior_state_score[:] = self.log.state_score
+        return rows
 
     def summer(self) -> None:
         """Summer loss, promotion, graduates and movers replaced by newcomers."""

@@ -7,6 +7,11 @@ it) and ``GradeLevelFirst`` (units start at grade level; below-grade work
 only for the unit's missing prerequisites). ``limit_paces`` holds a
 teacher's students to the distinct paces the teacher can run.
 
+Every rule reads the day through a ``sim.policies.day.DayContext`` (the
+record, the curriculum, the students' grades and classes, the teachers'
+capacities, the day's draws) and the common pace of its students, never the
+district.
+
 Modalities: 0 whole class, 1 teacher-led small group, 2 peer, 3 software.
 """
 
@@ -19,6 +24,7 @@ import numpy as np
 from sim.engine import kernels
 from sim.engine.curriculum import NO_SKILL
 from sim.engine.records import MAX_STEP_SCAN
+from sim.policies.day import DayContext
 
 WHOLE_CLASS, SMALL_GROUP, PEER, SOFTWARE = 0, 1, 2, 3
 
@@ -26,7 +32,9 @@ WHOLE_CLASS, SMALL_GROUP, PEER, SOFTWARE = 0, 1, 2, 3
 class Pacing:
     """Picks one skill and modality per student for a day."""
 
-    def assign(self, model, slots, lo, hi, day) -> tuple[np.ndarray, np.ndarray]:
+    def assign(self, ctx: DayContext, slots, lo, hi, common) -> tuple[np.ndarray, np.ndarray]:
+        """(skill int64, modality int8) per slot of ``slots`` (int64), within the skill
+        range [``lo``, ``hi``]; ``common``: the common pace's skill per slot."""
         raise NotImplementedError
 
 
@@ -71,16 +79,16 @@ class TraditionalPacing(Pacing):
         return cls(p.extension_share, p.extension_years, p.reteach_group_size,
                    p.reteach_depth_years, p.reteach_min_capacity)
 
-    def assign(self, model, slots, lo, hi, day):
+    def assign(self, ctx, slots, lo, hi, common):
         """The class skill and the differentiation, in one compiled pass
         (``kernels.traditional_day``; ``assign_numpy`` is the same in numpy)."""
-        rec, cur, st = model.record, model.curriculum, model.students
+        rec, cur = ctx.record, ctx.curriculum
         return kernels.traditional_day(
-            rec.bits, np.asarray(slots, np.int64), common_pace_skill(model, slots, day),
-            st.grade, self._depth_bound(cur, st.grade), np.asarray(lo, np.int64),
-            np.asarray(hi, np.int64), cur.ancestors, st.teacher, model.staff.capacity_eff,
-            float(self.reteach_min_capacity), st.line, model.draws["extension"],
-            np.float32(self.extension_share), self._extension_end(cur, st.grade),
+            rec.bits, np.asarray(slots, np.int64), common,
+            ctx.grade, self._depth_bound(cur, ctx.grade), np.asarray(lo, np.int64),
+            np.asarray(hi, np.int64), cur.ancestors, ctx.teacher, ctx.capacity,
+            float(self.reteach_min_capacity), ctx.line, ctx.draws["extension"],
+            np.float32(self.extension_share), self._extension_end(cur, ctx.grade),
             rec.frontier, rec.frontier_bound, rec.stale, rec.advanced, rec.n_skills,
             MAX_STEP_SCAN, int(self.reteach_group_size), WHOLE_CLASS, SMALL_GROUP)
 
@@ -90,14 +98,14 @@ class TraditionalPacing(Pacing):
         g = np.arange(int(grade.max(initial=0)) + 1, dtype=np.int64)
         return cur.first_skill(g + 1 + self.extension_years).astype(np.int64) - 1
 
-    def _extend(self, model, slots, skill, modality, ext, hi) -> None:
+    def _extend(self, ctx, slots, skill, modality, ext, hi) -> None:
         """Extension: the students at positions ``ext`` work on their next skill, at
         most ``extension_years`` grades ahead (and within ``hi``), in a small group."""
         if ext.size == 0:
             return
-        grade = model.students.grade
-        grade_end = self._extension_end(model.curriculum, grade)[grade[slots[ext]]]
-        nxt = model.record.frontier_from(slots[ext], skill[ext])
+        grade = ctx.grade
+        grade_end = self._extension_end(ctx.curriculum, grade)[grade[slots[ext]]]
+        nxt = ctx.record.frontier_from(slots[ext], skill[ext])
         skill[ext] = np.minimum(nxt, np.minimum(grade_end, hi[ext]))
         modality[ext] = SMALL_GROUP
 
@@ -109,37 +117,37 @@ class TraditionalPacing(Pacing):
                          * cur.skills_per_grade).astype(np.int64)
         return np.clip(depth, 0, cur.n_skills - 1)
 
-    def assign_numpy(self, model, slots, lo, hi, day):
+    def assign_numpy(self, ctx, slots, lo, hi, common):
         """``assign`` in plain numpy (the reference the kernel is tested against)."""
-        rec = model.record
-        skill = common_pace_skill(model, slots, day)
+        rec = ctx.record
+        skill = common.copy()
         modality = np.full(slots.size, WHOLE_CLASS, np.int8)
-        u = model.draws["extension"][slots]
+        u = ctx.draws["extension"][slots]
         knows = rec.knows(slots, skill)
-        self._extend(model, slots, skill, modality,
+        self._extend(ctx, slots, skill, modality,
                      np.flatnonzero(knows & (u < self.extension_share)), hi)
         if self.reteach_group_size > 0:
-            self._reteach_numpy(model, slots, skill, modality, ~knows, u, lo)
+            self._reteach_numpy(ctx, slots, skill, modality, ~knows, u, lo)
         return skill, modality
 
-    def _reteach_numpy(self, model, slots, skill, modality, candidates, u, lo) -> None:
+    def _reteach_numpy(self, ctx, slots, skill, modality, candidates, u, lo) -> None:
         """The reteach group: fills in ``skill`` and ``modality`` for its members."""
-        cur = model.curriculum
+        cur = ctx.curriculum
         cand = np.flatnonzero(candidates)
         if cand.size == 0:
             return
-        grade = model.students.grade[slots[cand]].astype(np.int64)
+        grade = ctx.grade[slots[cand]].astype(np.int64)
         depth = np.round((grade - cur.lowest_grade - self.reteach_depth_years)
                          * cur.skills_per_grade).astype(np.int64)
         bound = np.maximum(lo[cand], np.clip(depth, 0, cur.n_skills - 1))
-        fix = first_missing_ancestor_numpy(model, slots[cand], skill[cand], bound)
+        fix = first_missing_ancestor_numpy(ctx, slots[cand], skill[cand], bound)
         gap = fix != skill[cand]
         cand, fix = cand[gap], fix[gap]
-        teacher = model.students.teacher[slots[cand]].astype(np.int64)
-        able = model.staff.capacity_eff[teacher] >= self.reteach_min_capacity
+        teacher = ctx.teacher[slots[cand]].astype(np.int64)
+        able = ctx.capacity[teacher] >= self.reteach_min_capacity
         cand, fix, teacher = cand[able], fix[able], teacher[able]
         # one group per class: a secondary teacher reteaches in each of their sections
-        section = teacher * 1024 + model.students.line[slots[cand]].astype(np.int64)
+        section = teacher * 1024 + ctx.line[slots[cand]].astype(np.int64)
         keep = rank_within_numpy(section, u[cand]) < self.reteach_group_size
         skill[cand[keep]] = fix[keep]
         modality[cand[keep]] = SMALL_GROUP
@@ -151,12 +159,11 @@ class ExtraTime(Pacing):
     working on their first grade-level skill the record lacks (extra time); no
     one works ahead of the class."""
 
-    def assign(self, model, slots, lo, hi, day):
-        start = model.curriculum.first_skill(model.students.grade[slots]).astype(np.int64)
-        pace = common_pace_skill(model, slots, day)
-        behind = model.record.frontier_from(slots, start)
-        skill = np.minimum(behind, pace)
-        modality = np.where(skill < pace, SMALL_GROUP, WHOLE_CLASS).astype(np.int8)
+    def assign(self, ctx, slots, lo, hi, common):
+        start = ctx.curriculum.first_skill(ctx.grade[slots]).astype(np.int64)
+        behind = ctx.record.frontier_from(slots, start)
+        skill = np.minimum(behind, common)
+        modality = np.where(skill < common, SMALL_GROUP, WHOLE_CLASS).astype(np.int8)
         return skill, modality
 
 
@@ -165,11 +172,11 @@ def rotating_modality(slots: np.ndarray, day: int) -> np.ndarray:
     return (SMALL_GROUP + (slots + day) % 3).astype(np.int8)
 
 
-def review_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
+def review_skill(ctx: DayContext, slots: np.ndarray) -> np.ndarray:
     """A grade-level skill to review when the record shows nothing left in range."""
-    cur = model.curriculum
-    return cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
-        (slots + day) % cur.skills_per_grade)
+    cur = ctx.curriculum
+    return cur.first_skill(ctx.grade[slots]).astype(np.int64) + (
+        (slots + ctx.day) % cur.skills_per_grade)
 
 
 @dataclass
@@ -182,12 +189,12 @@ class Playlist(Pacing):
 
     move_on_days: int | None = None
 
-    def assign(self, model, slots, lo, hi, day):
-        skill = model.record.frontier_from(slots, lo)
+    def assign(self, ctx, slots, lo, hi, common):
+        skill = ctx.record.frontier_from(slots, lo)
         done = skill > hi
         if done.any():  # nothing left in range: review grade-level content
-            skill[done] = review_skill(model, slots[done], day)
-        return skill, rotating_modality(slots, day)
+            skill[done] = review_skill(ctx, slots[done])
+        return skill, rotating_modality(slots, ctx.day)
 
 
 @dataclass
@@ -202,12 +209,12 @@ class GradeLevelFirst(Pacing):
     state test the playlist resumes.
     """
 
-    def assign(self, model, slots, lo, hi, day):
-        cur, cal, rec = model.curriculum, model.params.calendar, model.record
+    def assign(self, ctx, slots, lo, hi, common):
+        cur, cal, rec, day = ctx.curriculum, ctx.calendar, ctx.record, ctx.day
         if day >= cal.state_test_day:
-            return Playlist().assign(model, slots, lo, hi, day)
+            return Playlist().assign(ctx, slots, lo, hi, common)
         unit = pacing_position(day, cur.units_per_grade, cal.state_test_day, cal.days)
-        start = cur.first_skill(model.students.grade[slots]).astype(np.int64) + (
+        start = cur.first_skill(ctx.grade[slots]).astype(np.int64) + (
             unit * cur.skills_per_unit)
         first_open = kernels.first_unknown_in(rec.bits, np.asarray(slots, np.int64), start,
                                               cur.skills_per_unit)
@@ -218,31 +225,32 @@ class GradeLevelFirst(Pacing):
         if (~has_open).any():
             rest = ~has_open
             nxt = rec.frontier_from(slots[rest], start[rest])
-            skill[rest] = np.where(nxt > hi[rest], review_skill(model, slots[rest], day), nxt)
+            skill[rest] = np.where(nxt > hi[rest], review_skill(ctx, slots[rest]), nxt)
         if has_open.any():
-            skill[has_open] = first_missing_ancestor(model, slots[has_open], target[has_open],
+            skill[has_open] = first_missing_ancestor(ctx, slots[has_open], target[has_open],
                                                      lo[has_open])
         return skill, rotating_modality(slots, day)
 
 
-def first_missing_ancestor(model, slots, target, lo) -> np.ndarray:
+def first_missing_ancestor(ctx, slots, target, lo) -> np.ndarray:
     """The first (transitive) prerequisite of ``target`` at or above ``lo`` that the
     record does not show as mastered, or ``target`` itself if there is none.
 
     Compiled (``kernels.first_missing_ancestor``); ``first_missing_ancestor_numpy`` is
-    the same in plain numpy.
+    the same in plain numpy. ``ctx``: anything with the day's ``record`` and
+    ``curriculum`` (a ``DayContext``).
     """
     return kernels.first_missing_ancestor(
-        model.record.bits, np.asarray(slots, np.int64), model.curriculum.ancestors,
+        ctx.record.bits, np.asarray(slots, np.int64), ctx.curriculum.ancestors,
         np.asarray(target, np.int64), np.asarray(lo, np.int64))
 
 
-def first_missing_ancestor_numpy(model, slots, target, lo) -> np.ndarray:
+def first_missing_ancestor_numpy(ctx, slots, target, lo) -> np.ndarray:
     """``first_missing_ancestor`` in plain numpy (the reference the kernel is tested
     against)."""
-    anc = model.curriculum.ancestors[target].astype(np.int64)
+    anc = ctx.curriculum.ancestors[target].astype(np.int64)
     valid = (anc != NO_SKILL) & (anc >= lo[:, None])
-    believed = model.record.knows(slots[:, None], np.where(valid, anc, 0))
+    believed = ctx.record.knows(slots[:, None], np.where(valid, anc, 0))
     missing = valid & ~believed
     first = np.argmax(missing, axis=1)
     return np.where(missing.any(axis=1), anc[np.arange(slots.size), first], target)
@@ -266,11 +274,12 @@ def rank_within_numpy(group: np.ndarray, priority: np.ndarray) -> np.ndarray:
     return rank
 
 
-def common_pace_skill(model, slots: np.ndarray, day: int) -> np.ndarray:
-    """The grade-level pacing guide's skill for the day (the class's common pace)."""
-    cur, cal = model.curriculum, model.params.calendar
+def common_pace_skill(curriculum, calendar, grade: np.ndarray, day: int) -> np.ndarray:
+    """The grade-level pacing guide's skill on ``day`` (the class's common pace) for
+    students of enrolled ``grade`` (one per student; int64 skill ids)."""
+    cur, cal = curriculum, calendar
     pos = pacing_position(day, cur.skills_per_grade, cal.state_test_day, cal.days)
-    return cur.first_skill(model.students.grade[slots]).astype(np.int64) + pos
+    return cur.first_skill(grade).astype(np.int64) + pos
 
 
 def limit_paces(teacher: np.ndarray, skills: np.ndarray, common: np.ndarray,
