@@ -142,6 +142,27 @@ def test_arms_are_described_by_what_they_change():
                                     "personalized playlist, drops a floor of 3 years below grade)")
 
 
+def test_an_arm_option_without_words_is_said_from_its_description():
+    """A new arm option reads in the report before anyone writes its words; the words'
+    lists name only real settings."""
+    from pydantic import Field  # a FieldInfo, as ArmSettings' fields are
+
+    from sim.config.parameters import ArmSettings
+    from sim.presentation.narrative import PHRASED, UNSAID, _other_settings, describe_arm
+
+    assert set(ArmSettings.model_fields) >= PHRASED | UNSAID
+    assert not _other_settings({"label": "a", "sections": 5, "floor": 2, "trust": 0.9})
+    fields = {"homework_minutes": Field(0, description="homework before the test "
+                                                       "(minutes a day)"),
+              "quiet_room": Field(False, description="a quiet room")}
+    arm = {"label": "a", "homework_minutes": 30, "quiet_room": True}
+    assert _other_settings(arm, fields) == {
+        "homework_minutes": "homework before the test (minutes a day) 30",
+        "quiet_room": "a quiet room"}
+    assert not _other_settings({"label": "a", "homework_minutes": 0}, fields)
+    assert describe_arm({"label": "a", "pacing": "personalized"}) == "the personalized playlist"
+
+
 def test_teacher_and_school_sentences_hold_the_summaries_numbers(run_dir):
     teachers = pd.read_csv(run_dir / "teacher_summary.csv")
     schools = pd.read_csv(run_dir / "school_summary.csv")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.summaries import ALL, contrast
+from sim.config.parameters import ArmSettings
 from sim.config.scenario import ScenarioError
 from sim.engine.outcomes import BANDS
 
@@ -36,6 +37,14 @@ PACING_WORDS = {
 }
 TARGET_WORDS = {"near_cut": "students just below the cut",
                 "furthest_behind": "the students furthest behind", "all": "every student"}
+# Arm settings with words of their own below, and those left unsaid on purpose (the
+# label; trust, sections and move-on days show in the tables and the pacing's words).
+# Any other setting that departs from its default is said from its field's description
+# (``_other_settings``), so a new arm option is described before anyone writes its words.
+PHRASED = frozenset({"pacing", "floor", "ceiling", "test_prep_weeks", "gradual_floor",
+                     "tutoring", "evaluation", "pd", "leaders", "review", "limit_paces",
+                     "project_based", "advisory_hours_per_week"})
+UNSAID = frozenset({"label", "trust", "sections", "move_on_days"})
 
 
 # --- numbers ------------------------------------------------------------------------
@@ -128,6 +137,27 @@ def _setting_phrases(arm: Mapping) -> dict[str, str]:
         out["project_based"] = "project-based structures"
     if arm.get("advisory_hours_per_week"):
         out["advisory"] = f"{arm['advisory_hours_per_week']:g} h/week of advisory catch-up"
+    return out | _other_settings(arm)
+
+
+def _other_settings(arm: Mapping, fields=None) -> dict[str, str]:
+    """One phrase per arm setting without words of its own whose value departs from its
+    default: its field's description and the value ('homework before the test
+    (minutes a day) 30'). ``fields``: name -> pydantic field (``ArmSettings``')."""
+    out = {}
+    for name, field in (fields or ArmSettings.model_fields).items():
+        if name in PHRASED or name in UNSAID or arm.get(name) is None:
+            continue
+        value = arm[name]
+        if value == field.get_default(call_default_factory=True):
+            continue
+        what = field.description or name.replace("_", " ")
+        if isinstance(value, bool):
+            out[name] = what if value else f"{what}: no"
+        elif isinstance(value, int | float):
+            out[name] = f"{what} {value:g}"
+        else:
+            out[name] = f"{what} {value}"
     return out
 
 
