@@ -64,7 +64,9 @@ def number_points(ax, xs, ys, keys: list[str]) -> list:
     figure is laid out: call :func:`freeze` first)."""
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     ok = np.isfinite(xs) & np.isfinite(ys)
-    texts = [ax.text(x, y, k, fontsize=8, fontweight="bold", ha="center", va="center")
+    texts = [ax.text(x, y, k, fontsize=9, fontweight="bold", ha="center", va="center",
+                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                           "alpha": 0.8})
              for x, y, k, good in zip(xs, ys, keys, ok, strict=True) if good]
     if len(texts) > 0:
         adjust_text(texts, x=xs[ok], y=ys[ok], ax=ax, expand=(1.4, 1.6),

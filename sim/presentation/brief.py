@@ -124,11 +124,12 @@ def district_sentence(scenario: Mapping, baseline_name: str,
     program = list(d.get("program_grades", []))
     students = schools * len(grades) * per_grade
     in_program = schools * len(program) * per_grade
-    kind = (f"{_grade(min(grades))}-{_grade(max(grades))} " if len(grades) > 1 else "")
+    kind = (f"K-{_grade(max(grades))} " if len(grades) > 1 and min(grades) == 0 else "")
     noun = "school" if schools == 1 else "schools"
     text = (f"The district run: {schools:,} {kind}{noun} ({_grade_span(grades)}, "
             f"{d.get('classes_per_grade')} classes of {d.get('class_size')} students per "
-            f"grade: {students:,} students); the program's {_grade_span(program)} hold "
+            f"grade: {students:,} students); the program's {_grade_span(program)} "
+            f"{'hold' if len(program) > 1 else 'holds'} "
             f"{in_program:,} of them")
     if baseline_proficient is not None and np.isfinite(baseline_proficient):
         text += (f", {number(100 * baseline_proficient, 0)}% of whom were proficient under "

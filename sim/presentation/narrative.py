@@ -312,6 +312,7 @@ def band_shares(student_years: pd.DataFrame, year: int | None = None) -> dict[st
     rows = student_years[student_years["arm"] == first]
     year = int(rows["year"].max()) if year is None else int(year)
     reps = replicate_means(rows[rows["year"] == year], ("growth_sd",))
+    reps = reps[reps["arm"] == first]  # the other arms' categories come back empty
     n = reps.groupby("start_band", observed=True)["n_students"].mean()
     total = n.get(ALL, np.nan)
     return {str(b): float(v / total) for b, v in n.items() if b != ALL and total > 0}
