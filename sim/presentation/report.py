@@ -5,12 +5,15 @@ writes one HTML file whose figures are embedded as base64 PNG data URIs: no
 external stylesheet, script, image or link, so it can be mailed or opened
 offline. The file is written under a temporary name and renamed.
 
-A run's report: what was run (scenario, arms, seeds, version, commit,
-command), a plain-language summary of each arm against a baseline arm
-(:mod:`sim.presentation.narrative`), growth versus proficiency with paired
-intervals against the baseline (all students and by starting band),
-trajectories over years, time use, teachers (ratings versus true effects,
-stress, exits) and schools (test-prep windows, program survival by year).
+A run's report opens with a one-page brief (:mod:`sim.presentation.brief`: the
+district run, a headline per board question, the strategies ranked with verdicts
+against the baseline, one figure); then a plain-language summary of each strategy
+against the baseline (:mod:`sim.presentation.narrative`), what was run (scenario,
+strategies, seeds, version, commit, command), growth versus proficiency with paired
+intervals against the baseline (all students and by starting band), trajectories
+over years, time use, teachers (ratings versus true effects, stress, exits), schools
+(test-prep windows, program survival by year) and a glossary of every technical
+term. Strategies are named from their composition (``narrative.human_names``).
 
 A sweep's report: what was run (design, parameters, outcomes), each outcome
 against each parameter, and Sobol or Morris indices for sobol and morris
