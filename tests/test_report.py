@@ -29,6 +29,7 @@ from sim.presentation.narrative import (
     human_names,
     number,
     sign_change_sentences,
+    small_bands_sentence,
 )
 from sim.presentation.report import GLOSSARY, write_report
 
@@ -116,8 +117,11 @@ def test_sentence_numbers_are_the_paired_differences_of_the_tables(run_dir):
     rows = pd.read_parquet(run_dir / "student_years.parquet")
     year = int(rows.year.max())
     sentences = comparison_sentences(rows, "traditional")
-    assert len(sentences) == 4  # two arms against the baseline, two sentences each
-    for arm, sentence in zip(("floor3", "test_prep"), sentences[::2], strict=True):
+    # two arms against the baseline, two sentences each, then the bands left out (quick.toml:
+    # 'above' holds about 2% of the students)
+    assert len(sentences) == 5
+    assert sentences[-1].startswith("Starting bands with under a tenth of the students")
+    for arm, sentence in zip(("floor3", "test_prep"), sentences[:4:2], strict=True):
         assert sentence.startswith(f"In year {year}, compared with traditional, {arm} ")
         g = paired_by_hand(rows, arm, "traditional", "growth_sd", year)
         p = [100 * v for v in paired_by_hand(rows, arm, "traditional", "proficient", year)]
@@ -196,7 +200,11 @@ def test_band_sentence_names_only_big_bands_with_clear_changes():
                            "+0.15] for students who started 3 or more years below grade (the "
                            "most favourable clear change in growth) and lowered growth by "
                            "0.04 SD [-0.06, -0.02] for students who started within a year")
-    assert "not compared: students who started a year or more above grade (3%)" in text
+    assert "above grade" not in text
+    assert small_bands_sentence(shares) == (
+        "Starting bands with under a tenth of the students are not singled out above: "
+        "students who started a year or more above grade (3% of the students).")
+    assert small_bands_sentence({"on grade": 0.5, "above": 0.5}) is None
     assert "1 to 3 years" not in text
     one = _band_sentence("X", band_rows({"3+ below": (0.1, -0.1, 0.3),
                                          "on grade": (-0.04, -0.06, -0.02)}), shares)
@@ -557,3 +565,21 @@ def test_a_flat_panel_says_no_change():
     assert high - low >= 0.1 and low < 0.5 < high
     assert not mark_flat(ax, [np.array([0.5, 0.6])])
     plt.close(fig)
+
+
+def test_the_page_gets_the_same_brief_from_a_validated_scenario(run_dir):
+    """brief.render (the web page's call) takes the Scenario object the page holds and
+    gives the report's brief."""
+    from sim.analysis.summaries import school_summary, teacher_summary
+    from sim.config.scenario import load_scenario
+    from sim.presentation import brief as brief_module
+
+    scenario = load_scenario(ROOT / "scenarios" / "quick.toml")
+    rows = pd.read_parquet(run_dir / "student_years.parquet")
+    teachers = teacher_summary(pd.read_parquet(run_dir / "teacher_years.parquet"))
+    schools = school_summary(pd.read_parquet(run_dir / "school_years.parquet"))
+    fragment = brief_module.render(scenario, rows, teachers, schools, "floor3")
+    assert fragment.startswith("<style>") and fragment.endswith("</div>")
+    assert '<table class="ranked">' in fragment and 'href="#glossary"' not in fragment
+    assert "the baseline is Personalized playlist + floor 3 years below." in fragment
+    assert "Does the program survive?" in fragment

@@ -413,3 +413,14 @@ def brief_html(brief: Brief, figure: bool = True, glossary_link: bool = True) ->
                      "better, red: clearly worse, grey: no clear difference.</figcaption>"
                      "</figure>")
     return "".join(parts) + "</div>"
+
+
+def render(scenario, student_years: pd.DataFrame, teacher_summary: pd.DataFrame | None = None,
+           school_summary: pd.DataFrame | None = None, baseline: str | None = None, *,
+           summary: pd.DataFrame | None = None, glossary_link: bool = False) -> str:
+    """The brief of a finished run as an HTML fragment in one call (for the web page):
+    ``scenario`` as data or as a validated Scenario (dumped to data here)."""
+    data = scenario.model_dump(mode="json") if hasattr(scenario, "model_dump") else scenario
+    brief = build_brief(data, student_years, teacher_summary, school_summary, baseline,
+                        summary=summary)
+    return brief_html(brief, glossary_link=glossary_link)

@@ -322,7 +322,6 @@ def _band_sentence(arm_name: str, bands: pd.DataFrame, shares: Mapping[str, floa
     """Where growth changed most and least favourably, among the starting bands that hold
     at least MIN_BAND_SHARE of the students and whose interval excludes zero."""
     big = [b for b in bands.index if shares.get(str(b), 0.0) >= MIN_BAND_SHARE]
-    small = [b for b in bands.index if b not in big]
     clear = bands.loc[[b for b in big if is_clear(bands.loc[b, "growth_sd_lo"],
                                                   bands.loc[b, "growth_sd_hi"])]]
     if len(clear) >= 2:
@@ -338,11 +337,19 @@ def _band_sentence(arm_name: str, bands: pd.DataFrame, shares: Mapping[str, floa
     else:
         text = (f"By starting achievement, {arm_name} changed growth clearly for no starting "
                 "band that holds at least a tenth of the students")
-    if small:
-        listed = join_words([f"{BAND_WORDS.get(b, b)} ({100 * shares.get(str(b), 0.0):.0f}%)"
-                        for b in small])
-        text += f"; bands under a tenth of the students are not compared: {listed}"
     return text + "."
+
+
+def small_bands_sentence(shares: Mapping[str, float]) -> str | None:
+    """The starting bands left out of the band comparisons (under MIN_BAND_SHARE of the
+    students), with their shares; None when there are none."""
+    small = [b for b, v in shares.items() if v < MIN_BAND_SHARE]
+    if not small:
+        return None
+    listed = join_words([f"{BAND_WORDS.get(b, b)} ({number(100 * shares[b], 0)}% of the "
+                         "students)" for b in small])
+    return (f"Starting bands with under a tenth of the students are not singled out above: "
+            f"{listed}.")
 
 
 def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int | None = None,
@@ -355,11 +362,11 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
     (percentage points) for all students of the program grades, with 95% intervals
     across replicates; the second the starting bands where growth changed most and
     least favourably, among the bands with at least a tenth of the students and a change
-    whose interval excludes zero. ``descriptions`` maps labels to words (see
-    :func:`arm_descriptions`) for the first sentence, ``names`` to short names (see
-    :func:`human_names`) for the second; by default the labels are used. ``contrasts``:
-    :func:`paired_contrasts` of the same rows, baseline and year, when the caller
-    already has them.
+    whose interval excludes zero; a last sentence names the bands left out, if any.
+    ``descriptions`` maps labels to words (see :func:`arm_descriptions`) for the first
+    sentence, ``names`` to short names (see :func:`human_names`) for the second; by
+    default the labels are used. ``contrasts``: :func:`paired_contrasts` of the same
+    rows, baseline and year, when the caller already has them.
 
     Raises:
         ScenarioError: unknown baseline arm or year.
@@ -386,7 +393,8 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
         bands = g.drop(index=ALL).dropna(subset=["growth_sd"])
         if len(bands):
             out.append(_band_sentence(short.get(arm, arm), bands, shares))
-    return out
+    small = small_bands_sentence(shares)
+    return out + ([small] if small else [])
 
 
 def _sign(x: float, digits: int) -> int:
