@@ -242,15 +242,21 @@ def test_sign_changes_between_years_get_a_sentence(run_dir):
     assert len(sentences) == len(expected) > 0  # quick.toml at seed 11 has some
     for (arm, name, m1, m2), sentence in zip(expected, sentences, strict=True):
         unit, digits = ("SD", 2) if name == "growth" else ("points", 1)
-        assert sentence.startswith(f"Compared with traditional, {arm}'s difference in {name} "
+        assert sentence.startswith(f"The difference in {name} between {arm} and traditional "
                                    "changed sign between years: ")
         first, second = sentence.split(", then ")
         assert f"{m1:+.{digits}f} {unit}" in first and "in year 1" in first
         assert f"{m2:+.{digits}f} {unit}" in second and "in year 2" in second
     html = (run_dir / "report.html").read_text()
-    names = human_names(json.loads((run_dir / "manifest.json").read_text())["scenario"]["arms"])
+    scenario = json.loads((run_dir / "manifest.json").read_text())["scenario"]
+    names = human_names(scenario["arms"])
     for sentence in sign_change_sentences(rows, "traditional", names):
         assert html_escape(sentence) in html
+    # the brief says how many there are
+    assert build_brief(scenario, rows).notes == [
+        f"{len(expected)} of the differences against Grade-level pacing changed sign between "
+        f"years ({'it is' if len(expected) == 1 else 'they are'} listed year by year in the "
+        "report): a result of the last year alone may not last."]
 
 
 @pytest.mark.parametrize("x, digits, signed, text", [
@@ -583,3 +589,23 @@ def test_the_page_gets_the_same_brief_from_a_validated_scenario(run_dir):
     assert '<table class="ranked">' in fragment and 'href="#glossary"' not in fragment
     assert "the baseline is Personalized playlist + floor 3 years below." in fragment
     assert "Does the program survive?" in fragment
+
+
+def test_program_survival_is_said_only_of_arms_a_review_can_drop():
+    from sim.presentation.brief import _program_headline
+
+    arms = [{"label": "traditional", "pacing": "traditional"},
+            {"label": "tepp", "pacing": "personalized", "floor": 3,
+             "review": {"after_years": 3}},
+            {"label": "floor3", "pacing": "personalized", "floor": 3}]
+    schools = pd.DataFrame({"arm": ["traditional", "tepp", "floor3"] * 2,
+                            "year": [2] * 3 + [3] * 3,
+                            "program_active_share": [1.0, 1.0, 1.0, 1.0, 0.6, 1.0]})
+    names = human_names(arms)
+    assert _program_headline({"arms": arms}, schools, names) == (
+        "By year 3 the program still ran in 60% of schools under Personalized playlist + "
+        "floor 3 years below + review after 3 years; no review can drop the program under "
+        "Personalized playlist + floor 3 years below; Grade-level pacing runs no program.")
+    assert _program_headline({"arms": arms[:1] + arms[2:]}, schools, names) == (
+        "No strategy in this run includes a program review, so no school could drop the "
+        "program; Grade-level pacing runs no program.")

@@ -37,6 +37,7 @@ from sim.presentation.narrative import (
     join_words,
     number,
     paired_contrasts,
+    sign_change_sentences,
 )
 
 BETTER, WORSE, UNCLEAR = "better", "worse", "no clear difference"
@@ -289,7 +290,8 @@ def build_brief(scenario: Mapping, student_years: pd.DataFrame,
                 teacher_summary: pd.DataFrame | None = None,
                 school_summary: pd.DataFrame | None = None, baseline: str | None = None,
                 *, summary: pd.DataFrame | None = None,
-                contrasts: pd.DataFrame | None = None) -> Brief:
+                contrasts: pd.DataFrame | None = None,
+                sign_changes: list[str] | None = None) -> Brief:
     """The brief of a finished run, as data.
 
     Args:
@@ -300,6 +302,8 @@ def build_brief(scenario: Mapping, student_years: pd.DataFrame,
         baseline: the arm the others are compared with (default the first).
         summary, contrasts: ``summarise(student_years)`` and ``paired_contrasts`` of the
             last year, when the caller already has them.
+        sign_changes: ``narrative.sign_change_sentences`` of the same run and baseline,
+            when the caller already has them (the brief notes how many there are).
 
     Raises:
         ScenarioError: unknown baseline arm.
@@ -329,6 +333,13 @@ def build_brief(scenario: Mapping, student_years: pd.DataFrame,
     reps = int(student_years["replicate"].nunique())
     if reps < 2:
         notes.append("One replicate: no intervals, so no difference can be told from chance.")
+    if sign_changes is None:
+        sign_changes = sign_change_sentences(student_years, baseline, names)
+    if sign_changes:
+        n = len(sign_changes)
+        notes.append(f"{n} of the differences against {base_name} changed sign between years "
+                     f"({'it is' if n == 1 else 'they are'} listed year by year in the "
+                     "report): a result of the last year alone may not last.")
     return Brief(title=str(scenario.get("name", "run")),
                  district=district_sentence(scenario, base_name, base_row.proficient[0]),
                  year=year, baseline=baseline, baseline_name=base_name, names=names,

@@ -405,10 +405,11 @@ def _sign(x: float, digits: int) -> int:
 def sign_change_sentences(student_years: pd.DataFrame, baseline: str,
                           names: Mapping[str, str] | None = None) -> list[str]:
     """One sentence for each arm and measure (growth, proficiency) whose paired difference
-    from ``baseline`` (all program students) changes sign between years, e.g. 'Compared
-    with A, B's difference in proficiency changed sign: -1.2 points [-2.0, -0.4] in year
-    1, then +0.8 points [-0.1, +1.7] in year 2.' Differences that round to zero carry no
-    sign; every year is listed where the sign differs from the last signed year's."""
+    from ``baseline`` (all program students) changes sign between years, e.g. 'The
+    difference in proficiency between B and A changed sign between years: -1.2 points
+    [-2.0, -0.4] in year 1, then +0.8 points [-0.1, +1.7] in year 2.' Differences that
+    round to zero carry no sign; every year is listed where the sign differs from the
+    last signed year's."""
     names = dict(names or {})
     years = sorted(int(y) for y in student_years["year"].unique())
     if len(years) < 2:
@@ -442,9 +443,9 @@ def sign_change_sentences(student_years: pd.DataFrame, baseline: str,
 
             then = ", then ".join(said(r) for r in steps[:4])
             more = f" (and {len(steps) - 4} more changes of sign)" if len(steps) > 4 else ""
-            out.append(f"Compared with {names.get(baseline, baseline)}, "
-                       f"{names.get(arm, arm)}'s difference in {name} changed sign between "
-                       f"years: {said(first)}, then {then}{more}.")
+            out.append(f"The difference in {name} between {names.get(arm, arm)} and "
+                       f"{names.get(baseline, baseline)} changed sign between years: "
+                       f"{said(first)}, then {then}{more}.")
     return out
 
 

@@ -349,8 +349,9 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     teachers, schools = tables["teacher_years"], tables["school_years"]
     t_sum = teacher_summary(teachers) if len(teachers) else None
     s_sum = school_summary(schools) if len(schools) else None
+    flips = sign_change_sentences(students, baseline, names)
     brief = build_brief(sc, students, t_sum, s_sum, baseline, summary=summary,
-                        contrasts=contrasts)
+                        contrasts=contrasts, sign_changes=flips)
     sentences = comparison_sentences(students, baseline, year, descriptions=names,
                                      contrasts=contrasts, names=names)
     table = _frontier_table(summary, contrasts, year, baseline, names)
@@ -359,7 +360,7 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
            '<p class="note">The details follow: plain words for every strategy, what was '
            "run, growth versus proficiency, by starting band, over the years, time use, "
            "teachers and schools; then the glossary.</p>",
-           *_plain_words(sentences, sign_change_sentences(students, baseline, names),
+           *_plain_words(sentences, flips,
                          _accountability_words(t_sum, s_sum, arms, names)),
            _what_was_run(manifest, baseline, names),
            "<h2>Growth versus proficiency</h2>"]
