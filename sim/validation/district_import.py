@@ -151,11 +151,20 @@ def read_district_csv(path: str | Path, tested_grades=None) -> DistrictData:
     source = str(path)
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_BYTES:
+            raise ScenarioError(f"{source}: {p.stat().st_size} bytes; a district's aggregates "
+                                f"fit in {MAX_BYTES} bytes (one row per school and grade)")
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(f"{source}: file not found") from None
     except OSError as exc:
         raise ScenarioError(f"{source}: cannot read file ({exc.__class__.__name__})") from None
+    return parse_district(source, raw, tested_grades)
+
+
+def parse_district(source: str, raw: bytes, tested_grades=None) -> DistrictData:
+    """Check a district's aggregates given as the CSV file's bytes (``source`` names it in
+    messages); ScenarioError (one line) on bad input."""
     if len(raw) > MAX_BYTES:
         raise ScenarioError(f"{source}: {len(raw)} bytes; a district's aggregates fit in "
                             f"{MAX_BYTES} bytes (one row per school and grade)")
@@ -350,7 +359,7 @@ def fit_table(data: DistrictData, simulated_enrolled: int, share, fall_mean, fal
     # the district's share: both sides weighted by the file's enrolment (plsim's cells
     # are all one size, so its own district share weights every cell alike)
     w = data.enrolled.ravel()
-    total = {"school": "(district)", "grade": pd.NA,
+    total = {"school": "(district)", "grade": "",
              "enrolled_target": int(w.sum()),
              "enrolled_simulated": simulated_enrolled * len(rows),
              "proficient_target": round(float(np.average(data.proficient.ravel(), weights=w)), 3),
