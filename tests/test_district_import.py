@@ -163,3 +163,45 @@ def test_the_shipped_sample_is_aggregate_and_has_a_proficiency_column():
     assert "proficient_share" in text
     data = read_district_csv(SAMPLE)
     assert data.enrolled.min() >= 10 and len(data.schools) == 4
+
+
+# --- the page's upload -------------------------------------------------------------------
+def test_the_page_takes_the_fitted_scenario_and_shows_an_escaped_table(sample_fit):
+    from sim.presentation import district_upload, form
+
+    _, fit = sample_fit
+    data = district_upload.imported_form(fit)
+    sc = form.build_scenario(data)
+    assert sc.district.cohort_offsets_sd == fit.scenario["district"]["cohort_offsets_sd"]
+    again = form.scenario_from_toml(form.scenario_toml(sc))  # the page's download
+    assert again.district == sc.district
+    marked = fit.table.copy()
+    marked.loc[0, "school"] = "<img src=x onerror=alert(1)>"
+    page = district_upload.fit_table_html(marked)
+    assert "<img" not in page and "&lt;img src=x" in page
+    assert page.count("<tr>") == len(fit.table) + 1
+
+
+def test_the_page_refuses_an_oversized_or_bad_upload_before_fitting():
+    import io
+
+    from sim.presentation import district_upload
+
+    with pytest.raises(ScenarioError, match="big.csv: 2000000 bytes"):
+        district_upload.read_upload("big.csv", 2_000_000, io.BytesIO(b""))
+    with pytest.raises(ScenarioError, match="looks like a student identifier"):
+        district_upload.read_upload("../../x.csv", 40, io.BytesIO(
+            b"ssn,school,grade,enrolled,proficient_share\n1,A,3,40,0.3\n"))
+    data = district_upload.read_upload("mine.csv", len(GOOD), io.BytesIO(GOOD.encode()))
+    assert data.source == "mine.csv" and data.schools == ["A", "B"]
+
+
+def test_fit_notes_state_the_largest_gap_and_compare_fall_means(sample_fit):
+    from sim.validation.district_import import fit_notes
+
+    _, fit = sample_fit
+    notes = fit_notes(fit.table)
+    cells = fit.table[fit.table.school != "(district)"]
+    worst = (cells.proficient_simulated - cells.proficient_target).abs().max()
+    assert f"within {worst:.3f}" in notes[0]
+    assert len(notes) == 2 and "Fall means (compared, not fitted)" in notes[1]

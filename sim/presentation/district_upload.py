@@ -108,3 +108,5 @@ def DistrictUpload(scenario_data: solara.Reactive):
                         "district. Each number of the file beside plsim's (year 1, "
                         "traditional arm):", classes=["plsim-note"])
             solara.HTML(unsafe_innerHTML=fit_table_html(fit.table))
+            for note in district_import.fit_notes(fit.table):
+                solara.Text(note, classes=["plsim-note"])

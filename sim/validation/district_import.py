@@ -190,7 +190,7 @@ def parse_district(source: str, raw: bytes, tested_grades=None) -> DistrictData:
             raise ScenarioError(f"{source}: row {line}: school {key[0]!r} grade {key[1]} "
                                 "appears twice; allowed: one row per school and grade")
         cells[key] = cell
-    return _assemble(source, cells, "fall_mean" in cols)
+    return _assemble(source, cells, "fall_mean" in cols or "fall_sd" in cols)
 
 
 def _read_row(source: str, line: int, row: dict, tested: list[int]) -> dict:
@@ -394,6 +394,26 @@ def write_import(imported: Imported, out: str | Path) -> tuple[Path, Path]:
     return out, fit
 
 
+def fit_notes(table: pd.DataFrame) -> list[str]:
+    """Plain sentences on the fit: the share proficient's largest gap and, when the file
+    gives fall scores, how they compare (they are not fitted)."""
+    cells = table[table.school != "(district)"]
+    gap = (cells.proficient_simulated - cells.proficient_target).abs()
+    notes = [f"Share proficient (fitted): simulated within {gap.max():.3f} of the file in "
+             f"every school and grade (mean gap {gap.mean():.3f}); year 1, traditional arm."]
+    if "fall_mean_target" in cells:
+        both = cells.dropna(subset=["fall_mean_target", "fall_mean_simulated"])
+        if len(both) >= 3:
+            diff = float((both.fall_mean_target - both.fall_mean_simulated).mean())
+            r = float(np.corrcoef(both.fall_mean_target, both.fall_mean_simulated)[0, 1])
+            notes.append(
+                f"Fall means (compared, not fitted): the file's are {abs(diff):.1f} points "
+                f"{'above' if diff > 0 else 'below'} plsim's on average (a MAP-like scale is "
+                f"not plsim's: 150 + 10 points a grade-year); across schools and grades "
+                f"they correlate r = {r:.2f}.")
+    return notes
+
+
 def format_fit(table: pd.DataFrame) -> str:
-    """The fit table as text."""
-    return table.to_string(index=False, na_rep="")
+    """The fit table and its notes as text."""
+    return "\n".join([table.to_string(index=False, na_rep=""), *fit_notes(table)])
