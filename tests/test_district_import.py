@@ -141,6 +141,17 @@ def test_bad_files_exit_2_with_one_message_and_write_nothing(case, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["district.csv"]
 
 
+def test_identifier_columns_are_told_apart_from_school_labels_and_counts():
+    from sim.validation.district_import import looks_like_identifier
+
+    for col in ("student_id", "Student ID", "name", "First Name", "DOB", "date_of_birth",
+                "SSN", "email", "student", "lasid"):
+        assert looks_like_identifier(col), col
+    for col in ("school", "school_name", "School ID", "student_count", "enrolled",
+                "proficient_share", "grade"):
+        assert not looks_like_identifier(col), col
+
+
 def test_unreadable_and_oversized_files_are_refused(tmp_path, capsys):
     assert main(["district", "import", str(tmp_path / "nope.csv")]) == 2
     assert "file not found" in capsys.readouterr().err
@@ -179,7 +190,7 @@ def test_the_page_takes_the_fitted_scenario_and_shows_an_escaped_table(sample_fi
     marked.loc[0, "school"] = "<img src=x onerror=alert(1)>"
     page = district_upload.fit_table_html(marked)
     assert "<img" not in page and "&lt;img src=x" in page
-    assert page.count("<tr>") == len(fit.table) + 1
+    assert page.count("<tr>") == len(fit.table) + 1 and "proficient (plsim)" in page
 
 
 def test_the_page_refuses_an_oversized_or_bad_upload_before_fitting():

@@ -14,13 +14,68 @@ import time
 from pathlib import Path
 
 import solara
+import solara.hooks
 import solara.lab
+import traitlets
+from ipyvuetify.extra import FileInput
 
 from sim.config.scenario import ScenarioError, merge_under, read_parameters
 from sim.validation import district_import
 
+# A file chooser that is also a drop zone: ipyvuetify's FileInput (its chunked upload
+# protocol: ``jupyter_read`` / ``upload``) with a plain <input type=file> a person can
+# click, a keyboard can reach and a browser test can fill; Solara's FileDrop only takes
+# a drag and drop.
+PICKER_VUE = """
+<template>
+  <div class="plsim-district-drop" @dragover.prevent @drop.prevent="dropped">
+    <label>{{ label }}
+      <input type="file" accept=".csv,text/csv" class="plsim-district-file"
+             @change="picked" />
+    </label>
+  </div>
+</template>
+<script>
+module.exports = {
+  methods: {
+    setFiles(files) {
+      this.native_file_info = files;
+      this.file_info = files.map(({name, size}) => ({name, size, isFile: true}));
+    },
+    picked(e) { this.setFiles(Array.from(e.target.files || [])); },
+    dropped(e) { this.setFiles(Array.from(e.dataTransfer.files || [])); },
+    jupyter_clear() { this.native_file_info = []; this.file_info = []; },
+    jupyter_read(chunk) {
+      const {id, file_index, offset, length} = chunk;
+      (async () => {
+        let done = 0;
+        while (done < length) {
+          const size = Math.min(length - done, 1024 * 1024);
+          const blob = this.native_file_info[file_index].slice(offset + done,
+                                                               offset + done + size);
+          this.upload({id, file_index, offset: offset + done, length: size},
+                      [await blob.arrayBuffer()]);
+          done += size;
+        }
+      })();
+    },
+  },
+};
+</script>
+<style id="plsim-district-drop">
+.plsim-district-drop { border: 1px dashed gray; margin: 8px 0; padding: 8px; }
+</style>
+"""
+
+
+class CsvPicker(FileInput):
+    """One CSV file, chosen or dropped, read through FileInput's chunked upload."""
+
+    template = traitlets.Unicode(PICKER_VUE).tag(sync=True)
+    label = traitlets.Unicode().tag(sync=True)
+
+# the page's columns (the enrolment is in a sentence: plsim's is one number)
 TABLE_COLUMNS = {"school": "school", "grade": "grade", "enrolled_target": "enrolled (file)",
-                 "enrolled_simulated": "enrolled (plsim)",
                  "proficient_target": "proficient (file)",
                  "proficient_simulated": "proficient (plsim)",
                  "fall_mean_target": "fall mean (file)",
@@ -51,14 +106,41 @@ def fit_table_html(table) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in cols) + "</tr>"
         for _, row in table.iterrows())
-    return (f'<table class="plsim-table plsim-fit-table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+    return (f'<div style="overflow-x: auto"><table class="plsim-table plsim-fit-table">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def _cell(value) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:g}"
     return str(value)
+
+
+@solara.component
+def CsvUpload(label: str, on_file):
+    """Calls ``on_file({"name", "size", "file_obj"})`` (in a thread: reading waits for the
+    browser's chunks) once a file is chosen or dropped."""
+    info, set_info = solara.use_state(None)
+    picker = CsvPicker.element(label=label, on_file_info=set_info, multiple=False)
+    files, set_files = solara.use_state(None)
+
+    def wire():
+        if info:
+            widget = solara.get_widget(picker)
+            widget.version += 1
+            widget.reset_stats()
+            set_files(widget.get_files())
+
+    solara.use_effect(wire, [info])
+
+    def handle(cancel):
+        if files:
+            on_file(files[0])
+
+    result = solara.hooks.use_thread(handle, [files])
+    if result.error:
+        raise result.error
+    return picker
 
 
 @solara.lab.task
@@ -94,7 +176,7 @@ def DistrictUpload(scenario_data: solara.Reactive):
                     "and fall_sd. No student-level data: at least 10 students a row. The "
                     "district is fitted so its year-1 traditional arm reproduces the file "
                     "(about a minute).", classes=["plsim-note"])
-        solara.FileDrop(label="Drop your district's CSV here", on_file=on_file, lazy=True)
+        CsvUpload("Choose or drop your district's CSV: ", on_file)
         if problem.value:
             solara.Text(problem.value, classes=["plsim-error"])
         if fit_task.pending:
@@ -104,8 +186,11 @@ def DistrictUpload(scenario_data: solara.Reactive):
             solara.Text(f"The fit failed: {fit_task.exception}", classes=["plsim-error"])
         elif done:
             fit = fit_task.value
-            solara.Text(f"Fitted in {fit.seconds:.0f} s; the scenario above is now this "
-                        "district. Each number of the file beside plsim's (year 1, "
+            d = fit.scenario["district"]
+            solara.Text(f"Fitted in {fit.seconds:.0f} s; the district below is now this one "
+                        f"({d['schools']} schools, grades {d['grades'][0]}-{d['grades'][-1]}, "
+                        f"{d['classes_per_grade'] * d['class_size']} students a school and "
+                        "grade in plsim). Each number of the file beside plsim's (year 1, "
                         "traditional arm):", classes=["plsim-note"])
             solara.HTML(unsafe_innerHTML=fit_table_html(fit.table))
             for note in district_import.fit_notes(fit.table):

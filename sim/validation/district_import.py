@@ -58,9 +58,10 @@ MAX_BYTES = 1_000_000      # a district's aggregates are a few kB
 MAX_SCHOOLS = 40           # keeps the fit's simulations to a minute or two
 # column-name words that identify a person: such a file is not aggregate data
 IDENTIFIER_WORDS = frozenset({
-    "student", "pupil", "name", "firstname", "lastname", "surname", "first", "last",
-    "dob", "birth", "birthdate", "birthday", "ssn", "social", "email", "address", "phone",
-    "id", "lasid", "sasid", "nces", "ell", "iep"})
+    "name", "firstname", "lastname", "surname", "dob", "birth", "birthdate", "birthday",
+    "ssn", "social", "email", "address", "phone", "id", "lasid", "sasid", "uid"})
+PERSON_WORDS = frozenset({"student", "pupil", "child", "learner"})
+MAX_CELL = 250             # students simulated a school and grade: shares need no more
 TYPICAL_CLASS = 25         # students per class when sizing the synthetic schools
 SPREAD0 = 1.2              # SD of offset per probit unit of a school's share: the first guess
 FIT_ARMS = [{"label": "traditional", "pacing": "traditional"}]
@@ -100,11 +101,19 @@ def _words(column: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", column.lower())) - {""}
 
 
+def looks_like_identifier(column: str) -> bool:
+    """A column naming or identifying a person (``student_id``, ``name``, ``DOB``, ``ssn``,
+    ``student``), not a school (``school_name``) or a count (``student_count``)."""
+    words = _words(column)
+    if "school" in words:
+        return False
+    return bool(words & IDENTIFIER_WORDS) or (bool(words) and words <= PERSON_WORDS)
+
+
 def _check_header(source: str, header: list[str]) -> list[str]:
     cols = [c.strip().lower() for c in header]
     for c in cols:
-        words = _words(c)
-        if "school" not in words and words & IDENTIFIER_WORDS:
+        if looks_like_identifier(c):
             raise ScenarioError(
                 f"{source}: column {c!r} looks like a student identifier; plsim takes "
                 "aggregate numbers only (per school and grade: " + ", ".join(REQUIRED)
@@ -246,8 +255,9 @@ def _assemble(source: str, cells: dict, has_fall: bool) -> DistrictData:
 
 # --- fitting --------------------------------------------------------------------------
 def district_size(data: DistrictData) -> tuple[int, int]:
-    """(classes per grade, class size) whose product is the mean enrolment of a cell."""
-    mean = float(data.enrolled.mean())
+    """(classes per grade, class size) whose product is the mean enrolment of a cell (at
+    most ``MAX_CELL`` students: a larger cell changes no share and slows the fit)."""
+    mean = min(float(data.enrolled.mean()), MAX_CELL)
     classes = max(1, round(mean / TYPICAL_CLASS))
     return classes, int(min(200, max(MIN_ENROLLED, round(mean / classes))))
 
