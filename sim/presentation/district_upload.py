@@ -78,6 +78,7 @@ class CsvPicker(FileInput):
 TABLE_COLUMNS = {"school": "school", "grade": "grade", "enrolled_target": "enrolled (file)",
                  "proficient_target": "proficient (file)",
                  "proficient_simulated": "proficient (plsim)",
+                 "proficient_other_draws": "proficient (plsim, other draws)",
                  "fall_mean_target": "fall mean (file)",
                  "fall_mean_simulated": "fall mean (plsim)",
                  "fall_sd_target": "fall SD (file)", "fall_sd_simulated": "fall SD (plsim)"}

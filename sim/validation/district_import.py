@@ -302,9 +302,14 @@ def _simulate(data: DistrictData, block: dict, seed: int, replicates: int, worke
 
 
 def fit_district(data: DistrictData, name: str, seed: int = 1, replicates: int = 4,
-                 passes: int = 2, workers: int = 1, log=None) -> Imported:
+                 passes: int = 2, workers: int = 1, log=None, check: bool = True
+                 ) -> Imported:
     """Fit the cell offsets; the scenario's data (not validated over the fitted parameters
-    yet) and the fit table. ``passes``: correction simulations after the first guess."""
+    yet) and the fit table. ``passes``: correction simulations after the first guess.
+    The fit uses the scenario's own seed and replicates (common random numbers), so it
+    matches them closely; ``check`` runs the fitted district once more on other draws
+    (the next seed) and adds their shares to the table (``proficient_other_draws``):
+    how much a school and grade moves when its classrooms and teachers are drawn anew."""
     start = time.time()
     classes, size = district_size(data)
     n = classes * size * replicates
@@ -331,6 +336,16 @@ def fit_district(data: DistrictData, name: str, seed: int = 1, replicates: int =
         "seed": seed, "replicates": replicates, "years": 2, "district": block,
         "arms": WRITTEN_ARMS}
     table = fit_table(data, classes * size, share, fall_mean, fall_sd)
+    if check:
+        other = _simulate(data, block, (seed + 1) % 2**63, replicates, workers)[0]
+        w = data.enrolled.ravel()
+        table.insert(table.columns.get_loc("proficient_simulated") + 1,
+                     "proficient_other_draws",
+                     [*np.round(other.ravel(), 3), round(float(np.average(other.ravel(),
+                                                                          weights=w)), 3)])
+        if log:
+            log(f"check on other draws: mean |simulated - target| share proficient "
+                f"{np.mean(np.abs(other - data.proficient)):.3f} ({time.time() - start:.0f} s)")
     return Imported(scenario, table, time.time() - start)
 
 
@@ -410,7 +425,17 @@ def fit_notes(table: pd.DataFrame) -> list[str]:
     cells = table[table.school != "(district)"]
     gap = (cells.proficient_simulated - cells.proficient_target).abs()
     notes = [f"Share proficient (fitted): simulated within {gap.max():.3f} of the file in "
-             f"every school and grade (mean gap {gap.mean():.3f}); year 1, traditional arm."]
+             f"every school and grade (mean gap {gap.mean():.3f}); year 1, traditional arm, "
+             "this scenario's seed and replicates."]
+    if "proficient_other_draws" in cells:
+        other = (cells.proficient_other_draws - cells.proficient_target).abs()
+        whole = table[table.school == "(district)"].iloc[0]
+        notes.append(
+            f"On other random draws (the next seed) a school and grade is {other.mean():.3f} "
+            f"from the file on average (at most {other.max():.3f}), the district "
+            f"{abs(whole.proficient_other_draws - whole.proficient_target):.3f}: classrooms "
+            "and teachers are drawn anew in every replicate, so a single school and grade "
+            "varies about that much from run to run; the district much less.")
     if "fall_mean_target" in cells:
         both = cells.dropna(subset=["fall_mean_target", "fall_mean_simulated"])
         if len(both) >= 3:
