@@ -129,6 +129,9 @@ BAD = {
                        "unknown column 'colour'"),
     "ragged row": (GOOD + "C,3,30\n", "row 6: 3 values for 4 columns"),
     "empty": ("# only a comment\n", "empty"),
+    "control character": (GOOD.replace("A,4", "A\0,4"), "row 3, column school: 'A\\x00'"),
+    "label on two lines": (GOOD.replace("B,4", '"B\nannex",4'), "column school: 'B\\nannex'"),
+    "huge field": (GOOD + '"' + "x" * 200_000 + '",3,40,0.3\n', "not CSV"),
 }
 
 
@@ -166,11 +169,13 @@ def test_unreadable_and_oversized_files_are_refused(tmp_path, capsys):
 
 
 def test_a_good_file_reads_into_a_school_by_grade_grid():
-    data = parse_district("x.csv", ("\ufeff# a comment\n" + GOOD).encode())
+    data = parse_district("x.csv", ("\ufeff# a comment, with commas\n\n" + GOOD).encode())
     assert data.schools == ["A", "B"] and data.grades == [3, 4]
     assert data.enrolled.tolist() == [[40, 40], [30, 30]]
     assert data.proficient.tolist() == [[0.3, 0.2], [0.5, 0.4]]
     assert data.fall_mean is None
+    quoted = parse_district("x.csv", GOOD.replace("B,", '"B, the annex",').encode())
+    assert quoted.schools == ["A", "B, the annex"]
 
 
 def test_the_shipped_sample_is_aggregate_and_has_a_proficiency_column():

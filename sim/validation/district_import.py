@@ -146,13 +146,18 @@ def _number(source: str, line: int, col: str, text: str, allowed: str, whole: bo
     return value
 
 
-def _rows(source: str, text: str):
-    """(physical line number, cells) of every data row; the header first."""
-    lines = [(i, s) for i, s in enumerate(text.splitlines(), 1)
-             if s.strip() and not s.lstrip().startswith("#")]
-    for (i, _), cells in zip(lines, csv.reader(io.StringIO("\n".join(s for _, s in lines))),
-                             strict=False):
-        yield i, cells
+def _rows(source: str, text: str) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every row that is not blank or a ``#`` comment; the header
+    first. ScenarioError when the text is not CSV."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out = []
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
+                out.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise ScenarioError(f"{source}: row {reader.line_num}: not CSV ({exc})") from None
+    return out
 
 
 def read_district_csv(path: str | Path, tested_grades=None) -> DistrictData:
@@ -182,7 +187,7 @@ def parse_district(source: str, raw: bytes, tested_grades=None) -> DistrictData:
     except UnicodeDecodeError:
         raise ScenarioError(f"{source}: not UTF-8 text (save the sheet as CSV UTF-8)") from None
     tested = sorted(tested_grades or AssessmentParams().tested_grades)
-    rows = list(_rows(source, text))
+    rows = _rows(source, text)
     if not rows:
         raise ScenarioError(f"{source}: empty; expected a header ({', '.join(REQUIRED)}) "
                             "and one row per school and grade")
@@ -204,9 +209,9 @@ def parse_district(source: str, raw: bytes, tested_grades=None) -> DistrictData:
 
 def _read_row(source: str, line: int, row: dict, tested: list[int]) -> dict:
     school = row["school"]
-    if not school:
-        raise ScenarioError(f"{source}: row {line}, column school: empty; allowed: the "
-                            "school's label")
+    if not school or not school.isprintable() or len(school) > 200:
+        raise ScenarioError(f"{source}: row {line}, column school: {school[:40]!r}; allowed: "
+                            "the school's label (1-200 printable characters, one line)")
     grades = f"a tested grade, {tested[0]}-{tested[-1]}"
     grade = int(_number(source, line, "grade", row["grade"], grades, True, tested[0],
                         tested[-1]))
