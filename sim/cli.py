@@ -252,7 +252,8 @@ def _district_parser(sub) -> None:
                                   "and tested grade, at least 10 students a row. Writes the "
                                   "scenario and its fit table (OUT.fit.csv) beside it.")
     i.add_argument("csv", help="the district's aggregates (CSV)")
-    i.add_argument("--out", help="scenario to write (default: the CSV's name with .toml)")
+    i.add_argument("--out", help="scenario to write, replaced if it exists (default: "
+                                 "NAME.toml in the current folder, NAME the CSV's)")
     i.add_argument("--seed", type=_nonneg_int, default=1, help="the scenario's seed (default 1)")
     i.add_argument("--replicates", type=_positive_int, default=4,
                    help="replicates of the fit and of the scenario (default 4)")
@@ -269,7 +270,7 @@ def cmd_district(args) -> int:
     )
 
     data = read_district_csv(args.csv)
-    out = Path(args.out) if args.out else Path(args.csv).with_suffix(".toml")
+    out = Path(args.out) if args.out else Path(Path(args.csv).stem + ".toml")
     if out.suffix.lower() != ".toml":
         raise ScenarioError(f"--out {out}: a scenario file name ends in .toml")
     if out.exists() and not out.is_file():
