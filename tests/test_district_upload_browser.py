@@ -85,6 +85,9 @@ def test_uploading_the_sample_fits_it_and_sets_the_page_scenario(app_url, tmp_pa
 
         page.set_input_files("input.plsim-district-file", str(SAMPLE))
         page.get_by_text("Fitted in").wait_for(timeout=300_000)
+        # the form re-renders with the fitted scenario (its name is the file's)
+        page.wait_for_function("() => Array.from(document.querySelectorAll('input'))"
+                               ".some(x => x.value === 'sample_district')", timeout=60_000)
         rows = page.eval_on_selector(
             "table.plsim-fit-table", "t => Array.from(t.querySelectorAll('tr')).map("
                                      "r => Array.from(r.children).map(c => c.innerText.trim()))")
