@@ -57,6 +57,23 @@ class DistrictParams(Strict):
         description="district mean starting achievement, in SD of the statewide reference")
     mobility: float = Field(0.08, ge=0, le=1,
                             description="share of students replaced by newcomers each summer")
+    cohort_offsets_sd: list[list[float]] = Field(
+        default_factory=list,
+        description="known schools (from `plsim district import`): one row per school, one "
+                    "offset per grade (SD of starting achievement, added to mean_offset_sd) "
+                    "for the cohort in that grade in reported year 1; when set, it replaces "
+                    "the random school effect; empty = schools drawn at random")
+
+    @model_validator(mode="after")
+    def _cohort_offsets(self):
+        rows = self.cohort_offsets_sd
+        if rows and (len(rows) != self.schools
+                     or any(len(r) != len(self.grades) for r in rows)):
+            raise ValueError(f"cohort_offsets_sd must have one row per school ({self.schools}) "
+                             f"of one offset per grade ({len(self.grades)}), or be empty")
+        if any(not -6 <= x <= 6 for r in rows for x in r):
+            raise ValueError("cohort_offsets_sd values must be between -6 and 6 (SD)")
+        return self
 
     @model_validator(mode="after")
     def _grades(self):

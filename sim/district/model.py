@@ -50,6 +50,7 @@ from sim.engine.outcomes import YearLog, student_year_rows
 from sim.engine.population import (
     ClusterEffects,
     chunks,
+    cohort_offsets,
     district_size,
     enrol,
     layout_slots,
@@ -138,8 +139,10 @@ class District(Model):
 
     def _enrol(self, slots: np.ndarray, rng: np.random.Generator) -> None:
         p = self.params
+        known = cohort_offsets(self.students, slots, p.district, self.year,
+                               p.calendar.burn_in_years)
         enrol(rng, self.students, slots, self.effects, self.curriculum,
-              p.population, p.learning, p.district.mean_offset_sd)
+              p.population, p.learning, p.district.mean_offset_sd, known)
         self.students.entry_year[slots] = self.year
         self.students.prior_state_score[slots] = np.nan
 

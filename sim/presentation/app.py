@@ -19,7 +19,7 @@ import solara
 import solara.lab
 
 from sim.config.scenario import ScenarioError
-from sim.presentation import brief, comparison, form
+from sim.presentation import brief, comparison, district_upload, form
 
 DEFAULT_PRESET = "floor_strategies"
 
@@ -406,6 +406,7 @@ def Page():
                 "and to the program's chances in a review.", classes=["plsim-note"])
     with solara.Columns([5, 7]):
         with solara.Column():
+            district_upload.DistrictUpload(scenario_data)
             DistrictCard(errors)
             StrategiesCard(errors)
         with solara.Column():
