@@ -254,7 +254,8 @@ def _uncompiled(monkeypatch):
     from sim.engine import affect, assessment, outcomes, school_day
 
     rules = {"readiness": learning.readiness, "learn_skill": learning.learn_skill,
-             "exit_slip": assessment.exit_slip, "exit_slip_update": records.exit_slip_update,
+             "exit_slip": assessment.exit_slip, "update_streak": records.update_streak,
+             "mark_record": records.mark_record,
              "update_track": outcomes.update_track, "update_affect": affect.update_affect,
              "log_day": outcomes.log_day}
     for name, rule in rules.items():
@@ -264,7 +265,7 @@ def _uncompiled(monkeypatch):
     monkeypatch.setattr(learning, "p_master", learning.p_master.py_func)
     monkeypatch.setattr(affect, "felt_change", affect.felt_change.py_func)
     monkeypatch.setattr(pacing, "missing_ancestor", records.missing_ancestor.py_func)
-    return school_day.day_block.py_func, pacing.traditional_day.py_func
+    return school_day.day_loop.py_func, pacing.traditional_day.py_func
 
 
 @pytest.mark.parametrize("scenario, arm, exponent", [
@@ -298,12 +299,12 @@ def test_compiled_day_matches_its_plain_python_form(scenario, arm, exponent, mon
     assert fused.any_move_on == (arm == "secondary_move_on")
     plain = copy.deepcopy(fused)
     assert any(isinstance(regime.pacing, TraditionalPacing) for regime, _ in plain.groups)
-    compiled_day = school_day.day_block, pacing.traditional_day
+    compiled_day = school_day.day_loop, pacing.traditional_day
     python_day = _uncompiled(monkeypatch)
     passes = []
     for day in range(50):
         for d, (block, traditional) in ((fused, compiled_day), (plain, python_day)):
-            monkeypatch.setattr(school_day, "day_block", block)
+            monkeypatch.setattr(school_day, "day_loop", block)
             monkeypatch.setattr(pacing, "traditional_day", traditional)
             d.day = day
             d.step()
@@ -549,7 +550,8 @@ def test_frontier_from_matches_its_plain_python_form(cur):
         slots = np.sort(rng.permutation(n)[:220]).astype(np.int64)
         bound = rng.choice([0, 7, 40, 41, 120, cur.n_skills - 1], slots.size)
         got = a.frontier_from(slots, bound)
-        want = np.array([rule(b.arrays, r, x, cur.n_skills, MAX_STEP_SCAN)
+        cache = (b.bits, b.frontier, b.frontier_bound, b.stale, b.advanced)
+        want = np.array([rule(*cache, r, x, cur.n_skills, MAX_STEP_SCAN)
                          for r, x in zip(slots, bound, strict=True)], np.int64)
         assert got.dtype == want.dtype and np.array_equal(got, want)
         known = a.believed[slots]

@@ -83,7 +83,7 @@ def test_the_days_block_is_rebuilt_when_this_module_changes():
     key (a closure value numba hashes into it)."""
     from sim.engine import compiled, school_day
 
-    key = school_day.day_block.py_func.__closure__[0].cell_contents
+    key = school_day.day_loop.py_func.__closure__[0].cell_contents
     assert key == compiled.source_key(compiled, pm, *[
         getattr(school_day, m) for m in ("learning", "assessment", "records", "outcomes",
                                          "affect")])

@@ -354,14 +354,15 @@ class District(Model):
         teacher = np.asarray(teacher, np.int64)
         skills = np.asarray(skills, np.int64)
         room = st.room[present]
-        rules = learning.RateRules(float(lp.base_rate), self._ease, mod_factor,
-                                   float(lp.teacher_weight_unled), float(tp.typical_growth_sd),
-                                   float(p.teams.handoff_loss), WHOLE_CLASS, SMALL_GROUP)
+        rules = learning.RateRules(float(lp.base_rate), float(lp.teacher_weight_unled),
+                                   float(tp.typical_growth_sd), float(p.teams.handoff_loss),
+                                   WHOLE_CLASS, SMALL_GROUP)
         return learning.learning_rate(
             np.asarray(present, np.int64), skills, modality,
             learning.Supervision(teacher, room, st.teacher[present]),
             self._capacity_factor(teacher, skills, room), st.rows(),
-            (self.teacher_effect, self.staff.trust), rules)
+            (self.teacher_effect, self.staff.trust),
+            learning.RateTables(self._ease, mod_factor), rules)
 
     def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
                          room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

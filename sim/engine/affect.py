@@ -62,7 +62,8 @@ def felt_change(change, exponent):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def update_affect(students, row, already, readiness, offset, change, rules):
+def update_affect(engagement, engagement_base, anxiety, anxiety_base, row, already, readiness,
+                  offset, change, rules):
     """One student's engagement and anxiety after the day (``row``: an unsigned index):
     ``already`` whether the day's skill was mastered before, ``readiness`` its share of
     prerequisites mastered (float32), ``offset`` its grade minus the enrolled grade,
@@ -71,16 +72,16 @@ def update_affect(students, row, already, readiness, offset, change, rules):
     term is added, as numpy computed it."""
     one = np.float32(1.0)
     felt = felt_change(change, rules.change_exponent)
-    e = students.engagement[row]
-    e32 = e + rules.recovery * (students.engagement_base[row] - e)
+    e = engagement[row]
+    e32 = e + rules.recovery * (engagement_base[row] - e)
     y = (np.float64(e32) - (rules.boredom if already else 0.0)
          - np.float64(rules.frustration * (one - readiness))
          - np.float64(rules.switch_engagement * felt))
     e_new = np.float32(min(max(y, rules.min_engagement), 1.0))
-    students.engagement[row] = e_new
-    an = students.anxiety[row]
-    a32 = an + rules.recovery * (students.anxiety_base[row] - an) + rules.switch_anxiety * felt
+    engagement[row] = e_new
+    an = anxiety[row]
+    a32 = an + rules.recovery * (anxiety_base[row] - an) + rules.switch_anxiety * felt
     z = np.float64(a32) + (rules.unfamiliar_anxiety if (offset >= 0 and readiness < one)
                            else 0.0)
-    students.anxiety[row] = np.float32(min(max(z, 0.0), 1.0))
+    anxiety[row] = np.float32(min(max(z, 0.0), 1.0))
     return e_new

@@ -14,7 +14,7 @@ in numba's cache next to the module or in ``NUMBA_CACHE_DIR``).
 numba checks a cached function against its own file only. A function that inlines
 another file's rules is built by a factory over ``source_key`` of those files (a
 closure value, which numba hashes into the cache's key), so a change in a rule's
-file rebuilds every cached function that inlines it (``school_day.day_block``,
+file rebuilds every cached function that inlines it (``school_day.day_loop``,
 ``policies.pacing.traditional_day``).
 """
 

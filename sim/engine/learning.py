@@ -90,13 +90,16 @@ def p_master(rate, ready, rules):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def learn_skill(students, row, skill, rate, ready, u_learn, u_backfill, rules):
+def learn_skill(mastery, familiarity, row, skill, rate, ready, u_learn, u_backfill, rules):
     """One student's day of learning on ``skill`` (``row``, ``skill``: unsigned indices)
     at ``rate`` (per day), given ``readiness``'s triple ``ready``: the skill gained if
     not already mastered and ``u_learn`` < ``p_master``; the first missing prerequisite
     gained if ``u_backfill`` < ``p_master`` at ``backfill_rate`` x rate and its own
-    readiness; a day of familiarity. Returns (already, gained)."""
-    mastery, familiarity = students.mastery, students.familiarity
+    readiness; a day of familiarity. Returns (already, gained).
+
+    Rules take the arrays they touch and a bundle of scalars, not bundles of arrays:
+    numba counts a reference for every array taken out of a tuple, which in the day's
+    loop would cost more than the rule."""
     share, first, pre_ready = ready
     already = mastery[row, skill] > 0
     gained = (not already) and (u_learn < p_master(rate, share, rules))
@@ -136,14 +139,15 @@ def prerequisite_status(mastery: np.ndarray, slots: np.ndarray, skills: np.ndarr
 
 @njit(cache=True, nogil=True)
 def _learn_slots(students, slots, skills, rate, u_learn, u_backfill, prereqs, rules):
+    mastery, familiarity = students.mastery, students.familiarity
     k = slots.size
     already = np.empty(k, np.bool_)
     gained = np.empty(k, np.bool_)
     for i in range(k):
         r, s = np.uint64(slots[i]), np.uint64(skills[i])
-        ready = readiness(students.mastery, r, skills[i], prereqs)
-        already[i], gained[i] = learn_skill(students, r, s, rate[i], ready, u_learn[i],
-                                            u_backfill[i], rules)
+        ready = readiness(mastery, r, skills[i], prereqs)
+        already[i], gained[i] = learn_skill(mastery, familiarity, r, s, rate[i], ready,
+                                            u_learn[i], u_backfill[i], rules)
     return already, gained
 
 
@@ -171,13 +175,19 @@ class RateRules(NamedTuple):
     """The daily rate's parameters (``District._learning_rate``)."""
 
     base_rate: float
-    ease: np.ndarray             # per skill, a multiplier (float64)
-    modality_factor: np.ndarray  # per modality (float32)
-    weight_unled: float          # the teacher's weight in a modality the teacher does not lead
-    typical_sd: float            # teachers' typical growth SD (the effect's unit)
+    weight_unled: float  # the teacher's weight in a modality the teacher does not lead
+    typical_sd: float    # teachers' typical growth SD (the effect's unit)
     handoff_loss: float
-    led_a: int                   # the two teacher-led modalities
+    led_a: int           # the two teacher-led modalities
     led_b: int
+
+
+class RateTables(NamedTuple):
+    """The daily rate's tables: each skill's ease (a multiplier, float64) and each
+    modality's factor (float32)."""
+
+    ease: np.ndarray
+    modality_factor: np.ndarray
 
 
 class Supervision(NamedTuple):
@@ -189,37 +199,47 @@ class Supervision(NamedTuple):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def rate_of(students, row, skill, modality, teacher, own, in_room, factor, staff, rules):
-    """The daily hazard of mastering a ready skill (per day) of one student, in float64
-    in numpy's order, rounded to float32: base rate x ease x the student's rate x
-    engagement x modality x teacher multiplier x continuity (``teachers.handoff_factor``)
-    x capacity ``factor``
-    (``staff``: (effect, trust) per teacher)."""
-    effect, trust = staff
+def teacher_multiplier(effect, modality, rules):
+    """The supervising teacher's multiplier of the rate: ``max(0.1, 1 + weight x effect /
+    typical_sd)`` (``effect``: the teacher's, student SD of growth), the weight 1 in a
+    teacher-led modality, ``weight_unled`` otherwise."""
     m = modality
     weight = 1.0 if (m == rules.led_a) | (m == rules.led_b) else rules.weight_unled
-    mult = max(0.1, 1.0 + weight * effect[teacher] / rules.typical_sd)
-    continuity = handoff_factor(teacher, own, in_room, trust, rules.handoff_loss)
-    x = (rules.base_rate * rules.ease[skill] * np.float64(students.learning_rate[row])
-         * np.float64(students.engagement[row]) * np.float64(rules.modality_factor[m]) * mult
-         * continuity * factor)
+    return max(0.1, 1.0 + weight * effect / rules.typical_sd)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def rate_of(student_rate, engagement, ease, modality_factor, mult, continuity, factor, rules):
+    """The daily hazard of mastering a ready skill (per day) of one student, in float64
+    in numpy's order, rounded to float32: base rate x the skill's ``ease`` x the
+    student's rate x engagement x the modality's factor x ``teacher_multiplier`` x
+    ``continuity`` (``teachers.handoff_factor``) x capacity ``factor``."""
+    x = (rules.base_rate * ease * np.float64(student_rate) * np.float64(engagement)
+         * np.float64(modality_factor) * mult * continuity * factor)
     return np.float32(x)
 
 
 def _compose_rate(key: str):
     @njit(cache=True, nogil=True)
-    def learning_rate(slots, skills, modality, supervision, capacity, students, staff, rules):
+    def learning_rate(slots, skills, modality, supervision, capacity, students, staff, tables,
+                      rules):
         """``rate_of`` per present slot (float32): ``capacity`` is (factors, key), slot
         ``i``'s factor ``factors[key[i]]`` (``teachers.capacity_ratio``'s values to the
-        elasticity)."""
+        elasticity); ``staff`` is (effect, trust) per teacher; ``tables``: ``RateTables``."""
         key  # noqa: B018 -- teachers' source (source_key): part of numba's cache key
         factors, at = capacity
+        effect, trust = staff
+        teacher, room, own = supervision
+        student_rate, engagement = students.learning_rate, students.engagement
+        ease, modality_factor = tables
         k = slots.size
         out = np.empty(k, np.float32)
         for i in range(k):
-            out[i] = rate_of(students, slots[i], skills[i], modality[i], supervision.teacher[i],
-                             supervision.own_teacher[i], supervision.room[i] >= 0,
-                             factors[at[i]], staff, rules)
+            r, t, m = slots[i], teacher[i], modality[i]
+            mult = teacher_multiplier(effect[t], m, rules)
+            continuity = handoff_factor(t, own[i], room[i] >= 0, trust, rules.handoff_loss)
+            out[i] = rate_of(student_rate[r], engagement[r], ease[skills[i]],
+                             modality_factor[m], mult, continuity, factors[at[i]], rules)
         return out
 
     return learning_rate

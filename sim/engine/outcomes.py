@@ -67,20 +67,23 @@ class LogArrays(NamedTuple):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def log_day(log, row, offset, already, switched, engagement):
-    """Add one instructional day of one student (``row``: an unsigned index): ``offset``
-    the content's grade minus the enrolled grade (int16), ``already`` mastered before,
-    ``switched`` a switch of track today, ``engagement`` after the day (float32)."""
-    log.days_present[row] += 1
+def log_day(days_present, days_grade_level, days_mastered, lowest_offset, switches,
+            engagement_sum, row, offset, already, switched, engagement):
+    """Add one instructional day of one student (``row``: an unsigned index) to
+    ``LogArrays``' accumulators: ``offset`` the content's grade minus the enrolled grade
+    (int16), ``already`` mastered before, ``switched`` a switch of track today,
+    ``engagement`` after the day (float32). Rules take the arrays they touch
+    (``learning.learn_skill``)."""
+    days_present[row] += 1
     if offset == 0:
-        log.days_grade_level[row] += 1
+        days_grade_level[row] += 1
     if already:
-        log.days_mastered[row] += 1
-    if offset < log.lowest_offset[row]:
-        log.lowest_offset[row] = offset
+        days_mastered[row] += 1
+    if offset < lowest_offset[row]:
+        lowest_offset[row] = offset
     if switched:
-        log.switches[row] += 1
-    log.engagement_sum[row] += np.float64(engagement)
+        switches[row] += 1
+    engagement_sum[row] += np.float64(engagement)
 
 
 @njit(cache=True, nogil=True)
@@ -146,32 +149,34 @@ class TrackRules(NamedTuple):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def update_track(tracks, row, below, position, rules):
+def update_track(level, track_below, track_position, other_days, first_other, row, below,
+                 position, rules):
     """Record one student's day of content (``row``: an unsigned index; ``below``: the
-    content is below the enrolled grade; ``position`` its grade-years, float32).
-    Returns (switched, the working level's change in grade-years, float32 >= 0)."""
+    content is below the enrolled grade; ``position`` its grade-years, float32) in
+    ``TrackArrays``' arrays. Returns (switched, the working level's change in
+    grade-years, float32 >= 0)."""
     pos = position
-    old = tracks.level[row]
+    old = level[row]
     if np.isnan(old):
         new = pos
         change = np.float32(0.0)
     else:
         new = old + rules.alpha * (pos - old)
         change = abs(new - old)
-    tracks.level[row] = new
-    track = tracks.below[row]
+    level[row] = new
+    track = track_below[row]
     fresh = track < 0
     off = (not fresh) and (below != (track == 1))
-    days_off = tracks.other_days[row] + 1 if off else 0
-    first_pos = pos if (off and days_off == 1) else tracks.first_other[row]
-    jump = abs(first_pos - tracks.position[row])
+    days_off = other_days[row] + 1 if off else 0
+    first_pos = pos if (off and days_off == 1) else first_other[row]
+    jump = abs(first_pos - track_position[row])
     moved = off and days_off >= rules.persist_days
     switched = moved and jump >= rules.min_jump
     if fresh or moved or not off:
-        tracks.below[row] = 1 if below else 0
-        tracks.position[row] = pos
-    tracks.other_days[row] = 0 if moved else days_off
-    tracks.first_other[row] = first_pos
+        track_below[row] = 1 if below else 0
+        track_position[row] = pos
+    other_days[row] = 0 if moved else days_off
+    first_other[row] = first_pos
     return switched, change
 
 

@@ -258,46 +258,58 @@ def record_rules(a, use_move_on: bool) -> RecordRules:
 
 # --- the record's rules, compiled: skill s of a row is bit (s & 7) of byte (s >> 3) -------------
 @njit(cache=True, nogil=True, inline="always")
-def exit_slip_update(record, row, skill, passed, prereqs, move_on, rules):
+def update_streak(run, streak_skill, days_on, row, skill, passed, move_limit, rules):
     """One student's exit slip on ``skill`` (``row``: an unsigned index): the run of
-    passes (+) or failures (-) on the skill grows or restarts; ``mastery_streak``
-    passes mark the skill mastered in the record (and flag a frontier reached),
-    ``fail_limit`` failures clear its prerequisites (the frontier goes stale). With
-    ``use_move_on``, ``move_on[row]`` days on one skill mark it done, and a student
-    with a limit is never sent back."""
+    passes (+) or failures (-) on the skill grows or restarts; ``mastery_streak`` passes
+    mean mastered, ``fail_limit`` failures a send-back to the prerequisites. With
+    ``use_move_on``, ``move_limit`` days on one skill (the student's) mean done, and a
+    student with a limit is never sent back. Returns (mastered, send_back); the run is
+    cleared by either. Rules take the arrays they touch (``learning.learn_skill``)."""
     s = skill
-    su = np.uint64(s)
-    same = record.streak_skill[row] == s
-    prev = record.run[row] if same else 0
-    record.streak_skill[row] = s
+    same = streak_skill[row] == s
+    prev = run[row] if same else 0
+    streak_skill[row] = s
     x_run = max(prev, 0) + 1 if passed else min(prev, 0) - 1
     mastered = x_run >= rules.mastery_streak
     send_back = x_run <= -rules.fail_limit
     if rules.use_move_on:
-        days = record.days_on[row] + 1 if same else 1
-        mastered = mastered or days >= move_on[row]
-        if move_on[row] < MOVE_ON_NEVER:
+        days = days_on[row] + 1 if same else 1
+        mastered = mastered or days >= move_limit
+        if move_limit < MOVE_ON_NEVER:
             send_back = False
-        record.days_on[row] = 0 if mastered else days
+        days_on[row] = 0 if mastered else days
+    run[row] = 0 if (mastered or send_back) else x_run
+    return mastered, send_back
+
+
+@njit(cache=True, nogil=True, inline="always")
+def mark_record(bits, frontier, advanced, stale, row, skill, verdict, prereqs):
+    """What ``update_streak``'s ``verdict`` (mastered, send_back) writes into one student's
+    record (``row``: an unsigned index): mastered marks the skill (and flags a frontier
+    reached); a send-back clears the skill's prerequisites (the frontier goes stale)."""
+    mastered, send_back = verdict
+    s = skill
     if mastered:
-        record.bits[row, su >> np.uint64(3)] |= np.uint8(1 << (s & 7))
-        if s == record.frontier[row]:
-            record.advanced[row] = True
+        bits[row, np.uint64(s) >> np.uint64(3)] |= np.uint8(1 << (s & 7))
+        if s == frontier[row]:
+            advanced[row] = True
     if send_back:
         for j in range(prereqs.shape[1]):
             p = prereqs[s, j]
             if p != NO_SKILL:
-                record.bits[row, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
-        record.stale[row] = True
-    record.run[row] = 0 if (mastered or send_back) else x_run
+                bits[row, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
+        stale[row] = True
 
 
 @njit(cache=True, nogil=True)
 def exit_slips(record, slots, skills, passed, prereqs, move_on, rules):
-    """``exit_slip_update`` of each slot, in order."""
+    """``update_streak`` and ``mark_record`` of each slot, in order."""
+    bits, run, streak_skill, days_on, frontier, _, stale, advanced = record
     for i in range(slots.size):
-        exit_slip_update(record, np.uint64(slots[i]), skills[i], passed[i], prereqs, move_on,
-                         rules)
+        r = np.uint64(slots[i])
+        verdict = update_streak(run, streak_skill, days_on, r, skills[i], passed[i], move_on[r],
+                                rules)
+        mark_record(bits, frontier, advanced, stale, r, skills[i], verdict, prereqs)
 
 
 @njit(cache=True, nogil=True)
@@ -333,45 +345,57 @@ def first_clear(bits, row, lo, hi, missing):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def frontier_of(record, row, bound, n_skills, max_step):
+def frontier_of(bits, frontier, frontier_bound, stale, advanced, row, bound, n_skills,
+                max_step):
     """One student's frontier: the first believed-unmastered skill at or above ``bound``
-    (``n_skills`` if none), from the cache where it answers, which is updated.
+    (``n_skills`` if none), from the cache where it answers (``frontier``,
+    ``frontier_bound``, ``stale``, ``advanced``: ``Record``'s), which is updated.
 
     A full search runs when the cache is stale or the bound moved; a frontier the
     record has just marked mastered steps forward up to ``max_step`` skills, then
     searches in full (keeping the bound the cache answers for).
     """
-    bits, r, b = record.bits, row, bound
-    f = np.int64(record.frontier[r])
-    if record.stale[r] or b > f or b < record.frontier_bound[r]:
+    r, b = row, bound
+    f = np.int64(frontier[r])
+    if stale[r] or b > f or b < frontier_bound[r]:
         f = first_clear(bits, r, max(b, 0), n_skills, n_skills)
-        record.frontier[r] = f
-        record.frontier_bound[r] = b
-        record.stale[r] = False
-        record.advanced[r] = False
-    elif record.advanced[r]:
-        record.advanced[r] = False
+        frontier[r] = f
+        frontier_bound[r] = b
+        stale[r] = False
+        advanced[r] = False
+    elif advanced[r]:
+        advanced[r] = False
         steps = 0
         while steps < max_step and f < n_skills and (bits[r, f >> 3] >> (f & 7)) & 1:
             f += 1
             steps += 1
         if steps == max_step and f < n_skills and (bits[r, f >> 3] >> (f & 7)) & 1:
             f = first_clear(bits, r, max(f, 0), n_skills, n_skills)
-            record.stale[r] = False
-        record.frontier[r] = f
+            stale[r] = False
+        frontier[r] = f
     return f
 
 
 @njit(cache=True, nogil=True)
 def frontier_from(record, slots, bound, n_skills, max_step):
     """``frontier_of`` of each slot (int64), the cache updated in place."""
+    out = np.empty(slots.size, np.int64)
+    frontier_into(record, slots, bound, n_skills, max_step, out)
+    return out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def frontier_into(record, slots, bound, n_skills, max_step, out):
+    """``frontier_from``'s loop, into ``out`` (compiled without reference counting, as
+    ``school_day.day_loop`` is: it allocates nothing)."""
+    bits, frontier, frontier_bound = record.bits, record.frontier, record.frontier_bound
+    stale, advanced = record.stale, record.advanced
     k = slots.size
-    out = np.empty(k, np.int64)
     for i in range(k):
         if i + AHEAD < k:
-            prefetch(record.bits, slots[i + AHEAD], 0)
-        out[i] = frontier_of(record, slots[i], bound[i], n_skills, max_step)
-    return out
+            prefetch(bits, slots[i + AHEAD], 0)
+        out[i] = frontier_of(bits, frontier, frontier_bound, stale, advanced, slots[i], bound[i],
+                             n_skills, max_step)
 
 
 @njit(cache=True, nogil=True)
@@ -445,7 +469,8 @@ def read_row(truth, i, draws, tables, scratch):
     computes it; ancestor lists are transitive, ascending and padded at the end."""
     level_error, misread_u = draws
     gap, tested, read, implied = scratch
-    ancestors = tables.ancestors
+    ancestors, position = tables.ancestors, tables.position
+    band, misread = tables.band, tables.misread
     n = truth.shape[1]
     width = ancestors.shape[1]
     count = 0
@@ -455,11 +480,11 @@ def read_row(truth, i, draws, tables, scratch):
     level = tables.lowest + np.float32(count) / tables.spg
     estimate = level + tables.error_years * level_error[i]
     for s in range(n):
-        g = tables.position[s] - estimate
+        g = position[s] - estimate
         gap[s] = g
-        t = abs(g) <= tables.band
+        t = abs(g) <= band
         tested[s] = t
-        read[s] = t and (truth[i, s] != (misread_u[i, s] < tables.misread))
+        read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
         implied[s] = False
     # from the top: a skill already implied has its ancestors marked too (they are
     # ancestors of the skill that implied it), so only the others are walked
@@ -473,11 +498,11 @@ def read_row(truth, i, draws, tables, scratch):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def believed_of(s, scratch, neg_band):
-    """Whether the reading in ``scratch`` (``read_row``'s) believes skill ``s`` mastered:
-    far below the estimate, read as mastered, or implied and not tested as unmastered."""
-    gap, tested, read, implied = scratch
-    return (gap[s] < neg_band) or read[s] or (implied[s] and not (tested[s] and not read[s]))
+def believed_of(gap, tested, read, implied, neg_band):
+    """Whether a reading of one skill (``read_row``'s: its gap from the estimate, tested,
+    read as mastered, implied) believes it mastered: far below the estimate, read as
+    mastered, or implied and not tested as unmastered."""
+    return (gap < neg_band) or read or (implied and not (tested and not read))
 
 
 @njit(cache=True, nogil=True)
@@ -488,37 +513,45 @@ def diagnostic_read(truth, level_error, misread_u, tables):
     tested_out = np.empty((rows, n), np.bool_)
     scratch = (np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
                np.empty(n, np.bool_))
+    gap, tested, read, implied = scratch
     neg_band = -tables.band
     for i in range(rows):
         read_row(truth, i, (level_error, misread_u), tables, scratch)
         for s in range(n):
-            believed[i, s] = believed_of(s, scratch, neg_band)
-            tested_out[i, s] = scratch[1][s] or scratch[3][s]
+            believed[i, s] = believed_of(gap[s], tested[s], read[s], implied[s], neg_band)
+            tested_out[i, s] = tested[s] or implied[s]
     return believed, tested_out
 
 
-@njit(cache=True, nogil=True)
-def diagnose_into(bits, rows, replace, truth, draws, tables):
+def diagnose_into(bits, rows, replace, truth, draws, tables) -> None:
     """The diagnostic's reading (``read_row``) of ``rows`` written into the record's
     ``bits``: where ``replace`` (per row) the whole reading, else only the skills it
     tested (the rest of the record stands). ``truth`` and ``draws`` are the rows', in
     order."""
     n = truth.shape[1]
     scratch = (np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
-               np.empty(n, np.bool_))
-    tested, implied = scratch[1], scratch[3]
+               np.empty(n, np.bool_), np.empty(bits.shape[1], np.uint8))
+    diagnose_loop(bits, rows, replace, truth, draws, tables, scratch)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def diagnose_loop(bits, rows, replace, truth, draws, tables, scratch):
+    """``diagnose_into``'s loop (``scratch``: ``read_row``'s four arrays and a packed row);
+    compiled without reference counting, as ``school_day.day_loop`` is."""
+    n = truth.shape[1]
+    gap, tested, read, implied, packed = scratch
+    reading = (gap, tested, read, implied)
     neg_band = -tables.band
     n_bytes = bits.shape[1]
-    packed = np.empty(n_bytes, np.uint8)
     for i in range(rows.size):
-        read_row(truth, i, draws, tables, scratch)
+        read_row(truth, i, draws, tables, reading)
         r = rows[i]
         rep = replace[i]
         packed[:] = 0
         for s in range(n):
             byte, bit = s >> 3, s & 7
             if rep or tested[s] or implied[s]:
-                b = believed_of(s, scratch, neg_band)
+                b = believed_of(gap[s], tested[s], read[s], implied[s], neg_band)
             else:
                 b = (bits[r, byte] >> bit) & 1
             if b:

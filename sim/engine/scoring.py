@@ -278,13 +278,14 @@ def answer_block(ll, takers, i, block, items, u, u0, anxious_guess, rules, bufs)
     arrays of the block's size), so the probabilities' loop vectorises."""
     k_buf, d_buf, c_buf = bufs
     knowledge, fam_days = takers.knowledge, takers.fam_days
+    skill, difficulty, log_odds = items
     one = np.float32(1.0)
     n = block.size
     for j in range(n):
         item = block[j]
-        col = items.skill[item]
+        col = skill[item]
         k_buf[j] = knowledge[i, col]
-        d_buf[j] = items.difficulty[item]
+        d_buf[j] = difficulty[item]
         c_buf[j] = anxious_guess if fam_days[i, col] == 0 else rules.guess
     for j in range(n):
         c = c_buf[j]
@@ -295,10 +296,9 @@ def answer_block(ll, takers, i, block, items, u, u0, anxious_guess, rules, bufs)
         if u[u0 + j] < k_buf[j]:  # right: its log-odds added (a wrong answer adds 0)
             item = block[j]
             for c in range(q):
-                ll[c] += items.log_odds[item, c]
+                ll[c] += log_odds[item, c]
 
 
-@njit(cache=True, nogil=True)
 def adaptive_scores(takers, u, prior, items, grid, tables, rules):
     """The multistage adaptive test (``assessment.adaptive_eap`` with the response
     model's answers), answered and scored one row at a time.
@@ -312,17 +312,33 @@ def adaptive_scores(takers, u, prior, items, grid, tables, rules):
 
     Returns the last stage's EAP estimates and posterior SDs (float32, grade-years).
     """
+    rows, k, q = takers.knowledge.shape[0], tables.blocks.shape[1], grid.size
+    out = np.empty(rows, np.float32), np.empty(rows, np.float32)
+    adaptive_loop(takers, u, prior, items, grid, tables, rules, out, _scratch(q, k))
+    return out
+
+
+def _scratch(q: int, k: int):
+    """A row's working arrays: log-likelihood, posterior and prior term (Q), and the
+    answers' three buffers (k), float32."""
+    return tuple(np.empty(n, np.float32) for n in (q, q, q, k, k, k))
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def adaptive_loop(takers, u, prior, items, grid, tables, rules, out, scratch):
+    """``adaptive_scores``' loop into ``out`` (estimates, SDs); compiled without reference
+    counting (it allocates nothing; ``scratch``: ``_scratch``'s arrays), as
+    ``school_day.day_loop`` is."""
+    theta, sem = out
+    ll, post, term, k_buf, d_buf, c_buf = scratch
+    bufs = (k_buf, d_buf, c_buf)
     prior_mean, prior_sd = prior
-    blocks, block_q, lookup = tables.blocks, tables.block_q, tables.lookup
+    (stage_b, b_offset, span, last, blocks, block_q, block_offset, lookup, lookup_offset,
+     lookup_x0, lookup_step) = tables  # taken out once: numba counts a reference for each
+    anxiety = takers.anxiety
     rows = takers.knowledge.shape[0]
-    stages, k = tables.span.size, blocks.shape[1]
+    stages, k = span.size, blocks.shape[1]
     q = grid.size
-    theta = np.empty(rows, np.float32)
-    sem = np.empty(rows, np.float32)
-    ll = np.empty(q, np.float32)
-    post = np.empty(q, np.float32)
-    term = np.empty(q, np.float32)
-    bufs = (np.empty(k, np.float32), np.empty(k, np.float32), np.empty(k, np.float32))
     one = np.float32(1.0)
     for i in range(rows):
         ll[:] = 0.0
@@ -330,21 +346,20 @@ def adaptive_scores(takers, u, prior, items, grid, tables, rules):
         mu, sd = np.float32(prior_mean[i]), np.float32(prior_sd[i])
         prior_term(grid, mu, sd, term)  # the same prior at every stage
         est, err = mu, sd
-        anxious_guess = rules.guess * (one - rules.penalty * takers.anxiety[i])
+        anxious_guess = rules.guess * (one - rules.penalty * anxiety[i])
         for s in range(stages):
-            lo, n = tables.b_offset[s], tables.b_offset[s + 1] - tables.b_offset[s]
+            lo, n = b_offset[s], b_offset[s + 1] - b_offset[s]
             # np.searchsorted(stage_b[lo:lo + n], target): from the table, stepped on
-            l0 = tables.lookup_offset[s]
-            size = tables.lookup_offset[s + 1] - l0
+            l0, size = lookup_offset[s], lookup_offset[s + 1] - lookup_offset[s]
             if target != target:  # NaN sorts last (as searchsorted puts it)
                 at = n
             else:
-                m = int(np.floor((target - tables.lookup_x0[s]) / tables.lookup_step)) - 1
+                m = int(np.floor((target - lookup_x0[s]) / lookup_step)) - 1
                 at = lookup[l0 + min(max(m, 0), size - 1)]
-                while at < n and tables.stage_b[lo + at] < target:
+                while at < n and stage_b[lo + at] < target:
                     at += 1
-            start = min(max(at - tables.span[s] // 2, 0), tables.last[s])
-            blk = tables.block_offset[s] + start
+            start = min(max(at - span[s] // 2, 0), last[s])
+            blk = block_offset[s] + start
             answer_block(ll, takers, i, blocks[blk], items, u[i], s * k, anxious_guess, rules,
                          bufs)
             for c in range(q):
@@ -353,10 +368,8 @@ def adaptive_scores(takers, u, prior, items, grid, tables, rules):
             target = np.float64(est)
         theta[i] = est
         sem[i] = err
-    return theta, sem
 
 
-@njit(cache=True, nogil=True)
 def form_scores(takers, u, prior, items, form_q, grid, rules):
     """A fixed form answered and scored one row at a time (``assessment.state_test``'s
     answers and ``form_eap``): ``items`` in form order (each one's column among the
@@ -364,22 +377,29 @@ def form_scores(takers, u, prior, items, form_q, grid, rules):
     ``answer_block`` does; the log-likelihood starts from ``form_q`` (the form's summed
     log P(wrong), Q); then ``eap_row`` under each row's prior (``prior``: (mean, SD)).
     Returns EAP estimates and posterior SDs (float32, grade-years)."""
-    prior_mean, prior_sd = prior
     rows, n_items = u.shape[0], items.skill.size
-    q = grid.size
-    theta = np.empty(rows, np.float32)
-    sem = np.empty(rows, np.float32)
-    ll = np.empty(q, np.float32)
-    post = np.empty(q, np.float32)
-    term = np.empty(q, np.float32)
-    block = np.arange(n_items)  # the form's order: rows of ``log_odds``
-    bufs = (np.empty(n_items, np.float32), np.empty(n_items, np.float32),
-            np.empty(n_items, np.float32))
+    out = np.empty(rows, np.float32), np.empty(rows, np.float32)
+    form_loop(takers, u, prior, items, (form_q, np.arange(n_items)), grid, rules, out,
+              _scratch(grid.size, n_items))
+    return out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def form_loop(takers, u, prior, items, form, grid, rules, out, scratch):
+    """``form_scores``' loop into ``out`` (estimates, SDs; ``form``: (summed log P(wrong),
+    the items' order)); compiled without reference counting, as ``adaptive_loop``."""
+    theta, sem = out
+    form_q, block = form
+    ll, post, term, k_buf, d_buf, c_buf = scratch
+    bufs = (k_buf, d_buf, c_buf)
+    prior_mean, prior_sd = prior
+    anxiety = takers.anxiety
+    rows = u.shape[0]
     one = np.float32(1.0)
     for i in range(rows):
-        ll[:] = form_q
+        for c in range(ll.size):  # a copy, element by element (no temporary)
+            ll[c] = form_q[c]
         answer_block(ll, takers, i, block, items, u[i], 0,
-                     rules.guess * (one - rules.penalty * takers.anxiety[i]), rules, bufs)
+                     rules.guess * (one - rules.penalty * anxiety[i]), rules, bufs)
         prior_term(grid, np.float32(prior_mean[i]), np.float32(prior_sd[i]), term)
         theta[i], sem[i] = eap_row(ll, grid, term, post)
-    return theta, sem

@@ -147,7 +147,10 @@ def _compose_day(key: str):
         retaught the first such ancestor in a small group. Returns (skill int64,
         modality int8)."""
         key  # noqa: B018 -- the record's rules' sources (source_key): part of the cache key
+        # the bundles' arrays taken out once (numba counts a reference for each one taken)
         bits, common, u, grade = record.bits, day.common, day.u, day.grade
+        lo, hi, depth_bound, extension_end = day.lo, day.hi, day.depth_bound, day.extension_end
+        teacher, capacity, line = day.teacher, day.capacity, day.line
         masks = ancestor_masks(ancestors, bits.shape[1])
         k = slots.size
         skill = common.copy()
@@ -167,11 +170,11 @@ def _compose_day(key: str):
                     ext[n_ext] = i
                     n_ext += 1
                 continue
-            f = missing_ancestor(bits, r, masks, s, max(day.lo[i], day.depth_bound[grade[r]]))
-            t = day.teacher[r]
-            if f != s and day.capacity[t] >= rules.min_capacity:
+            f = missing_ancestor(bits, r, masks, s, max(lo[i], depth_bound[grade[r]]))
+            t = teacher[r]
+            if f != s and capacity[t] >= rules.min_capacity:
                 fix[n_cand] = f
-                section[n_cand] = t * 1024 + day.line[r]
+                section[n_cand] = t * 1024 + line[r]
                 cand[n_cand] = i
                 n_cand += 1
         if n_ext:
@@ -180,7 +183,7 @@ def _compose_day(key: str):
                                         rules.max_step)
             for j in range(n_ext):
                 i = e[j]
-                skill[i] = min(nxt[j], min(day.extension_end[grade[slots[i]]], day.hi[i]))
+                skill[i] = min(nxt[j], min(extension_end[grade[slots[i]]], hi[i]))
                 modality[i] = rules.small_group
         if rules.group_size > 0 and n_cand:
             group = section[:n_cand]
