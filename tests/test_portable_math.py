@@ -89,6 +89,31 @@ def test_the_days_block_is_rebuilt_when_this_module_changes():
                                          "affect")])
 
 
+def test_modules_inlining_the_compiled_utilities_name_their_version():
+    """numba checks a cached function against its own file only: every module whose
+    compiled functions inline ``compiled.py``'s utilities (it imports ``exp32`` or
+    ``prefetch``) holds that file's hash, so a change there changes them too."""
+    import ast
+    import hashlib
+    import importlib
+    from pathlib import Path
+
+    from sim.engine import compiled
+
+    digest = hashlib.sha256(Path(compiled.__file__).read_bytes()).hexdigest()[:16]
+    root = Path(compiled.__file__).resolve().parents[1]
+    inlining = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.ImportFrom) and node.module == "sim.engine.compiled"
+                    and {a.name for a in node.names} & {"exp32", "prefetch"}):
+                inlining.append(".".join(path.relative_to(root.parent).with_suffix("").parts))
+    assert len(inlining) >= 5, inlining
+    stale = [m for m in inlining
+             if getattr(importlib.import_module(m), "COMPILED_SOURCE", None) != digest]
+    assert not stale, f"compiled.py changed: set COMPILED_SOURCE = {digest!r} in {stale}"
+
+
 @pytest.mark.filterwarnings("ignore:invalid value")
 def test_power_special_cases():
     assert pm.power(1.0, math.inf) == 1.0 and pm.power(1.0, math.nan) == 1.0

@@ -15,7 +15,9 @@ numba checks a cached function against its own file only. A function that inline
 another file's rules is built by a factory over ``source_key`` of those files (a
 closure value, which numba hashes into the cache's key), so a change in a rule's
 file rebuilds every cached function that inlines it (``school_day.day_loop``,
-``policies.pacing.traditional_day``).
+``policies.pacing.traditional_day``). A module whose compiled functions inline this
+file's utilities holds this file's hash (``COMPILED_SOURCE``; checked by
+``tests/test_portable_math.py``), so a change here changes them too.
 """
 
 from __future__ import annotations

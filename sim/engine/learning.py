@@ -30,6 +30,11 @@ from sim.engine.compiled import AHEAD, NO_SKILL, exp32, prefetch, source_key
 from sim.engine.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
 from sim.engine.teachers import handoff_factor
 
+# numba checks a cached function against its own file only: this is the hash of compiled.py,
+# whose utilities (exp32, prefetch) this module's compiled functions inline, so a change there
+# must change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt
+COMPILED_SOURCE = "d9bef96573878454"
+
 
 class LearningRules(NamedTuple):
     """The learning rule's parameters, in the precisions the rule computes in."""

@@ -34,6 +34,11 @@ from sim.engine.compiled import AHEAD, NO_SKILL, prefetch
 from sim.engine.population import chunks
 from sim.engine.random_streams import uniform32
 
+# numba checks a cached function against its own file only: this is the hash of compiled.py,
+# whose utilities (exp32, prefetch) this module's compiled functions inline, so a change there
+# must change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt
+COMPILED_SOURCE = "d9bef96573878454"
+
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
 DIAGNOSE_ROWS = 1024  # rows read at a time by a diagnostic (bounds its working arrays)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none

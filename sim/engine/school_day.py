@@ -41,6 +41,11 @@ from sim.engine.learning import LearningRules, learn_skill, readiness
 from sim.engine.outcomes import TrackRules, log_day, update_track
 from sim.engine.records import RecordRules, mark_record, update_streak
 
+# numba checks a cached function against its own file only: this is the hash of compiled.py,
+# whose utilities (exp32, prefetch) this module's compiled functions inline, so a change there
+# must change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt
+COMPILED_SOURCE = "d9bef96573878454"
+
 
 class DayInputs(NamedTuple):
     """The day's block's inputs: per present slot ``slots`` (int64), ``skills`` (int64) and

@@ -19,6 +19,11 @@ from numba import njit
 
 from sim.engine.compiled import exp32
 
+# numba checks a cached function against its own file only: this is the hash of compiled.py,
+# whose utilities (exp32, prefetch) this module's compiled functions inline, so a change there
+# must change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt
+COMPILED_SOURCE = "d9bef96573878454"
+
 
 class Takers(NamedTuple):
     """What the response model needs of some rows: knowledge of the skills the items may

@@ -22,6 +22,11 @@ from sim.engine import compiled, records
 from sim.engine.compiled import AHEAD, prefetch, source_key
 from sim.engine.records import MAX_STEP_SCAN, ancestor_masks, missing_ancestor
 
+# numba checks a cached function against its own file only: this is the hash of compiled.py,
+# whose utilities (exp32, prefetch) this module's compiled functions inline, so a change there
+# must change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt
+COMPILED_SOURCE = "d9bef96573878454"
+
 WHOLE_CLASS, SMALL_GROUP, PEER, SOFTWARE = 0, 1, 2, 3
 
 
