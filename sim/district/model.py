@@ -44,9 +44,10 @@ from mesa import Model
 
 from sim.accountability.year_end import Accountability, YearEnd
 from sim.district.item_bank import item_bank
-from sim.engine import affect, assessment, kernels, learning, portable_math
+from sim.engine import assessment, learning, outcomes, portable_math, school_day, teachers
+from sim.engine.affect import affect_rules
 from sim.engine.curriculum import generate_curriculum
-from sim.engine.outcomes import YearLog, student_year_rows
+from sim.engine.outcomes import Tracks, YearLog, student_year_rows
 from sim.engine.population import (
     ClusterEffects,
     chunks,
@@ -56,16 +57,10 @@ from sim.engine.population import (
     layout_slots,
 )
 from sim.engine.random_streams import DailyDraws, Streams, replicate_seed, uniform32
-from sim.engine.records import Diagnostic, Record
+from sim.engine.records import Diagnostic, Record, record_rules
 from sim.engine.schools import School, lines_per_room, section_line, sections_taught
-from sim.engine.students import FAMILIARITY_MAX, MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
-from sim.engine.teachers import (
-    Teacher,
-    draw_teachers,
-    handoff_factor,
-    pooled_ratio,
-    team_totals,
-)
+from sim.engine.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
+from sim.engine.teachers import Teacher, draw_teachers, team_totals
 from sim.policies.day import DayContext
 from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill
 from sim.policies.regimes import assign_day, build_regime, traditional_regime
@@ -210,8 +205,8 @@ class District(Model):
                           self.diagnostic, keep=stays)
         self.log = YearLog(st.n)
         af = self.params.affect
-        self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years,
-                                    af.level_smoothing_days)
+        self.tracks = Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years,
+                             af.level_smoothing_days)
         self.mastered_at_start = self._mastered_count()
         self.tutored: dict[int, np.ndarray] = {}  # per tutoring supplement (by id)
 
@@ -337,8 +332,8 @@ class District(Model):
         pacing, drift, pace limits) and the days off the common pace in the year's log.
         ``teacher``: each present student's supervisor today. Returns (skills, modality)."""
         skills, modality, common = assign_day(self.groups, self._day_context(present, teacher))
-        kernels.count_off_pace(self.log.days_off_pace, np.asarray(present, np.int64), skills,
-                               common)  # days_off_pace[present] += skills != common
+        outcomes.count_off_pace(self.log.days_off_pace, np.asarray(present, np.int64), skills,
+                                common)  # days_off_pace[present] += skills != common
         return skills, modality
 
     def _day_context(self, present: np.ndarray, teacher: np.ndarray) -> DayContext:
@@ -352,30 +347,14 @@ class District(Model):
 
     def _supervise(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Teacher supervising each present student today (a team member in rooms;
-        ``u``: the day's rotation draws, per student). Compiled (``kernels.supervise``);
-        ``_supervise_numpy`` is the same in numpy."""
+        ``u``: the day's rotation draws, per student). Compiled (``teachers.supervise``)."""
         st = self.students
-        return kernels.supervise(np.asarray(present, np.int64), u, st.teacher, st.room,
-                                 self.room_first_teacher, self.room_team_size)
-
-    def _supervise_numpy(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """``_supervise`` in plain numpy (the reference the kernel is tested against)."""
-        teacher = self.students.teacher[present].astype(np.int64)
-        room = self.students.room[present]
-        in_room = room >= 0
-        r = room[in_room]
-        u = u[present][in_room]
-        pick = np.minimum((u * self.room_team_size[r]).astype(np.int64),
-                          self.room_team_size[r] - 1)
-        teacher[in_room] = self.room_first_teacher[r] + pick
-        return teacher
+        return teachers.supervise(np.asarray(present, np.int64), u, st.teacher, st.room,
+                                  self.room_first_teacher, self.room_team_size)
 
     def _learning_rate(self, present, modality, teacher, skills) -> np.ndarray:
-        """Daily hazard of mastering a ready skill, per present student (per day).
-
-        Compiled (``kernels.learning_rate``, in numpy's precisions and order);
-        ``_learning_rate_numpy`` is the same in plain numpy.
-        """
+        """Daily hazard of mastering a ready skill, per present student (per day; the
+        compiled rule ``learning.rate_of``)."""
         p, st = self.params, self.students
         lp, tp = p.learning, p.teachers
         mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
@@ -383,121 +362,48 @@ class District(Model):
         teacher = np.asarray(teacher, np.int64)
         skills = np.asarray(skills, np.int64)
         room = st.room[present]
-        factor, key = self._capacity_factor(teacher, skills, room)
-        return kernels.learning_rate(
-            np.asarray(present, np.int64), skills, modality, teacher, room,
-            st.teacher[present], factor, key, float(lp.base_rate), self._ease, st.learning_rate,
-            st.engagement, mod_factor, float(lp.teacher_weight_unled), self.teacher_effect,
-            float(tp.typical_growth_sd), self.staff.trust, float(p.teams.handoff_loss),
-            WHOLE_CLASS, SMALL_GROUP)
+        rules = learning.RateRules(float(lp.base_rate), float(lp.teacher_weight_unled),
+                                   float(tp.typical_growth_sd), float(p.teams.handoff_loss),
+                                   WHOLE_CLASS, SMALL_GROUP)
+        return learning.learning_rate(
+            np.asarray(present, np.int64), skills, modality,
+            learning.Supervision(teacher, room, st.teacher[present]),
+            self._capacity_factor(teacher, skills, room), st.rows(),
+            (self.teacher_effect, self.staff.trust),
+            learning.RateTables(self._ease, mod_factor), rules)
 
     def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
                          room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
         today across all their sections. In rooms, the team pools capacity by trust
-        (``pooled_ratio``) against the room's distinct units. Returns ``(factors, key)``:
-        student ``i``'s factor is ``factors[key[i]]``, one per (supervising teacher, room)
-        pair. The ratio compiled (``kernels.capacity_ratio``), the power in numpy on
-        the pairs' values only (a few thousand instead of every student: the same
-        power of the same values); ``_capacity_factor_numpy`` is the same per student
-        in plain numpy."""
-        ratio, key = kernels.capacity_ratio(
+        (``teachers.pooled_ratio``) against the room's distinct units. Returns ``(factors,
+        key)``: student ``i``'s factor is ``factors[key[i]]``, one per (supervising teacher,
+        room) pair. The ratio compiled (``teachers.capacity_ratio``), the power in numpy on
+        the pairs' values only (a few thousand instead of every student: the same power of
+        the same values)."""
+        ratio, key = teachers.capacity_ratio(
             np.asarray(teacher, np.int64), np.asarray(skills, np.int64)
             // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
             self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
             float(self.params.teams.capacity_pooling))
         return portable_math.power(ratio, self.params.teachers.capacity_elasticity), key
 
-    def _learning_rate_numpy(self, present, modality, teacher, skills) -> np.ndarray:
-        """``_learning_rate`` in plain numpy (the reference the kernel is tested against)."""
-        p, st = self.params, self.students
-        lp, tp = p.learning, p.teachers
-        mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
-                               lp.modality_peer, lp.modality_software], np.float32)[modality]
-        led = (modality == WHOLE_CLASS) | (modality == SMALL_GROUP)
-        weight = np.where(led, 1.0, lp.teacher_weight_unled)
-        teacher_mult = np.maximum(0.1, 1.0 + weight * self.teacher_effect[teacher]
-                                  / tp.typical_growth_sd)
-        room = st.room[present]
-        continuity = handoff_factor(teacher, st.teacher[present], room >= 0, self.staff.trust,
-                                    p.teams.handoff_loss)
-        return (lp.base_rate * self._ease[skills] * st.learning_rate[present]
-                * st.engagement[present] * mod_factor * teacher_mult * continuity
-                * self._capacity_factor_numpy(teacher, skills, room)).astype(np.float32)
-
-    def _capacity_factor_numpy(self, teacher: np.ndarray, skills: np.ndarray,
-                               room: np.ndarray) -> np.ndarray:
-        """``_capacity_factor`` in plain numpy."""
-        cur = self.curriculum
-        unit = skills // cur.skills_per_unit
-        marks = self._pace_marks
-        marks[:] = False
-        marks[teacher, unit] = True
-        paces = marks.sum(axis=1)
-        ratio = np.minimum(1.0, self.staff.capacity_eff[teacher]
-                           / np.maximum(paces[teacher], 1))
-        in_room = room >= 0
-        pooling = self.params.teams.capacity_pooling
-        if pooling > 0 and in_room.any():
-            r = room[in_room]
-            marks = self._room_marks
-            marks[:] = False
-            marks[r, unit[in_room]] = True
-            room_paces = marks.sum(axis=1)
-            ratio[in_room] = pooled_ratio(ratio[in_room], self.room_capacity[r], room_paces[r],
-                                          self.room_trust[r], pooling)
-        return portable_math.power(ratio, self.params.teachers.capacity_elasticity)
-
     def _teach(self, present, skills, rate, draws) -> np.ndarray:
-        """Readiness, learning, exit slip, record, affect and log for the day's block;
-        returns whether each present student passed their exit slip.
-
-        Compiled and fused (``kernels.day_block``): every step of one student before
-        the next student's, so each student's rows are walked once a day instead of
-        once per step. ``_teach_numpy`` is the same step by step in plain numpy (what
-        the kernel is tested against).
-        """
+        """Readiness, learning, exit slip, record, tracks, affect and log for the day's
+        block (``school_day.day_block``: every step of one student before the next
+        student's); returns whether each present student passed their exit slip."""
         st, cur, p = self.students, self.curriculum, self.params
-        a, lp, af = p.assessment, p.learning, p.affect
-        rec, tr, log, f32 = self.record, self.tracks, self.log, np.float32
-        return kernels.day_block(
-            st.mastery, st.familiarity, np.asarray(present, np.int64),
-            np.asarray(skills, np.int64), rate, f32(lp.readiness_floor),
-            f32(1.0 - lp.readiness_floor), f32(lp.backfill_rate),
-            draws["learn"], draws["backfill"], MASTERED_THIS_YEAR, FAMILIARITY_MAX,
-            draws["exit_slip"], 1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
-            rec.bits, rec.run, rec.streak_skill, rec.days_on, rec.frontier, rec.advanced,
-            rec.stale, cur.prereqs, int(a.mastery_streak), int(a.fail_limit),
-            self.move_on, self.any_move_on, cur.skill_grade, st.grade, self._positions,
-            tr.level, tr.below, tr.position, tr.other_days, tr.first_other, tr.alpha,
-            int(tr.persist_days), f32(tr.min_jump), f32(af.change_exponent),
-            st.engagement, st.engagement_base, st.anxiety, st.anxiety_base,
-            f32(af.recovery), float(af.boredom), f32(af.frustration),
-            f32(af.switch_engagement), float(af.min_engagement), f32(af.switch_anxiety),
-            float(af.unfamiliar_anxiety), log.days_present, log.days_grade_level,
-            log.days_mastered, log.lowest_offset, log.switches, log.engagement_sum)
-
-    def _teach_numpy(self, present, skills, rate, draws) -> np.ndarray:
-        """``_teach`` step by step in plain numpy (the reference the kernels are tested
-        against)."""
-        st, cur, p = self.students, self.curriculum, self.params
-        a, lp = p.assessment, p.learning
-        readiness, missing = learning.prerequisite_status_numpy(st.mastery, present, skills,
-                                                                cur.prereqs)
-        already, gained = learning.learn_numpy(
-            st, present, skills, rate, readiness, missing, draws["learn"][present],
-            draws["backfill"][present], lp.readiness_floor, lp.backfill_rate, cur.prereqs)
-        passed = assessment.exit_slip(draws["exit_slip"][present], already | gained,
-                                      a.exit_slip_guess, a.exit_slip_slip)
-        self.record.exit_slips(present, skills, passed, cur.prereqs, a.mastery_streak,
-                               a.fail_limit, self.move_on[present] if self.any_move_on else None)
-        offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
-        below = offset < 0
-        position = self._positions[skills]
-        switched, change = self.tracks.update(present, below, position)
-        affect.update_affect(st, present, already, readiness, offset >= 0, change, p.affect)
-        self.log.record_day(present, offset, already, switched, st.engagement[present])
-        return passed
+        a = p.assessment
+        day = school_day.DayInputs(np.asarray(present, np.int64), np.asarray(skills, np.int64),
+                                   rate, draws["learn"], draws["backfill"], draws["exit_slip"],
+                                   self.move_on)
+        tables = school_day.CurriculumTables(cur.prereqs, cur.skill_grade, self._positions)
+        rules = school_day.DayRules(learning.learning_rules(p.learning), 1.0 - a.exit_slip_slip,
+                                    float(a.exit_slip_guess),
+                                    record_rules(a, self.any_move_on), self.tracks.rules,
+                                    affect_rules(p.affect))
+        return school_day.day_block(day, tables, st.rows(), self.record.arrays,
+                                    self.tracks.arrays, self.log.day_arrays, rules)
 
     # --- assessments and supplements ------------------------------------------------
     def _assessments(self, day: int) -> None:
@@ -567,13 +473,12 @@ class District(Model):
                 return
         rate = (lp.base_rate * self._ease[skill] * effectiveness * lp.modality_small_group
                 * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
-        readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
         # each supplement of a regime has its own draws (keyed by its place k)
         n, keys = st.n, (self.year, self.day, k)
         u_learn = uniform32(self.streams.at("tutor_learn", *keys), n)[slots]
         u_back = uniform32(self.streams.at("tutor_backfill", *keys), n)[slots]
-        learning.learn(st, slots, skill, rate, readiness, missing, u_learn, u_back,
-                       lp.readiness_floor, lp.backfill_rate, cur.prereqs)
+        learning.learn(st, slots, skill, rate, (u_learn, u_back), cur.prereqs,
+                       learning.learning_rules(lp))
         if grade:
             self.log.tutoring_sessions[slots] += 1
         else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.engine import kernels
+from sim.engine import teachers
 from sim.policies.day import DayContext
 from sim.policies.limits import (
     UNLIMITED,
@@ -116,13 +116,13 @@ def assign_day(groups, ctx: DayContext) -> tuple[np.ndarray, np.ndarray, np.ndar
 def drift_toward_common(ctx: DayContext, slots, skills, supervisor, common) -> np.ndarray:
     """Teachers under pressure swap some playlist days for grade-level content: where the
     day's ``drift`` draw of a slot is below its supervisor's drift, the skill becomes the
-    common pace's. Compiled (``kernels.drift_to_common``); a new array (or ``skills``
+    common pace's. Compiled (``teachers.drift_to_common``); a new array (or ``skills``
     itself when no teacher drifts)."""
     if not ctx.drift.any():
         return skills
-    return kernels.drift_to_common(np.asarray(skills, np.int64), np.asarray(slots, np.int64),
-                                   np.asarray(supervisor, np.int64), common, ctx.drift,
-                                   ctx.draws["drift"])
+    return teachers.drift_to_common(np.asarray(skills, np.int64), np.asarray(slots, np.int64),
+                                    np.asarray(supervisor, np.int64), common, ctx.drift,
+                                    ctx.draws["drift"])
 
 
 
