@@ -78,6 +78,10 @@ def _option_int(path: str, option: str, text: str | None, minimum: int) -> int |
     return value
 
 
+IGNORE_MEMORY_HELP = ("run even when the estimated peak memory exceeds the memory available "
+                      "here (for a machine or cluster the check cannot see)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="plsim", description="Personalized learning under grade-level "
                                           "accountability: an agent-based simulation.")
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar or table")
     r.add_argument("--no-report", action="store_true",
                    help="do not write report.html (the self-contained HTML report)")
+    r.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
     c = sub.add_parser("check", help="validate a scenario file without running it")
     c.add_argument("scenario")
     c.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
@@ -165,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="no progress bar")
     w.add_argument("--no-report", action="store_true",
                    help="do not write report.html when the sweep is complete")
+    w.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
     h = sub.add_parser("report", help="one self-contained HTML report of a finished run or "
                                       "sweep")
     h.add_argument("dir", help="the --out directory of `plsim run` or `plsim sweep`")
@@ -244,6 +250,7 @@ def cmd_run(args) -> int:
     sc = load_scenario(args.scenario, args.set, seed=seed, replicates=replicates)
     out = Path(args.out)
     _check_writable(out)
+    _check_memory(sc, args, args.scenario)
     from sim.analysis.summaries import format_summary
     from sim.experiments.output import write_results
     from sim.experiments.runner import run_to_directory
@@ -280,11 +287,39 @@ def _check_writable(out: Path) -> None:
         raise ScenarioError(f"--out {out}: cannot create or write there")
 
 
+def _check_memory(scenario, args, source: str, tasks: int | None = None) -> None:
+    """Refuse (status 2) a run whose estimated peak memory exceeds what is available;
+    not with a Dask scheduler (its workers' memory is not this machine's)."""
+    from sim.experiments.resources import check_memory
+
+    check_memory(scenario, args.workers, ignore=args.ignore_memory_check or bool(
+        args.scheduler), source=source, tasks=tasks)
+
+
+def _check_sweep_memory(sweep, base, args) -> None:
+    """The sweep's largest design point, checked as one run on each of the sweep's workers."""
+    from sim.experiments.resources import estimate
+    from sim.experiments.sweeps import design_matrix, scenario_for
+
+    design = design_matrix(sweep)
+    points = (scenario_for(sweep, base, row, args.sweep) for row in design)
+    largest = max(points, key=lambda sc: estimate(sc).per_worker)
+    _check_memory(largest, args, args.sweep, tasks=len(design) * sweep.replicates)
+
+
 def cmd_check(args) -> int:
     sc = load_scenario(args.scenario, args.set)
     arms = ", ".join(a.label for a in sc.arms)
     print(f"{args.scenario}: OK — '{sc.name}', {sc.years} year(s), {sc.replicates} "
           f"replicate(s), arms: {arms}")
+    from sim.experiments.resources import available_bytes, estimate, format_estimate
+
+    est = estimate(sc, workers=1)
+    print(f"Estimated, run serially: {format_estimate(est)}")
+    free = available_bytes()
+    if free is not None and est.in_all > free:
+        print(f"warning: this is more than the {free / 1e9:,.1f} GB of memory available here: "
+              "`plsim run` will refuse it unless given --ignore-memory-check")
     return 0
 
 
@@ -384,6 +419,7 @@ def cmd_sweep(args) -> int:
     from sim.experiments.sweeps import load_sweep, run_sweep
 
     sweep, base = load_sweep(args.sweep)
+    _check_sweep_memory(sweep, base, args)
     start = time.time()
     counts = run_sweep(sweep, base, args.out, workers=args.workers or None,
                        scheduler=args.scheduler, resume=args.resume, progress=not args.quiet,
