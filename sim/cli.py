@@ -436,12 +436,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sim.presentation.report import REPORT, write_report
+    from sim.presentation.report import default_name, write_report
 
     # another baseline gets its own default name: DIR/report.html is the run's own report,
-    # vouched for by its manifest
-    default = REPORT if args.baseline is None else f"report-vs-{args.baseline}.html"
-    out = Path(args.out) if args.out else Path(args.dir) / default
+    # vouched for by its manifest (write_report refuses any other file in DIR)
+    out = Path(args.out) if args.out else Path(args.dir) / default_name(args.baseline)
     path = write_report(args.dir, out, args.baseline)
     print(f"Wrote {path}")
     return 0
