@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sim.analysis.summaries import ALL  # noqa: E402
+
+# Names and labels (a sweep's or spec's name, a parameter's path, an objective) are data,
+# drawn as the characters they are: never parsed as mathtext ("$\\foo$" is bad TeX and
+# failed the whole figure) or TeX. plsim's own texts use no mathtext and no axis is
+# logarithmic (whose tick labels would need it).
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def plain_text(draw):
+    """Decorator: ``draw`` makes (and saves) its figure with every text plain: texts read
+    ``text.parse_math`` when created, tick labels when drawn, so the context spans both."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return draw(*args, **kwargs)
+    return wrapper
 
 
 def _errorbars(ax, rows, colors):
@@ -142,6 +159,7 @@ def school_policies_by_year(school_summary, path: Path) -> Path:
     return path
 
 
+@plain_text
 def draw_all(summary, directory: Path, teacher_years=None, school_summary=None) -> list[Path]:
     """Every figure of a run, into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)

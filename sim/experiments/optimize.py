@@ -52,6 +52,7 @@ from pydantic import Field, ValidationError, model_validator  # noqa: E402
 from scipy import stats  # noqa: E402
 
 import sim  # noqa: E402
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.pareto import dominated_by, non_dominated  # noqa: E402
 from sim.analysis.summaries import ALL, METRICS, replicate_means  # noqa: E402
 from sim.config.parameters import Strict, Tutoring  # noqa: E402
@@ -756,6 +757,7 @@ def write_outputs(problem: Problem, out: Path, refs: pd.DataFrame) -> list[str]:
     return [*files, "figures/pareto.png"]
 
 
+@plain_text
 def pareto_figure(spec: OptimizeSpec, cands: pd.DataFrame, front: pd.DataFrame,
                   refs: pd.DataFrame, path: Path) -> Path:
     """Objectives pairwise: every candidate (grey), the non-dominated ones (coloured by

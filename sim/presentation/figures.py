@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.summaries import ALL  # noqa: E402
 
 DPI = 100
@@ -34,6 +35,7 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
+@plain_text
 def drawn(draw: Callable[..., object], *args, **kwargs) -> bytes:
     """Bytes of a figure that ``draw(*args, path, **kwargs)`` writes to a file path."""
     with tempfile.TemporaryDirectory(prefix="plsim-fig-") as tmp:
@@ -74,6 +76,7 @@ def _paired_panel(ax, rows: pd.DataFrame, colors: dict) -> None:
     ax.grid(alpha=0.3)
 
 
+@plain_text
 def paired_frontier(contrasts: pd.DataFrame, baseline: str, arms: list[str]) -> bytes:
     """Change in growth (SD) against change in proficiency (points) of each arm versus
     ``baseline`` (the square at 0, 0), all program students; bars: paired 95% intervals."""
@@ -91,6 +94,7 @@ def paired_frontier(contrasts: pd.DataFrame, baseline: str, arms: list[str]) -> 
     return png(fig)
 
 
+@plain_text
 def paired_frontier_by_band(contrasts: pd.DataFrame, baseline: str, arms: list[str]) -> bytes:
     """The same differences, one panel per starting-achievement band."""
     rows = contrasts[contrasts.start_band != ALL].dropna(subset=["growth_sd"])
@@ -110,6 +114,7 @@ def paired_frontier_by_band(contrasts: pd.DataFrame, baseline: str, arms: list[s
     return png(fig)
 
 
+@plain_text
 def trajectories(summary: pd.DataFrame) -> bytes:
     """Growth (SD) and proficiency (%) by year for each arm, all program students, with
     95% intervals across replicates."""
@@ -138,6 +143,7 @@ def trajectories(summary: pd.DataFrame) -> bytes:
     return png(fig)
 
 
+@plain_text
 def switches_by_band(summary: pd.DataFrame, year: int | None = None) -> bytes:
     """Switches between personalized and grade-level content per student-year, by band."""
     year = int(summary.year.max()) if year is None else year
@@ -169,6 +175,7 @@ def teacher_years_means(teacher_years: pd.DataFrame) -> pd.DataFrame:
         ).reset_index()
 
 
+@plain_text
 def teacher_outcomes_by_year(teacher_years: pd.DataFrame) -> bytes:
     """Teachers' mean stress and the share who leave, by year and arm."""
     means = teacher_years_means(teacher_years)
