@@ -114,7 +114,7 @@ class Scenario(Strict):
 def format_validation_error(path: str, err: ValidationError) -> str:
     """One line naming the file, the first failing field, what is wrong and what was given."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = printable(".".join(str(p) for p in first["loc"])) or "(top level)"
     msg = first["msg"]
     if first.get("type") == "extra_forbidden":
         msg = "unknown key (not a field of this section)"
@@ -123,6 +123,12 @@ def format_validation_error(path: str, err: ValidationError) -> str:
     more = len(err.errors()) - 1
     tail = f" [and {more} more problem{'s' if more > 1 else ''}]" if more else ""
     return f"{path}: {loc}: {msg}{shown}{tail}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a key of a file may hold a line break or a
+    terminal escape): a message stays one line and prints as it reads."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def shorten(value: Any, limit: int = MAX_SHOWN) -> str:
