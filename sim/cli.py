@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim.config.scenario import ScenarioError, load_scenario
+from sim.config.scenario import ScenarioError, load_scenario, shorten
 
 EXIT_BAD_INPUT = 2
 
@@ -71,8 +71,9 @@ def _option_int(path: str, option: str, text: str | None, minimum: int) -> int |
     try:
         value = int(text)
     except ValueError:
-        raise ScenarioError(f"{path}: {option}: expected a whole number >= {minimum}, "
-                            f"got {text!r}") from None
+        limit = f" of at most {sys.get_int_max_str_digits():,} digits" if text.isdigit() else ""
+        raise ScenarioError(f"{path}: {option}: expected a whole number >= {minimum}{limit}, "
+                            f"got {shorten(text)}") from None
     if value < minimum:
         raise ScenarioError(f"{path}: {option}: must be >= {minimum}, got {value}")
     return value

@@ -225,3 +225,9 @@ def test_the_fitted_parameters_file_comes_from_a_toml_writer():
     assert tomllib.loads(text) == {"district": {"x": -1.0},
                                    "learning": {"base_rate": 0.5, "n": 3}}
     assert "# Started from: a?[learning]?base_rate = 99?." in text
+
+
+def test_a_5000_digit_seed_option_is_refused_in_one_short_line(cli, tmp_path):
+    code, out, err, _ = cli(["run", QUICK, "--out", tmp_path / "o", "--seed", BIG])
+    assert code == 2 and "--seed" in err and "4,300 digits" in err and len(err) < 300
+    assert not (tmp_path / "o").exists()

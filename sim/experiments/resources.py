@@ -25,7 +25,8 @@ project's machine with ``/usr/bin/time -f %M`` around ``plsim run`` (see
   of a K-8 district's, a dozen 8-byte columns: computed, not measured).
 
 Against the measured peak RSS of five serial runs (720 to 36,000 students, 200 to 2,400
-skills) the estimate is 1% under to 20% over (over at the largest districts).
+skills) the estimate is 1% under to 24% over (over at the largest districts); 11% over
+on a sixth, measured after the constants were set.
 
 Worker processes are forked from a parent that has imported the package: their imported
 pages are shared until written, so a worker adds ``WORKER_BYTES`` (its own pages: 95 MB
