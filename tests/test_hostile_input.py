@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import tomli_w
 
 from sim.cli import main
 from sim.config.scenario import MAX_ARMS, MAX_DEPTH, MAX_FILE_BYTES, ScenarioError, load_scenario
@@ -231,3 +232,14 @@ def test_a_5000_digit_seed_option_is_refused_in_one_short_line(cli, tmp_path):
     code, out, err, _ = cli(["run", QUICK, "--out", tmp_path / "o", "--seed", BIG])
     assert code == 2 and "--seed" in err and "4,300 digits" in err and len(err) < 300
     assert not (tmp_path / "o").exists()
+
+
+def test_a_sweep_whose_largest_point_does_not_fit_is_refused(cli, tmp_path):
+    sweep = tmp_path / "big.toml"
+    sweep.write_text(tomli_w.dumps({
+        "name": "big", "base": str(QUICK), "samples": 2, "outcomes": ["proficient"],
+        "overrides": ["district.classes_per_grade=50", "district.class_size=200"],
+        "parameters": [{"path": "district.schools", "low": 1, "high": 2000, "integer": True}]}))
+    code, out, err, seconds = cli(["sweep", sweep, "--out", tmp_path / "o", "--workers", "1"])
+    assert code == 2 and " GB " in err and "available" in err, err
+    assert seconds < 20 and not (tmp_path / "o").exists()  # importing sweeps: ~8 s busy
