@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.prim import PrimBox, describe_limit, find_boxes, full_limits  # noqa: E402
 from sim.config.scenario import ScenarioError  # noqa: E402
 from sim.experiments.sensitivity import (  # noqa: E402
@@ -110,6 +111,7 @@ def trajectory_table(boxes: list[PrimBox]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@plain_text
 def tradeoff_figure(boxes: list[PrimBox], title: str, path: Path) -> Path:
     """Coverage against density along each box's peeling trajectory; the chosen box
     circled and numbered; colour: number of restricted parameters."""

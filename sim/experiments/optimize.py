@@ -52,6 +52,7 @@ from pydantic import Field, ValidationError, model_validator  # noqa: E402
 from scipy import stats  # noqa: E402
 
 import sim  # noqa: E402
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.pareto import dominated_by, non_dominated  # noqa: E402
 from sim.analysis.summaries import ALL, METRICS, replicate_means  # noqa: E402
 from sim.config.parameters import Strict, Tutoring  # noqa: E402
@@ -60,6 +61,7 @@ from sim.config.scenario import (  # noqa: E402
     apply_override,
     format_validation_error,
     read_toml,
+    repeated,
     validate_scenario,
 )
 from sim.engine.outcomes import BANDS  # noqa: E402
@@ -216,7 +218,7 @@ class OptimizeSpec(Strict):
         for what, names in (("levers", [lv.name for lv in self.levers]),
                             ("lever paths", [lv.path for lv in self.levers]),
                             ("objectives", [o.name for o in self.objectives])):
-            dupes = sorted({n for n in names if names.count(n) > 1})
+            dupes = repeated(names)
             if dupes:
                 raise ValueError(f"{what} repeated: {', '.join(dupes)}")
         clash = sorted({lv.name for lv in self.levers} & {o.name for o in self.objectives})
@@ -756,6 +758,7 @@ def write_outputs(problem: Problem, out: Path, refs: pd.DataFrame) -> list[str]:
     return [*files, "figures/pareto.png"]
 
 
+@plain_text
 def pareto_figure(spec: OptimizeSpec, cands: pd.DataFrame, front: pd.DataFrame,
                   refs: pd.DataFrame, path: Path) -> Path:
     """Objectives pairwise: every candidate (grey), the non-dominated ones (coloured by

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.summaries import ALL  # noqa: E402
 from sim.config.scenario import ScenarioError  # noqa: E402
 from sim.engine.outcomes import BANDS  # noqa: E402
@@ -274,6 +275,7 @@ def format_indices(result: pd.DataFrame, design: str, header: str) -> str:
     return "\n".join(lines)
 
 
+@plain_text
 def indices_figure(result: pd.DataFrame, design: str, title: str, path: Path) -> Path:
     """Bars per parameter, one panel per outcome: S1 and ST (error bars: 95% half-widths),
     or mu* (error bars) and sigma; written atomically."""
@@ -417,6 +419,7 @@ def format_summary_table(table: pd.DataFrame, header: str) -> str:
     return "\n".join(lines)
 
 
+@plain_text
 def summary_figure(means: pd.DataFrame, bins: dict[str, pd.DataFrame], table: pd.DataFrame,
                    sweep: Sweep, outcome: str, arms: list[str], title: str, path: Path) -> Path:
     """One panel per parameter: sample means against the parameter (one colour per arm)
