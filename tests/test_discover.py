@@ -88,8 +88,7 @@ def test_prim_recovers_a_noisy_planted_box(seed):
     """Friedman & Fisher's peeling to the minimum support, then pasting: the box's bounds
     within 0.05 of the planted ones, only x0 and x1 restricted, density >= 0.8 and the
     coverage of the planted box itself (0.9 x 0.2 / (0.9 x 0.2 + 0.1 x 0.8) = 0.69)
-    within 0.06. (EMA Workbench 2.5's last peeled-and-pasted box on seed 0: see
-    docs/model.md's PRIM section.)"""
+    within 0.06. (EMA Workbench 2.5.3 on the same data: sim/analysis/prim.py's docstring.)"""
     x, y = noisy_box(seed)
     b = find_boxes(x, y, max_boxes=1)[0]
     lim = b.restrictions()

@@ -40,7 +40,13 @@ about 30 packages (platypus-opt, scikit-learn, statsmodels, seaborn, ...) for a 
 hundred lines of algorithm, and its 2.5 series fails on pandas 3 integer columns.
 Unlike the workbench, which peels to ``mass_min`` and pastes the last (smallest) box,
 leaving the choice of a box to the user, :func:`find_boxes` picks one and pastes it.
-``tests/test_discover.py`` checks it on planted boxes.
+``tests/test_discover.py`` checks it on planted boxes. On a noisy one (2,000 uniform
+points in 5 inputs, a case of interest with probability 0.9 inside [0.2, 0.6] x [0.3,
+0.8], 0.1 outside; seeds 0-4), this module's box has coverage 0.66-0.71 and density
+0.81-0.87, restricts only the two planted inputs, with every bound within 0.05; EMA
+Workbench 2.5.3 (same alphas and mass_min, its box of highest coverage at density >= 0.8
+on its trajectory) has coverage 0.66-0.71 and density 0.82-0.84, restricts a noise input
+in 4 of 5 seeds, and misses a bound by 0.066 in one.
 """
 
 from __future__ import annotations
