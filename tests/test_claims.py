@@ -151,3 +151,29 @@ def test_sweep_slopes_recover_a_known_linear_outcome():
     assert slopes.shape == (3, 2)
     assert slopes["weeks"].to_numpy() == pytest.approx([0.02] * 3)
     assert slopes["floor"].to_numpy() == pytest.approx([-0.01] * 3)
+
+
+def test_summaries_give_shares_intervals_inside_0_1():
+    """summary.csv's proficient, school_summary's shares of schools and teacher_summary's
+    shares of teachers: intervals within 0-1 where the t-interval left it; means unchanged."""
+    from sim.analysis.summaries import school_summary, summarise_replicates
+
+    reps = pd.DataFrame({"arm": pd.Categorical(["a", "a"]), "replicate": [0, 1],
+                         "year": 1, "start_band": "all students", "n_students": 100.0,
+                         "growth_sd": [0.5, 0.7], "proficient": [0.02, 0.10],
+                         "grade_level_share": 0.5, "mastered_share": 0.1, "switches": 1.0,
+                         "engagement": 0.6})
+    row = summarise_replicates(reps).iloc[0]
+    assert row.proficient == pytest.approx(0.06)  # the mean is as before
+    assert 0.0 < row.proficient_lo < 0.06 < row.proficient_hi < 1.0
+    assert row.growth_sd_lo == pytest.approx(0.6 - 12.706 * 0.1414 / np.sqrt(2), abs=1e-3)
+    schools = pd.DataFrame({"arm": "tepp", "year": 2, "replicate": [0, 0, 1, 1],
+                            "school": [0, 1, 0, 1], "test_prep_weeks": [6, 0, 6, 6],
+                            "tutoring": 0.0, "program_active": True, "response": "",
+                            "dropped": False, "proficiency": [0.2, 0.3, 0.25, 0.2],
+                            "mean_growth_sd": 0.6})
+    s = school_summary(schools).iloc[0]
+    assert s.window_share == pytest.approx(0.75)  # 0.5 and 1.0: the t-interval is -2.4..3.9
+    assert (s.window_share_lo, s.window_share_hi) == pytest.approx((0.256, 0.963), abs=0.001)
+    assert s.program_active_share_lo == pytest.approx(0.510, abs=0.001)  # Wilson 4 of 4
+    assert s.program_active_share_hi == 1.0
