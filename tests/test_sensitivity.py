@@ -119,6 +119,12 @@ def test_sobol_recovers_an_additive_function(tmp_path, monkeypatch, capsys):
     assert s.loc[x2, "S1"] == pytest.approx(1 / 17, abs=0.1)
     assert np.allclose(s["S1"], s["ST"], atol=0.1)
     assert "S1" in text and x1 in text and x2 in text
+    for lo, est, hi in (("S1_low", "S1", "S1_high"), ("ST_low", "ST", "ST_high")):
+        assert (s[lo] <= s[est] + 1e-9).all() and (s[est] <= s[hi] + 1e-9).all()
+    half = float(s[["S1_conf", "ST_conf"]].to_numpy().max())
+    assert bool(s["converged"].iloc[0]) == (half <= 0.1 and (s["S1"] <= s["ST"]).all())
+    txt = (out / "sensitivity" / "b_y1_all-students.txt").read_text()
+    assert ("warning: growth_sd: not converged at N = 64" in txt) != s["converged"].iloc[0]
 
 
 def test_morris_recovers_an_additive_function(tmp_path, monkeypatch, capsys):

@@ -127,15 +127,18 @@ def trajectory_table(boxes: list[PrimBox]) -> pd.DataFrame:
 
 
 def tradeoff_figure(boxes: list[PrimBox], title: str, path: Path) -> Path:
-    """Coverage against density along each box's peeling trajectory; the chosen box
-    circled and numbered; colour: number of restricted parameters."""
+    """Coverage against density along each box's peeling trajectory (solid) and the
+    pasting of the chosen box (dotted); the box reported circled and numbered; colour:
+    number of restricted parameters."""
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
     traj = trajectory_table(boxes)
     top = max(1, int(traj["restricted"].max()))
     markers = "os^Dv"
     for b in boxes:
         t = traj[traj["box"] == b.number]
-        ax.plot(t["coverage"], t["density"], "-", color="0.7", lw=0.8, zorder=1)
+        peeled, pasted = t[t["phase"] != "paste"], t[t["phase"] == "paste"]
+        ax.plot(peeled["coverage"], peeled["density"], "-", color="0.7", lw=0.8, zorder=1)
+        ax.plot(pasted["coverage"], pasted["density"], ":", color="0.4", lw=0.8, zorder=1)
         sc = ax.scatter(t["coverage"], t["density"], c=t["restricted"], cmap="viridis",
                         vmin=0, vmax=top, s=22, marker=markers[(b.number - 1) % 5], zorder=2,
                         label=f"box {b.number} trajectory")
