@@ -18,7 +18,7 @@ A *pattern* is one fact or finding with a source, a target and a tolerance band
 In a ``--quick`` run (small districts, few replicates) the rule for facts is
 relaxed and says so (``quick``): a calibration pattern holds when its interval
 overlaps the band. Findings are judged by their intervals in both, so a quick
-run leaves most undecided rather than calling them. The tolerances never change.
+run leaves many undecided rather than calling them. The tolerances never change.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def format_table(outcomes: list[Outcome]) -> str:
     if any(o.quick for o in outcomes):
         lines.append("Quick run: small districts, few replicates; a fact holds when its interval "
                      "overlaps the band; a finding is judged by its interval, as in a full run, "
-                     "so most are undecided. Not for conclusions.")
+                     "so many are undecided. Not for conclusions.")
     return "\n".join(lines)
 
 
