@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share peeled per step (default 0.05)")
     d.add_argument("--mass-min", type=_share, default=0.05,
                    help="smallest box, share of all runs (default 0.05)")
+    d.add_argument("--min-runs", type=_positive_int, default=10,
+                   help="smallest box, in runs (default 10; a smaller box is flagged)")
     f = sub.add_parser("reference", help="check (or --update) the committed reference "
                                          "results of the shipped scenarios")
     f.add_argument("--update", action="store_true",
