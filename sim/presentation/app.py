@@ -37,13 +37,18 @@ except ImportError:  # pragma: no cover - a build without it: the settings' own 
     PACING_WORDS, TARGET_WORDS, describe_arm = {}, {}, None
 
 DEFAULT_PRESET = "floor_strategies"
-POLL_SECONDS = 0.25  # how often the run's progress is read and Cancel is looked for
-STOP_WAIT_SECONDS = 1.5  # how long Cancel waits for the workers to stop before it returns
+POLL_SECONDS = 0.2  # how often the run's progress is read and Cancel is looked for
+# How long Cancel waits for the workers to stop (each stops at its next simulated day, a
+# few ms) before the page says "Run cancelled": a next run waits for them in any case
+# (one watched run at a time, sim.district.monitor.watching)
+STOP_WAIT_SECONDS = 0.5
 
 CSS = """
 .plsim-error { color: #b00020; font-size: 0.85em; }
 .plsim-note { color: #555; font-size: 0.85em; }
-.plsim-help { color: #1565c0; cursor: help; font-size: 0.85em; margin-left: 2px; }
+.plsim-help { color: #1565c0; cursor: help; font-size: 0.7em; font-weight: 600;
+    margin-left: 4px; display: inline-block; width: 1.5em; height: 1.5em; line-height: 1.4em;
+    text-align: center; border: 1px solid #1565c0; border-radius: 50%; }
 .plsim-term { border-bottom: 1px dotted #777; cursor: help; }
 .plsim-page .v-btn { text-transform: none; letter-spacing: normal; }
 table.plsim-table { border-collapse: collapse; font-size: 0.85em; margin: 4px 0 12px 0;
@@ -217,9 +222,9 @@ def _forget_typed(prefix: str = "") -> None:
 
 @solara.component
 def Help(key: str):
-    """A small ⓘ with the help text of ``key`` on hover."""
+    """A small circled ? with the help text of ``key`` on hover."""
     with solara.Tooltip(HELP[key]):
-        solara.Text("ⓘ", classes=["plsim-help"])
+        solara.Text("?", classes=["plsim-help"])
 
 
 @solara.component
@@ -614,8 +619,8 @@ def ResultsHeader(page: comparison.PageResults, base: str):
     solara.Text(f"{_count(len(page.arms), 'strategy', 'strategies')} × "
                 f"{_count(sc.replicates, 'replicate')}, year "
                 f"{page.last_year} of {sc.years}; the simulation took {page.seconds:.0f} s. "
-                "Students in the program grades. Hover a ⓘ or a column's name for what it "
-                "means.", classes=["plsim-note"])
+                "Students in the program grades. Hover a circled ? or an underlined column "
+                "name for what it means.", classes=["plsim-note"])
     names = {form.display_name(a): a for a in page.arms}
     with solara.Row(gap="8px", style={"flex-wrap": "wrap", "align-items": "center"}):
         solara.Select("baseline for the comparisons", values=list(names),
