@@ -133,10 +133,6 @@ EVALUATION_WORDS = {"teacher_of_record": "each teacher rated on their own studen
                     "shared": "the team shares one rating"}
 
 
-class RunCancelled(Exception):
-    """The user pressed Cancel: the run stops within a simulated day."""
-
-
 def _initial_form() -> dict:
     try:
         return form.load_preset(DEFAULT_PRESET)
@@ -334,7 +330,8 @@ def Block(label: str, path: str, errors: dict, help: str | None = None):
     on = form.get_path(scenario_data.value, path) is not None
 
     def switch(v: bool) -> None:
-        _forget_typed(path + ".") if not v else None
+        if not v:  # the block's fields go, and what was typed in them
+            _forget_typed(path + ".")
         scenario_data.set(form.toggle_section(scenario_data.value, path, v))
 
     with solara.Row(gap="6px", style={"align-items": "center"}):
