@@ -147,6 +147,9 @@ def test_page_run_outputs(page_run):
     assert page_run.run_dir.name == "run"  # the app's own folder, never the scenario's name
     panel = comparison.teacher_school_table(page_run)
     assert list(panel.strategy) == ["traditional", "floor3", "test_prep"]
+    running = panel[[c for c in panel.columns if "program running" in c][0]]
+    assert running[0] == "n/a (no program)"  # grade-level pacing runs no program
+    assert 0 <= float(running[1]) <= 100
     text = " ".join(comparison.sentences(page_run, "traditional"))
     assert "floor3" in text and "test_prep" in text and "proficiency" in text
     assert "traditional" in " ".join(comparison.sentences(page_run, "floor3"))

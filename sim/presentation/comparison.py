@@ -260,6 +260,8 @@ def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataF
     year = page.last_year if year is None else year
     t = page.teachers.set_index("arm")
     s = page.schools[page.schools.year == year].set_index("arm")
+    # grade-level pacing of the whole class is no program: nothing to keep running or drop
+    program = {a.label: a.pacing != "traditional" for a in page.scenario.arms}
     rows = []
     for arm in page.arms:
         tr = t.loc[arm] if arm in t.index else None
@@ -274,6 +276,7 @@ def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataF
             f"test-prep window, year {year} (% of schools)":
                 "n/a" if sr is None else f"{100 * sr.window_share:.0f}",
             f"program running, year {year} (% of schools)":
+                "n/a (no program)" if not program[arm] else
                 "n/a" if sr is None else f"{100 * sr.program_active_share:.0f}",
         })
     return pd.DataFrame(rows)
