@@ -184,6 +184,7 @@ def test_page_renders_and_refuses_bad_input():
 
     from sim.presentation import app
 
+    app.typed.set({})
     app.scenario_data.set(form.load_preset("quick", SCEN))
     box, rc = solara.render(app.Page(), handle_error=False)
     run_button = rc.find(v.Btn, children=["Run"])

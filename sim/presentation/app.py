@@ -42,6 +42,9 @@ POLL_SECONDS = 0.2  # how often the run's progress is read and Cancel is looked 
 # few ms) before the page says "Run cancelled": a next run waits for them in any case
 # (one watched run at a time, sim.district.monitor.watching)
 STOP_WAIT_SECONDS = 0.5
+# A run this long (s) or longer refines the next estimate; in a shorter one the start of the
+# workers and the statewide reference weigh too much for its rate to predict a long run
+MIN_RATE_SECONDS = 20.0
 
 CSS = """
 .plsim-error { color: #b00020; font-size: 0.85em; }
@@ -194,7 +197,8 @@ def run_task(data: dict) -> comparison.PageResults | None:
     if "error" in box:
         raise box["error"]
     page = box["page"]
-    _last_rate["rate"] = comparison.observed_rate(size, page.seconds)
+    if page.seconds >= MIN_RATE_SECONDS:
+        _last_rate["rate"] = comparison.observed_rate(size, page.seconds)
     return page
 
 
