@@ -432,3 +432,36 @@ def test_server_command_is_the_hardened_server():
         "run", "sim.presentation.app", "--host", "127.0.0.1", "--port", "8123", "--no-open",
         "--production"]
     assert serve.ENVIRONMENT["SOLARA_THEME_SHOW_BANNER"] == "False"
+
+
+def test_workers_forked_by_the_server_stop_with_it():
+    """The server's SIGTERM handler is not inherited by a run's workers (they would outlive
+    a server stopped mid-run)."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import multiprocessing, os, signal, time
+from concurrent.futures import ProcessPoolExecutor
+from sim.presentation.serve import default_signals_in_forked_children
+signal.signal(signal.SIGTERM, lambda *a: None)  # as uvicorn's server has one
+if os.environ["RESET"] == "1":
+    default_signals_in_forked_children()
+with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+    futures = [pool.submit(time.sleep, 2) for _ in range(2)]
+    time.sleep(0.5)
+    procs = list(pool._processes.values())
+    for p in procs:
+        os.kill(p.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    print(sum(p.is_alive() for p in procs))
+    for p in procs:
+        p.kill()
+"""
+    alive = {}
+    for reset in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT, env={**os.environ, "RESET": reset})
+        alive[reset] = int(out.stdout.split()[-1])
+    assert alive == {"0": 2, "1": 0}

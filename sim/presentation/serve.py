@@ -93,6 +93,23 @@ def harden(app=None, directory=None) -> int:
     return len(old)
 
 
+def default_signals_in_forked_children() -> None:
+    """Give every process forked from this one from now on the default SIGTERM and SIGINT.
+
+    A run's worker processes are forked from the server (``experiments.runner``'s pool)
+    and would inherit the server's (uvicorn's) Python handlers, which only ask the copied
+    server to stop: a server stopped mid-run (SIGTERM to its process group) left its
+    workers behind for good. Measured before: both workers alive after SIGTERM; after:
+    both gone."""
+    import signal
+
+    def reset() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+
+    os.register_at_fork(after_in_child=reset)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m sim.presentation.serve PORT``: Solara's server for the page, hardened."""
     argv = sys.argv[1:] if argv is None else argv
@@ -106,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     settings.assets.proxy = True  # the page's assets from /_solara/cdn, never the CDN's url
     settings.theme.show_banner = False
     harden()
+    default_signals_in_forked_children()
     from solara.__main__ import cli
 
     cli(solara_arguments(port), prog_name="solara")
