@@ -106,13 +106,23 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def page_run(tiny):
-    return comparison.run_comparison(tiny, workers=0)
+def watched():
+    from sim.district.monitor import RunMonitor
+
+    return RunMonitor()
 
 
-def test_page_run_equals_the_run_contract(tiny, page_run):
+@pytest.fixture(scope="module")
+def page_run(tiny, watched):
+    return comparison.run_comparison(tiny, workers=0, monitor=watched)
+
+
+def test_page_run_equals_the_run_contract(tiny, page_run, watched):
     ref = summarise(run(tiny, workers=2).student_years)  # the page used all cores (0)
-    assert page_run.summary.equals(ref)
+    assert page_run.summary.equals(ref)  # watched (counted days) and unwatched: the same
+    size = comparison.run_size(tiny)
+    assert (size.tasks, size.years, size.year_days) == (6, 2, 180)  # burn-in + 1 year
+    assert watched.days == size.tasks * size.days == 6 * 360  # every simulated day counted
     table = comparison.band_table(page_run, "traditional")
     last = ref[ref.year == ref.year.max()]
     assert len(table) == len(last) == 3 * 5  # all students and four starting bands
@@ -134,8 +144,12 @@ def test_page_run_outputs(page_run):
     names = zipfile.ZipFile(io.BytesIO(page_run.results_zip)).namelist()
     assert {"quick/summary.csv", "quick/manifest.json", "quick/student_years.parquet"} <= set(
         names)
+    assert page_run.run_dir.name == "run"  # the app's own folder, never the scenario's name
     panel = comparison.teacher_school_table(page_run)
     assert list(panel.strategy) == ["traditional", "floor3", "test_prep"]
+    running = panel[[c for c in panel.columns if "program running" in c][0]]
+    assert running[0] == "n/a (no program)"  # grade-level pacing runs no program
+    assert 0 <= float(running[1]) <= 100
     text = " ".join(comparison.sentences(page_run, "traditional"))
     assert "floor3" in text and "test_prep" in text and "proficiency" in text
     assert "traditional" in " ".join(comparison.sentences(page_run, "floor3"))
@@ -170,12 +184,13 @@ def test_page_renders_and_refuses_bad_input():
 
     from sim.presentation import app
 
+    app.typed.set({})
     app.scenario_data.set(form.load_preset("quick", SCEN))
     box, rc = solara.render(app.Page(), handle_error=False)
     run_button = rc.find(v.Btn, children=["Run"])
     run_button.assert_single()
     assert not run_button.widget.disabled
-    assert rc.find(v.Btn, children=["Remove test_prep"]).widget is not None
+    assert rc.find(v.Btn, children=["Remove Test prep"]).widget is not None
     app.scenario_data.set(form.set_path(app.scenario_data.value, "district.schools", 0))
     rc.find(v.Btn, children=["Run"]).assert_single()
     assert rc.find(v.Btn, children=["Run"]).widget.disabled
@@ -192,3 +207,261 @@ def _errors_shown(rc) -> list[str]:
 
     return [c for w in rc.find(v.Html).widgets if "plsim-error" in (w.class_ or "")
             for c in w.children if isinstance(c, str)]
+
+
+# --- typed numbers, names people read, the time estimate ----------------------------------
+@pytest.mark.parametrize("text, integer, value, words", [
+    ("12", True, 12, ""), (" 3 ", True, 3, ""), ("-2", True, -2, ""),
+    ("abc", True, None, "enter a whole number (got 'abc')"),
+    ("2.5", True, None, "enter a whole number (got '2.5')"),
+    ("1e3", True, None, "whole number"), ("1,000", True, None, "whole number"),
+    ("", True, None, "enter a number"),
+    ("2.5", False, 2.5, ""), ("3", False, 3.0, ""),
+    ("abc", False, None, "enter a number, e.g. 2.5 (got 'abc')"),
+    ("nan", False, None, "finite"), ("inf", False, None, "finite"),
+])
+def test_typed_numbers_are_read_or_refused(text, integer, value, words):
+    got, why = form.parse_number(text, integer)
+    assert got == value and type(got) is type(value)
+    assert words in why and bool(why) == (value is None)
+
+
+def test_strategies_have_human_names():
+    assert form.display_name("secondary_pd_advisory") == "Secondary PD advisory"
+    assert form.display_name("floor3") == "Floor 3"
+    assert form.display_name("grade_level_first") == "Grade level first"
+    assert form.display_name("tepp") == "TEPP"
+
+
+def test_time_estimate_grows_with_the_scenario(tiny):
+    size = comparison.run_size(tiny, workers=2)
+    assert (size.students, size.tasks, size.workers, size.waves) == (720, 6, 2, 3)
+    assert size.student_days == 720 * 360 * 6
+    rate = comparison.STUDENT_DAYS_PER_WORKER_SECOND
+    seconds = comparison.estimate_seconds(size)
+    assert seconds == pytest.approx(3 * 720 * 360 / rate + comparison.WRITE_SECONDS)
+    bigger = comparison.run_size(tiny.model_copy(update={"replicates": 20}), workers=2)
+    assert comparison.estimate_seconds(bigger) > 5 * (seconds - comparison.WRITE_SECONDS)
+    # the rate a run achieved predicts that run back
+    observed = comparison.observed_rate(size, 12.0)
+    assert comparison.estimate_seconds(size, observed) == pytest.approx(
+        12.0 + comparison.WRITE_SECONDS)
+
+
+def test_a_stopped_run_stops_within_a_day(tiny):
+    import time
+
+    from sim.district.monitor import RunMonitor, RunStopped, watching
+
+    monitor = RunMonitor()
+    monitor.stop()
+    start = time.perf_counter()
+    with pytest.raises(RunStopped), watching(monitor):
+        run(tiny, workers=2)
+    assert time.perf_counter() - start < 20  # the whole run takes far longer under load
+    # every arm-replicate that started (at most twice the workers are in flight) ran one day
+    assert 2 <= monitor.days <= 4
+
+
+# --- names and labels are data ------------------------------------------------------------
+HOSTILE = "../../../x/<img src=x onerror=\"window.__xss=1\">\n'''\nyears = 30\n"
+
+
+def test_slugs_are_file_names_only():
+    assert form.slug(HOSTILE) == "x_img_src_x_onerror_window.__xss_1_years_30"
+    for name in ["..", "../..", "/etc/passwd", "...", "", "\n"]:
+        stem = form.slug(name)
+        assert "/" not in stem and not stem.startswith(".") and stem
+    assert len(form.slug("a" * 500)) == 60
+
+
+def test_scenario_toml_keeps_a_hostile_name_a_name(tmp_path):
+    data = form.load_preset("quick", SCEN)
+    data.update(name=HOSTILE, years=1)
+    sc = form.build_scenario(data)
+    text = form.scenario_toml(sc)
+    back = form.scenario_from_toml(text)
+    assert back == sc and back.name == HOSTILE and back.years == 1  # not 30
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    assert load_scenario(path) == sc
+    assert all(line.startswith("#") for line in text.splitlines()[:2])
+
+
+def test_hostile_name_writes_only_under_the_app_folder(tiny, tmp_path, monkeypatch):
+    import io
+    import tempfile
+    import zipfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    sc = tiny.model_copy(update={"name": HOSTILE, "replicates": 1,
+                                 "arms": tiny.arms[:1]})
+    page = comparison.run_comparison(sc, workers=1)
+    made = [p for p in tmp_path.rglob("*")]
+    assert made and all(p.relative_to(tmp_path / "tmp").parts[0].startswith("plsim-app-")
+                        for p in made if p != tmp_path / "tmp")
+    assert page.run_dir.parent.name.startswith("plsim-app-")
+    names = zipfile.ZipFile(io.BytesIO(page.results_zip)).namelist()
+    assert names and all(n.startswith(page.stem + "/") and ".." not in n.split("/")
+                         and not n.startswith("/") for n in names)
+    html_text = comparison.html_table(comparison.teacher_school_table(page), "t",
+                                      {"strategy": "<b>help</b>"})
+    assert "<b>" not in html_text and "&lt;b&gt;help" in html_text
+
+
+def test_results_show_a_markup_name_as_text(page_run):
+    import ipyvuetify as v
+    import solara
+    import solara.widgets
+
+    from sim.presentation import app
+
+    scenario = page_run.scenario.model_copy(update={"name": HOSTILE})
+    hostile = comparison.PageResults(**{**page_run.__dict__, "scenario": scenario})
+    box, rc = solara.render(app.Results(hostile), handle_error=False)
+    heads = [w for w in rc.find(v.Html).widgets if w.tag == "h3"]
+    assert [w.children for w in heads] == [[f"Results: {HOSTILE}"]]  # a text node
+    inner = [w.unsafe_innerHTML or "" for w in rc.find(solara.widgets.HTML).widgets]
+    assert len(inner) >= 2  # the two tables
+    assert not any("<img" in h or "onerror=\"" in h for h in inner)  # no markup from a name
+    rc.close()
+
+
+def test_page_refuses_typed_non_numbers():
+    import ipyvuetify as v
+    import solara
+
+    from sim.presentation import app
+
+    app.typed.set({})
+    app.scenario_data.set(form.load_preset("quick", SCEN))
+    box, rc = solara.render(app.Page(), handle_error=False)
+    assert not rc.find(v.Btn, children=["Run"]).widget.disabled
+    assert any("Estimated time: about" in c for w in rc.find(v.Html).widgets
+               if "plsim-estimate" in (w.class_ or "") for c in w.children)
+    for text, words in [("abc", "enter a whole number (got 'abc')"),
+                        ("2.5", "enter a whole number (got '2.5')")]:
+        field = rc.find(v.TextField, label="replicates")
+        field.widget.v_model = text
+        field.widget.fire_event("focusout")
+        assert words in _errors_shown(rc)
+        assert rc.find(v.Btn, children=["Run"]).widget.disabled
+        assert rc.find(v.TextField, label="replicates").widget.v_model == text  # kept
+        assert app.scenario_data.value["replicates"] == 2  # never rounded or ignored
+    field = rc.find(v.TextField, label="replicates")
+    field.widget.v_model = "3"
+    field.widget.fire_event("focusout")
+    assert app.scenario_data.value["replicates"] == 3
+    assert not rc.find(v.Btn, children=["Run"]).widget.disabled
+    assert _errors_shown(rc) == []
+    rc.close()
+
+
+# --- Solara's asset route: read-only ------------------------------------------------------
+def _asgi(app, path: str, method: str = "GET") -> tuple[int, dict, bytes]:
+    """One HTTP request to an ASGI app, as the server would hand it over (no network)."""
+    import asyncio
+    from urllib.parse import unquote
+
+    sent, asked = [], []
+
+    async def receive():  # the request, then a client that stays connected
+        asked.append(1)
+        if len(asked) > 1:
+            await asyncio.sleep(3600)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": unquote(path),
+             "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": [],
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+             "http_version": "1.1"}
+    asyncio.run(app(scope, receive, send))
+    headers = {k.decode(): v.decode() for k, v in sent[0].get("headers", [])}
+    return sent[0]["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_asset_route_never_deletes_or_fetches(tmp_path, monkeypatch):
+    import requests
+    import solara.server.starlette as server
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from sim.presentation import serve
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the asset route reached for the network")
+
+    monkeypatch.setattr(requests, "get", no_network)
+    pkg = tmp_path / "requirejs@2.3.6"
+    pkg.mkdir()
+    (pkg / "require.js").write_text("var requirejs;")
+    (tmp_path.parent / f"{tmp_path.name}-outside.txt").write_text("x")
+    routes = list(server.app.router.routes)
+    try:
+        assert serve.harden(server.app, tmp_path) == 1  # Solara's proxy route, replaced
+        mounts = [r for r in server.app.router.routes
+                  if isinstance(r, Mount) and r.path == "/_solara/cdn"]
+        assert len(mounts) == 1 and mounts[0] is server.app.router.routes[0]
+        assert not isinstance(mounts[0].app, server.StaticCdn)
+        router = Starlette(routes=[mounts[0]])  # the route, with Starlette's 404s
+        status, headers, body = _asgi(router, "/_solara/cdn/requirejs@2.3.6/require.js")
+        assert (status, body) == (200, b"var requirejs;")
+        assert "immutable" in headers["cache-control"]
+        for path in ["requirejs@2.3.6", "requirejs@2.3.6/", "requirejs@2.3.6/missing.js",
+                     "requirejs", f"../{tmp_path.name}-outside.txt",
+                     f"%2e%2e/{tmp_path.name}-outside.txt"]:
+            assert _asgi(router, f"/_solara/cdn/{path}")[0] == 404, path
+        assert _asgi(router, "/_solara/cdn/requirejs@2.3.6/require.js", "DELETE")[0] == 405
+        assert (pkg / "require.js").read_text() == "var requirejs;"  # nothing deleted
+        assert sorted(p.name for p in tmp_path.rglob("*")) == [
+            "require.js", "requirejs@2.3.6"]  # nothing written or fetched
+    finally:
+        server.app.router.routes[:] = routes
+
+
+def test_server_command_is_the_hardened_server():
+    from sim.presentation import serve
+
+    cmd = serve.solara_command(8123)
+    assert cmd[1:] == ["-m", "sim.presentation.serve", "8123"]
+    assert serve.solara_arguments(8123) == [
+        "run", "sim.presentation.app", "--host", "127.0.0.1", "--port", "8123", "--no-open",
+        "--production"]
+    assert serve.ENVIRONMENT["SOLARA_THEME_SHOW_BANNER"] == "False"
+
+
+def test_workers_forked_by_the_server_stop_with_it():
+    """The server's SIGTERM handler is not inherited by a run's workers (they would outlive
+    a server stopped mid-run)."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import multiprocessing, os, signal, time
+from concurrent.futures import ProcessPoolExecutor
+from sim.presentation.serve import default_signals_in_forked_children
+signal.signal(signal.SIGTERM, lambda *a: None)  # as uvicorn's server has one
+if os.environ["RESET"] == "1":
+    default_signals_in_forked_children()
+with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+    futures = [pool.submit(time.sleep, 2) for _ in range(2)]
+    time.sleep(0.5)
+    procs = list(pool._processes.values())
+    for p in procs:
+        os.kill(p.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    print(sum(p.is_alive() for p in procs))
+    for p in procs:
+        p.kill()
+"""
+    alive = {}
+    for reset in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT, env={**os.environ, "RESET": reset})
+        alive[reset] = int(out.stdout.split()[-1])
+    assert alive == {"0": 2, "1": 0}

@@ -1,10 +1,14 @@
 """End to end: ``plsim app`` in headless Chromium (Debian's chromium, Playwright's Python API).
 
-Starts the app on a free port, loads the page, picks two strategies on a small district
-(the shipped ``quick`` preset, one strategy removed, one year), shows that a bad value gets a
-message and stops the run, runs, waits for the results, and checks that the by-band table
-equals ``plsim run`` of the scenario the page offers for download, that the frontier figure
-is drawn, that the downloads work and that the page asked for nothing outside 127.0.0.1.
+Starts the app on a free port, loads the page at 1280x800, picks two strategies on a small
+district (the shipped ``quick`` preset, one strategy removed, one year), shows that a bad
+value ('abc', 2.5 or 0 in a whole-number field) gets a message and stops the run, runs,
+waits for the results, and checks that the by-band table equals ``plsim run`` of the
+scenario the page offers for download, that the tables fit the page and the frontier figure
+is drawn large with nothing over it, that the downloads work and that the page asked for
+nothing outside 127.0.0.1. Cancel says "cancelling" and stops within seconds, with progress
+shown within the runs before. A scenario name holding markup and a path runs no script and
+writes nothing outside the app's folders, and a GET of an asset folder deletes nothing.
 Skipped only where Chromium is not installed (``.ci/run`` installs it).
 """
 
@@ -82,7 +86,7 @@ def app_url(tmp_path_factory):
 
 def _open(p, url, outside):
     browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     page.on("request", lambda r: None if LOCAL.match(r.url) or r.url.startswith(
         ("data:", "blob:", "about:")) else outside.append(r.url))
     page.goto(url, wait_until="networkidle", timeout=120_000)
@@ -107,14 +111,59 @@ def _number(page, label: str, value: int):
 
 
 def _table(page, table_id: str) -> pd.DataFrame:
+    """The table's cells as shown, with each row's strategy label (``data-label``) in place
+    of its human name."""
     rows = page.eval_on_selector(
         f"#{table_id}", "t => Array.from(t.querySelectorAll('tr')).map("
-                        "r => Array.from(r.children).map(c => c.innerText.trim()))")
-    return pd.DataFrame(rows[1:], columns=rows[0])
+                        "r => Array.from(r.children).map(c => c.innerText.trim())"
+                        ".concat([r.getAttribute('data-label') || 'label']))")
+    frame = pd.DataFrame(rows[1:], columns=rows[0])
+    frame["strategy"] = frame.pop("label")
+    return frame
 
 
 def _mean(cell: str) -> float:
-    return float(cell.split(" [")[0])
+    return float(cell.split()[0])  # the interval is on a line of its own
+
+
+def _typed_refused(page, label: str, text: str):
+    from playwright.sync_api import expect
+
+    box = page.get_by_label(label, exact=True)
+    box.fill(text)
+    box.press("Tab")
+    page.get_by_text(f"enter a whole number (got '{text}')").first.wait_for(timeout=30_000)
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_disabled()
+
+
+def _shot(page, tmp_path, name: str) -> None:
+    """A screenshot of the window, kept in ``PLSIM_SCREENSHOT_DIR`` when it is set."""
+    page.screenshot(path=str(tmp_path / name))
+    if os.environ.get("PLSIM_SCREENSHOT_DIR"):
+        shutil.copy(tmp_path / name, Path(os.environ["PLSIM_SCREENSHOT_DIR"]))
+
+
+def _legible(page, frontier, tmp_path) -> None:
+    """At 1280x800: the tables fit their column (no sideways scrolling), the frontier is
+    drawn at least 600 px wide, nothing covers it, and no badge is shown."""
+    for table_id in ("plsim-band-table", "plsim-teacher-table"):
+        over = page.eval_on_selector(f"#{table_id}",
+                                     "t => t.scrollWidth - t.parentElement.clientWidth")
+        assert over <= 1, f"{table_id} is {over} px wider than the page's column"
+    frontier.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box = frontier.bounding_box()
+    assert box["width"] >= 600, f"the frontier is drawn {box['width']:.0f} px wide"
+    on_top = frontier.evaluate(
+        "img => { const r = img.getBoundingClientRect(); const pts = [[0.5, 0.5], "
+        "[0.95, 0.95], [0.05, 0.95], [0.95, 0.05]]; return pts.every(([x, y]) => { const e = "
+        "document.elementFromPoint(r.left + x * r.width, Math.min(r.top + y * r.height, "
+        "window.innerHeight - 2)); return e === img || img.contains(e); }); }")
+    assert on_top, "something covers the frontier figure"
+    assert page.get_by_text("runs on Solara").count() == 0
+    _shot(page, tmp_path, "app-frontier-1280x800.png")
+    page.locator("#plsim-band-table").scroll_into_view_if_needed()
+    _shot(page, tmp_path, "app-bands-1280x800.png")
 
 
 def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
@@ -123,7 +172,7 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
     outside, failed = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
         page.on("request", lambda r: None if LOCAL.match(r.url) or r.url.startswith(
             ("data:", "blob:", "about:")) else outside.append(r.url))
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
@@ -138,13 +187,17 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         page.locator(".v-menu__content .v-list-item:has-text('quick')").first.click()
         removes = page.get_by_role("button", name=re.compile("^Remove ", re.I))
         expect(removes).to_have_count(3, timeout=30_000)  # quick's three strategies
-        page.get_by_role("button", name="Remove test_prep", exact=True).click()
+        page.get_by_role("button", name="Remove Test prep", exact=True).click()
         expect(removes).to_have_count(2, timeout=30_000)
         years = page.get_by_label("years simulated", exact=True)
         years.fill("1")
         years.press("Tab")
 
-        # an impossible value: a message next to the field, and Run is disabled
+        # not a whole number, or an impossible one: a message next to the field, Run disabled
+        _typed_refused(page, "replicates", "abc")
+        _typed_refused(page, "replicates", "2.5")
+        _number(page, "replicates", 2)
+        page.get_by_text("enter a whole number").first.wait_for(state="detached", timeout=30_000)
         schools = page.get_by_label("schools", exact=True)
         schools.fill("0")
         schools.press("Tab")
@@ -155,6 +208,8 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         page.get_by_text("greater than or equal to 1 (got 0)").first.wait_for(state="detached",
                                                                           timeout=30_000)
         page.get_by_text("2 strategies × 2 replicates").wait_for(timeout=30_000)
+        estimate = page.inner_text(".plsim-estimate")
+        assert re.search(r"Estimated time: about \d+ (s|min)", estimate), estimate
 
         # the scenario the page built, as TOML
         with page.expect_download() as dl:
@@ -180,6 +235,7 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         frontier.wait_for(timeout=30_000)
         width = frontier.evaluate("img => img.complete ? img.naturalWidth : 0")
         assert width > 300, "the frontier figure is not drawn"
+        _legible(page, frontier, tmp_path)
         assert page.locator("#plsim-teacher-table").count() == 1
         summary = page.inner_text(".plsim-summary")
         assert "traditional" in summary and "floor3" in summary and "proficiency" in summary
@@ -195,7 +251,7 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
             html = dl.value.path().read_text()
             assert "<svg" in html or "data:image" in html
             assert not re.findall(r'(?:src|href)\s*=\s*["\'](https?://[^"\']+)', html)
-        page.set_viewport_size({"width": 1400, "height": 3400})  # the app scrolls inside
+        page.set_viewport_size({"width": 1280, "height": 3400})  # the app scrolls inside
         page.wait_for_timeout(1000)
         page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         if os.environ.get("PLSIM_SCREENSHOT_DIR"):
@@ -224,7 +280,7 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
     pd.testing.assert_frame_equal(in_zip, pd.read_csv(out / "summary.csv"))
 
 
-def test_cancel_stops_a_run_and_the_page_stays_responsive(app_url):
+def test_cancel_stops_a_run_and_the_page_stays_responsive(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     outside = []
@@ -237,13 +293,82 @@ def test_cancel_stops_a_run_and_the_page_stays_responsive(app_url):
         run_button.click()
         page.locator(".plsim-status").wait_for(timeout=60_000)
         expect(run_button).to_be_disabled()
+        # progress within the runs: simulated school-years count up before any run is done
+        # (3 strategies x 20 replicates x 3 years: the warm-up year and quick's two)
+        page.get_by_text(re.compile(r"([1-9]\d*\.\d|0\.[1-9]) of 180 simulated school-years")
+                         ).wait_for(timeout=120_000)
+        status = page.inner_text(".plsim-status")
+        assert re.search(r"running… \d+%", status), status
+        _shot(page, tmp_path, "app-progress-1280x800.png")
         # while it runs, the form still answers
         _number(page, "seed", 12)
         page.get_by_text("3 strategies × 20 replicates").wait_for(timeout=30_000)
         expect(page.get_by_label("seed", exact=True)).to_have_value("12")
+        start = time.time()
         page.get_by_role("button", name="Cancel").click()
-        page.get_by_text("Run cancelled").wait_for(timeout=120_000)
+        # "cancelling" while the workers stop (it may go by faster than a look)
+        page.get_by_text(re.compile("cancelling|Run cancelled")).first.wait_for(timeout=10_000)
+        said = time.time() - start
+        page.get_by_text("Run cancelled").wait_for(timeout=30_000)
+        stopped = time.time() - start
+        print(f"\nCancel: 'cancelling' after {said:.1f} s, stopped after {stopped:.1f} s")
+        assert stopped < 10, f"Cancel took {stopped:.1f} s"  # 2 s on an idle machine
         expect(run_button).to_be_enabled()
         assert page.locator("#plsim-band-table").count() == 0
         browser.close()
+    assert not outside
+
+
+def test_names_are_data_and_assets_stay(app_url, tmp_path):
+    """A scenario name with markup and a path: no script runs, nothing is written outside
+    the app's folders, the heading shows the name as typed; then a GET of the folder of an
+    asset the page loaded deletes nothing."""
+    import urllib.error
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    escape = tmp_path / "escape"
+    name = f'../../../../../../..{escape}/<img src=x onerror="window.__xss=1">'
+    outside, assets, dialogs = [], [], []
+    with sync_playwright() as p:
+        browser, page = _open(p, app_url, outside)
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: assets.append(r.url) if "/_solara/cdn/" in r.url else None)
+        page.reload(wait_until="networkidle")
+        page.get_by_text("Strategies to compare").wait_for(timeout=60_000)
+        _preset(page, "quick", 3)
+        page.get_by_role("button", name="Remove Test prep", exact=True).click()
+        page.get_by_role("button", name="Remove Floor 3", exact=True).click()
+        _number(page, "replicates", 1)
+        _number(page, "years simulated", 1)
+        box = page.get_by_label("scenario name", exact=True)
+        box.fill(name)
+        box.press("Tab")
+        page.get_by_text("1 strategy × 1 replicate =").wait_for(timeout=30_000)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.locator("#plsim-band-table").wait_for(timeout=600_000)
+        heading = page.locator("h3", has_text="Results:").first.inner_text()
+        assert heading == f"Results: {name}"  # shown as text
+        assert page.locator("img[src='x']").count() == 0
+        assert page.evaluate("() => window.__xss === undefined") and not dialogs
+        browser.close()
+    assert not escape.exists(), "a path-like name wrote outside the app's folders"
+    base = app_url.rstrip("/")
+    files = sorted({u.split("?")[0] for u in assets if u.startswith(base) and
+                    re.search(r"\.(js|css)$", u.split("?")[0])})
+    assert files, "the page loaded no asset from /_solara/cdn/"
+
+    def status(url: str) -> int:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    for f in files[:3]:
+        folder = f.rsplit("/", 1)[0]
+        assert status(f) == 200
+        assert status(folder) == 404 and status(folder + "/") == 404
+        assert status(f) == 200, f"a GET of {folder} deleted {f}"
     assert not outside

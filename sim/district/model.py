@@ -43,6 +43,7 @@ import pandas as pd
 from mesa import Model
 
 from sim.accountability.year_end import Accountability, YearEnd
+from sim.district import monitor as run_monitor
 from sim.district.item_bank import item_bank
 from sim.engine import assessment, learning, outcomes, portable_math, school_day, teachers
 from sim.engine.affect import affect_rules
@@ -153,11 +154,15 @@ class District(Model):
 
     # --- the school year --------------------------------------------------------------
     def run_days(self) -> None:
-        """Start a school year and run all its instructional days."""
+        """Start a school year and run all its instructional days (each counted into the
+        active run monitor, if any: the page's progress within runs and its Cancel)."""
+        monitor = run_monitor.active()
         self.start_year()
         for day in range(self.params.calendar.days):
             self.day = day
             self.step()
+            if monitor is not None:
+                monitor.day_done()
 
     def burn_in(self) -> None:
         """Years of traditional pacing for everyone before the first reported year.

@@ -1,40 +1,139 @@
 """``plsim app``: a web page to compare floor strategies on a district (Solara).
 
 Choose a district profile (or a shipped scenario as a preset) and the strategies to
-compare, press Run: the run goes on in the background (``solara.lab.task``, the arm-
-replicates in worker processes through the run contract), with a progress bar and a
-cancel button. The page shows the growth-versus-proficiency frontier, the by-band table,
-a plain-language summary and a teacher and school panel, and offers the results (zip),
-the HTML report and the scenario (TOML, for ``plsim run``) for download. A form with a
-problem shows the scenario's own message next to the field and runs nothing.
+compare, see how long the run will take, press Run: the run goes on in the background
+(``solara.lab.task``; the arm-replicates in worker processes through the run contract),
+with progress by simulated school day and a Cancel that stops it within a day. The page
+shows a plain-language summary, the growth-versus-proficiency frontier, the by-band table
+and a teacher and school panel, and offers the results (zip), the HTML report and the
+scenario (TOML, for ``plsim run``) for download. A form with a problem shows a message
+next to the field (a number that is not one included) and runs nothing.
 
-Serve it with ``plsim app [--port N]`` (127.0.0.1 only).
+Names and labels typed on the page are data: shown as text (never markup), never part of
+a path (``comparison`` writes under a folder of its own), written to TOML by a TOML writer.
+
+The page is built from small components, so a new one is a small edit: a card of the form
+goes into ``FORM_CARDS``, a section of the results into ``RESULT_SECTIONS`` (each is called
+with the finished run and the chosen baseline's label).
+
+Serve it with ``plsim app [--port N]`` (127.0.0.1 only; ``sim.presentation.serve``).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import solara
 import solara.lab
 
 from sim.config.scenario import ScenarioError
+from sim.district.monitor import RunMonitor
 from sim.presentation import brief, comparison, district_upload, form
 
+try:  # an arm's settings in words (plsim report's module)
+    from sim.presentation.narrative import PACING_WORDS, TARGET_WORDS, describe_arm
+except ImportError:  # pragma: no cover - a build without it: the settings' own names
+    PACING_WORDS, TARGET_WORDS, describe_arm = {}, {}, None
+
 DEFAULT_PRESET = "floor_strategies"
+POLL_SECONDS = 0.2  # how often the run's progress is read and Cancel is looked for
+# How long Cancel waits for the workers to stop (each stops at its next simulated day, a
+# few ms) before the page says "Run cancelled": a next run waits for them in any case
+# (one watched run at a time, sim.district.monitor.watching)
+STOP_WAIT_SECONDS = 0.5
+# A run this long (s) or longer refines the next estimate; in a shorter one the start of the
+# workers and the statewide reference weigh too much for its rate to predict a long run
+MIN_RATE_SECONDS = 20.0
 
 CSS = """
 .plsim-error { color: #b00020; font-size: 0.85em; }
 .plsim-note { color: #555; font-size: 0.85em; }
-table.plsim-table { border-collapse: collapse; font-size: 0.85em; margin: 4px 0 12px 0; }
-table.plsim-table th, table.plsim-table td { border-bottom: 1px solid #ddd; padding: 3px 8px;
-    text-align: right; white-space: nowrap; }
-table.plsim-table th:nth-child(-n+2), table.plsim-table td:nth-child(-n+2) { text-align: left; }
+.plsim-help { color: #1565c0; cursor: help; font-size: 0.7em; font-weight: 600;
+    margin-left: 4px; display: inline-block; width: 1.5em; height: 1.5em; line-height: 1.4em;
+    text-align: center; border: 1px solid #1565c0; border-radius: 50%; }
+.plsim-term { border-bottom: 1px dotted #777; cursor: help; }
+.plsim-page .v-btn { text-transform: none; letter-spacing: normal; }
+table.plsim-table { border-collapse: collapse; font-size: 0.85em; margin: 4px 0 12px 0;
+    max-width: 100%; }
+table.plsim-table th { white-space: normal; vertical-align: bottom; text-align: right;
+    border-bottom: 1px solid #999; padding: 3px 6px; }
+table.plsim-table th[title] { cursor: help; text-decoration: underline dotted #999; }
+table.plsim-table td { border-bottom: 1px solid #ddd; padding: 3px 6px; text-align: right;
+    white-space: nowrap; }
+table.plsim-table th:nth-child(-n+2), table.plsim-table td:nth-child(-n+2) {
+    text-align: left; white-space: normal; }
+table.plsim-table td .plsim-ci { color: #666; display: block; font-size: 0.9em; }
+.plsim-figure img { max-width: 100%; height: auto; }
 """
 
+# Hover help for the technical terms the page shows (the report's glossary says more).
+HELP = {
+    "growth": "How much students learned from the fall to the spring test, in standard "
+              "deviations (SD) of the state's fall scores: 0.5 is half the spread of scores "
+              "across the state's students in that grade.",
+    "proficient": "The share of students at or above the state test's cut score for "
+                  "their grade.",
+    "interval": "95% interval: the range the result would most likely fall in if the "
+                "district were simulated again with new students and chance events "
+                "(from the spread across replicates). An interval that includes 0 means "
+                "no clear difference.",
+    "vs baseline": "Paired difference: this strategy minus the baseline, on the same "
+                   "simulated students in each replicate, so chance cancels out.",
+    "baseline": "The strategy every other one is compared with.",
+    "started": "Where students started the year: their fall level in grade-years below "
+               "or above their grade (3+ below, 1-3 below, on grade: within a year, above).",
+    "grade-level time": "The share of the school year's lessons spent on the student's "
+                        "own grade's content.",
+    "replicates": "How many times the district is simulated with different random students "
+                  "and events. More replicates give narrower 95% intervals and take longer.",
+    "seed": "The number that fixes the random draws: the same scenario and seed give the "
+            "same results on any computer.",
+    "years": "School years reported (one unreported warm-up year of ordinary teaching "
+             "comes first, the same for every strategy).",
+    "mean level": "The district's average starting level, in SD of the statewide "
+                  "reference population (0 = the state's average, about 50% proficient).",
+    "spread": "How far apart students' levels drift: grade-years of spread added per "
+              "grade.",
+    "room size": "Program classes are merged into rooms of up to this many students, "
+                 "taught by a team of teachers.",
+    "program grades": "The grades where the personalized-learning program runs (the "
+                      "results describe students in these grades).",
+    "pacing": "How each student's next lesson is chosen: the grade's pacing guide for the "
+              "whole class, or a personalized playlist from the student's own level, and "
+              "variants.",
+    "floor": "The lowest content a student may work on, in years below their grade (a "
+             "floor of 3: never more than 3 grades back).",
+    "ceiling": "The highest content a student may work on, in years above their grade.",
+    "test prep": "Weeks before the spring state test spent on grade-level content only.",
+    "gradual floor": "A floor that rises during the year so that students reach grade-level "
+                     "content by the state test.",
+    "tutoring": "Extra small-group tutoring on grade-level content outside the block.",
+    "evaluation": "Whose scores a teacher's rating (value-added) uses: the teacher of "
+                  "record's own students, or the team's students shared.",
+    "rating vs true effect": "How well teachers' ratings (value-added and observation) "
+                             "track how good they really are in the model: a correlation, "
+                             "1 = perfectly.",
+    "misclassified": "Teachers rated in the wrong band (e.g. rated ineffective though "
+                     "effective in truth).",
+    "exits": "Teachers who leave each year.",
+    "stress": "Teachers' accountability stress, 0 (none) to 1.",
+    "window": "Schools that switched to a grade-level test-prep window before the test.",
+    "program running": "Schools where the program still runs (a review can end it). "
+                       "Strategies without a program show n/a.",
+    "frontier": "Each strategy as a point: growth up, proficiency right. A strategy up and "
+                "to the right of another does better on both.",
+}
 
-class RunCancelled(Exception):
-    """The user pressed Cancel: the run stops after the arm-replicates in flight."""
+BAND_TABLE_HELP = {"started": HELP["started"], "strategy": HELP["pacing"],
+                   "growth (SD)": HELP["growth"] + " In brackets: " + HELP["interval"],
+                   "proficient (%)": HELP["proficient"] + " In brackets: " + HELP["interval"],
+                   "grade-level time (%)": HELP["grade-level time"]}
+TEACHER_TABLE_HELP = {"rating vs true effect (corr)": HELP["rating vs true effect"],
+                      "misclassified (%)": HELP["misclassified"],
+                      "exits per year (%)": HELP["exits"], "teacher stress": HELP["stress"]}
+EVALUATION_WORDS = {"teacher_of_record": "each teacher rated on their own students",
+                    "shared": "the team shares one rating"}
 
 
 def _initial_form() -> dict:
@@ -46,29 +145,86 @@ def _initial_form() -> dict:
 
 
 scenario_data = solara.reactive(_initial_form())
+typed = solara.reactive({})  # dotted path -> (text typed, why it is not a number there)
 preset = solara.reactive(DEFAULT_PRESET)
 baseline = solara.reactive("")
 started_at = solara.reactive(0.0)
+cancelling = solara.reactive(False)
+progress_note = solara.reactive("")
+# the rate (student-days a second per worker) of the last finished run on this computer:
+# it refines the next estimate (the same machine under the same load)
+_last_rate: dict[str, float] = {}
+
+
+def form_errors(data: dict, typed_now: dict) -> dict[str, str]:
+    """Every problem of the form by dotted path: the scenario's own, and the fields whose
+    text is not a number of the kind they need (those win at their path)."""
+    errors = form.field_errors(data)
+    errors.update({path: why for path, (_, why) in typed_now.items()})
+    return errors
 
 
 @solara.lab.task
-def run_task(data: dict) -> comparison.PageResults:
-    """Validate, run (all cores) and prepare the outputs; progress in percent of the
-    arm-replicates done."""
+def run_task(data: dict) -> comparison.PageResults | None:
+    """Validate, run (all cores) and prepare the outputs. The run goes on in a thread of its
+    own; this one reads its progress (simulated days) every ``POLL_SECONDS`` and, once
+    Cancel was pressed, asks the workers to stop and returns within ``STOP_WAIT_SECONDS``."""
     scenario = form.build_scenario(data)
+    size = comparison.run_size(scenario)
+    monitor = RunMonitor()
+    box: dict = {}
 
-    def on_task(done: int, total: int) -> None:
-        if not run_task.is_current():
-            raise RunCancelled()
-        run_task.progress = 100.0 * done / total
+    def work() -> None:
+        try:
+            box["page"] = comparison.run_comparison(scenario, workers=0, monitor=monitor)
+        except BaseException as exc:  # handed to the task below (or dropped on Cancel)
+            box["error"] = exc
 
+    worker = threading.Thread(target=work, name="plsim-run", daemon=True)
     run_task.progress = 0.0
-    return comparison.run_comparison(scenario, workers=0, on_task=on_task)
+    worker.start()
+    total = size.tasks * size.days
+    while worker.is_alive():
+        worker.join(POLL_SECONDS)
+        if not run_task.is_current():  # Cancel pressed (or a new run started)
+            monitor.stop()
+            worker.join(STOP_WAIT_SECONDS)
+            return None
+        done = min(monitor.days, total)
+        run_task.progress = 100.0 * done / total
+        progress_note.set(_progress_words(done, size) if done < total else
+                          "writing the tables, figures and report")
+    if "error" in box:
+        raise box["error"]
+    page = box["page"]
+    if page.seconds >= MIN_RATE_SECONDS:
+        _last_rate["rate"] = comparison.observed_rate(size, page.seconds)
+    return page
+
+
+def _progress_words(done_days: int, size: comparison.RunSize) -> str:
+    """Progress in simulated school-years (district-years summed over the runs)."""
+    return (f"{done_days / size.year_days:.1f} of {size.tasks * size.years} simulated "
+            f"school-years ({size.tasks} runs of {size.years} years, the warm-up year "
+            "included)")
 
 
 # --- small controls bound to a dotted path of the scenario data -------------------------
 def _set(path: str, value) -> None:
     scenario_data.set(form.set_path(scenario_data.value, path, value))
+
+
+def _forget_typed(prefix: str = "") -> None:
+    """Drop the typed texts under ``prefix`` (all: a new preset; ``arms.``: the strategies
+    were renumbered)."""
+    typed.set({k: t for k, t in typed.value.items() if prefix and not k.startswith(prefix)})
+
+
+@solara.component
+def Help(key: str):
+    """A small circled ? with the help text of ``key`` on hover."""
+    with solara.Tooltip(HELP[key]):
+        solara.Text("?", classes=["plsim-help"])
 
 
 @solara.component
@@ -79,36 +235,65 @@ def FieldError(errors: dict, path: str):
         solara.Text(m, classes=["plsim-error"])
 
 
+def _shown(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @solara.component
-def IntField(label: str, path: str, default: int, errors: dict):
-    value = form.get_path(scenario_data.value, path, default)
-    solara.InputInt(label, value=value if isinstance(value, int) else default,
-                    on_value=lambda v: _set(path, v), dense=True)
+def NumberField(label: str, path: str, default, errors: dict, integer: bool = True,
+                help: str | None = None):
+    """A number typed as text: a whole number where ``integer``; anything else keeps its
+    text, gets a message beside the field and stops Run (it is never rounded or ignored)."""
+    text, _ = typed.value.get(path, (None, ""))
+    if text is None:
+        text = _shown(form.get_path(scenario_data.value, path, default))
+
+    def changed(new: str) -> None:
+        number, why = form.parse_number(new, integer)
+        rest = {k: t for k, t in typed.value.items() if k != path}
+        if why:
+            typed.set({**rest, path: (new, why)})
+        else:
+            typed.set(rest)
+            _set(path, number)
+
+    with solara.Row(gap="2px", style={"align-items": "center"}):
+        solara.InputText(label, value=text, on_value=changed, continuous_update=False,
+                         dense=True, error=path in errors)
+        if help:
+            Help(help)
     FieldError(errors, path)
 
 
 @solara.component
-def FloatField(label: str, path: str, default: float, errors: dict):
+def ChoiceField(label: str, path: str, values: tuple, default: str, errors: dict,
+                words: dict | None = None, help: str | None = None):
+    """A choice among ``values``, each shown in ``words`` (the value's own name else)."""
+    words = words or {}
+    shown = {words.get(x, x.replace("_", " ")): x for x in values}
     value = form.get_path(scenario_data.value, path, default)
-    solara.InputFloat(label, value=float(value) if isinstance(value, int | float) else default,
-                      on_value=lambda v: _set(path, v), dense=True)
-    FieldError(errors, path)
-
-
-@solara.component
-def ChoiceField(label: str, path: str, values: tuple, default: str, errors: dict):
-    value = form.get_path(scenario_data.value, path, default)
-    solara.Select(label, values=list(values), value=value if value in values else default,
-                  on_value=lambda v: _set(path, v), dense=True)
+    value = value if value in values else default
+    current = next(k for k, x in shown.items() if x == value)
+    with solara.Row(gap="2px", style={"align-items": "center"}):
+        solara.Select(label, values=list(shown), value=current,
+                      on_value=lambda k: _set(path, shown[k]), dense=True)
+        if help:
+            Help(help)
     FieldError(errors, path)
 
 
 @solara.component
 def SliderField(label: str, path: str, default: float, low: float, high: float, step: float,
-                errors: dict):
+                errors: dict, help: str | None = None):
     value = form.get_path(scenario_data.value, path, default)
     value = float(value) if isinstance(value, int | float) else default
-    solara.Text(f"{label}: {value:g}", style={"font-size": "0.9em"})
+    with solara.Row(gap="2px", style={"align-items": "center"}):
+        solara.Text(f"{label}: {value:g}", style={"font-size": "0.9em"})
+        if help:
+            Help(help)
+
     def moved(v: float) -> None:
         # the slider snaps a value off its step grid (a fitted 0.112 shows as 0.1) and
         # reports the snap: only a move of at least half a step is the user's
@@ -121,23 +306,42 @@ def SliderField(label: str, path: str, default: float, low: float, high: float, 
 
 
 @solara.component
-def OptionalFloat(label: str, path: str, default: float, errors: dict):
+def OptionalFloat(label: str, path: str, default: float, errors: dict,
+                  help: str | None = None):
     value = form.get_path(scenario_data.value, path)
     on = value is not None
-    with solara.Row(gap="6px"):
-        solara.Checkbox(label=label, value=on,
-                        on_value=lambda v: _set(path, default if v else None))
-        if on:
-            solara.InputFloat(f"{label}: years", value=float(value), dense=True,
-                              on_value=lambda v: _set(path, v))
-    FieldError(errors, path)
+
+    def switch(v: bool) -> None:
+        _forget_typed_path(path)
+        _set(path, default if v else None)
+
+    with solara.Row(gap="6px", style={"align-items": "center"}):
+        solara.Checkbox(label=label, value=on, on_value=switch)
+        if help:
+            Help(help)
+    if on:
+        NumberField(f"{label}: years", path, default, errors, integer=False)
+    else:
+        FieldError(errors, path)
+
+
+def _forget_typed_path(path: str) -> None:
+    typed.set({k: t for k, t in typed.value.items() if k != path})
 
 
 @solara.component
-def Block(label: str, path: str, errors: dict):
+def Block(label: str, path: str, errors: dict, help: str | None = None):
     on = form.get_path(scenario_data.value, path) is not None
-    solara.Checkbox(label=label, value=on, on_value=lambda v: scenario_data.set(
-        form.toggle_section(scenario_data.value, path, v)))
+
+    def switch(v: bool) -> None:
+        if not v:  # the block's fields go, and what was typed in them
+            _forget_typed(path + ".")
+        scenario_data.set(form.toggle_section(scenario_data.value, path, v))
+
+    with solara.Row(gap="6px", style={"align-items": "center"}):
+        solara.Checkbox(label=label, value=on, on_value=switch)
+        if help:
+            Help(help)
     if on:
         FieldError(errors, path)
 
@@ -147,15 +351,20 @@ def ShareField():
     """Set the mean starting level from a share proficient at baseline (rough guide)."""
     problem, set_problem = solara.use_state("")
 
-    def apply(percent):
+    def apply(text):
+        share, why = form.parse_number(text or "", integer=False)
+        if why:
+            set_problem(why)
+            return
         try:
-            _set("district.mean_offset_sd", form.offset_for_share((percent or 0) / 100))
+            _set("district.mean_offset_sd", form.offset_for_share(share / 100))
             set_problem("")
         except ValueError as err:
             set_problem(str(err))
 
-    solara.InputFloat("or set it from a share proficient at baseline (%)", value=None,
-                      optional=True, on_value=apply, dense=True)
+    solara.InputText("or set it from a share proficient at baseline (%)", value="",
+                     on_value=apply, continuous_update=False, dense=True,
+                     error=bool(problem))
     if problem:
         solara.Text(problem, classes=["plsim-error"])
 
@@ -163,6 +372,7 @@ def ShareField():
 # --- the district -----------------------------------------------------------------------
 def _choose_preset(name: str) -> None:
     preset.set(name)
+    typed.set({})
     scenario_data.set(form.load_preset(name))
     baseline.set("")
 
@@ -178,28 +388,30 @@ def DistrictCard(errors: dict):
                          on_value=lambda v: _set("name", v), dense=True)
         FieldError(errors, "name")
         SliderField("mean starting level (SD of the statewide reference)",
-                    "district.mean_offset_sd", -0.9, -2.5, 1.5, 0.05, errors)
+                    "district.mean_offset_sd", -0.9, -2.5, 1.5, 0.05, errors, "mean level")
         offset = form.get_path(data, "district.mean_offset_sd", -0.9)
         offset = float(offset) if isinstance(offset, int | float) else -0.9
         solara.Text(f"about {100 * form.approximate_share_proficient(offset):.0f}% proficient "
                     "at baseline (a rough guide; the run measures it)", classes=["plsim-note"])
         ShareField()
         SliderField("spread of starting levels (grade-years of SD added per grade)",
-                    "population.sd_years_per_grade", 0.35, 0.0, 1.0, 0.05, errors)
+                    "population.sd_years_per_grade", 0.35, 0.0, 1.0, 0.05, errors, "spread")
         with solara.Columns([1, 1]):
             with solara.Column(gap="0px"):
-                IntField("schools", "district.schools", 5, errors)
-                IntField("classes per grade", "district.classes_per_grade", 3, errors)
+                NumberField("schools", "district.schools", 5, errors)
+                NumberField("classes per grade", "district.classes_per_grade", 3, errors)
             with solara.Column(gap="0px"):
-                IntField("class size (students)", "district.class_size", 25, errors)
-                IntField("personalized room size (students)", "district.room_size", 100,
-                         errors)
+                NumberField("class size (students)", "district.class_size", 25, errors)
+                NumberField("personalized room size (students)", "district.room_size", 100,
+                            errors, help="room size")
         grades = form.get_path(data, "district.grades", list(range(9)))
         grades = grades if isinstance(grades, list) else list(range(9))
         program = form.get_path(data, "district.program_grades", [6, 7, 8])
-        solara.SelectMultiple("program grades", values=[g for g in program if g in grades],
-                              all_values=grades, dense=True,
-                              on_value=lambda v: _set("district.program_grades", sorted(v)))
+        with solara.Row(gap="2px", style={"align-items": "center"}):
+            solara.SelectMultiple("program grades", values=[g for g in program if g in grades],
+                                  all_values=grades, dense=True,
+                                  on_value=lambda v: _set("district.program_grades", sorted(v)))
+            Help("program grades")
         FieldError(errors, "district.program_grades")
         FieldError(errors, "district")
         size = form.get_path(data, "district.room_size", 100)
@@ -210,72 +422,66 @@ def DistrictCard(errors: dict):
                         classes=["plsim-note"])
         with solara.Columns([1, 1, 1]):
             with solara.Column(gap="0px"):
-                IntField("years simulated", "years", 1, errors)
+                NumberField("years simulated", "years", 1, errors, help="years")
             with solara.Column(gap="0px"):
-                IntField("replicates", "replicates", 1, errors)
+                NumberField("replicates", "replicates", 1, errors, help="replicates")
             with solara.Column(gap="0px"):
-                IntField("seed", "seed", 0, errors)
+                NumberField("seed", "seed", 0, errors, help="seed")
 
 
 # --- the strategies ---------------------------------------------------------------------
 def _describe(arm: dict) -> str:
-    bits = [str(arm.get("pacing", "traditional"))]
-    if arm.get("floor") is not None:
-        bits.append(f"floor {arm['floor']:g}")
-    if arm.get("ceiling") is not None:
-        bits.append(f"ceiling {arm['ceiling']:g}")
-    if arm.get("test_prep_weeks"):
-        bits.append(f"test prep {arm['test_prep_weeks']:g} wk")
-    if arm.get("gradual_floor") is not None:
-        bits.append("gradual floor")
-    if arm.get("tutoring") is not None:
-        t = arm["tutoring"]
-        target = t.get("target", "near_cut")
-        bits.append(f"tutoring {t.get('hours_per_week', 0):g} h/wk ({target})")
-    if arm.get("evaluation") == "shared":
-        bits.append("shared evaluation")
-    if arm.get("leaders") is not None:
-        bits.append("leaders respond")
-    if arm.get("review") is not None:
-        bits.append("program review")
-    return ", ".join(bits)
+    """A strategy's settings in words (the report's wording where it is available)."""
+    if describe_arm is not None:
+        try:
+            return describe_arm(arm)
+        except (KeyError, TypeError, ValueError):  # an arm the form has half-edited
+            pass
+    return str(arm.get("pacing", "traditional")).replace("_", " ")
 
 
 @solara.component
 def ArmCard(i: int, arm: dict, errors: dict):
     p = f"arms.{i}"
     label = str(arm.get("label", ""))
+    name = form.display_name(label)
+
+    def remove() -> None:
+        _forget_typed("arms.")
+        scenario_data.set(form.remove_arm(scenario_data.value, i))
+
     with solara.Card(margin=0, style={"margin-bottom": "6px"}):
-        with solara.Row(justify="space-between"):
-            solara.Text(f"{i + 1}. {label} — {_describe(arm)}", style={"font-weight": "500"})
-            solara.Button(f"Remove {label}", small=True, text=True, color="error",
-                          on_click=lambda: scenario_data.set(
-                              form.remove_arm(scenario_data.value, i)))
+        with solara.Row(justify="space-between", style={"align-items": "center"}):
+            solara.Text(f"{i + 1}. {name}: {_describe(arm)}", style={"font-weight": "500"})
+            solara.Button(f"Remove {name}", small=True, text=True, color="error",
+                          on_click=remove)
         FieldError(errors, p)
         with solara.Details("edit this strategy"):
-            solara.InputText("label", value=label, on_value=lambda v: _set(f"{p}.label", v),
-                             dense=True)
-            ChoiceField("pacing", f"{p}.pacing", form.PACINGS, "traditional", errors)
-            OptionalFloat("floor (years below grade)", f"{p}.floor", 3.0, errors)
-            OptionalFloat("ceiling (years above grade)", f"{p}.ceiling", 1.0, errors)
-            FloatField("test-prep weeks before the state test", f"{p}.test_prep_weeks", 0.0,
-                       errors)
+            solara.InputText("label (a short name: letters, digits, _ . -)", value=label,
+                             on_value=lambda v: _set(f"{p}.label", v), dense=True)
+            ChoiceField("pacing", f"{p}.pacing", form.PACINGS, "traditional", errors,
+                        PACING_WORDS, help="pacing")
+            OptionalFloat("floor (years below grade)", f"{p}.floor", 3.0, errors, "floor")
+            OptionalFloat("ceiling (years above grade)", f"{p}.ceiling", 1.0, errors,
+                          "ceiling")
+            NumberField("test-prep weeks before the state test", f"{p}.test_prep_weeks", 0.0,
+                        errors, integer=False, help="test prep")
             Block("gradual floor (rises to grade level by the test)", f"{p}.gradual_floor",
-                  errors)
+                  errors, "gradual floor")
             if arm.get("gradual_floor") is not None:
-                FloatField("starting floor (years below)", f"{p}.gradual_floor.start_floor",
-                           3.0, errors)
-                IntField("steps (0 = continuous)", f"{p}.gradual_floor.steps", 0, errors)
-            Block("grade-level tutoring", f"{p}.tutoring", errors)
+                NumberField("starting floor (years below)", f"{p}.gradual_floor.start_floor",
+                            3.0, errors, integer=False)
+                NumberField("steps (0 = continuous)", f"{p}.gradual_floor.steps", 0, errors)
+            Block("grade-level tutoring", f"{p}.tutoring", errors, "tutoring")
             if arm.get("tutoring") is not None:
-                ChoiceField("tutoring target", f"{p}.tutoring.target", form.TUTORING_TARGETS,
-                            "near_cut", errors)
-                FloatField("tutoring hours per week", f"{p}.tutoring.hours_per_week", 3.0,
-                           errors)
-                FloatField("share of program students tutored", f"{p}.tutoring.share", 0.25,
-                           errors)
+                ChoiceField("tutoring for", f"{p}.tutoring.target", form.TUTORING_TARGETS,
+                            "near_cut", errors, TARGET_WORDS)
+                NumberField("tutoring hours per week", f"{p}.tutoring.hours_per_week", 3.0,
+                            errors, integer=False)
+                NumberField("share of program students tutored", f"{p}.tutoring.share", 0.25,
+                            errors, integer=False)
             ChoiceField("teacher evaluation", f"{p}.evaluation", form.EVALUATIONS,
-                        "teacher_of_record", errors)
+                        "teacher_of_record", errors, EVALUATION_WORDS, help="evaluation")
             Block("school leaders respond to a shortfall", f"{p}.leaders", errors)
             Block("district reviews the program", f"{p}.review", errors)
 
@@ -285,26 +491,69 @@ def StrategiesCard(errors: dict):
     arms = scenario_data.value.get("arms", [])
     arms = arms if isinstance(arms, list) else []
     library = form.strategy_library()
+
+    def add(arm: dict) -> None:
+        scenario_data.set(form.add_arm(scenario_data.value, arm))
+
+    def clear() -> None:
+        _forget_typed("arms.")
+        _set("arms", [])
+
     with solara.Card("Strategies to compare", margin=0):
         solara.Text("The first strategy is the default baseline of the comparisons. Every "
                     "strategy runs on the same synthetic students.", classes=["plsim-note"])
         FieldError(errors, "arms")
         for i, arm in enumerate(arms):
             ArmCard(i, arm if isinstance(arm, dict) else {}, errors)
-        solara.Text("Add a strategy:", classes=["plsim-note"])
+        solara.Text("Add a strategy (hover one for what it does):", classes=["plsim-note"])
         with solara.Row(gap="4px", style={"flex-wrap": "wrap"}):
             for name, arm in library.items():
-                solara.Button(f"+ {name}", small=True, outlined=True,
-                              on_click=lambda arm=arm: scenario_data.set(
-                                  form.add_arm(scenario_data.value, arm)))
-            solara.Button("Clear all", small=True, text=True,
-                          on_click=lambda: _set("arms", []))
+                with solara.Tooltip(_describe(arm)):
+                    solara.Button(f"+ {form.display_name(name)}", small=True, outlined=True,
+                                  on_click=lambda arm=arm: add(arm))
+            solara.Button("Clear all", small=True, text=True, on_click=clear)
 
 
 # --- running ----------------------------------------------------------------------------
 def _start(data: dict) -> None:
     started_at.set(time.time())
+    cancelling.set(False)
+    progress_note.set("preparing the statewide reference and the workers")
     run_task(data)
+
+
+def _cancel() -> None:
+    cancelling.set(True)
+    run_task.cancel()
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(5, 5 * round(seconds / 5)):.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} hours"
+
+
+@solara.component
+def Estimate(scenario):
+    """The run's size and how long it should take, before it starts."""
+    size = comparison.run_size(scenario)
+    rate = _last_rate.get("rate")
+    seconds = comparison.estimate_seconds(size, rate or comparison.STUDENT_DAYS_PER_WORKER_SECOND)
+    source = ("the last run on this computer" if rate else
+              "the speed measured when the page was built")
+    solara.Text(f"{_count(len(scenario.arms), 'strategy', 'strategies')} × "
+                f"{_count(scenario.replicates, 'replicate')} = {_count(size.tasks, 'run')} "
+                f"of {_count(scenario.years, 'year')} on {size.students:,} students.",
+                classes=["plsim-note"])
+    solara.Text(f"Estimated time: about {_minutes(seconds)} ({size.workers} at a time; "
+                f"from {source}).", classes=["plsim-note", "plsim-estimate"])
+    if seconds > 600:
+        solara.Warning("That is a long run: fewer replicates or years give a quicker first "
+                       "look.", dense=True)
 
 
 @solara.component
@@ -323,94 +572,172 @@ def RunCard(errors: dict):
             for key, msg in errors.items():
                 solara.Text(f"{key or 'scenario'}: {msg}", classes=["plsim-error"])
         elif scenario is not None:
-            n = len(scenario.arms) * scenario.replicates
-            solara.Text(f"{len(scenario.arms)} strategies × {scenario.replicates} replicates "
-                        f"= {n} runs of {scenario.years} year(s).", classes=["plsim-note"])
-        with solara.Row():
+            Estimate(scenario)
+        with solara.Row(style={"flex-wrap": "wrap"}):
             solara.Button("Run", color="primary", disabled=bool(errors) or run_task.pending,
                           on_click=lambda: _start(data))
-            solara.Button("Cancel", disabled=not run_task.pending,
-                          on_click=lambda: run_task.cancel())
+            solara.Button("Cancel", disabled=not run_task.pending or cancelling.value,
+                          on_click=_cancel)
             if scenario is not None:
                 solara.FileDownload(form.scenario_toml(scenario).encode("utf-8"),
-                                    filename=f"{scenario.name}.toml",
+                                    filename=f"{form.slug(scenario.name)}.toml",
                                     label="Download scenario (TOML)", mime_type="text/plain")
-        if run_task.pending:
-            solara.ProgressLinear(run_task.progress if run_task.progress else True)
-            solara.Text(f"running… {run_task.progress or 0:.0f}% of the runs done, "
-                        f"{time.time() - started_at.value:.0f} s", classes=["plsim-status"])
-        elif run_task.cancelled:
-            solara.Warning("Run cancelled; nothing was kept.", dense=True)
-        elif run_task.error:
-            solara.Error(f"The run failed: {run_task.exception}", dense=True)
+        RunStatus()
+
+
+@solara.component
+def RunStatus():
+    if run_task.pending:
+        elapsed = time.time() - started_at.value
+        if cancelling.value:
+            solara.ProgressLinear(True)
+            solara.Text(f"cancelling… (stopping the workers), {elapsed:.0f} s",
+                        classes=["plsim-status"])
+            return
+        pct = run_task.progress or 0.0
+        solara.ProgressLinear(pct if pct else True)
+        left = f", about {_minutes(elapsed * (100 - pct) / pct)} left" if pct >= 2 else ""
+        solara.Text(f"running… {pct:.0f}%: {progress_note.value}; {elapsed:.0f} s{left}",
+                    classes=["plsim-status"])
+    elif run_task.cancelled:
+        solara.Warning("Run cancelled; nothing was kept.", dense=True)
+    elif run_task.error:
+        solara.Error(f"The run failed: {run_task.exception}", dense=True)
+    elif run_task.finished and run_task.value is not None:
+        solara.Success("Results below.", dense=True)
 
 
 # --- results ----------------------------------------------------------------------------
+def _heading(text: str, level: int = 4):
+    """A heading whose text is data (a name typed on the page): a text node, never markup."""
+    return solara.v.Html(tag=f"h{level}", children=[str(text)])
+
+
 @solara.component
-def Results(page: comparison.PageResults):
-    base = baseline.value if baseline.value in page.arms else page.arms[0]
-    year = page.last_year
+def ResultsHeader(page: comparison.PageResults, base: str):
     sc = page.scenario
-    solara.HTML(tag="h3", unsafe_innerHTML=f"Results: {sc.name}")
-    solara.Text(f"{len(page.arms)} strategies × {sc.replicates} replicates, year {year} of "
-                f"{sc.years}; the run took {page.seconds:.0f} s. Growth is fall-to-spring, in SD "
-                "of the state's fall scores; proficiency is the share at or above the state "
-                "cut; students in the program grades; brackets are 95% intervals across "
-                "replicates.", classes=["plsim-note"])
-    solara.Select("baseline for the comparisons", values=page.arms, value=base,
-                  on_value=baseline.set, dense=True, style={"max-width": "320px"})
-    with solara.Row(gap="8px", style={"flex-wrap": "wrap"}):
-        solara.FileDownload(page.results_zip, filename=f"{sc.name}-results.zip",
+    _heading(f"Results: {sc.name}", 3)
+    solara.Text(f"{_count(len(page.arms), 'strategy', 'strategies')} × "
+                f"{_count(sc.replicates, 'replicate')}, year "
+                f"{page.last_year} of {sc.years}; the simulation took {page.seconds:.0f} s. "
+                "Students in the program grades. Hover a circled ? or an underlined column "
+                "name for what it means.", classes=["plsim-note"])
+    names = {form.display_name(a): a for a in page.arms}
+    with solara.Row(gap="8px", style={"flex-wrap": "wrap", "align-items": "center"}):
+        solara.Select("baseline for the comparisons", values=list(names),
+                      value=form.display_name(base), on_value=lambda k: baseline.set(names[k]),
+                      dense=True, style={"max-width": "320px"})
+        Help("baseline")
+        solara.FileDownload(page.results_zip, filename=f"{page.stem}-results.zip",
                             label="Download results (zip)", mime_type="application/zip")
         if page.has_report:
             solara.FileDownload(lambda: page.report_html(base),
-                                filename=f"{sc.name}-report-vs-{base}.html",
+                                filename=f"{page.stem}-report-vs-{form.slug(base)}.html",
                                 label="Download report (HTML)", mime_type="text/html")
     for note in page.notes:
         solara.Text(note, classes=["plsim-note"])
-    # the one-page brief, the same as the report's (sim.presentation.brief; escaped there)
-    solara.HTML(unsafe_innerHTML=brief.render(sc, page.student_years, page.teachers,
-                                              page.schools, base, summary=page.summary))
-    solara.HTML(tag="h4", unsafe_innerHTML="What the comparison says")
+
+
+@solara.component
+def BriefSection(page: comparison.PageResults, base: str):
+    """The one-page brief, the same as the report's (``sim.presentation.brief``, which
+    escapes every name and label it writes)."""
+    solara.HTML(unsafe_innerHTML=brief.render(page.scenario, page.student_years,
+                                              page.teachers, page.schools, base,
+                                              summary=page.summary))
+
+
+@solara.component
+def SummarySection(page: comparison.PageResults, base: str):
+    _heading("What the comparison says")
     with solara.Column(gap="4px", classes=["plsim-summary"]):
-        for s in comparison.sentences(page, base, year):
+        for s in comparison.sentences(page, base, page.last_year):
             solara.Text(s)
-    solara.HTML(tag="h4", unsafe_innerHTML="Growth versus proficiency (the frontier)")
+
+
+@solara.component
+def FrontierSection(page: comparison.PageResults, base: str):
+    with solara.Row(gap="2px", style={"align-items": "center"}):
+        _heading("Growth versus proficiency (the frontier)")
+        Help("frontier")
     if "growth_vs_proficiency" in page.figures:
-        solara.Image(page.figures["growth_vs_proficiency"], width="640px",
-                     classes=["plsim-frontier"])
-    solara.HTML(tag="h4", unsafe_innerHTML="By starting band")
-    solara.HTML(unsafe_innerHTML=comparison.html_table(
-        comparison.band_table(page, base, year), "plsim-band-table"))
+        solara.Image(page.figures["growth_vs_proficiency"], width="min(100%, 900px)",
+                     classes=["plsim-frontier", "plsim-figure"])
+
+
+@solara.component
+def BandSection(page: comparison.PageResults, base: str):
+    with solara.Row(gap="2px", style={"align-items": "center"}):
+        _heading("By starting band")
+        Help("started")
+    table = comparison.band_table(page, base, page.last_year)
+    helps = {**BAND_TABLE_HELP, **{c: HELP["vs baseline"] + " " + HELP["interval"]
+                                   for c in table.columns if " vs " in c}}
+    solara.HTML(unsafe_innerHTML=comparison.html_table(table, "plsim-band-table", helps,
+                                                       form.display_name))
     if "growth_vs_proficiency_by_band" in page.figures:
-        solara.Image(page.figures["growth_vs_proficiency_by_band"], width="100%")
-    solara.HTML(tag="h4", unsafe_innerHTML="Teachers and schools")
-    solara.HTML(unsafe_innerHTML=comparison.html_table(
-        comparison.teacher_school_table(page, year), "plsim-teacher-table"))
-    for name, width in (("school_policies_by_year", "100%"), ("ratings_vs_true_effect", "80%")):
+        solara.Image(page.figures["growth_vs_proficiency_by_band"], width="100%",
+                     classes=["plsim-figure"])
+
+
+@solara.component
+def TeacherSection(page: comparison.PageResults, base: str):
+    _heading("Teachers and schools")
+    table = comparison.teacher_school_table(page, page.last_year)
+    helps = {**TEACHER_TABLE_HELP,
+             **{c: HELP["window"] for c in table.columns if "test-prep window" in c},
+             **{c: HELP["program running"] for c in table.columns if "program running" in c}}
+    solara.HTML(unsafe_innerHTML=comparison.html_table(table, "plsim-teacher-table", helps,
+                                                       form.display_name))
+    for name, width in (("school_policies_by_year", "100%"),
+                        ("ratings_vs_true_effect", "min(100%, 1000px)")):
         if name in page.figures:
-            solara.Image(page.figures[name], width=width)
+            solara.Image(page.figures[name], width=width, classes=["plsim-figure"])
+
+
+# The results, top to bottom: each is called with the run and the baseline's label.
+RESULT_SECTIONS = [ResultsHeader, BriefSection, SummarySection, FrontierSection, BandSection,
+                   TeacherSection]
+
+
+@solara.component
+def Results(page: comparison.PageResults):
+    base = baseline.value if baseline.value in page.arms else page.arms[0]
+    with solara.Column(gap="6px", classes=["plsim-results"]):
+        for section in RESULT_SECTIONS:
+            section(page, base)
+
+
+# The form's cards, left to right (each is called with the form's problems by path).
+FORM_CARDS = [DistrictCard, StrategiesCard, RunCard]
 
 
 @solara.component
 def Page():
     solara.Style(CSS)
     solara.Title("plsim: compare strategies")
-    errors = form.field_errors(scenario_data.value)
-    solara.HTML(tag="h2", unsafe_innerHTML="Personalized learning under grade-level "
-                                           "accountability: compare strategies")
-    solara.Text("Pick your district and the strategies you are weighing, then press Run. "
-                "Each strategy is compared on growth (how much students learn in a year) and "
-                "on proficiency (the share at or above the state test's cut), for students "
-                "who started below, at or above grade level, and on what it does to teachers "
-                "and to the program's chances in a review.", classes=["plsim-note"])
-    with solara.Columns([5, 7]):
-        with solara.Column():
-            district_upload.DistrictUpload(scenario_data)
-            DistrictCard(errors)
-            StrategiesCard(errors)
-        with solara.Column():
-            RunCard(errors)
-            page = run_task.value if run_task.finished else None
-            if page is not None:
-                Results(page)
+    errors = form_errors(scenario_data.value, typed.value)
+    with solara.Column(classes=["plsim-page"], style={"max-width": "1500px"}):
+        _heading("Personalized learning under grade-level accountability: compare "
+                 "strategies", 2)
+        with solara.Row(gap="4px", style={"flex-wrap": "wrap"}):
+            solara.Text("Pick your district and the strategies you are weighing, then press "
+                        "Run. Each strategy is compared on", classes=["plsim-note"])
+            with solara.Tooltip(HELP["growth"]):
+                solara.Text("growth", classes=["plsim-note", "plsim-term"])
+            solara.Text("(how much students learn in a year) and on", classes=["plsim-note"])
+            with solara.Tooltip(HELP["proficient"]):
+                solara.Text("proficiency", classes=["plsim-note", "plsim-term"])
+            solara.Text("(the share at or above the state test's cut), for students who "
+                        "started below, at or above grade level, and on what it does to "
+                        "teachers and to the program's chances in a review.",
+                        classes=["plsim-note"])
+        # bring your own district: a fitted scenario replaces the form's
+        district_upload.DistrictUpload(scenario_data)
+        with solara.Columns([4, 4, 4]):
+            for card in FORM_CARDS:
+                with solara.Column():
+                    card(errors)
+        page = run_task.value if run_task.finished else None
+        if page is not None:
+            Results(page)

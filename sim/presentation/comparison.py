@@ -8,20 +8,26 @@ same as the command line writes.
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from sim.analysis.summaries import ALL, contrast, school_summary, teacher_summary
+from sim.district.monitor import RunMonitor, RunStopped, watching
+from sim.district.reference import state_reference
+from sim.engine.population import district_size
 from sim.experiments.output import write_results
-from sim.experiments.runner import run
+from sim.experiments.runner import resolve_workers, run
+from sim.presentation.form import slug
 
 try:  # the plain-language sentences and the HTML report (plsim report's modules)
     from sim.presentation.narrative import comparison_sentences
@@ -55,7 +61,7 @@ class PageResults:
         ``baseline`` (default: the first strategy)."""
         if write_report is None:
             raise RuntimeError("the HTML report needs sim.presentation.report")
-        out = self.run_dir.parent / f"report-{baseline or self.arms[0]}.html"
+        out = self.run_dir.parent / f"report-{slug(baseline or self.arms[0])}.html"
         return write_report(self.run_dir, out, baseline).read_bytes()
 
     @property
@@ -66,18 +72,34 @@ class PageResults:
     def last_year(self) -> int:
         return int(self.summary.year.max())
 
+    @property
+    def stem(self) -> str:
+        """The scenario's name as a file-name stem (downloads, the zip's folder)."""
+        return slug(self.scenario.name)
+
 
 def run_comparison(scenario, workers: int = 0,
-                   on_task: Callable[[int, int], None] | None = None) -> PageResults:
+                   on_task: Callable[[int, int], None] | None = None,
+                   monitor: RunMonitor | None = None) -> PageResults:
     """Run every arm and replicate (``workers`` processes, 0 = all cores) and prepare the
     page's outputs; ``on_task(done, total)`` is called after each arm-replicate (it may raise
-    to stop the run)."""
+    to stop the run). With a ``monitor`` the run is watched (its simulated days counted for
+    the progress bar) and stops within a simulated day of ``monitor.stop()``
+    (``RunStopped``).
+
+    Everything is written under a new temporary folder of the app's own (``plsim-app-*``),
+    in its subfolder ``run``: the scenario's name is never part of a path.
+    """
     start = time.time()
-    results = run(scenario, workers=workers, on_task=on_task)
+    state_reference(scenario)  # cached for run(): its simulated days are not the run's
+    with watching(monitor) if monitor is not None else nullcontext():
+        results = run(scenario, workers=workers, on_task=on_task)
+    if monitor is not None and monitor.stopped:
+        raise RunStopped("the run was stopped before it finished")
     seconds = time.time() - start
     notes = []
     keep = tempfile.TemporaryDirectory(prefix="plsim-app-")
-    out = Path(keep.name) / scenario.name
+    out = Path(keep.name) / "run"
     reports = [] if stage_run_report is None else [stage_run_report]
     extra = {"seconds": round(seconds, 2), "command": ["plsim", "app"]}
     if reports:  # the same files as `plsim run` writes, report.html included
@@ -89,16 +111,82 @@ def run_comparison(scenario, workers: int = 0,
     return PageResults(scenario, summary, results.student_years,
                        teacher_summary(results.teacher_years),
                        school_summary(results.school_years), figures,
-                       _zip_dir(out, scenario.name), out, seconds, notes, keep)
+                       _zip_dir(out, slug(scenario.name)), out, seconds, notes, keep)
 
 
-def _zip_dir(directory: Path, name: str) -> bytes:
+def _zip_dir(directory: Path, folder: str) -> bytes:
+    """The files under ``directory`` as a zip, each under ``folder/`` (a slug): every entry
+    relative, none climbing out (no leading ``/``, no ``..``)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for p in sorted(directory.rglob("*")):
-            if p.is_file():
-                z.write(p, f"{name}/{p.relative_to(directory)}")
+            if p.is_file() and not p.is_symlink():
+                entry = PurePosixPath(slug(folder), *p.relative_to(directory).parts)
+                if entry.is_absolute() or ".." in entry.parts:  # pragma: no cover - slugs
+                    raise ValueError(f"unsafe zip entry {entry}")
+                z.write(p, str(entry))
     return buf.getvalue()
+
+
+# --- how long a run takes -----------------------------------------------------------------
+# One worker simulates about 1.4 million student-days per second of its CPU time: measured
+# on the development machine (2 cores shared with other jobs, 2026-12-07) on each of the
+# seven arms of floor_strategies' district (5,400 students, 540 days with the burn-in): 1.32
+# to 1.54 M per CPU-second, the task's construction of its district included. Under load a
+# worker gets less than a whole core, so the page refines the rate from its own last run.
+STUDENT_DAYS_PER_WORKER_SECOND = 1.4e6
+# After the simulation: tables, summaries, figures and the HTML report written (write_results)
+# and read back; 5-10 s measured on the development machine for quick and floor_strategies.
+WRITE_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """How much a scenario simulates: students (slots per district), school days a year,
+    school years per arm-replicate (the burn-in included), arm-replicates, and the workers
+    running them at a time."""
+
+    students: int
+    year_days: int
+    years: int
+    tasks: int
+    workers: int
+
+    @property
+    def days(self) -> int:
+        """School days of one arm-replicate."""
+        return self.year_days * self.years
+
+    @property
+    def student_days(self) -> int:
+        return self.students * self.days * self.tasks
+
+    @property
+    def waves(self) -> int:
+        """Rounds of arm-replicates, ``workers`` at a time."""
+        return -(-self.tasks // self.workers)
+
+
+def run_size(scenario, workers: int = 0) -> RunSize:
+    """The size of ``scenario`` run on ``workers`` processes (0 = all cores)."""
+    tasks = len(scenario.arms) * scenario.replicates
+    cal = scenario.calendar
+    return RunSize(district_size(scenario.district), cal.days,
+                   cal.burn_in_years + scenario.years, tasks,
+                   max(1, min(resolve_workers(workers), tasks)))
+
+
+def estimate_seconds(size: RunSize, rate: float = STUDENT_DAYS_PER_WORKER_SECOND) -> float:
+    """Seconds from Run to results: the waves of arm-replicates at ``rate`` student-days per
+    second per worker, then the files written."""
+    return size.waves * size.students * size.days / rate + WRITE_SECONDS
+
+
+def observed_rate(size: RunSize, seconds: float) -> float:
+    """The rate per worker (student-days a second) a finished run of ``size`` achieved in
+    ``seconds`` of simulation: what :func:`estimate_seconds` needs to predict the next run on
+    the same machine under the same load."""
+    return size.waves * size.students * size.days / max(seconds, 1e-3)
 
 
 # --- formatting -------------------------------------------------------------------------
@@ -172,6 +260,8 @@ def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataF
     year = page.last_year if year is None else year
     t = page.teachers.set_index("arm")
     s = page.schools[page.schools.year == year].set_index("arm")
+    # grade-level pacing of the whole class is no program: nothing to keep running or drop
+    program = {a.label: a.pacing != "traditional" for a in page.scenario.arms}
     rows = []
     for arm in page.arms:
         tr = t.loc[arm] if arm in t.index else None
@@ -186,13 +276,39 @@ def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataF
             f"test-prep window, year {year} (% of schools)":
                 "n/a" if sr is None else f"{100 * sr.window_share:.0f}",
             f"program running, year {year} (% of schools)":
+                "n/a (no program)" if not program[arm] else
                 "n/a" if sr is None else f"{100 * sr.program_active_share:.0f}",
         })
     return pd.DataFrame(rows)
 
 
-def html_table(frame: pd.DataFrame, table_id: str) -> str:
-    """A plain HTML table (escaped) for the page."""
-    table = frame.to_html(index=False, escape=True, border=0, table_id=table_id,
-                          classes=["plsim-table"])
-    return f'<div style="overflow-x: auto">{table}</div>'
+def html_table(frame: pd.DataFrame, table_id: str, helps: dict[str, str] | None = None,
+               strategy_name: Callable[[str], str] | None = None) -> str:
+    """A plain HTML table for the page, every header and cell escaped (names and labels are
+    data). ``helps``: hover help (a ``title``) by column; ``strategy_name``: how the
+    ``strategy`` column's labels are shown (the label stays in the row's ``data-label``).
+    A cell ``mean [lo, hi]`` puts its interval on a line of its own, so columns stay narrow.
+    """
+    helps = helps or {}
+    head = "".join(f'<th title="{html.escape(helps[c])}">{html.escape(str(c))}</th>'
+                   if c in helps else f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells, label = [], ""
+        for col, value in zip(frame.columns, record, strict=True):
+            text = str(value)
+            if col == "strategy":
+                label = text
+                text = strategy_name(text) if strategy_name else text
+            cells.append(f"<td>{_cell(text)}</td>")
+        rows.append(f'<tr data-label="{html.escape(label)}">{"".join(cells)}</tr>')
+    return (f'<div style="overflow-x: auto"><table id="{html.escape(table_id)}" '
+            f'class="plsim-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _cell(text: str) -> str:
+    mean, sep, rest = text.partition(" [")
+    if not sep:
+        return html.escape(text)
+    return f'{html.escape(mean)} <span class="plsim-ci">[{html.escape(rest)}</span>'

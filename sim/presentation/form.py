@@ -169,6 +169,43 @@ def toggle_section(data: dict[str, Any], path: str, on: bool) -> dict[str, Any]:
     return set_path(data, path, copy.deepcopy(defaults[path.rsplit(".", 1)[-1]]))
 
 
+# --- what a person types and reads -----------------------------------------------------
+def parse_number(text: str, integer: bool) -> tuple[int | float | None, str]:
+    """The number typed in a field, or ``(None, message)``: a whole number where one is
+    meant ('2.5', '1e3' and 'abc' are refused, not rounded or ignored), a finite decimal
+    number elsewhere. Blanks around the number are allowed; commas are not (is '2,5' two
+    and a half or twenty-five?)."""
+    t = str(text).strip()
+    if not t:
+        return None, "enter a number"
+    if integer:
+        if re.fullmatch(r"[+-]?\d+", t):
+            return int(t), ""
+        return None, f"enter a whole number (got {t!r})"
+    try:
+        value = float(t)
+    except ValueError:
+        return None, f"enter a number, e.g. 2.5 (got {t!r})"
+    if not math.isfinite(value):
+        return None, f"enter a finite number (got {t!r})"
+    return value, ""
+
+
+_WORDS = {"pd": "PD", "tepp": "TEPP", "sd": "SD"}
+
+
+def display_name(label: str) -> str:
+    """A strategy's label as a person reads it: 'secondary_pd_advisory' -> 'Secondary PD
+    advisory', 'floor3' -> 'Floor 3' (the label itself stays the key of every table)."""
+    text = re.sub(r"(?<=[A-Za-z])(?=\d)", " ", str(label))
+    words = [_WORDS.get(w.lower(), w) for w in re.split(r"[_\s]+", text) if w]
+    if not words:
+        return str(label)
+    first = words[0]
+    words[0] = first if first.isupper() else first[:1].upper() + first[1:]
+    return " ".join(words)
+
+
 # --- validation -----------------------------------------------------------------------
 def _message(err: dict) -> str:
     msg = err["msg"]
@@ -228,13 +265,24 @@ def build_scenario(data: dict[str, Any]) -> Scenario:
 # --- TOML -----------------------------------------------------------------------------
 def scenario_toml(scenario: Scenario) -> str:
     """The scenario as a TOML file ``plsim run`` accepts: every field that differs from its
-    default (absent optional blocks stay absent)."""
+    default (absent optional blocks stay absent). The data is written by a TOML writer
+    (tomli-w), so a name holding a newline or quotes stays a string; the comment above it
+    names the file by its slug only."""
     data = scenario.model_dump(mode="json", exclude_defaults=True)
     data["name"] = scenario.name
     data["arms"] = [_arm_data(a) for a in scenario.arms]
+    stem = slug(scenario.name)
     head = (f"# Scenario built in the plsim app. Run it with:\n"
-            f"#   plsim run {scenario.name}.toml --out results/{scenario.name}\n")
+            f"#   plsim run {stem}.toml --out results/{stem}\n")
     return head + tomli_w.dumps(data)
+
+
+def slug(name: str, default: str = "scenario") -> str:
+    """A file-name stem for ``name`` (letters, digits, ``_ . -``; at most 60 characters;
+    never starting with a dot, so never ``..`` or a hidden file): a scenario name or a
+    label is data, never a path."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._-")[:60].strip("._-")
+    return stem or default
 
 
 def _arm_data(arm: ArmSettings) -> dict[str, Any]:
