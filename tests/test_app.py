@@ -151,13 +151,13 @@ def test_page_run_outputs(page_run):
     assert running[0] == "n/a (no program)"  # grade-level pacing runs no program
     assert 0 <= float(running[1]) <= 100
     text = " ".join(comparison.sentences(page_run, "traditional"))
-    assert "floor3" in text and "test_prep" in text and "proficiency" in text
-    assert "traditional" in " ".join(comparison.sentences(page_run, "floor3"))
+    # strategies by their human names, never their labels
+    assert "floor 3 years below" in text and "6-week test prep" in text
+    assert "proficiency" in text and "floor3" not in text and "test_prep" not in text
+    assert "Grade-level pacing" in " ".join(comparison.sentences(page_run, "floor3"))
 
 
 def test_page_report(page_run):
-    if not page_run.has_report:
-        pytest.skip("sim.presentation.report is not in this build")
     html = page_run.report_html("floor3").decode()
     assert "floor3" in html and "<html" in html.lower()
     assert not re.findall(r'(?:src|href)\s*=\s*["\'](https?://[^"\']+)', html)
@@ -323,8 +323,12 @@ def test_results_show_a_markup_name_as_text(page_run):
     heads = [w for w in rc.find(v.Html).widgets if w.tag == "h3"]
     assert [w.children for w in heads] == [[f"Results: {HOSTILE}"]]  # a text node
     inner = [w.unsafe_innerHTML or "" for w in rc.find(solara.widgets.HTML).widgets]
-    assert len(inner) >= 2  # the two tables
-    assert not any("<img" in h or "onerror=\"" in h for h in inner)  # no markup from a name
+    assert len(inner) >= 3  # the brief and the two tables
+    # no markup from the name: only the brief's own embedded figure is an image
+    assert not any("onerror" in h or "<img src=x" in h for h in inner)
+    images = [m for h in inner for m in re.findall(r"<img[^>]*>", h)]
+    assert all(re.fullmatch(r'<img alt="[^"<>]*" src="data:image/png;base64,[^"]*"[^<>]*>', m)
+               for m in images), [m[:80] for m in images]
     rc.close()
 
 

@@ -30,11 +30,7 @@ import solara.lab
 from sim.config.scenario import ScenarioError
 from sim.district.monitor import RunMonitor
 from sim.presentation import brief, comparison, district_upload, form
-
-try:  # an arm's settings in words (plsim report's module)
-    from sim.presentation.narrative import PACING_WORDS, TARGET_WORDS, describe_arm
-except ImportError:  # pragma: no cover - a build without it: the settings' own names
-    PACING_WORDS, TARGET_WORDS, describe_arm = {}, {}, None
+from sim.presentation.narrative import PACING_WORDS, TARGET_WORDS, describe_arm
 
 DEFAULT_PRESET = "floor_strategies"
 POLL_SECONDS = 0.2  # how often the run's progress is read and Cancel is looked for
@@ -431,13 +427,11 @@ def DistrictCard(errors: dict):
 
 # --- the strategies ---------------------------------------------------------------------
 def _describe(arm: dict) -> str:
-    """A strategy's settings in words (the report's wording where it is available)."""
-    if describe_arm is not None:
-        try:
-            return describe_arm(arm)
-        except (KeyError, TypeError, ValueError):  # an arm the form has half-edited
-            pass
-    return str(arm.get("pacing", "traditional")).replace("_", " ")
+    """A strategy's settings in words (the report's wording)."""
+    try:
+        return describe_arm(arm)
+    except (KeyError, TypeError, ValueError):  # an arm the form has half-edited
+        return str(arm.get("pacing", "traditional")).replace("_", " ")
 
 
 @solara.component
@@ -630,10 +624,9 @@ def ResultsHeader(page: comparison.PageResults, base: str):
         Help("baseline")
         solara.FileDownload(page.results_zip, filename=f"{page.stem}-results.zip",
                             label="Download results (zip)", mime_type="application/zip")
-        if page.has_report:
-            solara.FileDownload(lambda: page.report_html(base),
-                                filename=f"{page.stem}-report-vs-{form.slug(base)}.html",
-                                label="Download report (HTML)", mime_type="text/html")
+        solara.FileDownload(lambda: page.report_html(base),
+                            filename=f"{page.stem}-report-vs-{form.slug(base)}.html",
+                            label="Download report (HTML)", mime_type="text/html")
     for note in page.notes:
         solara.Text(note, classes=["plsim-note"])
 

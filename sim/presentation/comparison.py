@@ -21,19 +21,15 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from sim.analysis.summaries import ALL, contrast, school_summary, teacher_summary
+from sim.analysis.summaries import contrast, school_summary, teacher_summary
 from sim.district.monitor import RunMonitor, RunStopped, watching
 from sim.district.reference import state_reference
 from sim.engine.population import district_size
 from sim.experiments.output import write_results
 from sim.experiments.runner import resolve_workers, run
 from sim.presentation.form import slug
-
-try:  # the plain-language sentences and the HTML report (plsim report's modules)
-    from sim.presentation.narrative import comparison_sentences
-    from sim.presentation.report import stage_run_report, write_report
-except ImportError:  # pragma: no cover - a build without them: the page's own sentences
-    comparison_sentences = stage_run_report = write_report = None
+from sim.presentation.narrative import comparison_sentences, human_names
+from sim.presentation.report import stage_run_report, write_report
 
 
 @dataclass
@@ -52,15 +48,9 @@ class PageResults:
     notes: list[str] = field(default_factory=list)
     _keep: object = None  # the temporary folder of run_dir, removed with this object
 
-    @property
-    def has_report(self) -> bool:
-        return write_report is not None
-
     def report_html(self, baseline: str | None = None) -> bytes:
         """The self-contained HTML report of the run (``plsim report``), comparisons with
         ``baseline`` (default: the first strategy)."""
-        if write_report is None:
-            raise RuntimeError("the HTML report needs sim.presentation.report")
         out = self.run_dir.parent / f"report-{slug(baseline or self.arms[0])}.html"
         return write_report(self.run_dir, out, baseline).read_bytes()
 
@@ -100,13 +90,9 @@ def run_comparison(scenario, workers: int = 0,
     notes = []
     keep = tempfile.TemporaryDirectory(prefix="plsim-app-")
     out = Path(keep.name) / "run"
-    reports = [] if stage_run_report is None else [stage_run_report]
     extra = {"seconds": round(seconds, 2), "command": ["plsim", "app"]}
-    if reports:  # the same files as `plsim run` writes, report.html included
-        _, summary = write_results(results, out, extra, reports=reports)
-    else:
-        _, summary = write_results(results, out, extra)
-        notes.append("The HTML report needs sim.presentation.report (not in this build).")
+    # the same files as `plsim run` writes, report.html included
+    _, summary = write_results(results, out, extra, reports=[stage_run_report])
     figures = {p.stem: p.read_bytes() for p in sorted((out / "figures").glob("*.png"))}
     return PageResults(scenario, summary, results.student_years,
                        teacher_summary(results.teacher_years),
@@ -229,29 +215,12 @@ def band_table(page: PageResults, baseline: str, year: int | None = None) -> pd.
 
 
 def sentences(page: PageResults, baseline: str, year: int | None = None) -> list[str]:
-    """The plain-language summary of each comparison with ``baseline``."""
+    """The plain-language summary of each comparison with ``baseline``, the report's
+    (``narrative.comparison_sentences``), strategies called by their human names."""
     year = page.last_year if year is None else year
-    if comparison_sentences is not None:
-        return list(comparison_sentences(page.student_years, baseline, year=year))
-    out = []
-    for arm in page.arms:
-        if arm == baseline:
-            continue
-        d = contrast(page.student_years, arm, baseline, year).set_index("start_band")
-        a = d.loc[ALL]
-        text = (f"Compared with {baseline}, {arm} changed proficiency by "
-                f"{interval(a.proficient, a.proficient_lo, a.proficient_hi, 100, 1, True)} "
-                f"points and growth by "
-                f"{interval(a.growth_sd, a.growth_sd_lo, a.growth_sd_hi, signed=True)} SD "
-                f"(students in the program grades, year {year}).")
-        bands = d.drop(index=ALL, errors="ignore").dropna(subset=["growth_sd"])
-        if len(bands):
-            worst = bands.growth_sd.abs().idxmax()
-            w = bands.loc[worst]
-            text += (f" Its growth differed most for students who started {worst}: "
-                     f"{interval(w.growth_sd, w.growth_sd_lo, w.growth_sd_hi, signed=True)} SD.")
-        out.append(text)
-    return out
+    names = human_names([a.model_dump(mode="json") for a in page.scenario.arms])
+    return list(comparison_sentences(page.student_years, baseline, year=year,
+                                     descriptions=names, names=names))
 
 
 def teacher_school_table(page: PageResults, year: int | None = None) -> pd.DataFrame:
