@@ -193,15 +193,44 @@ def test_a_second_command_on_a_live_folder_is_refused(tmp_path, capsys):
 
 
 def test_a_stale_lock_and_staging_folder_are_cleaned(fresh, tmp_path):
+    from sim.experiments.runner import run_to_directory
+
     out = tmp_path / "a"
-    out.mkdir()
+    run_to_directory(load_scenario(QUICK, ["years=1", "district.schools=1"], replicates=1),
+                     out)  # every part finished, then killed before the results were built
     (out / ".plsim.lock").write_text(json.dumps({"pid": 999999}))  # its holder died
     (out / ".staging-0123456789ab").mkdir()
     (out / ".staging-0123456789ab" / "summary.csv").write_text("half")
+    (out / ".parts" / "student_years" / ".r0000-a000.parquet.0badc0de.tmp").write_bytes(b"P")
+    assert run_quiet(["run", QUICK, "--out", out, "--replicates", "1", *SMALL]) == 2
     assert run_quiet(["run", QUICK, "--out", out, "--replicates", "1", *SMALL,
                       "--resume"]) == 0
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     assert_same_tables(out, fresh / "r1")
+
+
+def test_sweep_and_study_parts_are_verified(tmp_path, capsys):
+    """Sweeps and optimisations seal their parts the same way: a truncated sweep run or
+    candidate is named in a warning and counts as unfinished (so it is run again)."""
+    from sim.experiments import optimize, sweeps
+
+    frame = pd.DataFrame({"run_id": [0], "growth_sd": [0.5]})
+    for folder in ("outcomes", "candidates"):  # as the commands' prepare makes them
+        (tmp_path / folder).mkdir()
+    for i in range(3):
+        sweeps.write_part(tmp_path, i, frame.assign(run_id=i), "fp")
+    sweeps.part_path(tmp_path, 1).write_bytes(b"")
+    assert sweeps.finished_runs(tmp_path, "fp") == {0, 2}
+    assert "part run-000001 is damaged" in capsys.readouterr().err
+    assert sweeps.finished_runs(tmp_path, "another sweep") == set()
+    assert capsys.readouterr().err.count("foreign") == 2
+    for i in range(2):
+        optimize._write_part(tmp_path, i, {"candidate": i, "x": 1.0}, "fp")
+    a, b = optimize.part_path(tmp_path, 0), optimize.part_path(tmp_path, 1)
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes()), b.write_bytes(data)  # swapped
+    assert optimize.read_parts(tmp_path, "candidates", optimize.PART, "fp").empty
+    assert capsys.readouterr().err.count("does not match its checksum") == 2
 
 
 def _children(pid: int) -> list[int]:

@@ -60,6 +60,7 @@ from sim.experiments.optimize_spec import (
     candidate_scenario,
     load_spec,
 )
+from sim.experiments.run_parts import differences
 from sim.experiments.runner import progress_bar, run_arm
 from sim.experiments.storage import Seals, atomic_write, resuming_into
 from sim.experiments.sweeps import accountability_outcomes
@@ -156,9 +157,13 @@ def prepare(problem: Problem, out: Path, resume: bool) -> None:
             raise ScenarioError(f"{source}: --out {out} holds no readable optimisation "
                                 "manifest; cannot resume") from None
         if not isinstance(old, dict) or old.get("fingerprint") != fp:
-            name = old.get("spec", {}).get("name") if isinstance(old, dict) else None
-            raise ScenarioError(f"{source}: --out {out} holds a different study ({name!r}); "
-                                "cannot resume it")
+            old = old if isinstance(old, dict) else {}
+            diffs = differences({"spec": old.get("spec"), "base": old.get("base_scenario")},
+                                {"spec": problem.spec.model_dump(mode="json"),
+                                 "base": problem.base})
+            raise ScenarioError(f"{source}: --out {out} holds a different study "
+                                f"({old.get('spec', {}).get('name')!r}); cannot resume it "
+                                f"(nothing was changed): {'; '.join(diffs[:12]) or '?'}")
         return
     try:
         for sub in ("candidates", "references"):

@@ -52,6 +52,7 @@ from sim.config.scenario import (
 )
 from sim.experiments.executor import map_unordered
 from sim.experiments.output import git_commit
+from sim.experiments.run_parts import differences
 from sim.experiments.runner import progress_bar
 from sim.experiments.storage import Seals, atomic_write, resuming_into
 
@@ -384,8 +385,11 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
             raise ScenarioError(f"{source}: --out {out}: its manifest.json is unreadable; "
                                 "cannot resume") from None
         if old.get("fingerprint") != fingerprint:
+            diffs = differences({"sweep": old.get("sweep"), "base": old.get("base_scenario")},
+                                {"sweep": sweep.model_dump(mode="json"), "base": base})
             raise ScenarioError(f"{source}: --out {out} holds a different sweep "
-                                f"('{old.get('sweep', {}).get('name')}'); cannot resume it")
+                                f"('{old.get('sweep', {}).get('name')}'); cannot resume it "
+                                f"(nothing was changed): {'; '.join(diffs[:12]) or '?'}")
         return pd.read_parquet(out / "experiments.parquet")
     design = design_matrix(sweep)
     exp = experiments(sweep, design)
