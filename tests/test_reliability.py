@@ -325,3 +325,17 @@ def test_a_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     assert len(computed) == 2 and got.values.sum() == np.arange(1000.0).sum()
     again = cache.cached_dataclass("test_entry", {"n": 1}, Entry, compute)
     assert len(computed) == 2 and again.values[-1] == 999.0  # rebuilt on disk
+
+
+def test_a_run_killed_before_its_plan_resumes_as_new(tmp_path):
+    sc = load_scenario(QUICK, ["years=1", "district.schools=1"], replicates=1)
+    out = tmp_path / "a"
+    (out / PARTS_DIR / "student_years").mkdir(parents=True)  # folders made, no plan yet
+    parts = RunParts.open(out, sc, resume=True)
+    assert (out / PARTS_DIR / "plan.json").is_file() and parts.finished() == set()
+    (out / "notes.txt").write_text("not a run")
+    (out / PARTS_DIR / "plan.json").unlink()
+    (out / PARTS_DIR / "student_years" / "r0000-a000.parquet").write_bytes(b"x")
+    with pytest.raises(Exception, match="holds no plsim run to resume"):
+        RunParts.open(out, sc, resume=True)  # something there that is not ours: kept
+    assert (out / PARTS_DIR / "student_years" / "r0000-a000.parquet").read_bytes() == b"x"

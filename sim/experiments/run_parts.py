@@ -142,6 +142,9 @@ class RunParts:
                 return None  # finished already: nothing to do
             self._reopen(old, source)
             return self
+        if self.dir.is_dir() and not any(f.is_file() for f in self.dir.rglob("*")):
+            self._create(source)  # killed before its plan was written: nothing to lose
+            return self
         raise ScenarioError(f"{source}: --out {self.out} holds no plsim run to resume")
 
     def _check_same_run(self, old: dict, source: str, finished: bool) -> bool:
