@@ -15,16 +15,23 @@ machine would. Run with ``PLSIM_NO_CACHE=1`` there, so the statewide reference
 and the item bank are computed by the machine being checked, not read from
 the disk cache.
 
+The suite holds the default run's digests (``tests/golden/fingerprint.json``,
+checked by ``tests/test_golden.py``): a change that alters results on purpose
+rewrites them with ``--write``, and the commit says why.
+
 Usage::
 
     .venv/bin/python benchmarks/fingerprint.py                 # 9,900 students
     .venv/bin/python benchmarks/fingerprint.py --students 2000 --arms traditional
+    .venv/bin/python benchmarks/fingerprint.py --write         # update the golden file
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +39,8 @@ from sim.district.reference import state_reference
 from sim.experiments import bench
 
 PARTS = ("students", "record", "tracks", "log", "staff")
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden" / "fingerprint.json"
+STUDENTS, SEED = 10_000, 3  # the golden run
 
 
 def arrays_of(obj) -> dict[str, np.ndarray]:
@@ -54,21 +63,41 @@ def year_digest(scenario, arm_index: int, reference) -> str:
     return h.hexdigest()[:16]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--arms", nargs="+", help="arm labels (default: every arm)")
-    args = parser.parse_args()
-    scenario = bench.mix_scenario(args.students, args.seed)
+def fingerprints(students: int, seed: int, arms=None, echo=None) -> dict:
+    """Each arm's digest (``year_digest``, by label, in the mix's order) and one over
+    them all (``"all"``, SHA-256 of the digests in order, 16 hex digits)."""
+    scenario = bench.mix_scenario(students, seed)
     reference = state_reference(scenario)
     labels = [a.label for a in scenario.arms]
     total = hashlib.sha256()
-    for label in args.arms or labels:
-        digest = year_digest(scenario, labels.index(label), reference)
-        total.update(digest.encode())
-        print(f"{label:20s} {digest}", flush=True)
-    print(f"{'all':20s} {total.hexdigest()[:16]}")
+    out = {}
+    for label in arms or labels:
+        out[label] = year_digest(scenario, labels.index(label), reference)
+        total.update(out[label].encode())
+        if echo:
+            echo(f"{label:20s} {out[label]}")
+    return {"arms": out, "all": total.hexdigest()[:16]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=STUDENTS)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--arms", nargs="+", help="arm labels (default: every arm)")
+    parser.add_argument("--write", action="store_true",
+                        help=f"write the digests to {GOLDEN.relative_to(GOLDEN.parents[2])} "
+                             "(the default students, seed and arms only)")
+    args = parser.parse_args()
+    if args.write and (args.students, args.seed, args.arms) != (STUDENTS, SEED, None):
+        parser.error("--write records the default run only (no --students, --seed, --arms)")
+    result = fingerprints(args.students, args.seed, args.arms,
+                          echo=lambda line: print(line, flush=True))
+    print(f"{'all':20s} {result['all']}")
+    if args.write:
+        GOLDEN.write_text(json.dumps({"command": "python benchmarks/fingerprint.py --write",
+                                      "students": STUDENTS, "seed": SEED, **result},
+                                     indent=2) + "\n")
+        print(f"wrote {GOLDEN}")
 
 
 if __name__ == "__main__":

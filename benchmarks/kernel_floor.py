@@ -4,7 +4,8 @@ time in a year, in place and again on warm caches (docs/performance.md).
 Builds the bench's representative mix (``sim.experiments.bench.mix_scenario``) at
 about ``--students`` students and runs one year of an arm (``--arms``; default
 ``traditional`` and ``personalized``) twice: once plain, for the year's wall time,
-and once with every numba kernel of ``sim.engine.kernels`` and every ufunc of
+and once with every compiled function of the rules' modules (``RULE_MODULES``: those
+the modules define, not those they import) and every ufunc of
 ``sim.engine.portable_math`` wrapped. Each wrapped call is timed where it runs (*in
 place*: the caches as the day left them); then, untimed, its array arguments are
 copied and it runs twice more on the copies, and the second of those is timed
@@ -40,8 +41,21 @@ from numba.np.ufunc.dufunc import DUFunc
 
 from sim.district.item_bank import item_bank
 from sim.district.reference import state_reference
-from sim.engine import kernels, portable_math, random_streams
+from sim.engine import (
+    compiled,
+    learning,
+    outcomes,
+    portable_math,
+    random_streams,
+    records,
+    school_day,
+    scoring,
+    teachers,
+)
 from sim.experiments import bench
+from sim.policies import pacing
+
+RULE_MODULES = (compiled, learning, records, scoring, teachers, outcomes, school_day, pacing)
 
 DRAWS = "draws (_raw_uniform32)"
 WRAPPED = "(inside the wrappers)"  # every wrapped call, copies and re-runs included
@@ -95,9 +109,11 @@ def kernel_year(scenario, arm_index: int, reference) -> dict:
     days = scenario.calendar.days
     wall = _year(bench.mix_district(scenario, arm_index, reference), days)
     in_place, warm = defaultdict(float), defaultdict(float)
-    patches = [[module, name, fn] for module, kind in ((kernels, CPUDispatcher),
-                                                       (portable_math, DUFunc))
-               for name, fn in vars(module).items() if isinstance(fn, kind)]
+    patches = [[module, name, fn] for module in RULE_MODULES
+               for name, fn in vars(module).items()
+               if isinstance(fn, CPUDispatcher) and fn.py_func.__module__ == module.__name__]
+    patches += [[portable_math, name, fn] for name, fn in vars(portable_math).items()
+                if isinstance(fn, DUFunc)]
     patches.append([random_streams, "_raw_uniform32", random_streams._raw_uniform32])
     for patch in patches:
         name = DRAWS if patch[1] == "_raw_uniform32" else patch[1]

@@ -1,5 +1,6 @@
 """Command line: ``plsim run | check | calibrate | validate | sweep | sensitivity |
-sweep-summary | report | app | optimize | discover | reference | notebooks | bench``.
+sweep-summary | report | app | optimize | discover | reference | notebooks | bench |
+district import``.
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -231,7 +232,54 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="STUDENTS",
                    help="district sizes (default 10000 100000; 1000000 is opt-in: about 10 "
                         "minutes on one free core)")
+    _district_parser(sub)
     return p
+
+
+def _district_parser(sub) -> None:
+    """``plsim district import FILE.csv``: a scenario fitted to a district's aggregates."""
+    t = sub.add_parser("district", help="bring your own district: build a scenario from the "
+                                        "aggregates a district publishes")
+    ts = t.add_subparsers(dest="district_command", required=True, parser_class=_Parser)
+    i = ts.add_parser("import", help="fit a scenario to a CSV of per-school, per-grade "
+                                     "enrolment and share proficient (aggregates only)",
+                      description="Columns: school, grade, enrolled, proficient_share "
+                                  "(0-1), optional fall_mean, fall_sd; one row per school "
+                                  "and tested grade, at least 10 students a row. Writes the "
+                                  "scenario and its fit table (OUT.fit.csv) beside it.")
+    i.add_argument("csv", help="the district's aggregates (CSV)")
+    i.add_argument("--out", help="scenario to write, replaced if it exists (default: "
+                                 "NAME.toml in the current folder, NAME the CSV's)")
+    i.add_argument("--seed", type=_nonneg_int, default=1, help="the scenario's seed (default 1)")
+    i.add_argument("--replicates", type=_positive_int, default=4,
+                   help="replicates of the fit and of the scenario (default 4)")
+    i.add_argument("--workers", type=_nonneg_int, default=1,
+                   help="processes (1 = serial, 0 = all cores); results do not depend on it")
+
+
+def cmd_district(args) -> int:
+    from sim.validation.district_import import (
+        fit_district,
+        format_fit,
+        read_district_csv,
+        write_import,
+    )
+
+    data = read_district_csv(args.csv)
+    out = Path(args.out) if args.out else Path(Path(args.csv).stem + ".toml")
+    if out.suffix.lower() != ".toml":
+        raise ScenarioError(f"--out {out}: a scenario file name ends in .toml")
+    if out.exists() and not out.is_file():
+        raise ScenarioError(f"--out {out}: exists and is not a file")
+    start = time.time()
+    imported = fit_district(data, name=Path(args.csv).stem or "district", seed=args.seed,
+                            replicates=args.replicates, workers=args.workers,
+                            log=lambda m: print(m, file=sys.stderr))
+    scenario, fit = write_import(imported, out)
+    print(format_fit(imported.table))
+    print(f"Wrote {scenario} and {fit} in {time.time() - start:.0f} s. Run it with "
+          f"`plsim run {scenario} --out DIR`.")
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -525,7 +573,7 @@ COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "ben
             "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
             "sweep-summary": cmd_sweep_summary, "report": cmd_report,
             "optimize": cmd_optimize, "discover": cmd_discover, "reference": cmd_reference,
-            "notebooks": cmd_notebooks}
+            "notebooks": cmd_notebooks, "district": cmd_district}
 
 
 def main(argv: list[str] | None = None) -> int:

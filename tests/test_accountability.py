@@ -201,10 +201,14 @@ def test_a_handoff_loses_learning_in_proportion_to_the_pairs_distrust():
     sup = np.array([0, 1, 2, 3, 0, 1])
     own = np.array([0, 0, 3, 2, 1, 1])
     in_room = np.array([True, True, True, True, False, True])
-    f = handoff_factor(sup, own, in_room, trust, 0.2)
+    def factor(loss):  # the compiled rule's plain Python form, student by student
+        return [handoff_factor.py_func(s, o, r, trust, loss)
+                for s, o, r in zip(sup, own, in_room, strict=True)]
+
     # own teacher or outside a room: no loss; else 0.2 x (1 - mean trust of the pair)
-    np.testing.assert_allclose(f, [1.0, 1 - 0.2 * 0.5, 1 - 0.2 * 0.4, 1 - 0.2 * 0.4, 1.0, 1.0])
-    assert (handoff_factor(sup, own, in_room, trust, 0.0) == 1).all()
+    np.testing.assert_allclose(factor(0.2),
+                               [1.0, 1 - 0.2 * 0.5, 1 - 0.2 * 0.4, 1 - 0.2 * 0.4, 1.0, 1.0])
+    assert factor(0.0) == [1.0] * 6
 
 
 def test_a_trusting_team_pools_its_capacity_against_the_rooms_paces():
@@ -215,10 +219,13 @@ def test_a_trusting_team_pools_its_capacity_against_the_rooms_paces():
     own = np.array([0.4, 0.4, 1.5])
     team_cap, room_paces = np.array([9.0, 9.0, 9.0]), np.array([12, 6, 12])
     trust = np.array([1.0, 0.5, 0.0])
-    got = pooled_ratio(own, team_cap, room_paces, trust, 0.5)
-    np.testing.assert_allclose(got, [0.5 * 0.4 + 0.5 * 0.75, 0.75 * 0.4 + 0.25 * 1.0, 1.0])
-    np.testing.assert_allclose(pooled_ratio(own, team_cap, room_paces, trust, 0.0),
-                               np.minimum(1, own))
+    def pooled(pooling):  # the compiled rule's plain Python form, student by student
+        return [pooled_ratio.py_func(*x, pooling)
+                for x in zip(own, team_cap, room_paces, trust, strict=True)]
+
+    np.testing.assert_allclose(pooled(0.5), [0.5 * 0.4 + 0.5 * 0.75, 0.75 * 0.4 + 0.25 * 1.0,
+                                             1.0])
+    np.testing.assert_allclose(pooled(0.0), np.minimum(1, own))
 
 
 @pytest.fixture(scope="module")
@@ -706,7 +713,8 @@ def test_extra_time_never_assigns_content_ahead_of_the_common_pace():
         skills, modality = original(present, teacher)
         prog = present[model.in_program[present]]
         got["skill"].append(skills[model.in_program[present]])
-        got["common"].append(common_pace_skill(model, prog, model.day))
+        got["common"].append(common_pace_skill(model.curriculum, model.params.calendar,
+                                               model.students.grade[prog], model.day))
         got["start"].append(model.curriculum.first_skill(model.students.grade[prog]))
         return skills, modality
 

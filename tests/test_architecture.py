@@ -52,3 +52,104 @@ def test_imports_run_one_way_and_name_no_private():
                 bad.append(f"{rel} imports private {module}.{name}")
         assert "spec_from_file_location" not in f.read_text(), f
     assert not bad, "\n".join(bad)
+
+
+# --- policies and accountability never reach into the district --------------------------
+# The district hands the regimes a ``DayContext`` and the year's end a ``YearEnd`` (and
+# ``Accountability`` what it keeps when built); nothing in these rooms may hold the
+# district, or climb to it through an agent's ``model``.
+HANDED = ("policies", "accountability")
+MODEL_NAMES = {"model", "district"}
+
+
+def _reaches_for_the_model(path: Path) -> list[str]:
+    """Where a file names the district: a ``.model`` attribute (Mesa agents' way back to
+    their model), a parameter or variable called ``model``/``district``, or a name
+    ``District``/``Model``."""
+    bad = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        where = f"{path.relative_to(path.parents[2])}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Attribute) and node.attr == "model":  # (params.district: config)
+            bad.append(f"{where} reads .{node.attr}")
+        elif isinstance(node, ast.arg) and node.arg in MODEL_NAMES:
+            bad.append(f"{where} takes a parameter {node.arg}")
+        elif isinstance(node, ast.Name) and (node.id in MODEL_NAMES
+                                             or node.id in {"District", "Model"}):
+            bad.append(f"{where} names {node.id}")
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names = [getattr(node, "module", None) or ""] + [a.name for a in node.names]
+            if any(n.split(".")[0] == "mesa" for n in names):
+                bad.append(f"{where} imports mesa")
+    return bad
+
+
+def test_policies_and_accountability_name_no_district():
+    bad = [b for room in HANDED for f in (SIM / room).rglob("*.py")
+           for b in _reaches_for_the_model(f)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_rule_catches_a_policy_that_takes_the_model(tmp_path):
+    sample = tmp_path / "sim" / "policies" / "x.py"
+    sample.parent.mkdir(parents=True)
+    sample.write_text("def assign(model, slots):\n    return model.record.bits[slots]\n\n"
+                      "def rows(school):\n    return school.model.students\n")
+    got = _reaches_for_the_model(sample)
+    assert len(got) == 3, got  # the parameter, the name read, the agent's .model
+    assert "sim/policies/x.py:1 takes a parameter model" in got
+    assert "sim/policies/x.py:5 reads .model" in got
+
+
+def test_no_district_reaches_policy_or_accountability_code_at_run_time():
+    """A year of every pacing rule, drift, pace limits, tutoring, advisory, leaders and the
+    review, with a trace of every Python call: no frame of code in ``sim/policies`` or
+    ``sim/accountability`` is ever given the district (whatever its name there)."""
+    import sys
+
+    from mesa import Model
+
+    from sim.config.scenario import validate_scenario
+    from sim.district.reference import district_for
+
+    rooms = tuple(str(SIM / room) for room in HANDED)
+    calls, seen = [0], []
+
+    def held(v) -> bool:  # the district itself, or in the arguments' *args / **kwargs
+        if isinstance(v, tuple | list):
+            return any(isinstance(x, Model) for x in v)
+        if isinstance(v, dict):
+            return any(isinstance(x, Model) for x in v.values())
+        return isinstance(v, Model)
+
+    def trace(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(rooms):
+            calls[0] += 1
+            seen.extend(f"{frame.f_code.co_qualname}({k})" for k, v in frame.f_locals.items()
+                        if held(v))
+        return None
+
+    arms = [{"label": "tr", "pacing": "traditional", "advisory_hours_per_week": 2},
+            {"label": "pl", "pacing": "personalized", "floor": 2, "limit_paces": True,
+             "test_prep_weeks": 2, "tutoring": {"hours_per_week": 2},
+             "leaders": {"responses": ["raise_floor", "test_prep"], "responsiveness": 100},
+             "review": {"after_years": 1, "min_improvement": 0.5, "timing_spread": 0}},
+            {"label": "gl", "pacing": "grade_level_first"},
+            {"label": "xt", "pacing": "extra_time", "sections": 2}]
+    sc = validate_scenario({
+        "name": "t", "seed": 2, "years": 2,
+        "district": {"schools": 1, "classes_per_grade": 2, "class_size": 10,
+                     "grades": [5, 6], "program_grades": [6]},
+        "calendar": {"days": 24, "state_test_day": 18, "spring_test_day": 22,
+                     "fall_test_day": 1, "benchmark_every_days": 10, "burn_in_years": 1},
+        "assessment": {"reference_students_per_grade": 100},
+        "sensemaking": {"target_proficiency": 0.95},
+        "arms": arms})
+    for arm in sc.arms:
+        district = district_for(sc, arm)
+        sys.settrace(trace)
+        try:
+            district.run()
+        finally:
+            sys.settrace(None)
+    assert calls[0] > 1000  # the rooms' code ran, traced
+    assert not seen, sorted(set(seen))

@@ -29,8 +29,9 @@ def test_one_mesa_agent_per_student(started):
     assert all(type(a) is ref.StudentAgent for a in agents)
     assert sorted(a.slot for a in agents) == list(range(district.students.n))
     first = model.students[0]
-    assert bytes(first.mastery) == district.students.mastery[0].tobytes()
-    assert bytes(first.believed) == district.record.believed[0].tobytes()
+    assert first.rows.mastery[0].tobytes() == district.students.mastery[0].tobytes()
+    assert first.record.bits[0].tobytes() == district.record.bits[0].tobytes()
+    assert first.rows.mastery is not district.students.mastery  # its own copy
 
 
 def test_engine_and_mesa_agree(started):

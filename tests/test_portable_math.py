@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sim.engine import kernels
 from sim.engine import portable_math as pm
 
 
@@ -79,12 +77,41 @@ def test_the_bits_are_this_digest_on_every_machine():
     assert h.hexdigest()[:16] == "90ff5aba71edddc9"
 
 
-def test_the_kernels_name_this_version_of_the_module():
-    """kernels.py inlines power64 into numba-cached kernels, whose caches numba checks
-    against kernels.py only: its PORTABLE_MATH_SOURCE must be this file's hash."""
-    digest = hashlib.sha256(Path(pm.__file__).read_bytes()).hexdigest()[:16]
-    assert digest == kernels.PORTABLE_MATH_SOURCE, (
-        f"portable_math.py changed: set PORTABLE_MATH_SOURCE = {digest!r} in kernels.py")
+def test_the_days_block_is_rebuilt_when_this_module_changes():
+    """The day's block inlines power64 into a numba-cached function, whose cache numba
+    checks against its own file only: this file's source is part of the block's cache
+    key (a closure value numba hashes into it)."""
+    from sim.engine import compiled, school_day
+
+    key = school_day.day_loop.py_func.__closure__[0].cell_contents
+    assert key == compiled.source_key(compiled, pm, *[
+        getattr(school_day, m) for m in ("learning", "assessment", "records", "outcomes",
+                                         "affect")])
+
+
+def test_modules_inlining_the_compiled_utilities_name_their_version():
+    """numba checks a cached function against its own file only: every module whose
+    compiled functions inline ``compiled.py``'s utilities (it imports ``exp32`` or
+    ``prefetch``) holds that file's hash, so a change there changes them too."""
+    import ast
+    import hashlib
+    import importlib
+    from pathlib import Path
+
+    from sim.engine import compiled
+
+    digest = hashlib.sha256(Path(compiled.__file__).read_bytes()).hexdigest()[:16]
+    root = Path(compiled.__file__).resolve().parents[1]
+    inlining = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.ImportFrom) and node.module == "sim.engine.compiled"
+                    and {a.name for a in node.names} & {"exp32", "prefetch"}):
+                inlining.append(".".join(path.relative_to(root.parent).with_suffix("").parts))
+    assert len(inlining) >= 5, inlining
+    stale = [m for m in inlining
+             if getattr(importlib.import_module(m), "COMPILED_SOURCE", None) != digest]
+    assert not stale, f"compiled.py changed: set COMPILED_SOURCE = {digest!r} in {stale}"
 
 
 @pytest.mark.filterwarnings("ignore:invalid value")

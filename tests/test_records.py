@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine.curriculum import generate_curriculum
-from sim.engine.records import Record
+from sim.engine.records import Record, RecordRules
 
 STREAK, FAIL_LIMIT = 2, 4
+RULES = RecordRules(STREAK, FAIL_LIMIT, False)
 
 
 def _reference(events, n, cur):
@@ -29,7 +30,7 @@ def _reference(events, n, cur):
     return believed, np.array(streak), np.array(fails)
 
 
-def test_vectorised_record_matches_the_per_student_rule():
+def test_compiled_record_matches_the_per_student_rule():
     cur = generate_curriculum(np.random.default_rng(7))
     rng = np.random.default_rng(0)
     n = 300
@@ -40,7 +41,7 @@ def test_vectorised_record_matches_the_per_student_rule():
         events.append((slots, skills, rng.random(slots.size) < 0.6))
     rec = Record(n, cur.n_skills)
     for slots, skills, passed in events:
-        rec.exit_slips(slots, skills, passed, cur.prereqs, STREAK, FAIL_LIMIT)
+        rec.exit_slips(slots, skills, passed, cur.prereqs, RULES)
     believed, streak, fails = _reference(events, n, cur)
     assert believed.sum() > 100 and (rec.believed != believed).sum() == 0
     np.testing.assert_array_equal(rec.streak, streak)
@@ -58,7 +59,7 @@ def test_the_frontier_is_the_first_skill_the_record_lacks_and_follows_it():
     # marking the frontier mastered through exit slips moves it on, past known skills
     for _ in range(STREAK):
         rec.exit_slips(slots[:2], np.array([4, 4]), np.array([True, True]), np.full((10, 1), -1),
-                       STREAK, FAIL_LIMIT)
+                       RULES)
     np.testing.assert_array_equal(rec.frontier_from(slots, np.array([0, 0, 6])), [5, 6, 6])
 
 
@@ -76,6 +77,8 @@ def test_the_record_packs_one_bit_per_skill_and_reads_back():
     want[rows[:100], skills[:100]] = True
     want[rows[100:], skills[100:]] = False
     np.testing.assert_array_equal(rec.believed, want)
-    rec._search(np.arange(50), np.full(50, 3))
+    rec.stale[:] = True  # a full search from the bound
+    got = rec.frontier_from(np.arange(50), np.full(50, 3))
     first = np.where((~want[:, 3:]).any(axis=1), 3 + np.argmax(~want[:, 3:], axis=1), 37)
+    np.testing.assert_array_equal(got, first)
     np.testing.assert_array_equal(rec.frontier, first)

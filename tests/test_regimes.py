@@ -9,6 +9,7 @@ from sim.config.scenario import validate_scenario
 from sim.district.reference import district_for
 from sim.engine.random_streams import DailyDraws
 from sim.policies.limits import GradualFloor
+from sim.policies.regimes import assign_day
 
 TEST_DAY = 100
 DAYS = 140
@@ -140,7 +141,8 @@ def test_the_playlist_never_reads_true_mastery():
         model.draws = DailyDraws(model.streams, model.year, 1, model.students.n)
         slots = np.flatnonzero(model.in_program)
         assert slots.size > 100
-        plans.append(model.regime.assign(model, slots, 1)[0])
+        ctx = model._day_context(slots, model._supervise(slots, model.draws["rotation"]))
+        plans.append(assign_day([(model.regime, model.in_program)], ctx)[0])
     np.testing.assert_array_equal(plans[0], plans[1])
 
 

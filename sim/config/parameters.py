@@ -57,6 +57,23 @@ class DistrictParams(Strict):
         description="district mean starting achievement, in SD of the statewide reference")
     mobility: float = Field(0.08, ge=0, le=1,
                             description="share of students replaced by newcomers each summer")
+    cohort_offsets_sd: list[list[float]] = Field(
+        default_factory=list,
+        description="known schools (from `plsim district import`): one row per school, one "
+                    "offset per grade (SD of starting achievement, added to mean_offset_sd) "
+                    "for the cohort in that grade in reported year 1; when set, it replaces "
+                    "the random school effect; empty = schools drawn at random")
+
+    @model_validator(mode="after")
+    def _cohort_offsets(self):
+        rows = self.cohort_offsets_sd
+        if rows and (len(rows) != self.schools
+                     or any(len(r) != len(self.grades) for r in rows)):
+            raise ValueError(f"cohort_offsets_sd must have one row per school ({self.schools}) "
+                             f"of one offset per grade ({len(self.grades)}), or be empty")
+        if any(not -6 <= x <= 6 for r in rows for x in r):
+            raise ValueError("cohort_offsets_sd values must be between -6 and 6 (SD)")
+        return self
 
     @model_validator(mode="after")
     def _grades(self):
@@ -509,3 +526,28 @@ class ArmSettings(Strict):
                              "their own sections, not a team room: shared evaluation needs "
                              "sections = 1")
         return self
+
+    def check_against(self, cal: CalendarParams, d: DistrictParams) -> None:
+        """The arm's checks that need the scenario's calendar and district (the
+        scenario's validator calls it, so a failure names the scenario)."""
+        window_days = self.test_prep_weeks * cal.days_per_week
+        if window_days > cal.state_test_day:
+            raise ValueError(
+                f"arm '{self.label}': test_prep_weeks={self.test_prep_weeks} is "
+                f"{window_days:g} days, longer than the {cal.state_test_day} days before the "
+                "state test")
+        gf = self.gradual_floor
+        if gf is not None:
+            end = gf.reaches_grade_level(cal)
+            if end > cal.state_test_day or gf.start_day >= end:
+                raise ValueError(
+                    f"arm '{self.label}': gradual_floor must start before it reaches grade level "
+                    f"and reach it by the state test (start_day={gf.start_day}, "
+                    f"grade_level_day={end}, state_test_day={cal.state_test_day})")
+        if (self.sections > 1 and self.pacing not in GRADE_PACED
+                and d.room_size // d.class_size > 1):
+            raise ValueError(
+                f"arm '{self.label}': sections = {self.sections} keeps each section a class with "
+                f"its own teacher, but district.room_size = {d.room_size} merges classes of "
+                f"{d.class_size} into team rooms; set room_size below {2 * d.class_size} or "
+                "sections = 1")

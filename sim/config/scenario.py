@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from sim.config.parameters import (
-    GRADE_PACED,
     AffectParams,
     ArmSettings,
     AssessmentParams,
@@ -68,33 +67,8 @@ class Scenario(Strict):
                 raise ValueError(f"district grade {g} has no skills in the curriculum "
                                  f"({cur.lowest_grade}..{cur.highest_grade})")
         for a in self.arms:
-            self._check_arm(a)
+            a.check_against(self.calendar, self.district)
         return self
-
-    def _check_arm(self, arm: ArmSettings) -> None:
-        cal = self.calendar
-        window_days = arm.test_prep_weeks * cal.days_per_week
-        if window_days > cal.state_test_day:
-            raise ValueError(
-                f"arm '{arm.label}': test_prep_weeks={arm.test_prep_weeks} is "
-                f"{window_days:g} days, longer than the {cal.state_test_day} days before the "
-                "state test")
-        gf = arm.gradual_floor
-        if gf is not None:
-            end = gf.reaches_grade_level(cal)
-            if end > cal.state_test_day or gf.start_day >= end:
-                raise ValueError(
-                    f"arm '{arm.label}': gradual_floor must start before it reaches grade level "
-                    f"and reach it by the state test (start_day={gf.start_day}, "
-                    f"grade_level_day={end}, state_test_day={cal.state_test_day})")
-        d = self.district
-        if (arm.sections > 1 and arm.pacing not in GRADE_PACED
-                and d.room_size // d.class_size > 1):
-            raise ValueError(
-                f"arm '{arm.label}': sections = {arm.sections} keeps each section a class with "
-                f"its own teacher, but district.room_size = {d.room_size} merges classes of "
-                f"{d.class_size} into team rooms; set room_size below {2 * d.class_size} or "
-                "sections = 1")
 
 
 def format_validation_error(path: str, err: ValidationError) -> str:

@@ -1,28 +1,35 @@
 """The district: a Mesa model that runs school years day by day.
 
-One ``step()`` is one instructional day. Its phases, in order:
+One ``step()`` is one instructional day. Its phases, in order, one call each:
 
 1. **assessments** due today, before instruction: fall growth test (and the
-   tutoring group chosen on it), benchmarks, state test, spring growth test;
+   tutoring group chosen on it), benchmarks, state test, spring growth test
+   (``_assessments``);
 2. **draws**: each random process's uniforms for all students, keyed by
-   (year, day) and made on first use (``DailyDraws``);
-3. **attendance**: who is present;
-4. **supervision**: who teaches each student today (a team member in rooms);
-5. **assignment**: each regime picks its students' skill and modality; then
-   teachers' drift and pace limits (below); the distinct paces (content
-   units) each teacher runs set the capacity factor of learning;
-6. **learning**: mastery gains, backfill of prerequisites, familiarity;
-7. **exit slip**: the record (not the truth) is updated from noisy slips;
-8. **affect**: engagement and anxiety respond to mismatch and switches;
-9. **log**: the day's assignment is added to the year's outcomes;
-10. **supplements**: tutoring and advisory sessions outside the block.
+   (year, day) and made on first use (``_draw``: a ``DailyDraws``);
+3. **attendance**: who is present (``_attend``);
+4. **supervision**: who teaches each student today, a team member in rooms
+   (``_supervise``);
+5. **assignment**: the regimes' (``_assign`` -> ``policies.regimes.assign_day``,
+   reading a ``policies.day.DayContext``, never the district): each regime's
+   limits and pacing pick its students' skill and modality, then teachers'
+   drift and pace limits (below); the days off the common pace are logged;
+6. **learning rate**: readiness aside, the daily hazard from the teacher,
+   modality, engagement and capacity, where the distinct paces (content
+   units) each teacher runs set the capacity factor (``_learning_rate``);
+7. **the block** (``_teach``): learning (mastery gains, backfill of
+   prerequisites, familiarity); the exit slip, from which the record (not
+   the truth) is updated; affect (engagement and anxiety respond to mismatch
+   and switches); the day added to the year's log;
+8. **supplements**: tutoring and advisory sessions outside the block
+   (``_supplements``).
 
 Supervision comes before assignment, so a teacher under pressure can swap
 playlist days for grade-level content (drift) and a teacher's distinct paces
 can be held to their capacity (``limit_paces``).
-After the last day, ``Accountability.end_of_year`` evaluates teachers,
-updates their stress and drift, lets leaders respond and the district review
-the program, and replaces teachers who leave.
+After the last day, ``Accountability.end_of_year`` (given a ``YearEnd``)
+evaluates teachers, updates their stress and drift, lets leaders respond and
+the district review the program, and replaces teachers who leave.
 
 ``run()`` runs the burn-in, then each year's days, its tables
 (``finish_year``) and the summer: loss of fresh mastery, promotion,
@@ -35,31 +42,28 @@ import numpy as np
 import pandas as pd
 from mesa import Model
 
-from sim.accountability.year_end import Accountability
+from sim.accountability.year_end import Accountability, YearEnd
 from sim.district.item_bank import item_bank
-from sim.engine import affect, assessment, kernels, learning, portable_math
+from sim.engine import assessment, learning, outcomes, portable_math, school_day, teachers
+from sim.engine.affect import affect_rules
 from sim.engine.curriculum import generate_curriculum
-from sim.engine.outcomes import YearLog, student_year_rows
+from sim.engine.outcomes import Tracks, YearLog, student_year_rows
 from sim.engine.population import (
     ClusterEffects,
     chunks,
+    cohort_offsets,
     district_size,
     enrol,
     layout_slots,
 )
 from sim.engine.random_streams import DailyDraws, Streams, replicate_seed, uniform32
-from sim.engine.records import Diagnostic, Record
+from sim.engine.records import Diagnostic, Record, record_rules
 from sim.engine.schools import School, lines_per_room, section_line, sections_taught
-from sim.engine.students import FAMILIARITY_MAX, MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
-from sim.engine.teachers import (
-    Teacher,
-    draw_teachers,
-    handoff_factor,
-    pooled_ratio,
-    team_totals,
-)
-from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill, limit_paces
-from sim.policies.regimes import build_regime, traditional_regime
+from sim.engine.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
+from sim.engine.teachers import Teacher, draw_teachers, team_totals
+from sim.policies.day import DayContext
+from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill
+from sim.policies.regimes import assign_day, build_regime, traditional_regime
 from sim.policies.supplements import Tutoring
 
 DIFFICULTY_PIVOT_GRADE = 4  # skills of this grade have ease 1
@@ -111,7 +115,8 @@ class District(Model):
         self.base_regime = traditional_regime(p.traditional)
         self.schools = [School(self, s, self.grades, d.program_grades, self.regime)
                         for s in range(d.schools)]
-        self.accountability = Accountability(self)
+        self.accountability = Accountability(self.staff, self.schools, self.streams, self.arm,
+                                             self.params, self.replicate)
         self.record = Record(self.students.n, self.curriculum.n_skills)
         a = p.assessment
         self.diagnostic = Diagnostic(self.curriculum, a.diagnostic_error_years,
@@ -129,8 +134,10 @@ class District(Model):
 
     def _enrol(self, slots: np.ndarray, rng: np.random.Generator) -> None:
         p = self.params
+        known = cohort_offsets(self.students, slots, p.district, self.year,
+                               p.calendar.burn_in_years)
         enrol(rng, self.students, slots, self.effects, self.curriculum,
-              p.population, p.learning, p.district.mean_offset_sd)
+              p.population, p.learning, p.district.mean_offset_sd, known)
         self.students.entry_year[slots] = self.year
         self.students.prior_state_score[slots] = np.nan
 
@@ -163,8 +170,8 @@ class District(Model):
         while self.year < self.params.calendar.burn_in_years:
             self.run_days()
             ref = self.reference  # the rows give the review its year-before growth
-            self.accountability.end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
-                                                              ref.fall_sd_by_grade))
+            self._end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
+                                                ref.fall_sd_by_grade))
             self.summer()
 
     @property
@@ -198,8 +205,8 @@ class District(Model):
                           self.diagnostic, keep=stays)
         self.log = YearLog(st.n)
         af = self.params.affect
-        self.tracks = affect.Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years,
-                                    af.level_smoothing_days)
+        self.tracks = Tracks(st.n, af.switch_persist_days, af.switch_min_jump_years,
+                             af.level_smoothing_days)
         self.mastered_at_start = self._mastered_count()
         self.tutored: dict[int, np.ndarray] = {}  # per tutoring supplement (by id)
 
@@ -260,7 +267,7 @@ class District(Model):
         room_n = np.bincount(st.room[st.room >= 0], minlength=self.room_team_size.size)
         room = np.maximum(staff.room, 0)
         staff.load = own + np.where(staff.room >= 0, room_n[room] / self.room_team_size[room], 0.0)
-        self.accountability.start_year()
+        self.accountability.start_year(self.burning_in)
         # what each room's team brings to the capacity it may pool (sum) and its trust (mean)
         self.room_capacity = team_totals(self.room_first_teacher, self.room_team_size,
                                          staff.capacity_eff)
@@ -299,82 +306,55 @@ class District(Model):
                                       day / p.calendar.days)
 
     def step(self) -> None:
-        """One instructional day (phases in the module docstring)."""
+        """One instructional day: its phases in order, one call each (the module
+        docstring says what each does)."""
         self.draws = None  # yesterday's draws: freed before today's tests
         self._assessments(self.day)
-        draws = self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
-        present = np.flatnonzero(draws["attendance"] < self.students.attendance)
-        teacher_today = self._supervise(present, draws["rotation"])
-        skills, modality = self._assign(present, teacher_today)
-        rate = self._learning_rate(present, modality, teacher_today, skills)
+        draws = self._draw()
+        present = self._attend(draws)
+        teacher = self._supervise(present, draws["rotation"])
+        skills, modality = self._assign(present, teacher)
+        rate = self._learning_rate(present, modality, teacher, skills)
         self._teach(present, skills, rate, draws)
         self._supplements(present)
 
+    def _draw(self) -> DailyDraws:
+        """The day's draws, keyed by (year, day) and made on first use."""
+        self.draws = DailyDraws(self.streams, self.year, self.day, self.students.n)
+        return self.draws
+
+    def _attend(self, draws: DailyDraws) -> np.ndarray:
+        """Slots of the students present today (int64, ascending)."""
+        return np.flatnonzero(draws["attendance"] < self.students.attendance)
+
     def _assign(self, present: np.ndarray, teacher: np.ndarray):
-        """Each regime's skills and modalities; then teachers' drift and pace limits."""
-        skills = np.empty(present.size, np.int64)
-        modality = np.empty(present.size, np.int8)
-        common = common_pace_skill(self, present, self.day)
-        for regime, group in self.groups:
-            mask = group[present]
-            if not mask.any():
-                continue
-            sel = slice(None) if mask.all() else mask  # one group for everyone: no copies
-            slots = present[sel]
-            s, modality[sel] = regime.assign(self, slots, self.day)
-            if regime.personalized:
-                s = self._drift(slots, s, teacher[sel], common[sel])
-            if regime.limit_paces:
-                s = limit_paces(teacher[sel], s, common[sel],
-                                self.staff.capacity_eff, self.curriculum.skills_per_unit)
-            skills[sel] = s
-        kernels.count_off_pace(self.log.days_off_pace, np.asarray(present, np.int64), skills,
-                               common)  # days_off_pace[present] += skills != common
+        """The regimes' assignment of the day (``policies.regimes.assign_day``: limits,
+        pacing, drift, pace limits) and the days off the common pace in the year's log.
+        ``teacher``: each present student's supervisor today. Returns (skills, modality)."""
+        skills, modality, common = assign_day(self.groups, self._day_context(present, teacher))
+        outcomes.count_off_pace(self.log.days_off_pace, np.asarray(present, np.int64), skills,
+                                common)  # days_off_pace[present] += skills != common
         return skills, modality
 
-    def _drift(self, slots, skills, teacher, common) -> np.ndarray:
-        """Teachers under pressure swap some playlist days for grade-level content.
-        Compiled (``kernels.drift_to_common``); ``_drift_numpy`` is the same in numpy."""
-        if not self.staff.drift.any():
-            return skills
-        return kernels.drift_to_common(np.asarray(skills, np.int64), np.asarray(slots, np.int64),
-                                       np.asarray(teacher, np.int64), common, self.staff.drift,
-                                       self.draws["drift"])
-
-    def _drift_numpy(self, slots, skills, teacher, common) -> np.ndarray:
-        """``_drift`` in plain numpy (the reference the kernel is tested against)."""
-        drift = self.staff.drift[teacher]
-        if not drift.any():
-            return skills
-        swap = self.draws["drift"][slots] < drift
-        return np.where(swap, common, skills)
+    def _day_context(self, present: np.ndarray, teacher: np.ndarray) -> DayContext:
+        """What the day's assignment reads: views of the district's arrays, no copies."""
+        st = self.students
+        return DayContext(day=self.day, calendar=self.params.calendar,
+                          curriculum=self.curriculum, record=self.record, draws=self.draws,
+                          grade=st.grade, teacher=st.teacher, line=st.line,
+                          capacity=self.staff.capacity_eff, drift=self.staff.drift,
+                          present=present, supervisor=teacher)
 
     def _supervise(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Teacher supervising each present student today (a team member in rooms;
-        ``u``: the day's rotation draws, per student). Compiled (``kernels.supervise``);
-        ``_supervise_numpy`` is the same in numpy."""
+        ``u``: the day's rotation draws, per student). Compiled (``teachers.supervise``)."""
         st = self.students
-        return kernels.supervise(np.asarray(present, np.int64), u, st.teacher, st.room,
-                                 self.room_first_teacher, self.room_team_size)
-
-    def _supervise_numpy(self, present: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """``_supervise`` in plain numpy (the reference the kernel is tested against)."""
-        teacher = self.students.teacher[present].astype(np.int64)
-        room = self.students.room[present]
-        in_room = room >= 0
-        r = room[in_room]
-        u = u[present][in_room]
-        pick = np.minimum((u * self.room_team_size[r]).astype(np.int64),
-                          self.room_team_size[r] - 1)
-        teacher[in_room] = self.room_first_teacher[r] + pick
-        return teacher
+        return teachers.supervise(np.asarray(present, np.int64), u, st.teacher, st.room,
+                                  self.room_first_teacher, self.room_team_size)
 
     def _learning_rate(self, present, modality, teacher, skills) -> np.ndarray:
-        """Daily hazard of mastering a ready skill, per present student (per day).
-
-        Compiled (``kernels.learning_rate``, in numpy's precisions and order);
-        ``_learning_rate_numpy`` is the same in plain numpy.
-        """
+        """Daily hazard of mastering a ready skill, per present student (per day; the
+        compiled rule ``learning.rate_of``)."""
         p, st = self.params, self.students
         lp, tp = p.learning, p.teachers
         mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
@@ -382,121 +362,48 @@ class District(Model):
         teacher = np.asarray(teacher, np.int64)
         skills = np.asarray(skills, np.int64)
         room = st.room[present]
-        factor, key = self._capacity_factor(teacher, skills, room)
-        return kernels.learning_rate(
-            np.asarray(present, np.int64), skills, modality, teacher, room,
-            st.teacher[present], factor, key, float(lp.base_rate), self._ease, st.learning_rate,
-            st.engagement, mod_factor, float(lp.teacher_weight_unled), self.teacher_effect,
-            float(tp.typical_growth_sd), self.staff.trust, float(p.teams.handoff_loss),
-            WHOLE_CLASS, SMALL_GROUP)
+        rules = learning.RateRules(float(lp.base_rate), float(lp.teacher_weight_unled),
+                                   float(tp.typical_growth_sd), float(p.teams.handoff_loss),
+                                   WHOLE_CLASS, SMALL_GROUP)
+        return learning.learning_rate(
+            np.asarray(present, np.int64), skills, modality,
+            learning.Supervision(teacher, room, st.teacher[present]),
+            self._capacity_factor(teacher, skills, room), st.rows(),
+            (self.teacher_effect, self.staff.trust),
+            learning.RateTables(self._ease, mod_factor), rules)
 
     def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
                          room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
         today across all their sections. In rooms, the team pools capacity by trust
-        (``pooled_ratio``) against the room's distinct units. Returns ``(factors, key)``:
-        student ``i``'s factor is ``factors[key[i]]``, one per (supervising teacher, room)
-        pair. The ratio compiled (``kernels.capacity_ratio``), the power in numpy on
-        the pairs' values only (a few thousand instead of every student: the same
-        power of the same values); ``_capacity_factor_numpy`` is the same per student
-        in plain numpy."""
-        ratio, key = kernels.capacity_ratio(
+        (``teachers.pooled_ratio``) against the room's distinct units. Returns ``(factors,
+        key)``: student ``i``'s factor is ``factors[key[i]]``, one per (supervising teacher,
+        room) pair. The ratio compiled (``teachers.capacity_ratio``), the power in numpy on
+        the pairs' values only (a few thousand instead of every student: the same power of
+        the same values)."""
+        ratio, key = teachers.capacity_ratio(
             np.asarray(teacher, np.int64), np.asarray(skills, np.int64)
             // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
             self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
             float(self.params.teams.capacity_pooling))
         return portable_math.power(ratio, self.params.teachers.capacity_elasticity), key
 
-    def _learning_rate_numpy(self, present, modality, teacher, skills) -> np.ndarray:
-        """``_learning_rate`` in plain numpy (the reference the kernel is tested against)."""
-        p, st = self.params, self.students
-        lp, tp = p.learning, p.teachers
-        mod_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
-                               lp.modality_peer, lp.modality_software], np.float32)[modality]
-        led = (modality == WHOLE_CLASS) | (modality == SMALL_GROUP)
-        weight = np.where(led, 1.0, lp.teacher_weight_unled)
-        teacher_mult = np.maximum(0.1, 1.0 + weight * self.teacher_effect[teacher]
-                                  / tp.typical_growth_sd)
-        room = st.room[present]
-        continuity = handoff_factor(teacher, st.teacher[present], room >= 0, self.staff.trust,
-                                    p.teams.handoff_loss)
-        return (lp.base_rate * self._ease[skills] * st.learning_rate[present]
-                * st.engagement[present] * mod_factor * teacher_mult * continuity
-                * self._capacity_factor_numpy(teacher, skills, room)).astype(np.float32)
-
-    def _capacity_factor_numpy(self, teacher: np.ndarray, skills: np.ndarray,
-                               room: np.ndarray) -> np.ndarray:
-        """``_capacity_factor`` in plain numpy."""
-        cur = self.curriculum
-        unit = skills // cur.skills_per_unit
-        marks = self._pace_marks
-        marks[:] = False
-        marks[teacher, unit] = True
-        paces = marks.sum(axis=1)
-        ratio = np.minimum(1.0, self.staff.capacity_eff[teacher]
-                           / np.maximum(paces[teacher], 1))
-        in_room = room >= 0
-        pooling = self.params.teams.capacity_pooling
-        if pooling > 0 and in_room.any():
-            r = room[in_room]
-            marks = self._room_marks
-            marks[:] = False
-            marks[r, unit[in_room]] = True
-            room_paces = marks.sum(axis=1)
-            ratio[in_room] = pooled_ratio(ratio[in_room], self.room_capacity[r], room_paces[r],
-                                          self.room_trust[r], pooling)
-        return portable_math.power(ratio, self.params.teachers.capacity_elasticity)
-
     def _teach(self, present, skills, rate, draws) -> np.ndarray:
-        """Readiness, learning, exit slip, record, affect and log for the day's block;
-        returns whether each present student passed their exit slip.
-
-        Compiled and fused (``kernels.day_block``): every step of one student before
-        the next student's, so each student's rows are walked once a day instead of
-        once per step. ``_teach_numpy`` is the same step by step in plain numpy (what
-        the kernel is tested against).
-        """
+        """Readiness, learning, exit slip, record, tracks, affect and log for the day's
+        block (``school_day.day_block``: every step of one student before the next
+        student's); returns whether each present student passed their exit slip."""
         st, cur, p = self.students, self.curriculum, self.params
-        a, lp, af = p.assessment, p.learning, p.affect
-        rec, tr, log, f32 = self.record, self.tracks, self.log, np.float32
-        return kernels.day_block(
-            st.mastery, st.familiarity, np.asarray(present, np.int64),
-            np.asarray(skills, np.int64), rate, f32(lp.readiness_floor),
-            f32(1.0 - lp.readiness_floor), f32(lp.backfill_rate),
-            draws["learn"], draws["backfill"], MASTERED_THIS_YEAR, FAMILIARITY_MAX,
-            draws["exit_slip"], 1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
-            rec.bits, rec.run, rec.streak_skill, rec.days_on, rec.frontier, rec.advanced,
-            rec.stale, cur.prereqs, int(a.mastery_streak), int(a.fail_limit),
-            self.move_on, self.any_move_on, cur.skill_grade, st.grade, self._positions,
-            tr.level, tr.below, tr.position, tr.other_days, tr.first_other, tr.alpha,
-            int(tr.persist_days), f32(tr.min_jump), f32(af.change_exponent),
-            st.engagement, st.engagement_base, st.anxiety, st.anxiety_base,
-            f32(af.recovery), float(af.boredom), f32(af.frustration),
-            f32(af.switch_engagement), float(af.min_engagement), f32(af.switch_anxiety),
-            float(af.unfamiliar_anxiety), log.days_present, log.days_grade_level,
-            log.days_mastered, log.lowest_offset, log.switches, log.engagement_sum)
-
-    def _teach_numpy(self, present, skills, rate, draws) -> np.ndarray:
-        """``_teach`` step by step in plain numpy (the reference the kernels are tested
-        against)."""
-        st, cur, p = self.students, self.curriculum, self.params
-        a, lp = p.assessment, p.learning
-        readiness, missing = learning.prerequisite_status_numpy(st.mastery, present, skills,
-                                                                cur.prereqs)
-        already, gained = learning.learn_numpy(
-            st, present, skills, rate, readiness, missing, draws["learn"][present],
-            draws["backfill"][present], lp.readiness_floor, lp.backfill_rate, cur.prereqs)
-        passed = assessment.exit_slip(draws["exit_slip"][present], already | gained,
-                                      a.exit_slip_guess, a.exit_slip_slip)
-        self.record.exit_slips(present, skills, passed, cur.prereqs, a.mastery_streak,
-                               a.fail_limit, self.move_on[present] if self.any_move_on else None)
-        offset = (cur.skill_grade[skills] - st.grade[present]).astype(np.int16)
-        below = offset < 0
-        position = self._positions[skills]
-        switched, change = self.tracks.update(present, below, position)
-        affect.update_affect(st, present, already, readiness, offset >= 0, change, p.affect)
-        self.log.record_day(present, offset, already, switched, st.engagement[present])
-        return passed
+        a = p.assessment
+        day = school_day.DayInputs(np.asarray(present, np.int64), np.asarray(skills, np.int64),
+                                   rate, draws["learn"], draws["backfill"], draws["exit_slip"],
+                                   self.move_on)
+        tables = school_day.CurriculumTables(cur.prereqs, cur.skill_grade, self._positions)
+        rules = school_day.DayRules(learning.learning_rules(p.learning), 1.0 - a.exit_slip_slip,
+                                    float(a.exit_slip_guess),
+                                    record_rules(a, self.any_move_on), self.tracks.rules,
+                                    affect_rules(p.affect))
+        return school_day.day_block(day, tables, st.rows(), self.record.arrays,
+                                    self.tracks.arrays, self.log.day_arrays, rules)
 
     # --- assessments and supplements ------------------------------------------------
     def _assessments(self, day: int) -> None:
@@ -559,19 +466,19 @@ class District(Model):
             end = start + cur.skills_per_grade
             skill = np.where(nxt < end, nxt, start + self.day % cur.skills_per_grade)
         else:
-            behind = nxt < common_pace_skill(self, slots, self.day)
+            behind = nxt < common_pace_skill(cur, self.params.calendar, st.grade[slots],
+                                             self.day)
             slots, skill = slots[behind], nxt[behind]
             if slots.size == 0:
                 return
         rate = (lp.base_rate * self._ease[skill] * effectiveness * lp.modality_small_group
                 * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
-        readiness, missing = learning.prerequisite_status(st.mastery, slots, skill, cur.prereqs)
         # each supplement of a regime has its own draws (keyed by its place k)
         n, keys = st.n, (self.year, self.day, k)
         u_learn = uniform32(self.streams.at("tutor_learn", *keys), n)[slots]
         u_back = uniform32(self.streams.at("tutor_backfill", *keys), n)[slots]
-        learning.learn(st, slots, skill, rate, readiness, missing, u_learn, u_back,
-                       lp.readiness_floor, lp.backfill_rate, cur.prereqs)
+        learning.learn(st, slots, skill, rate, (u_learn, u_back), cur.prereqs,
+                       learning.learning_rules(lp))
         if grade:
             self.log.tutoring_sessions[slots] += 1
         else:
@@ -583,8 +490,20 @@ class District(Model):
         self.log.skills_gained[:] = self._mastered_count() - self.mastered_at_start
         ref = self.reference
         students = student_year_rows(self, self.log, ref.cut_by_grade, ref.fall_sd_by_grade)
-        teachers, schools = self.accountability.end_of_year(students)
+        teachers, schools = self._end_of_year(students)
         return {"student_years": students, "teacher_years": teachers, "school_years": schools}
+
+    def _end_of_year(self, students: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The year-end accountability processes on the year's ``students`` rows; this
+        year's state scores become next year's priors. Returns (teacher, school) rows."""
+        year_end = YearEnd(year=self.year, reported_year=self.reported_year,
+                           burning_in=self.burning_in, students=self.students,
+                           state_score=self.log.state_score,
+                           cut_by_grade=self.reference.cut_by_grade, personal=self.personal,
+                           base_regime=self.base_regime)
+        rows = self.accountability.end_of_year(year_end, students)
+        self.students.prior_state_score[:] = self.log.state_score
+        return rows
 
     def summer(self) -> None:
         """Summer loss, promotion, graduates and movers replaced by newcomers."""

@@ -14,77 +14,74 @@ rise at once. Test anxiety drifts back to baseline and rises
 with the same changes and with days on grade-level content the student is
 not ready for ("I've never seen this, Miss!").
 
-``Tracks`` also counts *switches* for the tables (a sustained change of
-track between below-grade and grade-level content); the count is reported,
-not felt.
+The rule is a compiled per-student function (``update_affect``) that the day's
+block runs (``school_day.day_block``); ``update_affect.py_func`` is its plain
+Python form. The working level and its switches are tracked in
+``sim.engine.outcomes`` (``Tracks``).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+from numba import njit
 
-from sim.engine import kernels
-
-
-class Tracks:
-    """Each student's established track: below grade level, or at/above it.
-
-    A switch is a *sustained* change of track: the day's content lies on the
-    other side of grade level for ``persist_days`` days in a row, and the
-    jump from the last position on the old track is at least ``min_jump``
-    grade-years. A one-day remediation group inside a grade-level class, or
-    the playlist's step from the last below-grade skill to the first
-    grade-level one, is not a switch; a test-prep window that lifts a
-    student three grades is.
-    """
-
-    def __init__(self, n: int, persist_days: int, min_jump: float, smoothing_days: float = 5.0):
-        self.persist_days, self.min_jump = persist_days, min_jump
-        self.alpha = np.float32(1.0 / max(smoothing_days, 1.0))
-        self.level = np.full(n, np.nan, np.float32)  # working level (grade-years), smoothed
-        self.below = np.full(n, -1, np.int8)        # -1: no track yet this year
-        self.position = np.zeros(n, np.float32)     # last position on the track (years)
-        self.other_days = np.zeros(n, np.int16)     # consecutive days off the track
-        self.first_other = np.zeros(n, np.float32)  # position on the first day off it
-
-    def update(self, slots: np.ndarray, below: np.ndarray, position: np.ndarray):
-        """Record the day's content; return (switched, the working level's change in
-        grade-years, >= 0). In numpy: the day's block runs this compiled and fused
-        (``kernels.day_block``), which is tested against this."""
-        level = self.level[slots]
-        new = np.where(np.isnan(level), position, level + self.alpha * (position - level))
-        change = np.abs(np.nan_to_num(new - level, nan=0.0))
-        self.level[slots] = new
-        track = self.below[slots]
-        fresh = track < 0
-        off = ~fresh & (below != (track == 1))
-        days = np.where(off, self.other_days[slots] + 1, 0)
-        first = np.where(off & (days == 1), position, self.first_other[slots])
-        jump = np.abs(first - self.position[slots])
-        moved = off & (days >= self.persist_days)
-        switched = moved & (jump >= self.min_jump)
-        settle = fresh | moved | ~off
-        self.below[slots] = np.where(settle, below, track)
-        self.position[slots] = np.where(settle, position, self.position[slots])
-        self.other_days[slots] = np.where(moved, 0, days)
-        self.first_other[slots] = first
-        return switched, change.astype(np.float32)
+from sim.engine.portable_math import power64
 
 
-def update_affect(state, slots: np.ndarray, already: np.ndarray, readiness: np.ndarray,
-                  at_grade: np.ndarray, change: np.ndarray, p) -> None:
-    """Move engagement and anxiety of ``slots`` after one day (``p``: AffectParams);
-    ``change``: the working level's change today (grade-years). In numpy: the day's
-    block runs this compiled and fused (``kernels.day_block``), which is tested
-    against this. The power is ``kernels.power32_array``'s, as the kernel's (the same
-    on every machine)."""
-    felt = kernels.power32_array(np.ascontiguousarray(change, np.float32),
-                                 np.float32(p.change_exponent))
-    e, e0 = state.engagement[slots], state.engagement_base[slots]
-    e = (e + p.recovery * (e0 - e) - p.boredom * already
-         - p.frustration * (1.0 - readiness) - p.switch_engagement * felt)
-    state.engagement[slots] = np.clip(e, p.min_engagement, 1.0)
-    a, a0 = state.anxiety[slots], state.anxiety_base[slots]
-    a = (a + p.recovery * (a0 - a) + p.switch_anxiety * felt
-         + p.unfamiliar_anxiety * (at_grade & (readiness < 1.0)))
-    state.anxiety[slots] = np.clip(a, 0.0, 1.0)
+class AffectRules(NamedTuple):
+    """The affect rule's parameters, in the precisions it computes in: float32 where a
+    float32 state meets them, float64 where they are added as a whole (the clip bounds,
+    boredom, unfamiliar content)."""
+
+    recovery: np.float32            # share of the gap to baseline closed a day
+    boredom: float                  # engagement lost on mastered content
+    frustration: np.float32         # engagement lost per share of prerequisites missing
+    switch_engagement: np.float32   # engagement lost per felt change (grade-years)
+    min_engagement: float
+    switch_anxiety: np.float32      # anxiety gained per felt change
+    unfamiliar_anxiety: float       # anxiety gained on grade-level content not ready for
+    change_exponent: np.float32     # the felt change: change ** exponent
+
+
+def affect_rules(af) -> AffectRules:
+    """From ``AffectParams``."""
+    f32 = np.float32
+    return AffectRules(f32(af.recovery), float(af.boredom), f32(af.frustration),
+                       f32(af.switch_engagement), float(af.min_engagement),
+                       f32(af.switch_anxiety), float(af.unfamiliar_anxiety),
+                       f32(af.change_exponent))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def felt_change(change, exponent):
+    """The felt change of the working level (grade-years, float32): ``change ** exponent``
+    (``portable_math.power64`` rounded: the same on every machine)."""
+    return change if exponent == 1.0 else np.float32(power64(change, exponent))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def update_affect(engagement, engagement_base, anxiety, anxiety_base, row, already, readiness,
+                  offset, change, rules):
+    """One student's engagement and anxiety after the day (``row``: an unsigned index):
+    ``already`` whether the day's skill was mastered before, ``readiness`` its share of
+    prerequisites mastered (float32), ``offset`` its grade minus the enrolled grade,
+    ``change`` the working level's change (grade-years, float32). Returns the new
+    engagement (float32). Float32 where float32 values meet, float64 where a whole
+    term is added, as numpy computed it."""
+    one = np.float32(1.0)
+    felt = felt_change(change, rules.change_exponent)
+    e = engagement[row]
+    e32 = e + rules.recovery * (engagement_base[row] - e)
+    y = (np.float64(e32) - (rules.boredom if already else 0.0)
+         - np.float64(rules.frustration * (one - readiness))
+         - np.float64(rules.switch_engagement * felt))
+    e_new = np.float32(min(max(y, rules.min_engagement), 1.0))
+    engagement[row] = e_new
+    an = anxiety[row]
+    a32 = an + rules.recovery * (anxiety_base[row] - an) + rules.switch_anxiety * felt
+    z = np.float64(a32) + (rules.unfamiliar_anxiety if (offset >= 0 and readiness < one)
+                           else 0.0)
+    anxiety[row] = np.float32(min(max(z, 0.0), 1.0))
+    return e_new

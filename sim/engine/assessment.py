@@ -49,9 +49,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from sim.config.parameters import AssessmentParams, CurriculumParams, PopulationParams
-from sim.engine import kernels, portable_math
+from sim.engine import portable_math, scoring
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.population import chunks, level_sd
 from sim.engine.random_streams import uniform32
@@ -67,9 +68,11 @@ TAKER_ROWS = 512  # rows whose knowledge is held at once: (rows x skills) float3
                   # the core's cache while their answers are drawn from it
 
 
-def exit_slip(u: np.ndarray, mastered: np.ndarray, guess: float, slip: float) -> np.ndarray:
-    """Passed exit slips given uniform draws ``u`` and true mastery."""
-    return u < np.where(mastered, 1.0 - slip, guess)
+@njit(cache=True, nogil=True, inline="always")
+def exit_slip(u, mastered, pass_mastered, pass_guess):
+    """One exit slip, passed if the uniform ``u`` < ``pass_mastered`` (1 - slip) when the
+    skill is truly mastered, else < ``pass_guess`` (the guess): compared in float64."""
+    return np.float64(u) < (pass_mastered if mastered else pass_guess)
 
 
 def familiarity_level(familiarity: np.ndarray, saturation_days: float) -> np.ndarray:
@@ -359,30 +362,16 @@ def eap(loglik: np.ndarray, grid: np.ndarray, prior_mean: np.ndarray, prior_sd: 
     """
     # post = exp(loglik - z^2 / 2 - max), z = (grid - mu) / sd; mean and variance under it.
     # The elementwise float32 steps are compiled and done in one (rows x Q) array; the
-    # exponential, sums and product stay numpy's (same operations, same order as the
-    # plain expression: eap_numpy).
-    post = kernels.eap_log_posterior(np.ascontiguousarray(loglik, np.float32), grid,
+    # exponential, sums and product stay numpy's (the same operations in the same order as
+    # the plain expression).
+    post = scoring.eap_log_posterior(np.ascontiguousarray(loglik, np.float32), grid,
                                      np.asarray(prior_mean, np.float32),
                                      np.asarray(prior_sd, np.float32))
     post -= post.max(axis=1, keepdims=True)
     np.exp(post, out=post)
     total = post.sum(axis=1)
     mean = post @ grid / total
-    var = kernels.times_squared_deviation(post, grid, mean).sum(axis=1) / total
-    return mean.astype(np.float64), np.sqrt(var).astype(np.float64)
-
-
-def eap_numpy(loglik: np.ndarray, grid: np.ndarray, prior_mean: np.ndarray,
-              prior_sd: np.ndarray):
-    """``eap`` as the plain numpy expression (the reference it is tested against)."""
-    mu = np.asarray(prior_mean, np.float32)[:, None]
-    z = (grid[None, :] - mu) / np.asarray(prior_sd, np.float32)[:, None]
-    post = loglik - 0.5 * z * z
-    post = np.exp(post - post.max(axis=1, keepdims=True))
-    total = post.sum(axis=1)
-    mean = post @ grid / total
-    dev = grid[None, :] - mean[:, None]
-    var = (post * dev * dev).sum(axis=1) / total
+    var = scoring.times_squared_deviation(post, grid, mean).sum(axis=1) / total
     return mean.astype(np.float64), np.sqrt(var).astype(np.float64)
 
 
@@ -416,16 +405,21 @@ class _Takers:
         # elementwise part compiled and written over the matrix product (same float32
         # operations; no (rows x skills) temporaries)
         f32 = np.float32
-        self.k = kernels.knowledge_in_place(
+        self.k = scoring.knowledge_in_place(
             mastered.astype(f32) @ w.T, m, self.fam_days, f32(a.own_skill_weight),
             f32(1.0 - a.own_skill_weight), f32(a.familiarity_weight), f32(sat))
         self.anxiety = state.anxiety[rows]
+
+    @property
+    def bundle(self) -> scoring.Takers:
+        """The compiled scoring's view of these takers."""
+        return scoring.Takers(self.k, self.fam_days, self.anxiety)
 
     def answer(self, cols, difficulty, a, u):
         """Right (bool, rows x items) on items whose skills are the columns ``cols``
         (rows x items) of this object's skills, given uniforms ``u``."""
         cols = np.ascontiguousarray(cols, np.int64)
-        take = kernels.take_along_rows  # np.take_along_axis(x, cols, axis=1), compiled
+        take = scoring.take_along_rows  # np.take_along_axis(x, cols, axis=1), compiled
         p = p_right(take(self.k, cols), difficulty, take(self.fam_days, cols) == 0,
                     self.anxiety, a)
         return u < p
@@ -438,35 +432,22 @@ def state_test(rng: np.random.Generator, state, cur, bank: ItemBank, a, saturati
     The fixed form of each enrolled grade (``ItemBank.form``), scored with the
     grade's prior (``ItemBank.prior``). ``elapsed``: share of the school year
     gone by. Draws for every slot so the stream stays aligned whoever sits it.
-    Answered and scored row by row, compiled (``kernels.form_scores``);
-    ``state_test_numpy`` is the same test in numpy (``_Takers.answer``, ``form_eap``).
+    Answered and scored row by row, compiled (``scoring.form_scores``).
     """
-    f32 = np.float32
     tables = {}  # per form: its items' difficulties, log-odds rows and summed log P(wrong)
+    rules = scoring.response_rules(a)
 
     def score(takers, cols, form, u, mu, sd):
         key = form.tobytes()
         if key not in tables:
             tables[key] = (bank.difficulty[form], np.ascontiguousarray(bank.log_odds[form]),
                            _form_log_q(bank, form))
-        return kernels.form_scores(
-            takers.k, takers.fam_days, takers.anxiety, u, np.asarray(mu, np.float64),
-            np.asarray(sd, np.float64), cols, *tables[key], bank.grid, f32(a.item_guess),
-            f32(a.unseen_anxiety_penalty), f32(a.knowledge_logits), f32(a.knowledge_threshold))
+        difficulty, log_odds, form_q = tables[key]
+        return scoring.form_scores(
+            takers.bundle, u, (np.asarray(mu, np.float64), np.asarray(sd, np.float64)),
+            scoring.AnswerItems(cols, difficulty, log_odds), form_q, bank.grid, rules)
 
-    return _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score)
-
-
-def state_test_numpy(rng: np.random.Generator, state, cur, bank: ItemBank, a,
-                     saturation_days: float, tested: np.ndarray, elapsed: float):
-    """``state_test`` answered and scored in numpy over all rows at once (the reference
-    the kernel is tested against)."""
-    def score(takers, cols, form, u, mu, sd):
-        right = takers.answer(np.broadcast_to(cols, (u.shape[0], form.size)),
-                              bank.difficulty[form], a, u)
-        return form_eap(right, form, bank, mu, sd)
-
-    return _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score)
+    return state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score)
 
 
 def _form_log_q(bank: ItemBank, form: np.ndarray) -> np.ndarray:
@@ -477,7 +458,7 @@ def _form_log_q(bank: ItemBank, form: np.ndarray) -> np.ndarray:
     return out
 
 
-def _state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score):
+def state_chunks(rng, state, cur, bank, a, saturation_days, tested, elapsed, score):
     """``state_test``'s draws, forms and takers, chunk by chunk and grade by grade;
     ``score(takers, cols, form, u, prior mean, prior SD)`` gives the estimates and SEMs
     (grade-years) of a grade's rows of a chunk (``cols``: each form item's column among
@@ -530,8 +511,8 @@ def _stage_blocks(stage: np.ndarray, b: np.ndarray, target: np.ndarray, k: int,
 LOOKUP_STEP_YEARS = 0.01  # spacing of the targets at which the block starts are tabulated
 
 
-def adaptive_tables(bank: ItemBank, a) -> tuple:
-    """Every growth-test stage's blocks, flattened for ``kernels.adaptive_scores``:
+def adaptive_tables(bank: ItemBank, a) -> scoring.AdaptiveTables:
+    """Every growth-test stage's blocks, flattened for ``scoring.adaptive_scores``:
     sorted ``b`` of all stages and their offsets; spans; last starts; blocks (item
     ids, all stages' starts x k); each block's summed log P(wrong) (starts x Q,
     float32, item by item); each stage's first row in ``blocks``; and
@@ -551,7 +532,7 @@ def adaptive_tables(bank: ItemBank, a) -> tuple:
     x0 = np.array([b[0] - LOOKUP_STEP_YEARS for b in bs])
     lookup = [np.searchsorted(b, x + LOOKUP_STEP_YEARS * np.arange(
         int(np.ceil((b[-1] - x) / LOOKUP_STEP_YEARS)) + 2)) for b, x in zip(bs, x0, strict=True)]
-    return (np.concatenate(bs).astype(np.float64), _offsets(bs),
+    return scoring.AdaptiveTables(np.concatenate(bs).astype(np.float64), _offsets(bs),
             np.array([p[1] for p in parts], np.int64), np.array([p[2] for p in parts], np.int64),
             blocks, block_q, np.concatenate([[0], np.cumsum(n_starts)[:-1]]).astype(np.int64),
             np.concatenate(lookup).astype(np.int64), _offsets(lookup), x0,
@@ -567,7 +548,7 @@ def _add_block_loglik(ll: np.ndarray, right: np.ndarray, start: np.ndarray,
                       blocks: np.ndarray, bank) -> None:
     """``ll +=`` the log-likelihood (rows x Q) of each row's answers to its block of
     items, rows sharing a block scored together (a small matrix product per block).
-    The plain numpy form of ``kernels.add_answer_loglik``, which the growth test
+    The plain numpy form of ``scoring.add_answer_loglik``, which the growth test
     uses and which is tested against this."""
     order = np.argsort(start, kind="stable")
     starts, first = np.unique(start[order], return_index=True)
@@ -599,7 +580,7 @@ def adaptive_eap(answer, prior_mean: np.ndarray, prior_sd: np.ndarray, bank: Ite
         items = blocks[start]
         right = answer(items, s).astype(np.float32)
         # ``_add_block_loglik(ll, right, start, blocks, bank)``, compiled row by row
-        kernels.add_answer_loglik(ll, right, items, bank.log_odds, bank.log_q)
+        scoring.add_answer_loglik(ll, right, items, bank.log_odds, bank.log_q)
         target, sd = eap(ll, bank.grid, prior_mean, prior_sd)
     return target, sd
 
@@ -617,39 +598,20 @@ def growth_test(rng: np.random.Generator, state, bank: ItemBank, a, saturation_d
             estimates (as MAP's are) and not shrunk by grade.
 
     Draws ``stages x items`` uniforms for every slot whoever sits the test. The
-    stages are answered and scored row by row, compiled (``kernels.adaptive_scores``);
-    ``growth_test_numpy`` is the same test in numpy (``adaptive_eap``).
+    stages are answered and scored row by row, compiled (``scoring.adaptive_scores``).
     """
     tables = adaptive_tables(bank, a)
-    f32 = np.float32
+    items = scoring.AnswerItems(bank.skill, bank.difficulty, bank.log_odds)
+    rules = scoring.response_rules(a)
 
     def score(takers, u, mu, sd):
-        return kernels.adaptive_scores(
-            takers.k, takers.fam_days, takers.anxiety, u, np.asarray(mu, np.float64), sd,
-            bank.skill, bank.difficulty, bank.log_odds, bank.grid, *tables, f32(a.item_guess),
-            f32(a.unseen_anxiety_penalty), f32(a.knowledge_logits),
-            f32(a.knowledge_threshold))
+        return scoring.adaptive_scores(takers.bundle, u, (np.asarray(mu, np.float64), sd),
+                                       items, bank.grid, tables, rules)
 
-    return _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score)
+    return growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score)
 
 
-def growth_test_numpy(rng: np.random.Generator, state, bank: ItemBank, a,
-                      saturation_days: float, sits: np.ndarray, elapsed: float):
-    """``growth_test`` answered and scored in numpy, stage by stage over all rows
-    (``_Takers.answer``, ``adaptive_eap``): the reference the kernel is tested against."""
-    k = a.growth_items_per_stage
-
-    def score(takers, u, mu, sd):
-        def answer(items, s):
-            return takers.answer(bank.skill[items], bank.difficulty[items], a,
-                                 u[:, s * k:(s + 1) * k])
-
-        return adaptive_eap(answer, mu, sd, bank, a)
-
-    return _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score)
-
-
-def _growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score):
+def growth_chunks(rng, state, bank, a, saturation_days, sits, elapsed, score):
     """``growth_test``'s draws and takers chunk by chunk; ``score(takers, u, prior mean,
     prior SD)`` gives each chunk's estimates and SEMs (grade-years)."""
     k = a.growth_items_per_stage

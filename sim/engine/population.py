@@ -8,7 +8,9 @@ Starting achievement (in grade-years on the vertical scale) is
 with independent standard normal ``u`` and ``e`` and variance shares
 ``w_i + w_t + w_s = 1`` (within classrooms / between classrooms of a school /
 between schools). ``sd(grade)`` grows with grade, as the spread of real
-achievement does. A student's mastery of each skill is drawn from a logistic
+achievement does. Known schools (``district.cohort_offsets_sd``, from an imported
+district) put a fixed offset per school and cohort in place of ``sqrt(w_s) u_school``.
+A student's mastery of each skill is drawn from a logistic
 profile around their level, which leaves gaps below it and islands above it.
 """
 
@@ -57,10 +59,35 @@ class ClusterEffects:
         return cls(school - school.mean(), line)
 
 
+def cohort_offsets(state: StudentState, slots: np.ndarray, district: DistrictParams,
+                   year: int, burn_in_years: int) -> np.ndarray | None:
+    """Known schools' offsets (SD) of the students in ``slots`` entering in ``year``.
+
+    ``district.cohort_offsets_sd[school][k]`` belongs to the cohort in grade ``grades[k]``
+    in reported year 1 (model year ``burn_in_years``): a student entering grade ``g`` in
+    ``year`` belongs to the cohort of grade ``g + burn_in_years - year`` (clipped to the
+    district's grades: later entrants take the lowest grade's offset). None when unset.
+    """
+    if not district.cohort_offsets_sd:
+        return None
+    grades = sorted(district.grades)
+    table = np.asarray(district.cohort_offsets_sd, float)
+    cohort = np.clip(state.grade[slots].astype(int) + burn_in_years - year,
+                     grades[0], grades[-1]) - grades[0]
+    return table[state.school[slots], cohort]
+
+
 def draw_levels(rng, slots, state: StudentState, effects: ClusterEffects,
-                pop: PopulationParams, mean_offset_sd: float) -> np.ndarray:
-    """Starting achievement of the students in ``slots`` (grade-years)."""
-    z = (np.sqrt(pop.share_between_schools) * effects.school[state.school[slots]]
+                pop: PopulationParams, mean_offset_sd: float,
+                known: np.ndarray | None = None) -> np.ndarray:
+    """Starting achievement of the students in ``slots`` (grade-years).
+
+    ``known``: each student's known-school offset (SD, ``cohort_offsets``); it takes the
+    place of the random school term. The draws are the same either way.
+    """
+    school = (np.sqrt(pop.share_between_schools) * effects.school[state.school[slots]]
+              if known is None else known)
+    z = (school
          + np.sqrt(pop.share_between_teachers) * effects.line[state.school[slots],
                                                               state.line[slots]]
          + np.sqrt(pop.share_within_class) * rng.standard_normal(slots.size))
@@ -70,9 +97,11 @@ def draw_levels(rng, slots, state: StudentState, effects: ClusterEffects,
 
 def enrol(rng: np.random.Generator, state: StudentState, slots: np.ndarray,
           effects: ClusterEffects, cur: Curriculum, pop: PopulationParams,
-          learn: LearningParams, mean_offset_sd: float) -> None:
-    """Fill ``slots`` (school, line and grade already set) with new students."""
-    level = draw_levels(rng, slots, state, effects, pop, mean_offset_sd)
+          learn: LearningParams, mean_offset_sd: float,
+          known: np.ndarray | None = None) -> None:
+    """Fill ``slots`` (school, line and grade already set) with new students;
+    ``known``: their known-school offsets (``cohort_offsets``), or None."""
+    level = draw_levels(rng, slots, state, effects, pop, mean_offset_sd, known)
     _draw_knowledge(rng, state, slots, level, cur, pop, learn)
     z = (level - state.grade[slots]) / level_sd(state.grade[slots], pop)
     _draw_traits(rng, state, slots, pop, z)

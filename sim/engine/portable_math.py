@@ -21,8 +21,8 @@ and exponents read off, the floats' bits. Accuracy
 correctly rounded value, ``log1p`` within a few ulp; ``power(x, y) =
 exp(y log x)`` within about ``max(|y log x|, 1)`` ulp (here ``|y log x| < 7``).
 
-Used wherever a result is made outside the daily kernels (which have their own float32
-exponential, ``kernels.exp32``): the population's draws, the item bank's calibration,
+Used wherever a result is made outside the daily rules (which have their own float32
+exponential, ``compiled.exp32``): the population's draws, the item bank's calibration,
 the skills' ease, the ancestor weights, the teachers' capacity factors; and the felt
 change's power in the day's block (``power64``). float64 in, float64 out; float32 in,
 float32 out (computed in float64 and rounded once).
@@ -31,10 +31,9 @@ Assumed: the CPU does not flush subnormals to zero (its default; a library built
 ``-ffast-math`` loaded into the process can switch that on). A NaN made here (not
 passed through) has the hardware's sign bit, which differs between x86 and ARM.
 
-``kernels.py`` inlines ``power64`` into cached kernels, and numba checks a cached
-kernel against its own file only: ``kernels.PORTABLE_MATH_SOURCE`` holds this file's
-hash so that a change here must change that file too (``tests/test_portable_math.py``
-fails until it does), or machines with an old cache would keep the old arithmetic.
+The day's block inlines ``power64`` (``affect.felt_change``); numba checks a cached
+function against its own file only, so this file's source is part of the block's
+cache key (``school_day``, ``compiled.source_key``): a change here rebuilds it.
 """
 
 from __future__ import annotations
@@ -174,7 +173,7 @@ def log1p(x):
 def power64(x: float, y: float) -> float:
     """``x ** y`` for ``x >= 0`` as ``exp(y log x)`` in float64, within about
     ``max(|y log x|, 1)`` ulp (``x ** 0`` and ``1 ** y`` are 1; ``0 ** y`` 0 for ``y > 0``,
-    inf for ``y < 0``; NaN for ``x < 0`` or a NaN). The daily kernels call it too."""
+    inf for ``y < 0``; NaN for ``x < 0`` or a NaN). The day's block calls it too."""
     xf, yf = float(x), float(y)
     p = exp64(yf * log64(xf))
     p = (0.0 if yf > 0.0 else (math.inf if yf < 0.0 else math.nan)) if xf == 0.0 else p

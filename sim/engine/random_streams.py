@@ -19,7 +19,7 @@ from math import prod
 
 import numpy as np
 
-from sim.engine import kernels
+from sim.engine.compiled import float32_from_raw
 
 STREAMS = (
     "population",      # students at enrolment (keys: year)
@@ -77,7 +77,7 @@ def uniform32(gen: np.random.Generator, shape) -> np.ndarray:
     """``gen.random(shape, dtype=np.float32)``: the same numbers, and ``gen`` left in
     the same state, faster for a PCG64 generator (numpy makes float32 uniforms one
     32-bit word at a time; here its 64-bit outputs come in blocks, ``random_raw``,
-    and are split and scaled in a compiled loop, ``kernels.float32_from_raw``).
+    and are split and scaled in a compiled loop, ``compiled.float32_from_raw``).
     Falls back to ``gen.random`` for another bit generator, when the generator holds
     half a 64-bit output from an earlier odd-sized draw, or if this numpy makes
     float32 uniforms some other way (checked once a process: ``_raw_path_matches``)."""
@@ -99,7 +99,7 @@ def _raw_uniform32(bg: np.random.PCG64, n: int) -> np.ndarray:
     for start in range(0, n, 2 * RAW_BLOCK):
         part = out[start:start + 2 * RAW_BLOCK]  # only the last part can be odd
         raw = bg.random_raw((part.size + 1) // 2)
-        kernels.float32_from_raw(raw, part)
+        float32_from_raw(raw, part)
     # numpy keeps the last output's high half: unused after an odd draw (the next
     # 32-bit draw takes it), spent after an even one (kept but ignored)
     state = bg.state

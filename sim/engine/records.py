@@ -25,15 +25,35 @@ frontier's prerequisites (at or above the bound) as mastered.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import NamedTuple
 
-from sim.engine import kernels
-from sim.engine.curriculum import NO_SKILL
+import numpy as np
+from numba import njit
+
+from sim.engine.compiled import AHEAD, NO_SKILL, prefetch
 from sim.engine.population import chunks
 from sim.engine.random_streams import uniform32
 
+# numba checks a cached function against its own file only: this is the hash of compiled.py,
+# whose utilities (exp32, prefetch) this module's compiled functions inline, so a change there
+# must change this line (tests/test_portable_math.py checks it) for the caches to be rebuilt
+COMPILED_SOURCE = "d9bef96573878454"
+
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
 DIAGNOSE_ROWS = 1024  # rows read at a time by a diagnostic (bounds its working arrays)
+MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
+
+
+class DiagnosticTables(NamedTuple):
+    """What a diagnostic reads a row with (``Diagnostic.tables``; float32 scalars)."""
+
+    position: np.ndarray   # each skill's position (grade-years, float32)
+    ancestors: np.ndarray  # Curriculum.ancestors (int16, padded with NO_SKILL at the end)
+    lowest: np.float32     # the lowest grade
+    spg: np.float32        # skills per grade
+    error_years: np.float32
+    band: np.float32
+    misread: np.float32
 
 
 class Diagnostic:
@@ -52,38 +72,24 @@ class Diagnostic:
         self.position = curriculum.position_years().astype(np.float32)
         self.lowest, self.spg = curriculum.lowest_grade, curriculum.skills_per_grade
         self.error_years, self.band_years, self.misread = error_years, band_years, misread
-        n = curriculum.n_skills
-        anc = curriculum.ancestors
-        below = np.zeros((n, n), np.float32)  # below[s, a]: a is a (transitive) prerequisite of s
-        rows = np.repeat(np.arange(n), anc.shape[1])
-        ok = anc.ravel() != NO_SKILL
-        below[rows[ok], anc.ravel()[ok]] = 1.0
-        self.ancestor_matrix = below
-        self.ancestors = anc
+        self.ancestors = curriculum.ancestors
+
+    @property
+    def tables(self) -> DiagnosticTables:
+        """The compiled reading's inputs, as one bundle."""
+        f32 = np.float32
+        return DiagnosticTables(self.position, self.ancestors, f32(self.lowest), f32(self.spg),
+                                f32(self.error_years), f32(self.band_years), f32(self.misread))
 
     def read(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
         """(believed, tested): the test's reading of each (student, skill), and which
         skills it tested directly; ``truth`` is (students x skills) mastered booleans,
         ``level_error`` standard normals per student, ``misread_u`` uniforms like ``truth``.
-
-        Compiled (``kernels.diagnostic_read``); ``read_numpy`` is the same in numpy.
+        Row by row, compiled (``read_row``).
         """
         f32 = np.float32
-        return kernels.diagnostic_read(
-            np.ascontiguousarray(truth, bool), np.asarray(level_error, f32),
-            np.asarray(misread_u, f32), self.position, self.ancestors, f32(self.lowest),
-            f32(self.spg), f32(self.error_years), f32(self.band_years), f32(self.misread))
-
-    def read_numpy(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
-        """``read`` in plain numpy (the reference the kernel is tested against)."""
-        level = self.lowest + truth.sum(axis=1, dtype=np.float32) / self.spg
-        estimate = level + self.error_years * level_error
-        gap = self.position[None, :] - estimate[:, None]
-        tested = np.abs(gap) <= self.band_years
-        read = tested & (truth ^ (misread_u < self.misread))
-        implied = (read.astype(np.float32) @ self.ancestor_matrix) > 0
-        believed = (gap < -self.band_years) | read | (implied & ~(tested & ~read))
-        return believed, tested | implied
+        return diagnostic_read(np.ascontiguousarray(truth, bool), np.asarray(level_error, f32),
+                               np.asarray(misread_u, f32), self.tables)
 
 
 def pack(believed: np.ndarray) -> np.ndarray:
@@ -136,76 +142,31 @@ class Record:
                              bitorder="little").view(bool)
 
     # --- reading the record ---
+    @property
+    def arrays(self) -> RecordArrays:
+        """The record's arrays (the same objects) as the bundle its compiled rules take."""
+        return RecordArrays(self.bits, self.run, self.streak_skill, self.days_on, self.frontier,
+                            self.frontier_bound, self.stale, self.advanced)
+
     def knows(self, rows: np.ndarray, skills: np.ndarray) -> np.ndarray:
         """Whether the record shows each (row, skill) as mastered (any matching shapes)."""
         rows, skills = np.broadcast_arrays(np.asarray(rows, np.int64),
                                            np.asarray(skills, np.int64))
-        out = kernels.get_bits(self.bits, rows.ravel(), skills.ravel())
+        out = get_bits(self.bits, rows.ravel(), skills.ravel())
         return out.reshape(rows.shape)
 
     def _mark(self, rows: np.ndarray, skills: np.ndarray, value: bool) -> None:
-        kernels.set_bits(self.bits, np.asarray(rows, np.int64), np.asarray(skills, np.int64),
-                         bool(value))
+        set_bits(self.bits, np.asarray(rows, np.int64), np.asarray(skills, np.int64),
+                 bool(value))
 
     def frontier_from(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
         """First believed-unmastered skill >= ``bound`` for each slot (n_skills if none).
 
         Cached: a full search runs only when the record changed below the
-        cached frontier, or the bound moved. Compiled (``kernels.frontier_from``);
-        ``frontier_from_numpy`` is the same in numpy.
+        cached frontier, or the bound moved (``frontier_of``, compiled).
         """
-        return kernels.frontier_from(self.bits, self.frontier, self.frontier_bound,
-                                     self.stale, self.advanced, np.asarray(slots, np.int64),
-                                     np.asarray(bound, np.int64), self.n_skills,
-                                     MAX_STEP_SCAN)
-
-    def frontier_from_numpy(self, slots: np.ndarray, bound: np.ndarray) -> np.ndarray:
-        """``frontier_from`` in plain numpy (the reference the kernel is tested against)."""
-        f = self.frontier[slots].astype(np.int64)
-        need = self.stale[slots] | (bound > f) | (bound < self.frontier_bound[slots])
-        if need.any():
-            rows = slots[need]
-            self._search(rows, bound[need])
-            f[need] = self.frontier[rows]
-        moved = ~need & self.advanced[slots]
-        if moved.any():  # the record marked the frontier skill mastered: step forward
-            rows = slots[moved]
-            self._step_forward(rows)
-            f[moved] = self.frontier[rows]
-        return f
-
-    def _search(self, rows: np.ndarray, start: np.ndarray, bound: np.ndarray | None = None):
-        """Full search from ``start``; the cache remembers ``bound`` (default ``start``),
-        the lower bound the frontier answers for."""
-        rows = np.asarray(rows, np.int64)
-        self.frontier[rows] = kernels.first_clear_bit(self.bits, rows,
-                                                      np.asarray(start, np.int64), self.n_skills)
-        self.frontier_bound[rows] = start if bound is None else bound
-        self.stale[rows] = False
-        self.advanced[rows] = False
-
-    def _step_forward(self, rows: np.ndarray) -> None:
-        """Advance frontiers past skills the record now shows as mastered."""
-        self.advanced[rows] = False
-        f = self.frontier[rows].astype(np.int64)
-        todo = np.arange(rows.size)  # positions still sitting on a believed-mastered skill
-        for _ in range(MAX_STEP_SCAN):
-            inside = f[todo] < self.n_skills
-            todo = todo[inside]
-            todo = todo[self.knows(rows[todo], f[todo])]
-            if todo.size == 0:
-                break
-            f[todo] += 1
-        else:
-            inside = f[todo] < self.n_skills
-            todo = todo[inside]
-            todo = todo[self.knows(rows[todo], f[todo])]
-            if todo.size:
-                # keep the bound the frontier answers for, so tomorrow's call
-                # with the same bound finds the cache valid
-                self._search(rows[todo], f[todo], self.frontier_bound[rows[todo]])
-                f[todo] = self.frontier[rows[todo]]
-        self.frontier[rows] = f
+        return frontier_from(self.arrays, np.asarray(slots, np.int64),
+                             np.asarray(bound, np.int64), self.n_skills, MAX_STEP_SCAN)
 
     # --- writing the record ---------------------------------------------------------
     def place(self, rng: np.random.Generator, slots: np.ndarray, truth,
@@ -234,27 +195,15 @@ class Record:
         misread uniforms, which are drawn and used ``DIAGNOSE_ROWS`` rows at a time
         (the same stream, so the same draws as one (chunk x skills) array, with a
         smaller working set; rows are read independently and exactly). Read and
-        written row by row, compiled (``kernels.diagnose_into``); ``_diagnose_numpy``
-        is the same through ``Diagnostic.read_numpy``.
+        written row by row, compiled (``diagnose_into``).
         """
-        f32 = np.float32
-        for rs, replace, level_error, misread_u in self._diagnose_draws(rng, slots, replace_all,
-                                                                         keep):
-            kernels.diagnose_into(
-                self.bits, np.asarray(rs, np.int64), replace, np.ascontiguousarray(truth(rs)),
-                level_error, misread_u, diagnostic.position, diagnostic.ancestors,
-                f32(diagnostic.lowest), f32(diagnostic.spg), f32(diagnostic.error_years),
-                f32(diagnostic.band_years), f32(diagnostic.misread))
+        tables = diagnostic.tables
+        for rs, replace, level_error, misread_u in self.diagnose_draws(rng, slots, replace_all,
+                                                                        keep):
+            diagnose_into(self.bits, np.asarray(rs, np.int64), replace,
+                          np.ascontiguousarray(truth(rs)), (level_error, misread_u), tables)
 
-    def _diagnose_numpy(self, rng, slots, truth, diagnostic, replace_all: bool,
-                        keep=None) -> None:
-        """``_diagnose`` in plain numpy (the reference the kernel is tested against)."""
-        for rs, replace, level_error, misread_u in self._diagnose_draws(rng, slots, replace_all,
-                                                                         keep):
-            believed, tested = diagnostic.read_numpy(truth(rs), level_error, misread_u)
-            self.bits[rs] = pack(np.where(replace[:, None] | tested, believed, self.rows(rs)))
-
-    def _diagnose_draws(self, rng, slots, replace_all: bool, keep):
+    def diagnose_draws(self, rng, slots, replace_all: bool, keep):
         """The diagnostic's draws, ``DIAGNOSE_ROWS`` rows at a time: (rows, whether each
         row's reading replaces its record, level errors, misread uniforms). A staying
         student (``keep``) is updated as a benchmark updates: only where tested."""
@@ -275,40 +224,342 @@ class Record:
         self.streak_skill[slots] = NO_SKILL
 
     def exit_slips(self, slots: np.ndarray, skills: np.ndarray, passed: np.ndarray,
-                   prereqs: np.ndarray, mastery_streak: int, fail_limit: int,
+                   prereqs: np.ndarray, rules: RecordRules,
                    move_on: np.ndarray | None = None) -> None:
-        """Update streaks from the day's exit slips and act on them.
+        """Update streaks from the day's exit slips of ``slots`` (distinct) and act on
+        them (``exit_slip_update``, student by student). ``move_on``: per student, days
+        on one skill after which the record marks it done (``rules.use_move_on``)."""
+        n = self.run.size
+        exit_slips(self.arrays, np.asarray(slots, np.int64), np.asarray(skills, np.int64),
+                   np.asarray(passed, bool), prereqs,
+                   np.full(n, MOVE_ON_NEVER, np.int16) if move_on is None else move_on, rules)
 
-        ``move_on``: per slot, days on one skill after which the record marks it
-        done whatever the slips say (move-on pacing: such students are never
-        sent back to prerequisites); the dtype's maximum or None for none.
-        In numpy: the day's block runs these steps compiled and fused
-        (``kernels.day_block``), which is tested against this.
-        """
-        same = self.streak_skill[slots] == skills
-        prev = np.where(same, self.run[slots], 0)
-        self.streak_skill[slots] = skills
-        run = np.where(passed, np.maximum(prev, 0) + 1, np.minimum(prev, 0) - 1)
-        mastered = run >= mastery_streak
-        send_back = run <= -fail_limit
-        if move_on is not None:
-            days = np.where(same, self.days_on[slots] + 1, 1)
-            moving = move_on < np.iinfo(move_on.dtype).max
-            mastered |= days >= move_on
-            send_back &= ~moving  # move-on pacing never sends a student back
-            self.days_on[slots] = np.where(mastered, 0, days)
-        self._mark(slots[mastered], skills[mastered], True)
-        at_frontier = mastered & (skills == self.frontier[slots])
-        self.advanced[slots[at_frontier]] = True
-        self._forget_prereqs(slots[send_back], prereqs[skills[send_back]])
-        run[mastered | send_back] = 0
-        self.run[slots] = run
 
-    def _forget_prereqs(self, rows: np.ndarray, pre: np.ndarray) -> None:
-        if rows.size == 0:
-            return
-        r = np.repeat(rows, pre.shape[1])
-        p = pre.ravel()
-        ok = p != NO_SKILL
-        self._mark(r[ok], p[ok], False)
-        self.stale[rows] = True
+class RecordArrays(NamedTuple):
+    """``Record``'s arrays, as the bundle its compiled rules take."""
+
+    bits: np.ndarray            # uint8 (n, bytes): skill s is bit s & 7 of byte s >> 3
+    run: np.ndarray             # int8: +k passes in a row, -k failures, on streak_skill
+    streak_skill: np.ndarray    # int16
+    days_on: np.ndarray         # int16: days in a row on streak_skill
+    frontier: np.ndarray        # int16: first believed-unmastered skill >= frontier_bound
+    frontier_bound: np.ndarray  # int16
+    stale: np.ndarray           # bool: the frontier needs a full search
+    advanced: np.ndarray        # bool: the frontier skill was just marked mastered
+
+
+class RecordRules(NamedTuple):
+    """The exit-slip rule's parameters."""
+
+    mastery_streak: int  # passes in a row that mark a skill mastered
+    fail_limit: int      # failures in a row that send a student back to the prerequisites
+    use_move_on: bool    # whether move-on limits (per student) apply today
+
+
+def record_rules(a, use_move_on: bool) -> RecordRules:
+    """From ``AssessmentParams``; ``use_move_on``: some student has a move-on limit."""
+    return RecordRules(int(a.mastery_streak), int(a.fail_limit), bool(use_move_on))
+
+
+# --- the record's rules, compiled: skill s of a row is bit (s & 7) of byte (s >> 3) -------------
+@njit(cache=True, nogil=True, inline="always")
+def update_streak(run, streak_skill, days_on, row, skill, passed, move_limit, rules):
+    """One student's exit slip on ``skill`` (``row``: an unsigned index): the run of
+    passes (+) or failures (-) on the skill grows or restarts; ``mastery_streak`` passes
+    mean mastered, ``fail_limit`` failures a send-back to the prerequisites. With
+    ``use_move_on``, ``move_limit`` days on one skill (the student's) mean done, and a
+    student with a limit is never sent back. Returns (mastered, send_back); the run is
+    cleared by either. Rules take the arrays they touch (``learning.learn_skill``)."""
+    s = skill
+    same = streak_skill[row] == s
+    prev = run[row] if same else 0
+    streak_skill[row] = s
+    x_run = max(prev, 0) + 1 if passed else min(prev, 0) - 1
+    mastered = x_run >= rules.mastery_streak
+    send_back = x_run <= -rules.fail_limit
+    if rules.use_move_on:
+        days = days_on[row] + 1 if same else 1
+        mastered = mastered or days >= move_limit
+        if move_limit < MOVE_ON_NEVER:
+            send_back = False
+        days_on[row] = 0 if mastered else days
+    run[row] = 0 if (mastered or send_back) else x_run
+    return mastered, send_back
+
+
+@njit(cache=True, nogil=True, inline="always")
+def mark_record(bits, frontier, advanced, stale, row, skill, verdict, prereqs):
+    """What ``update_streak``'s ``verdict`` (mastered, send_back) writes into one student's
+    record (``row``: an unsigned index): mastered marks the skill (and flags a frontier
+    reached); a send-back clears the skill's prerequisites (the frontier goes stale)."""
+    mastered, send_back = verdict
+    s = skill
+    if mastered:
+        bits[row, np.uint64(s) >> np.uint64(3)] |= np.uint8(1 << (s & 7))
+        if s == frontier[row]:
+            advanced[row] = True
+    if send_back:
+        for j in range(prereqs.shape[1]):
+            p = prereqs[s, j]
+            if p != NO_SKILL:
+                bits[row, p >> 3] &= np.uint8(~(1 << (p & 7)) & 0xFF)
+        stale[row] = True
+
+
+@njit(cache=True, nogil=True)
+def exit_slips(record, slots, skills, passed, prereqs, move_on, rules):
+    """``update_streak`` and ``mark_record`` of each slot, in order."""
+    bits, run, streak_skill, days_on, frontier, _, stale, advanced = record
+    for i in range(slots.size):
+        r = np.uint64(slots[i])
+        verdict = update_streak(run, streak_skill, days_on, r, skills[i], passed[i], move_on[r],
+                                rules)
+        mark_record(bits, frontier, advanced, stale, r, skills[i], verdict, prereqs)
+
+
+@njit(cache=True, nogil=True)
+def get_bits(bits, rows, skills):
+    """Whether each (row, skill) bit is set (bool; 1-D ``rows`` and ``skills`` of one length)."""
+    k = rows.size
+    out = np.empty(k, np.bool_)
+    for i in range(k):
+        s = skills[i]
+        out[i] = (bits[rows[i], s >> 3] >> (s & 7)) & 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def set_bits(bits, rows, skills, value):
+    """Set (``value`` True) or clear each (row, skill) bit, in order."""
+    for i in range(rows.size):
+        s = skills[i]
+        mask = np.uint8(1 << (s & 7))
+        if value:
+            bits[rows[i], s >> 3] |= mask
+        else:
+            bits[rows[i], s >> 3] &= ~mask
+
+
+@njit(cache=True, nogil=True, inline="always")
+def first_clear(bits, row, lo, hi, missing):
+    """The first skill of ``lo .. hi - 1`` whose bit in ``row`` is clear; ``missing`` if none."""
+    for s in range(lo, hi):
+        if not (bits[row, s >> 3] >> (s & 7)) & 1:
+            return s
+    return missing
+
+
+@njit(cache=True, nogil=True, inline="always")
+def frontier_of(bits, frontier, frontier_bound, stale, advanced, row, bound, n_skills,
+                max_step):
+    """One student's frontier: the first believed-unmastered skill at or above ``bound``
+    (``n_skills`` if none), from the cache where it answers (``frontier``,
+    ``frontier_bound``, ``stale``, ``advanced``: ``Record``'s), which is updated.
+
+    A full search runs when the cache is stale or the bound moved; a frontier the
+    record has just marked mastered steps forward up to ``max_step`` skills, then
+    searches in full (keeping the bound the cache answers for).
+    """
+    r, b = row, bound
+    f = np.int64(frontier[r])
+    if stale[r] or b > f or b < frontier_bound[r]:
+        f = first_clear(bits, r, max(b, 0), n_skills, n_skills)
+        frontier[r] = f
+        frontier_bound[r] = b
+        stale[r] = False
+        advanced[r] = False
+    elif advanced[r]:
+        advanced[r] = False
+        steps = 0
+        while steps < max_step and f < n_skills and (bits[r, f >> 3] >> (f & 7)) & 1:
+            f += 1
+            steps += 1
+        if steps == max_step and f < n_skills and (bits[r, f >> 3] >> (f & 7)) & 1:
+            f = first_clear(bits, r, max(f, 0), n_skills, n_skills)
+            stale[r] = False
+        frontier[r] = f
+    return f
+
+
+@njit(cache=True, nogil=True)
+def frontier_from(record, slots, bound, n_skills, max_step):
+    """``frontier_of`` of each slot (int64), the cache updated in place."""
+    out = np.empty(slots.size, np.int64)
+    frontier_into(record, slots, bound, n_skills, max_step, out)
+    return out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def frontier_into(record, slots, bound, n_skills, max_step, out):
+    """``frontier_from``'s loop, into ``out`` (compiled without reference counting, as
+    ``school_day.day_loop`` is: it allocates nothing)."""
+    bits, frontier, frontier_bound = record.bits, record.frontier, record.frontier_bound
+    stale, advanced = record.stale, record.advanced
+    k = slots.size
+    for i in range(k):
+        if i + AHEAD < k:
+            prefetch(bits, slots[i + AHEAD], 0)
+        out[i] = frontier_of(bits, frontier, frontier_bound, stale, advanced, slots[i], bound[i],
+                             n_skills, max_step)
+
+
+@njit(cache=True, nogil=True)
+def first_unknown_in(bits, slots, start, length):
+    """Per slot, the first skill of ``start .. start + length - 1`` that the record's
+    ``bits`` lack; -1 if they show them all (int64)."""
+    out = np.empty(slots.size, np.int64)
+    for i in range(slots.size):
+        out[i] = first_clear(bits, slots[i], start[i], start[i] + length, -1)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def ancestor_masks(ancestors, n_bytes):
+    """Each skill's ancestors as record bits (uint8, skills x ``n_bytes``; ``pack``'s
+    layout: skill ``a`` is bit ``a & 7`` of byte ``a >> 3``)."""
+    n_skills, width = ancestors.shape
+    masks = np.zeros((n_skills, n_bytes), np.uint8)
+    for s in range(n_skills):
+        for j in range(width):
+            a = ancestors[s, j]
+            if a != NO_SKILL:
+                masks[s, a >> 3] |= np.uint8(1 << (a & 7))
+    return masks
+
+
+LOWEST_BIT = np.array([0] + [(b & -b).bit_length() - 1 for b in range(1, 256)], np.int64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def missing_ancestor(bits, row, masks, target, bound):
+    """The lowest ancestor of ``target`` at or above ``bound`` that ``row`` of the record
+    lacks, or ``target`` (``masks``: ``ancestor_masks``). Ancestors are listed in
+    increasing order (``Curriculum.ancestors``), so the lowest is the first in the
+    table: found a byte of the record at a time."""
+    t = target
+    if t <= 0:
+        return t
+    lo = max(bound, 0)
+    for byte in range(lo >> 3, ((t - 1) >> 3) + 1):
+        m = np.int64(masks[t, byte]) & ~np.int64(bits[row, byte])
+        if byte == lo >> 3:
+            m &= 0xFF << (lo & 7)
+        if m:
+            return byte * 8 + LOWEST_BIT[m]
+    return t
+
+
+@njit(cache=True, nogil=True)
+def first_missing_ancestor(bits, slots, ancestors, target, lo):
+    """``missing_ancestor`` of each slot: the first (in table order) ancestor of
+    ``target`` at or above ``lo`` that the record's ``bits`` lack; ``target`` if none
+    (int64)."""
+    masks = ancestor_masks(ancestors, bits.shape[1])
+    k = slots.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        if i + AHEAD < k:
+            prefetch(bits, slots[i + AHEAD], 0)
+        out[i] = missing_ancestor(bits, slots[i], masks, target[i], lo[i])
+    return out
+
+
+# --- the diagnostic, row by row ---------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def read_row(truth, i, draws, tables, scratch):
+    """The diagnostic's reading of row ``i`` of ``truth`` into ``scratch`` (gap, tested,
+    read, implied; per skill): each skill's position's gap from the estimate, whether
+    tested, read as mastered, implied by a skill read as mastered. ``draws``: (level
+    errors per row, misread uniforms rows x skills). Float32 throughout, as numpy
+    computes it; ancestor lists are transitive, ascending and padded at the end."""
+    level_error, misread_u = draws
+    gap, tested, read, implied = scratch
+    ancestors, position = tables.ancestors, tables.position
+    band, misread = tables.band, tables.misread
+    n = truth.shape[1]
+    width = ancestors.shape[1]
+    count = 0
+    for s in range(n):
+        if truth[i, s]:
+            count += 1
+    level = tables.lowest + np.float32(count) / tables.spg
+    estimate = level + tables.error_years * level_error[i]
+    for s in range(n):
+        g = position[s] - estimate
+        gap[s] = g
+        t = abs(g) <= band
+        tested[s] = t
+        read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
+        implied[s] = False
+    # from the top: a skill already implied has its ancestors marked too (they are
+    # ancestors of the skill that implied it), so only the others are walked
+    for s in range(n - 1, -1, -1):
+        if read[s] and not implied[s]:
+            for j in range(width):
+                a = ancestors[s, j]
+                if a == NO_SKILL:
+                    break
+                implied[a] = True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def believed_of(gap, tested, read, implied, neg_band):
+    """Whether a reading of one skill (``read_row``'s: its gap from the estimate, tested,
+    read as mastered, implied) believes it mastered: far below the estimate, read as
+    mastered, or implied and not tested as unmastered."""
+    return (gap < neg_band) or read or (implied and not (tested and not read))
+
+
+@njit(cache=True, nogil=True)
+def diagnostic_read(truth, level_error, misread_u, tables):
+    """``read_row`` of every row: (believed, tested), bool (rows x skills)."""
+    rows, n = truth.shape
+    believed = np.empty((rows, n), np.bool_)
+    tested_out = np.empty((rows, n), np.bool_)
+    scratch = (np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
+               np.empty(n, np.bool_))
+    gap, tested, read, implied = scratch
+    neg_band = -tables.band
+    for i in range(rows):
+        read_row(truth, i, (level_error, misread_u), tables, scratch)
+        for s in range(n):
+            believed[i, s] = believed_of(gap[s], tested[s], read[s], implied[s], neg_band)
+            tested_out[i, s] = tested[s] or implied[s]
+    return believed, tested_out
+
+
+def diagnose_into(bits, rows, replace, truth, draws, tables) -> None:
+    """The diagnostic's reading (``read_row``) of ``rows`` written into the record's
+    ``bits``: where ``replace`` (per row) the whole reading, else only the skills it
+    tested (the rest of the record stands). ``truth`` and ``draws`` are the rows', in
+    order."""
+    n = truth.shape[1]
+    scratch = (np.empty(n, np.float32), np.empty(n, np.bool_), np.empty(n, np.bool_),
+               np.empty(n, np.bool_), np.empty(bits.shape[1], np.uint8))
+    diagnose_loop(bits, rows, replace, truth, draws, tables, scratch)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def diagnose_loop(bits, rows, replace, truth, draws, tables, scratch):
+    """``diagnose_into``'s loop (``scratch``: ``read_row``'s four arrays and a packed row);
+    compiled without reference counting, as ``school_day.day_loop`` is."""
+    n = truth.shape[1]
+    gap, tested, read, implied, packed = scratch
+    reading = (gap, tested, read, implied)
+    neg_band = -tables.band
+    n_bytes = bits.shape[1]
+    for i in range(rows.size):
+        read_row(truth, i, draws, tables, reading)
+        r = rows[i]
+        rep = replace[i]
+        packed[:] = 0
+        for s in range(n):
+            byte, bit = s >> 3, s & 7
+            if rep or tested[s] or implied[s]:
+                b = believed_of(gap[s], tested[s], read[s], implied[s], neg_band)
+            else:
+                b = (bits[r, byte] >> bit) & 1
+            if b:
+                packed[byte] |= np.uint8(1 << bit)
+        for byte in range(n_bytes):
+            bits[r, byte] = packed[byte]

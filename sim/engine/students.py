@@ -13,6 +13,7 @@ year, 2 mastered this school year (fragile over the summer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,20 @@ def flat(a: np.ndarray) -> np.ndarray:
     if not a.flags.c_contiguous:
         raise ValueError("student arrays must stay C-contiguous")
     return a.reshape(-1)
+
+
+class StudentRows(NamedTuple):
+    """The students' arrays the day's compiled rules read and write (``StudentState``'s,
+    the same objects): a bundle numba accepts."""
+
+    mastery: np.ndarray          # uint8 (n, S)
+    familiarity: np.ndarray      # uint8 (n, S)
+    grade: np.ndarray            # int16
+    learning_rate: np.ndarray    # float32
+    engagement: np.ndarray       # float32
+    engagement_base: np.ndarray  # float32
+    anxiety: np.ndarray          # float32
+    anxiety_base: np.ndarray     # float32
 
 
 @dataclass
@@ -72,6 +87,12 @@ class StudentState:
             setattr(self, name, np.zeros(n, np.float32))
         self.entry_year = np.zeros(n, np.int16)
         self.prior_state_score = np.full(n, np.nan, np.float32)
+
+    def rows(self) -> StudentRows:
+        """The arrays the day's compiled rules use, as one bundle."""
+        return StudentRows(self.mastery, self.familiarity, self.grade, self.learning_rate,
+                           self.engagement, self.engagement_base, self.anxiety,
+                           self.anxiety_base)
 
     def view(self, slot: int) -> Student:
         """A read-only view of one student, for inspection and notebooks."""

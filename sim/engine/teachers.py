@@ -11,6 +11,7 @@ agent only reads and writes its own row, so no copy can fall out of step.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from sim.engine.agents import Agent
 
@@ -77,8 +78,8 @@ def draw_teachers(rng: np.random.Generator, trust_rng: np.random.Generator, para
     return TeacherState(school, grade, line, effect, capacity, experience, trust_of)
 
 
-def handoff_factor(supervisor: np.ndarray, own: np.ndarray, in_room: np.ndarray,
-                   trust: np.ndarray, loss: float) -> np.ndarray:
+@njit(cache=True, nogil=True, inline="always")
+def handoff_factor(supervisor, own, in_room, trust, loss):
     """Share of the day's learning kept when a student is handed between team members.
 
     In a room, a day supervised by a team member other than the student's own
@@ -93,9 +94,9 @@ def handoff_factor(supervisor: np.ndarray, own: np.ndarray, in_room: np.ndarray,
         trust: every teacher's trust (0-1).
         loss: ``teams.handoff_loss`` (share of the day's learning).
     """
-    handed = in_room & (supervisor != own)
-    pair = 0.5 * (trust[supervisor] + trust[own])
-    return np.where(handed, 1.0 - loss * (1.0 - pair), 1.0)
+    if in_room and supervisor != own:
+        return 1.0 - loss * (1.0 - 0.5 * (trust[supervisor] + trust[own]))
+    return 1.0
 
 
 def team_totals(first: np.ndarray, size: np.ndarray, values: np.ndarray,
@@ -108,9 +109,9 @@ def team_totals(first: np.ndarray, size: np.ndarray, values: np.ndarray,
     return total / np.maximum(size, 1) if mean else total
 
 
-def pooled_ratio(own_ratio: np.ndarray, team_capacity: np.ndarray, room_paces: np.ndarray,
-                 team_trust: np.ndarray, pooling: float) -> np.ndarray:
-    """Capacity over paces for students in rooms, with the team's capacity pooled by trust.
+@njit(cache=True, nogil=True, inline="always")
+def pooled_ratio(own_ratio, team_capacity, room_paces, team_trust, pooling):
+    """Capacity over paces for a student in a room, with the team's capacity pooled by trust.
 
     ``(1 - w) x min(1, own) + w x min(1, team capacity / room's distinct paces)`` with
     ``w = pooling x team trust``: a trusting team runs the room's paces together with
@@ -118,8 +119,99 @@ def pooled_ratio(own_ratio: np.ndarray, team_capacity: np.ndarray, room_paces: n
     students they supervise with their own capacity (``own_ratio``).
     """
     w = pooling * team_trust
-    team = np.minimum(1.0, team_capacity / np.maximum(room_paces, 1))
-    return (1.0 - w) * np.minimum(1.0, own_ratio) + w * team
+    team = min(1.0, team_capacity / max(room_paces, 1))
+    return (1.0 - w) * min(1.0, own_ratio) + w * team
+
+
+# --- the day's supervision, drift and capacity, compiled -------------------------------------
+@njit(cache=True, nogil=True)
+def supervise(slots, u, teacher, room, room_first, room_size):
+    """The teacher supervising each present slot (int64): the student's own teacher, or
+    in a room the team member ``room_first + min(int(u x size), size - 1)`` (``u``: per
+    student; the product in float64, as numpy multiplies float32 by int64)."""
+    k = slots.size
+    out = np.empty(k, np.int64)
+    for i in range(k):
+        r = slots[i]
+        rm = room[r]
+        if rm >= 0:
+            size = room_size[rm]
+            out[i] = room_first[rm] + min(np.int64(np.float64(u[r]) * np.float64(size)),
+                                          size - 1)
+        else:
+            out[i] = teacher[r]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def drift_to_common(skills, slots, teacher, common, drift, u):
+    """Teachers' drift: where ``u`` (per student) < the supervising teacher's ``drift``
+    (float64, as numpy compares float32 with float64), the slot's skill becomes the
+    common pace's. A new array."""
+    out = skills.copy()
+    for i in range(slots.size):
+        if np.float64(u[slots[i]]) < drift[teacher[i]]:
+            out[i] = common[i]
+    return out
+
+
+NO_PAIR = -2  # capacity_ratio: no (teacher, room) pair seen yet
+
+
+@njit(cache=True, nogil=True)
+def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
+                   room_trust, pooling):
+    """Capacity over distinct paces, before the elasticity (float64), as
+    ``District._capacity_factor`` uses it: a teacher's paces are the distinct units
+    of their students today (``pace_marks``, cleared and refilled); in rooms, with
+    ``pooling`` > 0, the team's pooled ratio (``teachers.pooled_ratio``) against the
+    room's distinct units (``room_marks``).
+
+    The ratio is a function of the (supervising teacher, room) pair, a few thousand
+    a day against 100,000 students, so it is returned once per pair: ``(values,
+    key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int32). The caller
+    raises only ``values`` to the elasticity (the same power of the same float64
+    values as raising every student's). Each teacher's last pair seen is kept (a
+    teacher seen in several rooms gets one entry per change, so duplicates are
+    possible and harmless)."""
+    k = teacher.size
+    pace_marks[:] = False
+    paces = np.zeros(pace_marks.shape[0], np.int64)
+    any_room = False
+    for i in range(k):
+        t, u = teacher[i], unit[i]
+        if not pace_marks[t, u]:
+            pace_marks[t, u] = True
+            paces[t] += 1
+        if room[i] >= 0:
+            any_room = True
+    pooled = pooling > 0 and any_room
+    room_paces = np.zeros(room_marks.shape[0], np.int64)
+    if pooled:
+        room_marks[:] = False
+        for i in range(k):
+            r = room[i]
+            if r >= 0 and not room_marks[r, unit[i]]:
+                room_marks[r, unit[i]] = True
+                room_paces[r] += 1
+    last_room = np.full(paces.size, NO_PAIR, np.int64)  # per teacher: the last pair's
+    last_key = np.empty(paces.size, np.int32)             # room (-1: none) and its key
+    values = np.empty(k, np.float64)
+    key = np.empty(k, np.int32)
+    n = 0
+    for i in range(k):
+        t = teacher[i]
+        r = room[i] if pooled and room[i] >= 0 else -1
+        if last_room[t] != r:
+            ratio = min(1.0, capacity[t] / max(paces[t], 1))
+            if r >= 0:
+                ratio = pooled_ratio(ratio, room_capacity[r], room_paces[r], room_trust[r],
+                                     pooling)
+            values[n] = ratio
+            last_room[t], last_key[t] = r, n
+            n += 1
+        key[i] = last_key[t]
+    return values[:n].copy(), key  # a copy: the k-long scratch is freed
 
 
 def _column(name: str, kind: type, doc: str) -> property:

@@ -2,22 +2,24 @@
 
 The yardstick for the vectorised engine (``sim.district.model.District``) in
 ``plsim bench``: one ``StudentAgent`` per student, each living its own day
-in pure Python on scalars and on its own ``bytearray`` rows (one byte per
-skill) -- nothing is vectorised across students. It implements the
-engine's daily rules for students on the playlist (program grades under
-``pacing = "personalized"``):
+in pure Python on its own one-row arrays -- nothing is vectorised across
+students. Every rule it applies is the engine's own rule in its plain Python
+form (``.py_func`` of the compiled per-student function), so each rule has one
+text. It implements the engine's daily rules for students on the playlist
+(program grades under ``pacing = "personalized"``):
 
 * ``StudentAgent.plan()`` -- attendance draw; playlist assignment (the
-  frontier: first skill at or above the lower bound that the record does not
-  show mastered; a grade-level review skill if it lies beyond the upper
-  bound); modality rotation; the supervising member of the room's team; the
-  day's unit is added to that teacher's paces;
-* ``StudentAgent.step()`` -- learning rate (the formula of
-  ``District._learning_rate``, capacity factor included), learning with
-  readiness, readiness floor and backfill of the first missing prerequisite
-  at its own readiness, familiarity; exit slip and record update (streaks,
-  ``mastery_streak``, ``fail_limit``); tracks and affect; the day's log;
-* ``StudentAgent.benchmark()`` -- the periodic benchmark correcting the record.
+  frontier, ``records.frontier_of``; a grade-level review skill if it lies
+  beyond the upper bound); modality rotation; the supervising member of the
+  room's team; the day's unit is added to that teacher's paces;
+* ``StudentAgent.step()`` -- the learning rate (``learning.rate_of``, the
+  capacity factor without the team's pooling), readiness and learning
+  (``learning.readiness``, ``learning.learn_skill``), the exit slip
+  (``assessment.exit_slip``) and the record (``records.exit_slip_update``), the
+  track (``outcomes.update_track``), affect (``affect.update_affect``) and the
+  day's log (``outcomes.log_day``);
+* ``StudentAgent.benchmark()`` -- the periodic benchmark correcting the record
+  (``records.diagnose_loop``).
 
 Paces (distinct units each teacher runs) need every student's assignment
 before anyone learns, so the model runs ``plan`` for all agents, then turns
@@ -39,17 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 from mesa import Agent, Model
 
-from sim.district.model import DIFFICULTY_PIVOT_GRADE
-from sim.engine.curriculum import NO_SKILL
-from sim.engine.students import FAMILIARITY_MAX, MASTERED_THIS_YEAR
-from sim.policies.pacing import SMALL_GROUP, Playlist
-
-# Per-student inputs copied from the engine: (name in Inputs, agent attribute).
-SCALAR_FIELDS = ("grade", "teacher", "room", "learning_rate", "engagement", "engagement_base",
-                 "anxiety", "anxiety_base", "attendance", "streak", "fails", "streak_skill",
-                 "track_below", "track_position", "track_other_days", "track_first_other",
-                 "track_level")
-ROW_FIELDS = ("mastery", "familiarity", "believed")  # (students x skills), one byte each
+from sim.engine import affect, assessment, learning, outcomes, records, teachers
+from sim.engine.outcomes import TrackArrays, YearLog
+from sim.engine.records import MAX_STEP_SCAN, MOVE_ON_NEVER, RecordArrays
+from sim.engine.students import StudentRows
+from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, Playlist
 
 
 @dataclass
@@ -59,11 +55,13 @@ class Inputs:
     Attributes:
         params: the validated ``Scenario``.
         regime: the arm's ``Regime`` (its limits give the daily skill bounds).
-        mastery, familiarity, believed: (students, skills) uint8 / uint8 / bool.
+        students, record, tracks: the engine's bundles (``StudentRows``, ``RecordArrays``,
+            ``TrackArrays``), copied.
+        teacher, room: each student's teacher of record and room (-1 none).
+        attendance: each student's P(present on a day).
         prereqs: (skills, max_prereqs) prerequisite ids padded with ``NO_SKILL``.
-        ease: per-skill multiplier of the learning rate (1).
-        position: per-skill position on the vertical scale (grade-years).
-        Other arrays: per student or per teacher/room, as named in the engine.
+        diagnostic: the benchmark's ``records.DiagnosticTables``.
+        Other arrays: per skill, teacher or room, as named in the engine.
     """
 
     params: object
@@ -75,34 +73,32 @@ class Inputs:
     prereqs: np.ndarray
     ease: np.ndarray
     position: np.ndarray
+    diagnostic: records.DiagnosticTables
     teacher_effect: np.ndarray
+    teacher_trust: np.ndarray
     teacher_capacity: np.ndarray
     room_first_teacher: np.ndarray
     room_team_size: np.ndarray
-    grade: np.ndarray
     teacher: np.ndarray
     room: np.ndarray
-    mastery: np.ndarray
-    familiarity: np.ndarray
-    believed: np.ndarray
-    learning_rate: np.ndarray
-    engagement: np.ndarray
-    engagement_base: np.ndarray
-    anxiety: np.ndarray
-    anxiety_base: np.ndarray
     attendance: np.ndarray
-    streak: np.ndarray
-    fails: np.ndarray
-    streak_skill: np.ndarray
-    track_below: np.ndarray
-    track_position: np.ndarray
-    track_other_days: np.ndarray
-    track_first_other: np.ndarray
-    track_level: np.ndarray
+    students: StudentRows
+    record: RecordArrays
+    tracks: TrackArrays
 
     @property
     def n_students(self) -> int:
-        return self.grade.size
+        return self.teacher.size
+
+
+def _copied(bundle):
+    """The same bundle with every array copied."""
+    return type(bundle)(*(a.copy() for a in bundle))
+
+
+def _row(bundle, i: int):
+    """Row ``i`` of every array of ``bundle`` (a private one-row copy, same dtypes)."""
+    return type(bundle)(*(a[i:i + 1].copy() for a in bundle))
 
 
 def snapshot(district) -> Inputs:
@@ -113,27 +109,20 @@ def snapshot(district) -> Inputs:
             grades, another pacing rule, or tutoring supplements).
     """
     _check_playlist_only(district)
-    st, rec, tr, cur = district.students, district.record, district.tracks, district.curriculum
-    ease = np.exp(-district.params.learning.grade_difficulty
-                  * (cur.skill_grade - DIFFICULTY_PIVOT_GRADE))
+    st, cur = district.students, district.curriculum
     return Inputs(
         params=district.params, regime=district.regime, lowest_grade=cur.lowest_grade,
         skills_per_unit=cur.skills_per_unit, skills_per_grade=cur.skills_per_grade,
-        skill_grade=cur.skill_grade.copy(), prereqs=cur.prereqs.copy(), ease=ease,
-        position=cur.position_years().astype(np.float32),
-        teacher_effect=district.teacher_effect.copy(),
+        skill_grade=cur.skill_grade.copy(), prereqs=cur.prereqs.copy(),
+        ease=district._ease.copy(), position=cur.position_years().astype(np.float32),
+        diagnostic=district.diagnostic.tables,
+        teacher_effect=district.teacher_effect.copy(), teacher_trust=district.staff.trust.copy(),
         teacher_capacity=district.teacher_capacity.copy(),
         room_first_teacher=district.room_first_teacher.copy(),
         room_team_size=district.room_team_size.copy(),
-        grade=st.grade.copy(), teacher=st.teacher.copy(), room=st.room.copy(),
-        mastery=st.mastery.copy(), familiarity=st.familiarity.copy(),
-        believed=rec.believed.copy(), learning_rate=st.learning_rate.copy(),
-        engagement=st.engagement.copy(), engagement_base=st.engagement_base.copy(),
-        anxiety=st.anxiety.copy(), anxiety_base=st.anxiety_base.copy(),
-        attendance=st.attendance.copy(), streak=rec.streak.copy(), fails=rec.fails.copy(),
-        streak_skill=rec.streak_skill.copy(), track_below=tr.below.copy(),
-        track_position=tr.position.copy(), track_other_days=tr.other_days.copy(),
-        track_first_other=tr.first_other.copy(), track_level=tr.level.copy())
+        teacher=st.teacher.copy(), room=st.room.copy(), attendance=st.attendance.copy(),
+        students=_copied(st.rows()), record=_copied(district.record.arrays),
+        tracks=_copied(district.tracks.arrays))
 
 
 def _check_playlist_only(district) -> None:
@@ -145,26 +134,27 @@ def _check_playlist_only(district) -> None:
         raise ValueError("the Mesa reference does not implement tutoring supplements")
 
 
-def p_master(rate: float, readiness: float, readiness_floor: float) -> float:
-    """P(mastering a skill today) from the daily hazard (per day) and readiness (0-1)."""
-    return 1.0 - math.exp(-rate * (readiness_floor + (1.0 - readiness_floor) * readiness))
-
-
 class StudentAgent(Agent):
-    """One student. Attributes mirror one row of the engine's arrays (see ``Inputs``)."""
+    """One student: one-row copies of the engine's bundles (``rows``, ``record``,
+    ``tracks``, ``log``), read and written by the engine's rules in plain Python."""
 
-    def __init__(self, model: MesaDistrict, slot: int, state: dict):
+    def __init__(self, model: MesaDistrict, slot: int, inputs: Inputs):
         super().__init__(model)
         self.slot = slot  # the engine's row: fixes modality rotation and review skill
-        for name, value in state.items():
-            setattr(self, name, value)
+        self.teacher, self.room = int(inputs.teacher[slot]), int(inputs.room[slot])
+        self.attendance = float(inputs.attendance[slot])
+        self.rows = _row(inputs.students, slot)
+        self.record = _row(inputs.record, slot)
+        self.tracks = _row(inputs.tracks, slot)
+        self.log = YearLog(1).day_arrays  # the year log's daily accumulators, one row
+        self.grade = int(self.rows.grade[0])
         self.present = False
         self.skill = self.modality = self.supervisor = -1
-        # the day's log, as sim.engine.outcomes.YearLog.record_day keeps it
-        self.days_present = self.days_grade_level = self.days_mastered = 0
-        self.lowest_offset = 2 ** 15 - 1
-        self.switches = self.exit_slips_passed = 0
-        self.engagement_sum = 0.0
+        self.exit_slips_passed = 0
+
+    @property
+    def days_present(self) -> int:
+        return int(self.log.days_present[0])
 
     # --- before anyone learns: who is here, on what, with whom ---------------------------
     def plan(self) -> None:
@@ -174,8 +164,11 @@ class StudentAgent(Agent):
         if not self.present:
             return
         lo, hi = self._bounds()
-        skill = self.believed.find(0, lo)  # the frontier; -1 if the record shows all mastered
-        if skill < 0 or skill > hi:
+        rec = self.record
+        skill = int(records.frontier_of.py_func(rec.bits, rec.frontier, rec.frontier_bound,
+                                                rec.stale, rec.advanced, 0, lo, m.n_skills,
+                                                MAX_STEP_SCAN))
+        if skill > hi:
             skill = m.first_skill(self.grade) + (self.slot + m.day) % m.skills_per_grade
         self.skill = skill
         self.modality = SMALL_GROUP + (self.slot + m.day) % 3
@@ -200,143 +193,58 @@ class StudentAgent(Agent):
         team = m.room_team_size[self.room]
         return m.room_first_teacher[self.room] + min(int(m.rng.random() * team), team - 1)
 
-    # --- the block ---------------------------------------------------------------------------
+    # --- the block: the engine's rules, uncompiled ----------------------------------------
     def step(self) -> None:
-        """Learning, exit slip, record, affect and log for today (if present)."""
+        """Learning, exit slip, record, tracks, affect and log for today (if present)."""
         if not self.present:
             return
-        m, s = self.model, self.skill
-        already = self.mastery[s] > 0
-        readiness, missing = self._prerequisite_status(s)
-        self._learn(s, self._learning_rate(), readiness, missing, already)
-        passed = m.rng.random() < (m.pass_if_mastered if self.mastery[s] else m.pass_if_not)
-        self._update_record(s, passed)
-        offset = m.skill_grade[s] - self.grade
-        switched, change = self._update_track(offset < 0, m.position[s])
-        self._update_affect(already, readiness, offset >= 0, change)
-        self._log(offset, already, switched, passed)
-
-    def _prerequisite_status(self, skill: int) -> tuple[float, int]:
-        """Share of direct prerequisites truly mastered (1 if none), first missing one (-1)."""
-        pre = self.model.prereqs[skill]
-        if not pre:
-            return 1.0, -1
-        have, first = 0, -1
-        for p in pre:
-            if self.mastery[p]:
-                have += 1
-            elif first < 0:
-                first = p
-        return have / len(pre), first
-
-    def _learning_rate(self) -> float:
-        """Daily hazard of mastering a ready skill (per day), as ``District._learning_rate``."""
-        m, t, mod = self.model, self.supervisor, self.modality
-        weight = 1.0 if mod <= SMALL_GROUP else m.teacher_weight_unled  # teacher-led or not
-        teacher_mult = max(0.1, 1.0 + weight * m.teacher_effect[t] / m.typical_growth_sd)
-        return (m.base_rate * m.ease[self.skill] * self.learning_rate * self.engagement
-                * m.modality_factor[mod] * teacher_mult * m.capacity_factor[t])
-
-    def _learn(self, s: int, rate: float, readiness: float, missing: int, already: bool) -> None:
-        """Mastery of the day's skill, backfill of its first missing prerequisite, familiarity."""
-        m = self.model
-        gained = not already and m.rng.random() < p_master(rate, readiness, m.readiness_floor)
-        if missing >= 0:  # met in context, at that prerequisite's own readiness
-            pre_ready, _ = self._prerequisite_status(missing)
-            if m.rng.random() < p_master(rate * m.backfill_rate, pre_ready, m.readiness_floor):
-                self.mastery[missing] = MASTERED_THIS_YEAR
-        if gained:
-            self.mastery[s] = MASTERED_THIS_YEAR
-        self.familiarity[s] = min(self.familiarity[s] + 1, FAMILIARITY_MAX)
-
-    def _update_record(self, s: int, passed: bool) -> None:
-        """Streaks from the exit slip (``sim.engine.records.Record.exit_slips``)."""
-        m = self.model
-        new_skill = self.streak_skill != s
-        self.streak_skill = s
-        # consecutive: a pass ends a run of failures, a failure ends a run of passes
-        streak = ((0 if new_skill else self.streak) + 1) if passed else 0
-        fails = 0 if passed else (0 if new_skill else self.fails) + 1
-        if streak >= m.mastery_streak:
-            self.believed[s] = 1
-            streak = 0
-        if fails >= m.fail_limit:  # sent back: the record forgets the prerequisites
-            for p in m.prereqs[s]:
-                self.believed[p] = 0
-            fails = 0
-        self.streak, self.fails = streak, fails
-
-    def _update_track(self, below: bool, position: float) -> tuple[bool, float]:
-        """Sustained on/off switches and the working level (``sim.engine.affect.Tracks.update``);
-        (switched, the working level's change in grade-years)."""
-        m = self.model
-        level = self.track_level
-        new = position if math.isnan(level) else level + m.level_alpha * (position - level)
-        change = 0.0 if math.isnan(level) else abs(new - level)
-        self.track_level = new
-        track = self.track_below
-        off = track >= 0 and below != (track == 1)
-        days = self.track_other_days + 1 if off else 0
-        first = position if off and days == 1 else self.track_first_other
-        jump = abs(first - self.track_position)
-        moved = off and days >= m.switch_persist_days
-        switched = moved and jump >= m.switch_min_jump
-        if moved or not off:
-            self.track_below, self.track_position = int(below), position
-        self.track_other_days = 0 if moved else days
-        self.track_first_other = first
-        return switched, change
-
-    def _update_affect(self, already: bool, readiness: float, at_grade: bool,
-                       change: float) -> None:
-        """Engagement and anxiety after the day (``sim.engine.affect.update_affect``)."""
-        af = self.model.affect
-        felt = change ** af.change_exponent
-        e, e0 = self.engagement, self.engagement_base
-        e = (e + af.recovery * (e0 - e) - af.boredom * already
-             - af.frustration * (1.0 - readiness) - af.switch_engagement * felt)
-        self.engagement = min(max(e, af.min_engagement), 1.0)
-        a, a0 = self.anxiety, self.anxiety_base
-        a = (a + af.recovery * (a0 - a) + af.switch_anxiety * felt
-             + af.unfamiliar_anxiety * (at_grade and readiness < 1.0))
-        self.anxiety = min(max(a, 0.0), 1.0)
-
-    def _log(self, offset: int, already: bool, switched: bool, passed: bool) -> None:
-        self.days_present += 1
-        self.days_grade_level += offset == 0
-        self.days_mastered += already
-        self.lowest_offset = min(self.lowest_offset, offset)
-        self.switches += switched
-        self.engagement_sum += self.engagement
-        self.exit_slips_passed += passed
+        m, s, rules = self.model, self.skill, self.model.rules
+        rows, rec, t = self.rows, self.record, self.supervisor
+        effect, trust = m.staff
+        mult = learning.teacher_multiplier.py_func(effect[t], self.modality, m.rate_rules)
+        continuity = teachers.handoff_factor.py_func(t, self.teacher, self.room >= 0, trust,
+                                                     m.rate_rules.handoff_loss)
+        rate = learning.rate_of.py_func(rows.learning_rate[0], rows.engagement[0], m.ease[s],
+                                        m.modality_factor[self.modality], mult, continuity,
+                                        m.capacity_factor[t], m.rate_rules)
+        ready = learning.readiness.py_func(rows.mastery, 0, s, m.prereqs)
+        already, gained = learning.learn_skill.py_func(
+            rows.mastery, rows.familiarity, 0, s, rate, ready, np.float32(m.rng.random()),
+            np.float32(m.rng.random()), rules.learning)
+        passed = assessment.exit_slip.py_func(np.float32(m.rng.random()), already or gained,
+                                              rules.pass_mastered, rules.pass_guess)
+        verdict = records.update_streak.py_func(rec.run, rec.streak_skill, rec.days_on, 0, s,
+                                                passed, MOVE_ON_NEVER, rules.record)
+        records.mark_record.py_func(rec.bits, rec.frontier, rec.advanced, rec.stale, 0, s,
+                                    verdict, m.prereqs)
+        offset = np.int16(m.skill_grade[s] - self.grade)
+        switched, change = outcomes.update_track.py_func(*self.tracks, 0, offset < 0,
+                                                         m.position[s], rules.tracks)
+        engagement = affect.update_affect.py_func(
+            rows.engagement, rows.engagement_base, rows.anxiety, rows.anxiety_base, 0, already,
+            ready[0], offset, change, rules.affect)
+        outcomes.log_day.py_func(*self.log, 0, offset, already, switched, engagement)
+        self.exit_slips_passed += bool(passed)
 
     # --- periodic ---------------------------------------------------------------------------
     def benchmark(self) -> None:
-        """The adaptive diagnostic (``sim.engine.records.Diagnostic``) for this student:
-        skills near the estimated level are read (misread w.p. ``benchmark_error``), and a
-        skill read as mastered vouches for its prerequisites."""
+        """The adaptive diagnostic (``records.diagnose_loop``) for this student: skills
+        near the estimated level are read (misread w.p. ``benchmark_error``), a skill
+        read as mastered vouches for its prerequisites; the rest of the record stands."""
         m = self.model
-        z = m.rng.standard_normal()
-        u = m.rng.random(m.n_skills).tolist()  # one draw per skill of this student
-        level = m.lowest_grade + (m.n_skills - self.mastery.count(0)) / m.skills_per_grade
-        estimate = level + m.diagnostic_error * z
-        read = {k: bool(self.mastery[k]) != (u[k] < m.benchmark_error)
-                for k in range(m.n_skills) if abs(m.position[k] - estimate) <= m.diagnostic_band}
-        implied, stack = set(), [k for k, mastered in read.items() if mastered]
-        while stack:
-            for q in m.prereqs[stack.pop()]:
-                if q not in implied:
-                    implied.add(q)
-                    stack.append(q)
-        for k in implied:
-            if read.get(k, True):
-                self.believed[k] = 1
-        for k, mastered in read.items():
-            self.believed[k] = 1 if mastered else 0
+        draws = (np.array([m.rng.standard_normal()], np.float32),
+                 m.rng.random((1, m.n_skills), dtype=np.float32))
+        scratch = (np.empty(m.n_skills, np.float32), *(np.empty(m.n_skills, bool)
+                                                       for _ in range(3)),
+                   np.empty(self.record.bits.shape[1], np.uint8))
+        records.diagnose_loop.py_func(self.record.bits, np.zeros(1, np.int64),
+                                      np.zeros(1, bool), self.rows.mastery > 0, draws,
+                                      m.diagnostic, scratch)
+        self.record.stale[0] = True
 
     def mastered_count(self) -> int:
         """Skills this student truly masters."""
-        return len(self.mastery) - self.mastery.count(0)
+        return int(np.count_nonzero(self.rows.mastery))
 
 
 class MesaDistrict(Model):
@@ -351,53 +259,47 @@ class MesaDistrict(Model):
         super().__init__(rng=rng)
         self.day = 0
         self._set_constants(inputs)
-        self.students = self._create_agents(inputs)
+        self.students = [StudentAgent(self, i, inputs) for i in range(inputs.n_students)]
 
     def _set_constants(self, inputs: Inputs) -> None:
-        """Parameters and curriculum as plain Python numbers and lists (read by every agent)."""
+        """Parameters, curriculum and the rules' parameter bundles (read by every agent)."""
+        from sim.engine.affect import affect_rules
+        from sim.engine.learning import learning_rules
+        from sim.engine.outcomes import TrackRules
+        from sim.engine.school_day import DayRules
+
         p = inputs.params
-        lp, tp, a = p.learning, p.teachers, p.assessment
-        self.regime, self.affect = inputs.regime, p.affect
+        lp, tp, a, af = p.learning, p.teachers, p.assessment, p.affect
+        self.regime = inputs.regime
         self.lowest_grade = inputs.lowest_grade
         self.skills_per_unit, self.skills_per_grade = (inputs.skills_per_unit,
                                                        inputs.skills_per_grade)
         self.n_skills = inputs.skill_grade.size
         self.highest_grade = self.lowest_grade + self.n_skills // self.skills_per_grade - 1
-        self.skill_grade = inputs.skill_grade.tolist()
-        self.prereqs = [[int(x) for x in row if x != NO_SKILL] for row in inputs.prereqs]
-        self.ease, self.position = inputs.ease.tolist(), inputs.position.tolist()
-        self.teacher_effect = inputs.teacher_effect.tolist()
-        self.teacher_capacity = inputs.teacher_capacity.tolist()
+        self.skill_grade, self.prereqs, self.position = (inputs.skill_grade, inputs.prereqs,
+                                                         inputs.position)
+        self.diagnostic = inputs.diagnostic
         self.room_first_teacher = inputs.room_first_teacher.tolist()
         self.room_team_size = inputs.room_team_size.tolist()
-        self.base_rate, self.readiness_floor = lp.base_rate, lp.readiness_floor
-        self.backfill_rate, self.teacher_weight_unled = lp.backfill_rate, lp.teacher_weight_unled
-        self.modality_factor = [lp.modality_whole_class, lp.modality_small_group,
-                                lp.modality_peer, lp.modality_software]
-        self.typical_growth_sd, self.capacity_elasticity = (tp.typical_growth_sd,
-                                                            tp.capacity_elasticity)
-        self.pass_if_mastered, self.pass_if_not = 1.0 - a.exit_slip_slip, a.exit_slip_guess
-        self.mastery_streak, self.fail_limit = a.mastery_streak, a.fail_limit
-        self.benchmark_error = a.benchmark_error
-        self.diagnostic_error, self.diagnostic_band = (a.diagnostic_error_years,
-                                                       a.diagnostic_band_years)
+        self.staff = (inputs.teacher_effect, inputs.teacher_trust)
+        self.teacher_capacity = inputs.teacher_capacity.tolist()
+        self.capacity_elasticity = tp.capacity_elasticity
+        self.ease = inputs.ease
+        self.modality_factor = np.array([lp.modality_whole_class, lp.modality_small_group,
+                                         lp.modality_peer, lp.modality_software], np.float32)
+        self.rate_rules = learning.RateRules(
+            float(lp.base_rate), float(lp.teacher_weight_unled), float(tp.typical_growth_sd),
+            float(p.teams.handoff_loss), WHOLE_CLASS, SMALL_GROUP)
+        smoothing = 1.0 / max(af.level_smoothing_days, 1.0)
+        self.rules = DayRules(
+            learning_rules(lp), 1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
+            records.record_rules(a, False),
+            TrackRules(np.float32(smoothing), int(af.switch_persist_days),
+                       np.float32(af.switch_min_jump_years)), affect_rules(af))
         self.benchmark_every = p.calendar.benchmark_every_days
-        self.switch_persist_days = p.affect.switch_persist_days
-        self.switch_min_jump = p.affect.switch_min_jump_years
-        self.level_alpha = 1.0 / max(p.affect.level_smoothing_days, 1.0)
         self.floor = self.ceiling = math.inf
-        self.units: list[set] = [set() for _ in self.teacher_effect]
-        self.capacity_factor = [1.0] * len(self.teacher_effect)
-
-    def _create_agents(self, inputs: Inputs) -> list[StudentAgent]:
-        columns = {name: getattr(inputs, name).tolist() for name in SCALAR_FIELDS}
-        agents = []
-        for i in range(inputs.n_students):
-            state = {name: col[i] for name, col in columns.items()}
-            for name in ROW_FIELDS:  # a private copy of the student's row
-                state[name] = bytearray(getattr(inputs, name)[i].tobytes())
-            agents.append(StudentAgent(self, i, state))
-        return agents
+        self.units: list[set] = [set() for _ in self.teacher_capacity]
+        self.capacity_factor = [1.0] * len(self.teacher_capacity)
 
     def first_skill(self, grade: int) -> int:
         """Global id of the first skill of ``grade`` (``Curriculum.first_skill``)."""
@@ -410,7 +312,7 @@ class MesaDistrict(Model):
         if self.benchmark_every and day > 0 and day % self.benchmark_every == 0:
             self.agents.do("benchmark")
         self.floor, self.ceiling = self.regime.bounds_years(day)
-        self.units = [set() for _ in self.teacher_effect]
+        self.units = [set() for _ in self.teacher_capacity]
         self.agents.do("plan")
         self._capacity_factors()
         self.agents.shuffle_do("step")

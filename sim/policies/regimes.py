@@ -4,6 +4,13 @@ A regime is what a school's program grades follow (``build_regime`` makes
 it from an arm's settings); grades outside the program follow
 ``traditional_regime``. See ``sim.policies.pacing``, ``sim.policies.limits``
 and ``sim.policies.supplements`` for the parts.
+
+The regimes own the day's whole assignment (``assign_day``): for each group
+of students, the content limits give a skill range, the pacing rule a skill
+and modality, teachers under pressure drift toward the common pace
+(personalized regimes) and pace limits hold each teacher to their capacity of
+distinct paces (``limit_paces`` regimes). All of it reads one
+``sim.policies.day.DayContext``, never the district.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.engine import teachers
+from sim.policies.day import DayContext
 from sim.policies.limits import (
     UNLIMITED,
     FloorCeiling,
@@ -28,6 +37,8 @@ from sim.policies.pacing import (
     Pacing,
     Playlist,
     TraditionalPacing,
+    common_pace_skill,
+    limit_paces,
 )
 from sim.policies.supplements import Advisory, Tutoring, tutoring_hours
 
@@ -67,10 +78,51 @@ class Regime:
         """Hours a week of grade-level tutoring in force."""
         return tutoring_hours(self.supplements)
 
-    def assign(self, model, slots: np.ndarray, day: int):
-        grade = model.students.grade[slots]
-        lo, hi = skill_bounds(model.curriculum, grade, *self.bounds_years(day))
-        return self.pacing.assign(model, slots, lo, hi, day)
+    def assign(self, ctx: DayContext, slots: np.ndarray, supervisor: np.ndarray,
+               common: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(skill int64, modality int8) for ``slots`` (present students of this regime):
+        limits, pacing, then drift and pace limits. ``supervisor``: each one's teacher
+        today; ``common``: each one's common-pace skill."""
+        lo, hi = skill_bounds(ctx.curriculum, ctx.grade[slots], *self.bounds_years(ctx.day))
+        skills, modality = self.pacing.assign(ctx, slots, lo, hi, common)
+        if self.personalized:
+            skills = drift_toward_common(ctx, slots, skills, supervisor, common)
+        if self.limit_paces:
+            skills = limit_paces(supervisor, skills, common, ctx.capacity,
+                                 ctx.curriculum.skills_per_unit)
+        return skills, modality
+
+
+def assign_day(groups, ctx: DayContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The day's assignment of every present student: ``(skills, modality, common)``
+    (int64, int8, int64), one per ``ctx.present``; ``common`` is the common pace's skill.
+
+    ``groups``: ``(regime, mask over all slots)`` pairs that partition the students.
+    """
+    present = ctx.present
+    skills = np.empty(present.size, np.int64)
+    modality = np.empty(present.size, np.int8)
+    common = common_pace_skill(ctx.curriculum, ctx.calendar, ctx.grade[present], ctx.day)
+    for regime, group in groups:
+        mask = group[present]
+        if not mask.any():
+            continue
+        sel = slice(None) if mask.all() else mask  # one group for everyone: no copies
+        skills[sel], modality[sel] = regime.assign(ctx, present[sel], ctx.supervisor[sel],
+                                                   common[sel])
+    return skills, modality, common
+
+
+def drift_toward_common(ctx: DayContext, slots, skills, supervisor, common) -> np.ndarray:
+    """Teachers under pressure swap some playlist days for grade-level content: where the
+    day's ``drift`` draw of a slot is below its supervisor's drift, the skill becomes the
+    common pace's. Compiled (``teachers.drift_to_common``); a new array (or ``skills``
+    itself when no teacher drifts)."""
+    if not ctx.drift.any():
+        return skills
+    return teachers.drift_to_common(np.asarray(skills, np.int64), np.asarray(slots, np.int64),
+                                    np.asarray(supervisor, np.int64), common, ctx.drift,
+                                    ctx.draws["drift"])
 
 
 

@@ -19,7 +19,7 @@ import solara
 import solara.lab
 
 from sim.config.scenario import ScenarioError
-from sim.presentation import comparison, form
+from sim.presentation import brief, comparison, district_upload, form
 
 DEFAULT_PRESET = "floor_strategies"
 
@@ -368,6 +368,9 @@ def Results(page: comparison.PageResults):
                                 label="Download report (HTML)", mime_type="text/html")
     for note in page.notes:
         solara.Text(note, classes=["plsim-note"])
+    # the one-page brief, the same as the report's (sim.presentation.brief; escaped there)
+    solara.HTML(unsafe_innerHTML=brief.render(sc, page.student_years, page.teachers,
+                                              page.schools, base, summary=page.summary))
     solara.HTML(tag="h4", unsafe_innerHTML="What the comparison says")
     with solara.Column(gap="4px", classes=["plsim-summary"]):
         for s in comparison.sentences(page, base, year):
@@ -403,6 +406,7 @@ def Page():
                 "and to the program's chances in a review.", classes=["plsim-note"])
     with solara.Columns([5, 7]):
         with solara.Column():
+            district_upload.DistrictUpload(scenario_data)
             DistrictCard(errors)
             StrategiesCard(errors)
         with solara.Column():

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from sim.analysis.summaries import ALL, contrast
+from sim.analysis.summaries import ALL, contrast, replicate_means
+from sim.config.parameters import ArmSettings
 from sim.config.scenario import ScenarioError
 from sim.engine.outcomes import BANDS
 
@@ -36,6 +37,28 @@ PACING_WORDS = {
 }
 TARGET_WORDS = {"near_cut": "students just below the cut",
                 "furthest_behind": "the students furthest behind", "all": "every student"}
+# Arm settings with words of their own below, and those left unsaid on purpose (the
+# label; move-on days show in the pacing's words).
+# Any other setting that departs from its default is said from its field's description
+# (``_other_settings``), so a new arm option is described before anyone writes its words.
+PHRASED = frozenset({"pacing", "floor", "ceiling", "test_prep_weeks", "gradual_floor",
+                     "tutoring", "evaluation", "pd", "leaders", "review", "limit_paces",
+                     "project_based", "advisory_hours_per_week",
+                     "sections", "trust"})
+UNSAID = frozenset({"label", "move_on_days"})
+# a strategy's name as a person reads it: its pacing, then what it adds (human_names)
+PACING_NAMES = {
+    "traditional": "Grade-level pacing",
+    "personalized": "Personalized playlist",
+    "grade_level_first": "Grade-level-first units",
+    "teacher_paced": "Teacher-paced groups",
+    "extra_time": "Extra time on each skill",
+    "move_on": "Move-on pacing",
+}
+TARGET_NAMES = {"near_cut": "near the cut", "furthest_behind": "for those furthest behind",
+                "all": "for everyone"}
+MIN_BAND_SHARE = 0.1  # a starting band is compared on its own only with this share of students
+DEFAULT_TRUST = ArmSettings.model_fields["trust"].default  # other values are named
 
 
 # --- numbers ------------------------------------------------------------------------
@@ -128,13 +151,109 @@ def _setting_phrases(arm: Mapping) -> dict[str, str]:
         out["project_based"] = "project-based structures"
     if arm.get("advisory_hours_per_week"):
         out["advisory"] = f"{arm['advisory_hours_per_week']:g} h/week of advisory catch-up"
+    if arm.get("sections", 1) > 1:
+        out["sections"] = f"teachers of {arm['sections']} sections each"
+    if arm.get("trust", DEFAULT_TRUST) != DEFAULT_TRUST:
+        out["trust"] = f"teams of trust {arm['trust']:g} (0-1)"
+    return out | _other_settings(arm)
+
+
+def _other_settings(arm: Mapping, fields=None) -> dict[str, str]:
+    """One phrase per arm setting without words of its own whose value departs from its
+    default: its field's description and the value ('homework before the test
+    (minutes a day) 30'). ``fields``: name -> pydantic field (``ArmSettings``')."""
+    out = {}
+    for name, field in (fields or ArmSettings.model_fields).items():
+        if name in PHRASED or name in UNSAID or arm.get(name) is None:
+            continue
+        value = arm[name]
+        if value == field.get_default(call_default_factory=True):
+            continue
+        what = field.description or name.replace("_", " ")
+        if isinstance(value, bool):
+            out[name] = what if value else f"{what}: no"
+        elif isinstance(value, int | float):
+            out[name] = f"{what} {value:g}"
+        else:
+            out[name] = f"{what} {value}"
     return out
 
 
-def _join(phrases: list[str]) -> str:
+def join_words(phrases: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
     if len(phrases) <= 2:
         return " and ".join(phrases)
     return ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def _name_parts(arm: Mapping) -> list[str]:
+    """What an arm adds to its pacing, in a few words each (for :func:`human_name`)."""
+    parts = []
+    if arm.get("floor") is not None:
+        parts.append(f"floor {arm['floor']:g} years below")
+    if arm.get("ceiling") is not None:
+        parts.append(f"ceiling {arm['ceiling']:g} years above")
+    if arm.get("gradual_floor"):
+        parts.append("floor rising to grade level")
+    if arm.get("test_prep_weeks"):
+        parts.append(f"{arm['test_prep_weeks']:g}-week test prep")
+    tutoring = arm.get("tutoring") or {}
+    if tutoring.get("hours_per_week"):
+        target = tutoring.get("target", "near_cut")
+        parts.append(f"{tutoring['hours_per_week']:g} h/week tutoring "
+                     f"{TARGET_NAMES.get(target, target)}")
+    if arm.get("evaluation") == "shared":
+        parts.append("team evaluation")
+    if arm.get("trust", DEFAULT_TRUST) != DEFAULT_TRUST:
+        parts.append("high-trust teams" if arm["trust"] > DEFAULT_TRUST else "low-trust teams")
+    if arm.get("pd", "none") != "none":
+        parts.append(f"{arm['pd']} PD")
+    if arm.get("leaders"):
+        parts.append("leaders under test pressure")
+    if arm.get("review"):
+        parts.append(f"review after {arm['review'].get('after_years', 3)} years")
+    if arm.get("limit_paces"):
+        parts.append("paces within teachers' capacity")
+    if arm.get("sections", 1) > 1:
+        parts.append(f"{arm['sections']} sections per teacher")
+    if arm.get("teacher_load"):
+        parts.append(f"{arm['teacher_load']:g} students per teacher")
+    if arm.get("project_based"):
+        parts.append("project-based")
+    if arm.get("advisory_hours_per_week"):
+        parts.append(f"{arm['advisory_hours_per_week']:g} h/week advisory")
+    return parts
+
+
+def human_name(arm: Mapping) -> str:
+    """A strategy's name from its composition, e.g. 'Personalized playlist + floor 3 years
+    below grade + 6-week test prep' (``arm``: one ``[[arms]]`` entry as data)."""
+    pacing = arm.get("pacing", "traditional")
+    return " + ".join([PACING_NAMES.get(pacing, str(pacing)), *_name_parts(arm)])
+
+
+def human_names(arms: list[Mapping]) -> dict[str, str]:
+    """Label -> :func:`human_name` for every arm of a scenario, in its order. Two arms
+    whose settings read the same (they differ in a setting the name leaves out) keep
+    their labels in brackets, so every name stays one strategy's."""
+    names = {a["label"]: human_name(a) for a in arms}
+    counts: dict[str, int] = {}
+    for n in names.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {label: f"{n} ({label})" if counts[n] > 1 else n for label, n in names.items()}
+
+
+def has_program(arm: Mapping) -> bool:
+    """Whether the arm runs the personalized-learning program (any pacing but grade-level
+    pacing of the whole class): only then is there a program to keep or drop."""
+    return arm.get("pacing", "traditional") != "traditional"
+
+
+def number(x: float, digits: int, signed: bool = False) -> str:
+    """``x`` with ``digits`` decimals, rounded first so that no '-0.00' is printed (a
+    value that rounds to zero reads '0.00', or '+0.00' when ``signed``)."""
+    r = round(float(x), digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{r:{'+' if signed else ''}.{digits}f}"
 
 
 def describe_arm(arm: Mapping) -> str:
@@ -142,7 +261,7 @@ def describe_arm(arm: Mapping) -> str:
     below grade' (``arm``: one ``[[arms]]`` entry as data, as in a run's manifest)."""
     phrases = _setting_phrases(arm)
     pacing = phrases.pop("pacing")
-    return pacing if not phrases else f"{pacing} with {_join(list(phrases.values()))}"
+    return pacing if not phrases else f"{pacing} with {join_words(list(phrases.values()))}"
 
 
 def describe_change(arm: Mapping, baseline: Mapping) -> str:
@@ -153,9 +272,9 @@ def describe_change(arm: Mapping, baseline: Mapping) -> str:
     added = [v for k, v in a.items() if b.get(k) != v]
     dropped = [v for k, v in b.items() if k not in a]
     if added:
-        parts.append(f"adds {_join(added)}")
+        parts.append(f"adds {join_words(added)}")
     if dropped:
-        parts.append(f"drops {_join(dropped)}")
+        parts.append(f"drops {join_words(dropped)}")
     return ", ".join(parts) if parts else "has the same settings"
 
 
@@ -182,6 +301,13 @@ def is_clear(lo: float, hi: float) -> bool:
     return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0))
 
 
+def _units(metric: str) -> tuple[float, str, str, int]:
+    """(factor, unit, name, decimals) of a paired metric as the sentences write it."""
+    if metric == "proficient":
+        return 100.0, "points", "proficiency", 1
+    return 1.0, "SD", "growth", 2
+
+
 def format_change(metric: str, mean: float, lo: float, hi: float) -> str:
     """A paired change in words: 'raised growth by 0.10 SD [+0.08, +0.11]', or 'did not
     clearly change proficiency (-1.2 points [-4.0, +1.6])' when the interval spans zero.
@@ -190,10 +316,7 @@ def format_change(metric: str, mean: float, lo: float, hi: float) -> str:
     percentage points with one decimal). Brackets: the 95% interval of the signed change
     (none when NaN, with one replicate).
     """
-    if metric == "proficient":
-        f, unit, name, digits = 100.0, "points", "proficiency", 1
-    else:
-        f, unit, name, digits = 1.0, "SD", "growth", 2
+    f, unit, name, digits = _units(metric)
     m, lo_, hi_ = f * mean, f * lo, f * hi
     if not np.isfinite(m):
         return f"left {name} unmeasured (no students)"
@@ -201,27 +324,78 @@ def format_change(metric: str, mean: float, lo: float, hi: float) -> str:
         if round(m, digits) == 0:
             return f"did not change {name}"
         verb = "raised" if m > 0 else "lowered"
-        return f"{verb} {name} by {abs(m):.{digits}f} {unit}"
-    interval = f"[{lo_:+.{digits}f}, {hi_:+.{digits}f}]"
+        return f"{verb} {name} by {number(abs(m), digits)} {unit}"
+    interval = f"[{number(lo_, digits, True)}, {number(hi_, digits, True)}]"
     if not is_clear(lo, hi):
-        return f"did not clearly change {name} ({m:+.{digits}f} {unit} {interval})"
+        return f"did not clearly change {name} ({number(m, digits, True)} {unit} {interval})"
     verb = "raised" if m > 0 else "lowered"
-    return f"{verb} {name} by {abs(m):.{digits}f} {unit} {interval}"
+    return f"{verb} {name} by {number(abs(m), digits)} {unit} {interval}"
 
 
 def _band_change(row: pd.Series) -> str:
     return format_change("growth_sd", row["growth_sd"], row["growth_sd_lo"], row["growth_sd_hi"])
 
 
+def band_shares(student_years: pd.DataFrame, year: int | None = None) -> dict[str, float]:
+    """Starting band -> its share of the program grades' students in ``year`` (default
+    the last), from the first arm's rows (every arm has the same students)."""
+    first = arm_labels(student_years)[0]
+    rows = student_years[student_years["arm"] == first]
+    year = int(rows["year"].max()) if year is None else int(year)
+    reps = replicate_means(rows[rows["year"] == year], ("growth_sd",))
+    reps = reps[reps["arm"] == first]  # the other arms' categories come back empty
+    n = reps.groupby("start_band", observed=True)["n_students"].mean()
+    total = n.get(ALL, np.nan)
+    return {str(b): float(v / total) for b, v in n.items() if b != ALL and total > 0}
+
+
+def _band_sentence(arm_name: str, bands: pd.DataFrame, shares: Mapping[str, float]) -> str:
+    """Where growth changed most and least favourably, among the starting bands that hold
+    at least MIN_BAND_SHARE of the students and whose interval excludes zero."""
+    big = [b for b in bands.index if shares.get(str(b), 0.0) >= MIN_BAND_SHARE]
+    clear = bands.loc[[b for b in big if is_clear(bands.loc[b, "growth_sd_lo"],
+                                                  bands.loc[b, "growth_sd_hi"])]]
+    if len(clear) >= 2:
+        most, least = clear["growth_sd"].idxmax(), clear["growth_sd"].idxmin()
+        text = (f"By starting achievement, {arm_name} {_band_change(clear.loc[most])} for "
+                f"{BAND_WORDS.get(most, most)} (the most favourable clear change in growth) "
+                f"and {_band_change(clear.loc[least])} for {BAND_WORDS.get(least, least)} "
+                "(the least favourable)")
+    elif len(clear) == 1:
+        only = clear.index[0]
+        text = (f"By starting achievement, growth changed clearly only for "
+                f"{BAND_WORDS.get(only, only)}: {arm_name} {_band_change(clear.loc[only])}")
+    else:
+        text = (f"By starting achievement, {arm_name} changed growth clearly for no starting "
+                "band that holds at least a tenth of the students")
+    return text + "."
+
+
+def small_bands_sentence(shares: Mapping[str, float]) -> str | None:
+    """The starting bands left out of the band comparisons (under MIN_BAND_SHARE of the
+    students), with their shares; None when there are none."""
+    small = [b for b, v in shares.items() if v < MIN_BAND_SHARE]
+    if not small:
+        return None
+    listed = join_words([f"{BAND_WORDS.get(b, b)} ({number(100 * shares[b], 0)}% of the "
+                         "students)" for b in small])
+    return (f"Starting bands with under a tenth of the students are not singled out above: "
+            f"{listed}.")
+
+
 def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int | None = None,
                          *, descriptions: Mapping[str, str] | None = None,
-                         contrasts: pd.DataFrame | None = None) -> list[str]:
-    """One or two sentences per arm comparing it with ``baseline`` (default year: the last).
+                         contrasts: pd.DataFrame | None = None,
+                         names: Mapping[str, str] | None = None) -> list[str]:
+    """Two sentences per arm comparing it with ``baseline`` (default year: the last).
 
     The first sentence gives the paired change in growth (SD) and proficiency
     (percentage points) for all students of the program grades, with 95% intervals
     across replicates; the second the starting bands where growth changed most and
-    least. ``descriptions`` maps labels to words (see :func:`arm_descriptions`); by
+    least favourably, among the bands with at least a tenth of the students and a change
+    whose interval excludes zero; a last sentence names the bands left out, if any.
+    ``descriptions`` maps labels to words (see :func:`arm_descriptions`) for the first
+    sentence, ``names`` to short names (see :func:`human_names`) for the second; by
     default the labels are used. ``contrasts``: :func:`paired_contrasts` of the same
     rows, baseline and year, when the caller already has them.
 
@@ -229,13 +403,15 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
         ScenarioError: unknown baseline arm or year.
     """
     table = paired_contrasts(student_years, baseline, year) if contrasts is None else contrasts
-    names = dict(descriptions or {})
-    base_name = names.get(baseline, baseline)
+    words = dict(descriptions or {})
+    short = dict(names or {})
+    base_name = words.get(baseline, baseline)
     reps = int(student_years["replicate"].nunique())
     noise = (f"(95% intervals across {reps} replicates)" if reps > 1 else
              "(one replicate: no interval, so no telling a policy's effect from chance)")
     if table.empty:
         return [f"Only one arm ({baseline}): there is nothing to compare it with."]
+    shares = band_shares(student_years, int(table["year"].iloc[0]))
     out = []
     for arm, g in table.groupby("arm", observed=True, sort=True):
         g = g.set_index("start_band")
@@ -243,37 +419,100 @@ def comparison_sentences(student_years: pd.DataFrame, baseline: str, year: int |
             continue
         a = g.loc[ALL]
         growth, prof = (format_change(m, a[m], a[f"{m}_lo"], a[f"{m}_hi"]) for m in PAIRED)
-        out.append(f"In year {int(a.year)}, compared with {base_name}, {names.get(arm, arm)} "
+        out.append(f"In year {int(a.year)}, compared with {base_name}, {words.get(arm, arm)} "
                    f"{prof} and {growth} for all students of the program grades {noise}.")
         bands = g.drop(index=ALL).dropna(subset=["growth_sd"])
-        if len(bands) >= 2:
-            most, least = bands["growth_sd"].idxmax(), bands["growth_sd"].idxmin()
-            out.append(f"By starting achievement, {arm} {_band_change(bands.loc[most])} for "
-                       f"{BAND_WORDS.get(most, most)} (the most favourable change in growth) "
-                       f"and {_band_change(bands.loc[least])} for "
-                       f"{BAND_WORDS.get(least, least)} (the least favourable).")
+        if len(bands):
+            out.append(_band_sentence(short.get(arm, arm), bands, shares))
+    small = small_bands_sentence(shares)
+    return out + ([small] if small else [])
+
+
+def _sign(x: float, digits: int) -> int:
+    r = round(float(x), digits) if np.isfinite(x) else 0.0
+    return int(np.sign(r))
+
+
+def sign_change_sentences(student_years: pd.DataFrame, baseline: str,
+                          names: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence for each arm and measure (growth, proficiency) whose paired difference
+    from ``baseline`` (all program students) changes sign between years, e.g. 'The
+    difference in proficiency between B and A changed sign between years: -1.2 points
+    [-2.0, -0.4] in year 1, then +0.8 points [-0.1, +1.7] in year 2.' Differences that
+    round to zero carry no sign; every year is listed where the sign differs from the
+    last signed year's."""
+    names = dict(names or {})
+    years = sorted(int(y) for y in student_years["year"].unique())
+    if len(years) < 2:
+        return []
+    per_year = [paired_contrasts(student_years, baseline, y) for y in years]
+    table = pd.concat(per_year, ignore_index=True)
+    table = table[table["start_band"] == ALL]
+    out = []
+    for arm, g in table.groupby("arm", observed=True, sort=True):
+        g = g.sort_values("year")
+        for metric in PAIRED:
+            f, unit, name, digits = _units(metric)
+            steps, last = [], 0
+            for r in g.itertuples():
+                sign = _sign(f * getattr(r, metric), digits)
+                if sign == 0:
+                    continue
+                if last and sign != last:
+                    steps.append(r)
+                if not steps and last == 0:
+                    first = r
+                last = sign
+            if not steps:
+                continue
+
+            def said(r, f=f, unit=unit, digits=digits, metric=metric):
+                m, lo, hi = (f * getattr(r, metric + s) for s in ("", "_lo", "_hi"))
+                ci = (f" [{number(lo, digits, True)}, {number(hi, digits, True)}]"
+                      if np.isfinite(lo) and np.isfinite(hi) else "")
+                return f"{number(m, digits, True)} {unit}{ci} in year {int(r.year)}"
+
+            then = ", then ".join(said(r) for r in steps[:4])
+            more = f" (and {len(steps) - 4} more changes of sign)" if len(steps) > 4 else ""
+            out.append(f"The difference in {name} between {names.get(arm, arm)} and "
+                       f"{names.get(baseline, baseline)} changed sign between years: "
+                       f"{said(first)}, then {then}{more}.")
     return out
 
 
-def accountability_sentences(teacher_summary: pd.DataFrame,
-                             school_summary: pd.DataFrame) -> list[str]:
+def accountability_sentences(teacher_summary: pd.DataFrame, school_summary: pd.DataFrame,
+                             arms: list[Mapping] | None = None,
+                             names: Mapping[str, str] | None = None) -> list[str]:
     """One sentence per arm on teachers and schools, from the run's summaries
     (:func:`sim.analysis.summaries.teacher_summary` and ``school_summary``): how well
     value-added estimates track true effects (correlation), the share rated in the wrong
     band (%), teachers' mean stress (0-1) and the share leaving per year (%), and in the
-    last year the share of schools still running the program and with a test-prep window
-    (%). Means across replicates."""
+    last year the share of schools with a test-prep window (%) and, for an arm whose
+    program a review can drop, the share still running it (%). Means across replicates.
+
+    ``arms`` (the scenario's ``[[arms]]`` as data) tells which arms run a program and
+    which have a review; without it every arm's program share is given. ``names`` maps
+    labels to the names written (default the labels)."""
     last = school_summary[school_summary.year == school_summary.year.max()].set_index("arm")
+    settings = {a["label"]: a for a in arms or []}
+    names = dict(names or {})
     out = []
     for r in teacher_summary.itertuples():
-        text = (f"{r.arm}: teachers' value-added estimates correlated "
-                f"{r.corr_estimate_true:.2f} with their true effects and "
-                f"{100 * r.misclassified:.0f}% were rated in the wrong band; their mean "
-                f"stress was {r.stress:.2f} (0-1) and {100 * r.exit_rate:.1f}% left each year")
+        text = (f"{names.get(r.arm, r.arm)}: teachers' value-added estimates correlated "
+                f"{number(r.corr_estimate_true, 2)} with their true effects and "
+                f"{number(100 * r.misclassified, 0)}% were rated in the wrong band; their "
+                f"mean stress was {number(r.stress, 2)} (0-1) and "
+                f"{number(100 * r.exit_rate, 1)}% left each year")
         if r.arm in last.index:
-            s = last.loc[r.arm]
-            text += (f"; in year {int(s.year)} the program still ran in "
-                     f"{100 * s.program_active_share:.0f}% of schools and "
-                     f"{100 * s.window_share:.0f}% had a test-prep window")
+            s, arm = last.loc[r.arm], settings.get(r.arm)
+            window = f"{number(100 * s.window_share, 0)}% of schools had a test-prep window"
+            if arm is not None and not has_program(arm):
+                text += f"; in year {int(s.year)}, {window} (this arm runs no program)"
+            elif arm is not None and not arm.get("review"):
+                text += (f"; in year {int(s.year)}, {window} (no review can drop this arm's "
+                         "program)")
+            else:
+                text += (f"; in year {int(s.year)} the program still ran in "
+                         f"{number(100 * s.program_active_share, 0)}% of schools and {window}")
         out.append(text + ".")
     return out

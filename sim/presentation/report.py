@@ -5,12 +5,15 @@ writes one HTML file whose figures are embedded as base64 PNG data URIs: no
 external stylesheet, script, image or link, so it can be mailed or opened
 offline. The file is written under a temporary name and renamed.
 
-A run's report: what was run (scenario, arms, seeds, version, commit,
-command), a plain-language summary of each arm against a baseline arm
-(:mod:`sim.presentation.narrative`), growth versus proficiency with paired
-intervals against the baseline (all students and by starting band),
-trajectories over years, time use, teachers (ratings versus true effects,
-stress, exits) and schools (test-prep windows, program survival by year).
+A run's report opens with a one-page brief (:mod:`sim.presentation.brief`: the
+district run, a headline per board question, the strategies ranked with verdicts
+against the baseline, one figure); then a plain-language summary of each strategy
+against the baseline (:mod:`sim.presentation.narrative`), what was run (scenario,
+strategies, seeds, version, commit, command), growth versus proficiency with paired
+intervals against the baseline (all students and by starting band), trajectories
+over years, time use, teachers (ratings versus true effects, stress, exits), schools
+(test-prep windows, program survival by year) and a glossary of every technical
+term. Strategies are named from their composition (``narrative.human_names``).
 
 A sweep's report: what was run (design, parameters, outcomes), each outcome
 against each parameter, and Sobol or Morris indices for sobol and morris
@@ -42,14 +45,19 @@ from sim.config.scenario import ScenarioError
 from sim.experiments import sensitivity
 from sim.experiments.storage import atomic_write
 from sim.presentation import figures
+from sim.presentation.brief import brief_html, build_brief
 from sim.presentation.narrative import (
     accountability_sentences,
-    arm_descriptions,
     arm_labels,
     check_baseline,
     comparison_sentences,
     describe_arm,
+    describe_change,
+    has_program,
+    human_names,
+    number,
     paired_contrasts,
+    sign_change_sentences,
 )
 
 RUN_TABLES = ("student_years", "teacher_years", "school_years")
@@ -58,7 +66,8 @@ RUN_TABLES = ("student_years", "teacher_years", "school_years")
 STUDENT_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
                    *METRICS)
 REPORT = "report.html"  # the report's name in a run's or a sweep's directory
-TEXT_COLUMNS = {"arm", "starting band", "settings", "parameter", "varied over", "outcome"}
+TEXT_COLUMNS = {"arm", "strategy", "label in the scenario", "starting band", "settings",
+                "what it changes", "parameter", "varied over", "outcome"}
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -71,7 +80,65 @@ font-variant-numeric:tabular-nums}div.wide{overflow-x:auto}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}.lead{color:#444}.note{font-size:.85em;color:#555}
 ul.summary li{margin-bottom:.5em}code{background:#f5f5f5;padding:0 .2em}
+dl.glossary dt{font-weight:600;margin-top:.6em}dl.glossary dd{margin-left:1.2em}
 """
+# every technical term the report uses, in words a school board reads (the glossary)
+GLOSSARY = (
+    ("strategy (arm)", "One way of running the program grades, e.g. the personalized "
+     "playlist with a floor. Each strategy is run on the same synthetic students; its "
+     "short label in the scenario file is given in What was run."),
+    ("baseline", "The strategy every other one is compared with (by default the first)."),
+    ("growth", "How much a student learns in a school year: the fall-to-spring gain on the "
+     "vertical scale, in SD units."),
+    ("SD units", "Standard deviations of the state's fall scores: 1 SD is the spread of "
+     "students' scores in a typical grade, so a change of 0.10 SD is a tenth of that "
+     "spread (a sizeable effect for a school program)."),
+    ("proficiency (proficient)", "The share of students at or above the state test's "
+     "proficiency cut in the spring. Changes are in percentage points: from 25% to 27% "
+     "is +2 points."),
+    ("program grades", "The grades where the strategies apply; every figure is about "
+     "their students, including students of schools that dropped the program."),
+    ("replicate", "One run of the whole district with freshly drawn students and "
+     "events. Several replicates show how much results vary by chance."),
+    ("95% interval", "The range, across replicates, in which the true average lies with "
+     "95% confidence (brackets after a number). A wide interval means an uncertain "
+     "number."),
+    ("paired interval", "The 95% interval of a difference between two strategies "
+     "computed replicate by replicate on the same students, so that chance differences "
+     "between districts cancel. When it excludes zero the difference is called clear "
+     "(better or worse); when it spans zero, no clear difference."),
+    ("starting band", "Students grouped by how far from their grade they started when "
+     "they entered: 3 or more years below, 1 to 3 years below, within a year of grade "
+     "level (on grade), or a year or more above. Bands with under a tenth of the "
+     "students are shown but not singled out in the summaries."),
+    ("floor", "The furthest below grade level the playlist may send a student's content "
+     "(a floor of 3: at most 3 years below grade)."),
+    ("ceiling", "The furthest above grade level content may go."),
+    ("rising (gradual) floor", "A floor that starts below grade and rises to grade level "
+     "by the state test."),
+    ("test-prep window", "Weeks before the state test when every student works on "
+     "grade-level content only."),
+    ("grade-level time, mastered time", "Shares of school days spent on content of the "
+     "student's own grade, and on skills the student had already mastered."),
+    ("switches", "How often a student is moved between personalized and grade-level "
+     "content in a year."),
+    ("value-added", "A teacher's rating estimated from their students' test-score gains; "
+     "it is noisy, so some teachers land in the wrong rating band."),
+    ("rating bands", "The categories teachers are rated into from value-added (e.g. "
+     "ineffective to highly effective). 'Rated in the wrong band' means a teacher's band "
+     "differs from the band of their true effect."),
+    ("true teacher effect", "How much a teacher actually adds to students' learning in "
+     "the simulation, in student SD; known here, never in a real district."),
+    ("teacher stress", "A teacher's strain on a 0-1 scale (0 none, 1 the most); "
+     "stressed teachers are more likely to leave."),
+    ("program survival, program review", "Whether schools keep running the program. A "
+     "strategy with a review has each school judge the program after some years and "
+     "possibly drop it; without a review no school drops it."),
+    ("frontier", "The trade-off between growth and proficiency: the strategies for which "
+     "no other strategy is better on both."),
+    ("common random numbers", "Every strategy of a replicate sees the same students and "
+     "the same random events, so differences between strategies are the policy's."),
+)
 
 
 # --- reading ------------------------------------------------------------------------
@@ -173,44 +240,62 @@ def _ci(mean: float, lo: float, hi: float, f: float = 1.0, digits: int = 2,
     interval stays within [0, 1], a correlation's within [-1, 1])."""
     if not np.isfinite(mean):
         return "n/a"
-    s = "+" if signed else ""
-    core = f"{f * mean:{s}.{digits}f}"
+    core = number(f * mean, digits, signed)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return core
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return f"{core} [{f * lo:{s}.{digits}f}, {f * hi:{s}.{digits}f}]"
+    return f"{core} [{number(f * lo, digits, signed)}, {number(f * hi, digits, signed)}]"
 
 
 # --- a run ---------------------------------------------------------------------------
-def _what_was_run(manifest: dict, baseline: str) -> str:
+def _changed_by_command(manifest: dict) -> bool:
+    """Whether the run's command changed the scenario file's settings (``--set``), so its
+    prose description may no longer describe what was run."""
+    command = manifest.get("command")
+    words = command if isinstance(command, list) else str(command or "").split()
+    return any(str(w) == "--set" or str(w).startswith("--set=") for w in words)
+
+
+def _description(manifest: dict) -> str:
+    sc = manifest["scenario"]
+    if _changed_by_command(manifest):
+        return ("not shown: --set changed the scenario file's settings, so its prose may "
+                "not describe this run (the district above is the one run)")
+    return " ".join(str(sc.get("description", "")).split())
+
+
+def _what_was_run(manifest: dict, baseline: str, names: dict[str, str]) -> str:
     sc = manifest["scenario"]
     seeds = manifest.get("seeds", {})
     command = manifest.get("command")
-    rows = [("scenario", sc.get("name", "?")), ("description", " ".join(
-        str(sc.get("description", "")).split())),
+    rows = [("scenario", sc.get("name", "?")), ("description", _description(manifest)),
         ("years", sc.get("years")), ("replicates", sc.get("replicates")),
         ("seed", seeds.get("seed", sc.get("seed"))),
         ("schools", sc.get("district", {}).get("schools")),
         ("program grades", ", ".join(map(str, sc.get("district", {}).get("program_grades",
                                                                          [])))),
-        ("baseline arm of the comparisons", baseline),
+        ("baseline of the comparisons", f"{names.get(baseline, baseline)} ({baseline})"),
         ("plsim version", manifest.get("plsim_version", "not recorded")),
         ("git commit", manifest.get("git_commit") or "not recorded"),
         ("command", " ".join(command) if isinstance(command, list) else command or
          "not recorded"),
         ("run time", f"{manifest['seconds']} s" if "seconds" in manifest else "not recorded"),
         ("rows", ", ".join(f"{k}: {v}" for k, v in manifest.get("rows", {}).items()))]
-    arms = pd.DataFrame([{"arm": a["label"], "settings": describe_arm(a)}
+    base = next((a for a in sc.get("arms", []) if a["label"] == baseline), {})
+    arms = pd.DataFrame([{"strategy": names.get(a["label"], a["label"]),
+                          "label in the scenario": a["label"], "settings": describe_arm(a),
+                          "what it changes": "the baseline" if a["label"] == baseline else
+                          describe_change(a, base)}
                          for a in sc.get("arms", [])])
-    return ("<h2>What was run</h2>" + _kv_table(rows) + "<h3>Arms</h3>" + _table(arms)
+    return ("<h2>What was run</h2>" + _kv_table(rows) + "<h3>Strategies</h3>" + _table(arms)
             + '<p class="note">Every arm of a replicate runs on the same synthetic students '
               "with the same random streams (common random numbers): differences between "
               "arms are the policy's. Intervals are 95% t-intervals across replicates.</p>")
 
 
 def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
-                    baseline: str) -> pd.DataFrame:
+                    baseline: str, names: dict[str, str]) -> pd.DataFrame:
     s = summary[summary.year == year]
     diff = contrasts.set_index(["arm", "start_band"])
     rows = []
@@ -218,104 +303,119 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
         key = (r.arm, r.start_band)
         d = diff.loc[key] if key in diff.index else None
         rows.append({
-            "starting band": str(r.start_band), "arm": str(r.arm),
+            "starting band": str(r.start_band), "strategy": names.get(str(r.arm), str(r.arm)),
             "students": f"{r.n_students:.0f}",
             "growth (SD)": _ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi),
             "proficient (%)": _ci(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1,
                                   bounds=(0, 1)),
-            f"growth vs {baseline} (SD)": "baseline" if d is None else _ci(
+            "growth vs baseline (SD)": "baseline" if d is None else _ci(
                 d.growth_sd, d.growth_sd_lo, d.growth_sd_hi, signed=True),
-            f"proficient vs {baseline} (points)": "baseline" if d is None else _ci(
+            "proficient vs baseline (points)": "baseline" if d is None else _ci(
                 d.proficient, d.proficient_lo, d.proficient_hi, 100, 1, signed=True),
-            "grade-level time (%)": f"{100 * r.grade_level_share:.0f}",
-            "mastered time (%)": f"{100 * r.mastered_share:.0f}",
-            "switches": f"{r.switches:.1f}"})
+            "grade-level time (%)": number(100 * r.grade_level_share, 0),
+            "mastered time (%)": number(100 * r.mastered_share, 0),
+            "switches": number(r.switches, 1)})
     out = pd.DataFrame(rows)
     order = {b: i for i, b in enumerate(s.start_band.cat.categories)}
     return out.sort_values("starting band", key=lambda c: c.map(order), kind="stable")
 
 
-def _run_figure(run_dir: str | Path | None, draw, *args, **kwargs) -> bytes:
-    """A figure of :mod:`sim.analysis.figures`: the run's own copy (``figures/<name>.png``,
-    drawn when the run was written, same data) when there is one, else drawn now."""
-    if run_dir is not None:
-        path = Path(run_dir) / "figures" / f"{draw.__name__}.png"
-        if path.is_file():
-            return path.read_bytes()
+def _drawn(draw, *args, **kwargs) -> bytes:
+    """A figure of :mod:`sim.analysis.figures`, drawn now with the strategies' names (the
+    run's own ``figures/`` carry its labels)."""
     return figures.drawn(draw, *args, **kwargs)
 
 
 def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str | None = None,
                  run_dir: str | Path | None = None) -> tuple[str, list[str]]:
-    """The title and HTML sections of a run's report.
+    """The title and HTML sections of a run's report: the brief first (the district run,
+    headlines, the ranked table and one figure), then the details and a glossary.
 
     Args:
         manifest: the run's manifest as data.
         tables: ``student_years``, ``teacher_years`` and ``school_years``.
         baseline: the arm the others are compared with (default: the first arm).
-        run_dir: the run's folder, whose ``figures/`` are reused when present.
+        run_dir: the run's folder (named in messages).
     """
     students = tables["student_years"]
     labels = arm_labels(students)
     baseline = check_baseline(labels, baseline, str(run_dir or ""))
     sc = manifest["scenario"]
+    arms = sc.get("arms", [])
+    names = {a: human_names(arms).get(a, a) for a in labels}
     year = int(students.year.max())
     summary = summarise(students)
     contrasts = paired_contrasts(students, baseline, year)
-    words = arm_descriptions(sc.get("arms", []), baseline)
-    sentences = comparison_sentences(students, baseline, year, descriptions=words,
-                                     contrasts=contrasts)
-    table = _frontier_table(summary, contrasts, year, baseline)
-    title = f"plsim report: {sc.get('name', 'run')}"
-    sec = [f"<h1>{_e(title)}</h1>",
-           f'<p class="lead">{_e(" ".join(str(sc.get("description", "")).split()))}</p>',
-           *_plain_words(sentences, _accountability_words(tables)),
-           _what_was_run(manifest, baseline),
+    teachers, schools = tables["teacher_years"], tables["school_years"]
+    t_sum = teacher_summary(teachers) if len(teachers) else None
+    s_sum = school_summary(schools) if len(schools) else None
+    flips = sign_change_sentences(students, baseline, names)
+    brief = build_brief(sc, students, t_sum, s_sum, baseline, summary=summary,
+                        contrasts=contrasts, sign_changes=flips)
+    sentences = comparison_sentences(students, baseline, year, descriptions=names,
+                                     contrasts=contrasts, names=names)
+    table = _frontier_table(summary, contrasts, year, baseline, names)
+    title = f"What the simulation says: {sc.get('name', 'run')}"
+    sec = [f"<h1>{_e(title)}</h1>", brief_html(brief),
+           '<p class="note">The details follow: plain words for every strategy, what was '
+           "run, growth versus proficiency, by starting band, over the years, time use, "
+           "teachers and schools; then the glossary.</p>",
+           *_plain_words(sentences, flips,
+                         _accountability_words(t_sum, s_sum, arms, names)),
+           _what_was_run(manifest, baseline, names),
            "<h2>Growth versus proficiency</h2>"]
-    paired = not contrasts.empty
-    if paired:
-        sec.append(_img(figures.paired_frontier(contrasts, baseline, labels),
-                        f"Change in growth and in proficiency of each arm against {baseline}, "
-                        f"on the same students (year {year}); bars: paired 95% intervals "
-                        "across replicates."))
-    sec += [_img(_run_figure(run_dir, run_figures.growth_vs_proficiency, summary, year=year),
-                 f"Growth against proficiency of each arm (year {year}); bars: 95% intervals "
-                 "of the replicate means."),
+    if not contrasts.empty:
+        sec.append(_img(figures.paired_frontier(contrasts, baseline, labels, names),
+                        f"Change in growth and in proficiency of each strategy against "
+                        f"{names[baseline]}, on the same students (year {year}); bars: "
+                        "paired 95% intervals across replicates; numbers as in the legend."))
+    sec += [_img(_drawn(run_figures.growth_vs_proficiency, summary, year=year, names=names),
+                 f"Growth against proficiency of each strategy (year {year}); bars: 95% "
+                 "intervals of the replicate means; numbers as in the legend."),
             _table(table[table["starting band"] == ALL]),
             "<h2>For whom: by starting achievement</h2>"]
-    if paired:
-        sec.append(_img(figures.paired_frontier_by_band(contrasts, baseline, labels),
-                        f"Change against {baseline} by starting band (years relative to grade "
-                        "at entry); paired 95% intervals."))
-    sec += [_img(_run_figure(run_dir, run_figures.growth_vs_proficiency_by_band, summary,
-                             year=year), "Growth against proficiency by starting band."),
+    if not contrasts.empty:
+        sec.append(_img(figures.paired_frontier_by_band(contrasts, baseline, labels, names),
+                        f"Change against {names[baseline]} by starting band (years relative "
+                        "to grade at entry); paired 95% intervals."))
+    sec += [_img(_drawn(run_figures.growth_vs_proficiency_by_band, summary, year=year,
+                        names=names), "Growth against proficiency by starting band."),
             "<details><summary>The numbers by starting band</summary>"
             + _table(table[table["starting band"] != ALL]) + "</details>",
             "<h2>Over the years</h2>",
-            _img(figures.trajectories(summary), "Growth and proficiency by year and arm."),
-            *_time_use(summary, year, run_dir),
-            *_teachers(tables["teacher_years"], run_dir),
-            *_schools(tables["school_years"], run_dir)]
+            _img(figures.trajectories(summary, names), "Growth and proficiency by year."),
+            *_time_use(summary, year, names),
+            *_teachers(teachers, t_sum, names),
+            *_schools(s_sum, arms, names),
+            _glossary()]
     return title, sec
 
 
-def _accountability_words(tables: dict[str, pd.DataFrame]) -> list[str]:
-    teachers, schools = tables["teacher_years"], tables["school_years"]
-    if not (len(teachers) and len(schools)):
+def _glossary() -> str:
+    items = "".join(f"<dt>{_e(t)}</dt><dd>{_e(d)}</dd>" for t, d in GLOSSARY)
+    return f'<h2 id="glossary">Glossary</h2><dl class="glossary">{items}</dl>'
+
+
+def _accountability_words(t_sum, s_sum, arms, names) -> list[str]:
+    if t_sum is None or s_sum is None:
         return []
-    return accountability_sentences(teacher_summary(teachers), school_summary(schools))
+    return accountability_sentences(t_sum, s_sum, arms, names)
 
 
 def _bullets(sentences: list[str]) -> str:
     return '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>"
 
 
-def _plain_words(sentences: list[str], accountability: list[str]) -> list[str]:
+def _plain_words(sentences: list[str], flips: list[str], accountability: list[str]
+                 ) -> list[str]:
     out = ["<h2>In plain words</h2>", _bullets(sentences),
            '<p class="note">Growth: fall-to-spring gain in SD of the state\'s fall scores. '
            "Proficiency: share at or above the state cut, in percentage points. Students of "
            "the program grades only. Brackets: 95% intervals of the paired change across "
-           "replicates; a change whose interval spans zero is reported as not clear.</p>"]
+           "replicates; a change whose interval spans zero is reported as not clear. "
+           "Starting bands with under a tenth of the students are not singled out.</p>"]
+    if flips:
+        out += ["<h3>Differences that changed sign between years</h3>", _bullets(flips)]
     if accountability:
         out += ["<h3>Teachers and schools</h3>", _bullets(accountability),
                 '<p class="note">Means across replicates; intervals in the tables of the '
@@ -323,56 +423,70 @@ def _plain_words(sentences: list[str], accountability: list[str]) -> list[str]:
     return out
 
 
-def _time_use(summary: pd.DataFrame, year: int, run_dir) -> list[str]:
+def _time_use(summary: pd.DataFrame, year: int, names) -> list[str]:
     return ["<h2>Time use</h2>",
-            _img(_run_figure(run_dir, run_figures.time_use_by_band, summary, year=year),
+            _img(_drawn(run_figures.time_use_by_band, summary, year=year, names=names),
                  "Share of days on grade-level content and on already-mastered content, by "
                  "starting band."),
-            _img(figures.switches_by_band(summary, year),
+            _img(figures.switches_by_band(summary, year, names),
                  "Switches between personalized and grade-level content per student-year.")]
 
 
-def _teachers(teachers: pd.DataFrame, run_dir) -> list[str]:
+def _teachers(teachers: pd.DataFrame, t_sum, names) -> list[str]:
     if not len(teachers):
         return []
     return ["<h2>Teachers</h2>",
-            _img(_run_figure(run_dir, run_figures.ratings_vs_true_effect, teachers),
+            _img(_drawn(run_figures.ratings_vs_true_effect, teachers, names=names),
                  "True effect of the teachers in each rating band (student SD)."),
-            _img(figures.teacher_outcomes_by_year(teachers),
+            _img(figures.teacher_outcomes_by_year(teachers, names),
                  "Teachers' mean stress and the share who leave, by year."),
-            _table(_teacher_table(teacher_summary(teachers)))]
+            _table(_teacher_table(t_sum, names))]
 
 
-def _schools(schools: pd.DataFrame, run_dir) -> list[str]:
-    if not len(schools):
+def _schools(school_sum, arms, names) -> list[str]:
+    if school_sum is None:
         return []
-    school_sum = school_summary(schools)
+    program = [a["label"] for a in arms if has_program(a)] if arms else None
     return ["<h2>Schools and the program's survival</h2>",
-            _img(_run_figure(run_dir, run_figures.school_policies_by_year, school_sum),
-                 "Share of schools with a test-prep window, with the program still active, "
-                 "and proficiency, by year."),
-            _table(_survival_table(school_sum))]
+            _img(_drawn(run_figures.school_policies_by_year, school_sum, names=names,
+                        program_arms=program),
+                 "Share of schools with a test-prep window, with the program still active "
+                 "(strategies that run a program), and proficiency, by year."),
+            _table(_survival_table(school_sum, arms, names))]
 
 
-def _teacher_table(ts: pd.DataFrame) -> pd.DataFrame:
+def _teacher_table(ts: pd.DataFrame, names) -> pd.DataFrame:
     def cell(r, m, f=1.0, digits=2, bounds=(0.0, 1.0)):
         return _ci(getattr(r, m), getattr(r, f"{m}_lo"), getattr(r, f"{m}_hi"), f, digits,
                    bounds=bounds)
 
     return pd.DataFrame([{
-        "arm": str(r.arm),
-        "rating estimate vs true effect (r)": cell(r, "corr_estimate_true", bounds=(-1, 1)),
-        "misclassified (%)": cell(r, "misclassified", 100, 1),
+        "strategy": names.get(str(r.arm), str(r.arm)),
+        "value-added rating vs true effect (r)": cell(r, "corr_estimate_true",
+                                                      bounds=(-1, 1)),
+        "rated in the wrong band (%)": cell(r, "misclassified", 100, 1),
         "teachers leaving per year (%)": cell(r, "exit_rate", 100, 1),
         "stress (0-1)": cell(r, "stress")} for r in ts.itertuples()])
 
 
-def _survival_table(ss: pd.DataFrame) -> pd.DataFrame:
+def _survival_table(ss: pd.DataFrame, arms, names) -> pd.DataFrame:
+    """The share of schools running the program by year; 'no program' for an arm that
+    runs none, and '(no review)' where no review could drop it."""
     wide = ss.pivot_table(index="arm", columns="year", values="program_active_share",
                           observed=True, sort=False)
-    out = pd.DataFrame({"arm": [str(a) for a in wide.index]})
+    settings = {a["label"]: a for a in arms or []}
+    out = pd.DataFrame({"strategy": [names.get(str(a), str(a)) for a in wide.index]})
     for y in wide.columns:
-        out[f"program active, year {y} (%)"] = [f"{100 * v:.0f}" for v in wide[y]]
+        cells = []
+        for a, v in zip(wide.index, wide[y], strict=True):
+            arm = settings.get(str(a))
+            if arm is not None and not has_program(arm):
+                cells.append("no program")
+            elif arm is not None and not arm.get("review"):
+                cells.append(f"{number(100 * v, 0)} (no review)")
+            else:
+                cells.append(number(100 * v, 0))
+        out[f"program running, year {y} (%)"] = cells
     return out
 
 

@@ -39,7 +39,8 @@ def entry_variance_split(scenario, grade: int = 5, schools: int = 60) -> dict:
     Uses the scenario's population parameters in a district of ``schools``
     schools, so that the between-school share is estimated with some precision.
     """
-    district = scenario.district.model_copy(update={"schools": schools})
+    # random schools (an imported district's known ones would not fill 60 schools)
+    district = scenario.district.model_copy(update={"schools": schools, "cohort_offsets_sd": []})
     model = district_for(scenario.model_copy(update={"district": district}), scenario.arms[0])
     st = model.students
     sel = np.flatnonzero(st.grade == grade)
