@@ -18,7 +18,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from sim.config.scenario import ScenarioError, load_scenario
+from sim.config.scenario import ScenarioError, load_scenario, shorten
 
 EXIT_BAD_INPUT = 2
 
@@ -73,11 +73,16 @@ def _option_int(path: str, option: str, text: str | None, minimum: int) -> int |
     try:
         value = int(text)
     except ValueError:
-        raise ScenarioError(f"{path}: {option}: expected a whole number >= {minimum}, "
-                            f"got {text!r}") from None
+        limit = f" of at most {sys.get_int_max_str_digits():,} digits" if text.isdigit() else ""
+        raise ScenarioError(f"{path}: {option}: expected a whole number >= {minimum}{limit}, "
+                            f"got {shorten(text)}") from None
     if value < minimum:
         raise ScenarioError(f"{path}: {option}: must be >= {minimum}, got {value}")
     return value
+
+
+IGNORE_MEMORY_HELP = ("run even when the estimated peak memory exceeds the memory available "
+                      "here (for a machine or cluster the check cannot see)")
 
 
 def _executor_options(default_workers: int, what: str) -> argparse.ArgumentParser:
@@ -112,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--set arms.floor3.floor=2 (repeatable)")
     r.add_argument("--no-report", action="store_true",
                    help="do not write report.html (the self-contained HTML report)")
+    r.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
     c = sub.add_parser("check", help="validate a scenario file without running it")
     c.add_argument("scenario")
     c.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
@@ -169,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("sweep", help="sweep file (TOML)")
     w.add_argument("--no-report", action="store_true",
                    help="do not write report.html when the sweep is complete")
+    w.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
     h = sub.add_parser("report", help="one self-contained HTML report of a finished run or "
                                       "sweep")
     h.add_argument("dir", help="the --out directory of `plsim run` or `plsim sweep`")
@@ -210,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share peeled per step (default 0.05)")
     d.add_argument("--mass-min", type=_share, default=0.05,
                    help="smallest box, share of all runs (default 0.05)")
+    d.add_argument("--min-runs", type=_positive_int, default=10,
+                   help="smallest box, in runs (default 10; a smaller box is flagged)")
     f = sub.add_parser("reference", help="check (or --update) the committed reference "
                                          "results of the shipped scenarios")
     f.add_argument("--update", action="store_true",
@@ -293,6 +302,7 @@ def cmd_run(args) -> int:
     sc = load_scenario(args.scenario, args.set, seed=seed, replicates=replicates)
     out = Path(args.out)
     _check_writable(out)
+    _check_memory(sc, args, args.scenario)
     with hold(out, args.scenario):
         return _run_into(args, sc, out)
 
@@ -334,11 +344,42 @@ def _check_writable(out: Path) -> None:
         raise ScenarioError(f"--out {out}: cannot create or write there")
 
 
+def _check_memory(scenario, args, source: str, tasks: int | None = None) -> None:
+    """Refuse (status 2) a run whose estimated peak memory exceeds what is available;
+    not with a Dask scheduler (its workers' memory is not this machine's)."""
+    from sim.experiments.resources import check_memory
+
+    check_memory(scenario, args.workers, ignore=args.ignore_memory_check or bool(
+        args.scheduler), source=source, tasks=tasks)
+
+
+def _check_sweep_memory(sweep, base, args) -> None:
+    """The sweep's largest design point, checked as one run on each of the sweep's workers."""
+    from sim.experiments.resources import estimate
+    from sim.experiments.sweeps import design_matrix, scenario_for
+
+    design = design_matrix(sweep)
+    sizing = ("district.", "curriculum.", "assessment.", "years")  # what the estimate reads
+    varied = any(p.path.startswith(sizing) for p in sweep.parameters)
+    points = (scenario_for(sweep, base, row, args.sweep) for row in design[:None if varied
+                                                                            else 1])
+    largest = max(points, key=lambda sc: estimate(sc).per_worker)
+    _check_memory(largest, args, args.sweep, tasks=len(design) * sweep.replicates)
+
+
 def cmd_check(args) -> int:
     sc = load_scenario(args.scenario, args.set)
     arms = ", ".join(a.label for a in sc.arms)
     print(f"{args.scenario}: OK — '{sc.name}', {sc.years} year(s), {sc.replicates} "
           f"replicate(s), arms: {arms}")
+    from sim.experiments.resources import available_bytes, estimate, format_estimate
+
+    est = estimate(sc, workers=1)
+    print(f"Estimated, run serially: {format_estimate(est)}")
+    free = available_bytes()
+    if free is not None and est.in_all > free:
+        print(f"warning: this is more than the {free / 1e9:,.1f} GB of memory available here: "
+              "`plsim run` will refuse it unless given --ignore-memory-check")
     return 0
 
 
@@ -439,6 +480,7 @@ def cmd_sweep(args) -> int:
     from sim.experiments.sweeps import load_sweep, run_sweep
 
     sweep, base = load_sweep(args.sweep)
+    _check_sweep_memory(sweep, base, args)
     _check_writable(Path(args.out))
     start = time.time()
     with hold(args.out, args.sweep):
@@ -457,12 +499,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sim.presentation.report import REPORT, write_report
+    from sim.presentation.report import default_name, write_report
 
     # another baseline gets its own default name: DIR/report.html is the run's own report,
-    # vouched for by its manifest
-    default = REPORT if args.baseline is None else f"report-vs-{args.baseline}.html"
-    out = Path(args.out) if args.out else Path(args.dir) / default
+    # vouched for by its manifest (write_report refuses any other file in DIR)
+    out = Path(args.out) if args.out else Path(args.dir) / default_name(args.baseline)
     path = write_report(args.dir, out, args.baseline)
     print(f"Wrote {path}")
     return 0

@@ -168,7 +168,7 @@ SCENARIO_CASES = [
     Case("no_name", edit('name = "quick"\n', ""), ("name", "Field required")),
     # the file itself
     Case("missing_file", missing, ("file not found",)),
-    Case("file_is_a_directory", directory, ("cannot read file", "IsADirectoryError")),
+    Case("file_is_a_directory", directory, ("cannot read file", "a directory, not a regular file")),
     Case("not_utf8", raw("latin1.toml", b'name = "caf\xe9"\n'), ("cannot read file", "utf-8")),
     Case("not_toml", raw("prose.toml", b"This is a scenario, honest.\n"), ("not valid TOML",)),
     Case("truncated_toml", raw("truncated.toml", QUICK_TEXT.encode()[:-40] + b"\n[[arms"),

@@ -12,6 +12,9 @@ import pytest
 from sim.config.scenario import ScenarioError
 from sim.experiments.runner import run
 from sim.validation.claims import (
+    FALLS_SHORT,
+    HOLDS,
+    UNDECIDED,
     VERDICT_LINE,
     ClaimRuns,
     above,
@@ -21,6 +24,7 @@ from sim.validation.claims import (
     estimate,
     paired,
     scenario_with,
+    share,
     student_metric,
     sweep_slopes,
     verdict,
@@ -47,21 +51,66 @@ def test_paired_difference_lines_up_replicates():
     assert e.mean == pytest.approx(np.mean([1.0 - 1.0, 2.0 - 1.0, 4.0 - 0.5]))
 
 
-def test_a_claim_holds_only_when_every_interval_is_on_its_side():
+def test_a_claim_holds_falls_short_or_is_undecided_by_its_intervals():
     up = estimate([0.2, 0.3, 0.25], "gain")
+    down = estimate([-0.2, -0.3, -0.25], "loss")
     straddles = estimate([-0.1, 0.3, 0.1], "mixed")
-    assert above(up).holds and not below(up).holds
-    assert not above(straddles).holds and not below(straddles).holds
-    assert contains(straddles, 0.0).holds and not contains(up, 0.0).holds
-    assert at_least(estimate([-3, -3], "lowest"), -3).holds
-    assert not at_least(estimate([-3, -4], "lowest"), -3).holds
-    assert not above(estimate([1.0], "one replicate")).holds  # no interval, no verdict
+    assert (above(up).state, below(up).state) == (HOLDS, FALLS_SHORT)
+    assert above(down).state == FALLS_SHORT and below(down).state == HOLDS
+    assert above(straddles).state == UNDECIDED and below(straddles).state == UNDECIDED
+    assert contains(up, 0.25, 0.5).state == HOLDS  # [0.13, 0.37] inside [-0.25, 0.75]
+    assert contains(up, 1.0, 0.2).state == FALLS_SHORT  # wholly below 0.8
+    assert contains(straddles, 0.0, 0.1).state == UNDECIDED  # wider than the band
+    assert at_least(estimate([-3, -3], "lowest"), -3).state == HOLDS
+    assert at_least(estimate([-4, -4], "lowest"), -3).state == FALLS_SHORT
+    assert at_least(estimate([-3, -4], "lowest"), -3).state == UNDECIDED
+    one = above(estimate([1.0], "one replicate"))
+    assert one.state == UNDECIDED and "needs at least 2 replicates" in one.line()
     v = verdict(7, "a gain and a mixed bag", above(up), above(straddles))
-    assert v.word == "falls short"
+    assert v.word == UNDECIDED
     last = str(v).splitlines()[-1]
-    assert re.match(VERDICT_LINE, last) and last.endswith("a gain and a mixed bag: falls short")
-    assert verdict(8, "a gain", above(up)).word == "holds"
-    assert verdict(9, "nothing to show").word == "falls short"
+    assert re.match(VERDICT_LINE, last) and last.endswith("a gain and a mixed bag: undecided")
+    assert verdict(8, "a gain", above(up)).word == HOLDS
+    assert verdict(10, "a gain and a loss", above(up), above(down), above(straddles)).word \
+        == FALLS_SHORT
+    assert verdict(9, "nothing to show").word == UNDECIDED
+
+
+def test_an_undecided_condition_says_how_many_replicates_would_decide_it():
+    e = estimate([0.05, 0.15], "growth")  # mean 0.1, sd 0.0707: t(1) x sd / sqrt(2) = 0.64
+    c = above(e)
+    n = c.replicates_to_decide()
+    # smallest n with t(0.975, n-1) x 0.0707 / sqrt(n) < 0.1: n = 5 (0.0878), n = 4: 0.1125
+    assert n == 5
+    assert "about 5 replicates would decide it" in c.line()
+
+
+def test_a_share_of_few_schools_gets_a_wilson_interval_inside_0_1():
+    # the notebooks' quick case: 2 schools, 2 replicates, shares 0.5 and 1.0
+    t = estimate([0.5, 1.0], "t-interval")
+    assert t.lo < -0.5 and t.hi > 1.5  # the old interval: -2.43 to 3.93
+    w = share(pd.Series([0.5, 1.0]), 2, "share of schools with a window")
+    assert 0.0 <= w.lo < w.mean < w.hi <= 1.0
+    # replicates disagree more than 2 independent schools would: design effect 0.125 /
+    # (0.75 x 0.25 / 2) = 4/3, so 3 effective schools; Wilson of 2.25 in 3: [0.256, 0.963]
+    assert w.mean == pytest.approx(0.75) and w.effective_units == pytest.approx(3.0)
+    assert (w.lo, w.hi) == pytest.approx((0.256, 0.963), abs=0.001)
+    none = share(pd.Series([0.0, 0.0]), 2, "none of 4 schools")
+    assert none.lo == 0.0 and none.hi == pytest.approx(0.490, abs=0.001)  # Wilson 0 of 4
+    logit = estimate([0.02, 0.10, 0.06], "proficient", share=True)
+    assert 0.0 < logit.lo < 0.06 < logit.hi < 1.0
+    assert estimate([0.02, 0.10, 0.06], "t").lo < 0.0  # the t-interval leaves 0-1
+
+
+def test_a_claim_a_small_design_cannot_show_says_what_it_needs():
+    w = share(pd.Series([0.5, 1.0]), 2, "share of schools with a window, year 2")
+    c = contains(w, 0.8, 0.2, needs={"schools": 5})
+    assert c.state == UNDECIDED
+    assert "needs at least 5 schools per replicate (this run: 2)" in c.line()
+    five = share(pd.Series([0.8, 0.8, 0.8, 1.0, 0.8, 0.6, 0.8, 0.8, 0.8, 0.8]), 5, "five")
+    assert contains(five, 0.8, 0.2, needs={"schools": 5}).state == HOLDS  # [0.67, 0.88]
+    v = verdict(9, "more schools ask for a window", c)
+    assert v.word == UNDECIDED and "needs at least 5 schools" in str(v)
 
 
 def test_scenario_with_keeps_the_named_arms_in_order_and_applies_overrides():
@@ -102,3 +151,29 @@ def test_sweep_slopes_recover_a_known_linear_outcome():
     assert slopes.shape == (3, 2)
     assert slopes["weeks"].to_numpy() == pytest.approx([0.02] * 3)
     assert slopes["floor"].to_numpy() == pytest.approx([-0.01] * 3)
+
+
+def test_summaries_give_shares_intervals_inside_0_1():
+    """summary.csv's proficient, school_summary's shares of schools and teacher_summary's
+    shares of teachers: intervals within 0-1 where the t-interval left it; means unchanged."""
+    from sim.analysis.summaries import school_summary, summarise_replicates
+
+    reps = pd.DataFrame({"arm": pd.Categorical(["a", "a"]), "replicate": [0, 1],
+                         "year": 1, "start_band": "all students", "n_students": 100.0,
+                         "growth_sd": [0.5, 0.7], "proficient": [0.02, 0.10],
+                         "grade_level_share": 0.5, "mastered_share": 0.1, "switches": 1.0,
+                         "engagement": 0.6})
+    row = summarise_replicates(reps).iloc[0]
+    assert row.proficient == pytest.approx(0.06)  # the mean is as before
+    assert 0.0 < row.proficient_lo < 0.06 < row.proficient_hi < 1.0
+    assert row.growth_sd_lo == pytest.approx(0.6 - 12.706 * 0.1414 / np.sqrt(2), abs=1e-3)
+    schools = pd.DataFrame({"arm": "tepp", "year": 2, "replicate": [0, 0, 1, 1],
+                            "school": [0, 1, 0, 1], "test_prep_weeks": [6, 0, 6, 6],
+                            "tutoring": 0.0, "program_active": True, "response": "",
+                            "dropped": False, "proficiency": [0.2, 0.3, 0.25, 0.2],
+                            "mean_growth_sd": 0.6})
+    s = school_summary(schools).iloc[0]
+    assert s.window_share == pytest.approx(0.75)  # 0.5 and 1.0: the t-interval is -2.4..3.9
+    assert (s.window_share_lo, s.window_share_hi) == pytest.approx((0.256, 0.963), abs=0.001)
+    assert s.program_active_share_lo == pytest.approx(0.510, abs=0.001)  # Wilson 4 of 4
+    assert s.program_active_share_hi == 1.0

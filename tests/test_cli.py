@@ -206,8 +206,11 @@ def test_summary_agrees_with_student_years(quick_rows, quick_summary, quick_mani
             assert row[m] == pytest.approx(x.mean(), abs=1e-5)
             half = t * x.std(ddof=1) / np.sqrt(2)
             lo, hi = x.mean() - half, x.mean() + half
-            if m == "proficient":
-                lo, hi = max(lo, 0), min(hi, 1)
+            if m == "proficient":  # a share: the t-interval on the logit scale, inside 0-1
+                p = x.mean()
+                z = np.log(p / (1 - p)) + np.array([-1, 1]) * half / (p * (1 - p))
+                lo, hi = 1 / (1 + np.exp(-z))
+                assert 0 < lo < p < hi < 1
             assert row[f"{m}_lo"] == pytest.approx(lo, abs=1e-5)
             assert row[f"{m}_hi"] == pytest.approx(hi, abs=1e-5)
             d = x - base[m].to_numpy()

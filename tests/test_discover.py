@@ -73,6 +73,59 @@ def test_prim_edge_cases_and_words():
     assert describe_limit("k", frozenset({"q", "p"}), full["k"]) == "k is p or q"
 
 
+def noisy_box(seed, n=2000):
+    """2,000 uniform points in 5 dims; a case of interest with probability 0.9 inside
+    [0.2, 0.6] x [0.3, 0.8] (x0, x1), 0.1 outside."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.random((n, 5)), columns=[f"x{i}" for i in range(5)])
+    inside = x.x0.between(0.2, 0.6) & x.x1.between(0.3, 0.8)
+    y = rng.random(n) < np.where(inside, 0.9, 0.1)
+    return x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_prim_recovers_a_noisy_planted_box(seed):
+    """Friedman & Fisher's peeling to the minimum support, then pasting: the box's bounds
+    within 0.05 of the planted ones, only x0 and x1 restricted, density >= 0.8 and the
+    coverage of the planted box itself (0.9 x 0.2 / (0.9 x 0.2 + 0.1 x 0.8) = 0.69)
+    within 0.06. (EMA Workbench 2.5.3 on the same data: sim/analysis/prim.py's docstring.)"""
+    x, y = noisy_box(seed)
+    b = find_boxes(x, y, max_boxes=1)[0]
+    lim = b.restrictions()
+    assert set(lim) == {"x0", "x1"}
+    assert np.allclose(lim["x0"], (0.2, 0.6), atol=0.05), lim
+    assert np.allclose(lim["x1"], (0.3, 0.8), atol=0.05), lim
+    assert b.density >= 0.8 and b.meets_density and abs(b.coverage - 0.69) < 0.06
+    assert b.support_warning() == ""
+    lo, hi = b.density_interval()
+    assert lo < b.density < hi and hi - lo < 0.12
+
+
+def test_the_densest_box_is_the_densest_of_the_trajectory_with_enough_runs():
+    x, y = noisy_box(2)
+    b = find_boxes(x, y, max_boxes=1, min_density=1.0)[0]  # no box reaches 1.0
+    assert not b.meets_density
+    peeled = [s for s in b.trajectory if s.phase != "paste"]
+    big = [s for s in peeled if s.inside.sum() >= 100]  # 5% of 2,000 runs
+    assert b.density >= max(s.density for s in big) - 1e-12
+    assert b.n_runs >= 100
+    # peeling goes to the minimum support, through steps that lower the mean
+    assert min(s.inside.sum() for s in peeled) < 100 / (1 - 0.05) + 1
+
+
+def test_a_box_under_the_minimum_support_says_so():
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame({"a": rng.random(24), "b": rng.random(24)})
+    y = (x.a < 0.1).to_numpy()
+    b = find_boxes(x, y, min_runs=1, mass_min=0.05)[0]  # allowed down to 2 runs
+    assert b.n_runs < 10 and b.density == 1.0
+    assert b.support_warning().startswith(f"small box: {b.n_runs} runs")
+    strict = find_boxes(x, y)[0]  # the default minimum support: 10 runs
+    assert strict.n_runs >= 10 and strict.support_warning() == ""
+    tiny = find_boxes(x.head(6), y[:6] | True)[0]  # 6 runs in all: under 10 whatever
+    assert "small box: 6 runs" in tiny.support_warning()
+
+
 # --- the command on a small finished sweep ---------------------------------------------
 SWEEP = """
 name = "tiny_sweep"
@@ -144,6 +197,47 @@ def test_discover_on_a_finished_sweep(sweep_dir, capsys):
     # nothing above an impossible threshold: said plainly, not an error
     assert main(["discover", str(sweep_dir), "--outcome", "growth_sd", "--above", "99"]) == 0
     assert "No run has growth_sd is above 99" in capsys.readouterr().out
+
+
+def reapply(boxes: pd.DataFrame, x: pd.DataFrame, y: np.ndarray) -> list[tuple[int, int]]:
+    """(runs, cases) of each box of a boxes.csv, re-applied to the runs in order (a later
+    box counts only runs outside earlier ones), bounds inclusive as written."""
+    left = np.ones(len(x), bool)
+    out = []
+    for _, g in boxes.groupby("box", sort=True):
+        m = left.copy()
+        for r in g.itertuples():
+            if isinstance(r.parameter, str) and r.values == r.values and r.values:
+                m &= x[r.parameter].astype(str).isin(r.values.split(" | ")).to_numpy()
+            elif isinstance(r.parameter, str):
+                v = x[r.parameter].to_numpy(float)
+                m &= (v >= r.low) & (v <= r.high)
+        out.append((int(m.sum()), int(y[m].sum())))
+        left &= ~m
+    return out
+
+
+def test_boxes_csv_bounds_reproduce_the_reported_counts_exactly(sweep_dir, capsys):
+    """Re-applying boxes.csv's written bounds selects exactly the reported runs and cases
+    (bounds are data values at full precision), and a box under 10 runs is flagged."""
+    from sim.experiments.discover import discovery_data
+    from sim.experiments.sensitivity import load_finished
+
+    data = load_finished(sweep_dir)
+    x, values = discovery_data(data, "growth_sd", "policy", 1, "all students")
+    cut = float(np.quantile(values, 0.6))
+    assert main(["discover", str(sweep_dir), "--outcome", "growth_sd", "--above", f"{cut}",
+                 "--min-runs", "2", "--max-boxes", "2"]) == 0
+    text = capsys.readouterr().out
+    folder = next(f for f in (sweep_dir / "discover").iterdir() if f.name.endswith("_r2"))
+    boxes = pd.read_csv(folder / "boxes.csv", keep_default_na=False,
+                        na_values={"low": [""], "high": [""]})
+    reported = boxes.groupby("box")[["runs", "cases"]].first()
+    assert reapply(boxes, x, values > cut) == list(reported.itertuples(index=False, name=None))
+    assert (boxes["runs"] < 10).any()  # 10 runs in all: every restricted box is small
+    assert "Warning: small box" in text
+    small = boxes[boxes["runs"] < 10]
+    assert small["warning"].str.startswith("small box").all()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -64,5 +64,5 @@ def test_notebook_executes_in_quick_mode(path):
     assert notebooks.image_count(nb) >= 2, f"{path.name}: {notebooks.image_count(nb)} figures"
     assert sorted(verdicts) == sorted(claims), (
         f"{path.name}: claims {claims}, computed verdicts for {sorted(verdicts)}")
-    assert set(verdicts.values()) <= {"holds", "falls short"}
+    assert set(verdicts.values()) <= {"holds", "falls short", "undecided"}
     assert "mode quick" in notebooks.outputs_text(nb)

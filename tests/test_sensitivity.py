@@ -119,6 +119,12 @@ def test_sobol_recovers_an_additive_function(tmp_path, monkeypatch, capsys):
     assert s.loc[x2, "S1"] == pytest.approx(1 / 17, abs=0.1)
     assert np.allclose(s["S1"], s["ST"], atol=0.1)
     assert "S1" in text and x1 in text and x2 in text
+    for lo, est, hi in (("S1_low", "S1", "S1_high"), ("ST_low", "ST", "ST_high")):
+        assert (s[lo] <= s[est] + 1e-9).all() and (s[est] <= s[hi] + 1e-9).all()
+    half = float(s[["S1_conf", "ST_conf"]].to_numpy().max())
+    assert bool(s["converged"].iloc[0]) == (half <= 0.1 and (s["S1"] <= s["ST"]).all())
+    txt = (out / "sensitivity" / "b_y1_all-students.txt").read_text()
+    assert ("warning: growth_sd: not converged at N = 64" in txt) != s["converged"].iloc[0]
 
 
 def test_morris_recovers_an_additive_function(tmp_path, monkeypatch, capsys):
@@ -204,3 +210,48 @@ def test_unfinished_or_missing_sweep(sobol_dir, tmp_path, capsys):
         assert code == 2 and "unfinished" in err and "31 of 32" in err
     code, _, err = cli(["sensitivity", tmp_path / "nowhere"], capsys)
     assert code == 2 and "no manifest.json" in err
+
+
+# --- known answers --------------------------------------------------------------------
+def ishigami(x: np.ndarray, a: float = 7.0, b: float = 0.1) -> np.ndarray:
+    return np.sin(x[:, 0]) + a * np.sin(x[:, 1]) ** 2 + b * x[:, 2] ** 4 * np.sin(x[:, 0])
+
+
+def test_sobol_indices_of_the_ishigami_function_match_the_analytic_ones():
+    """SALib's Saltelli sample, then the analysis path of ``plsim sensitivity``: within
+    0.03 of the analytic indices (a = 7, b = 0.1) at N = 4096, intervals covering them."""
+    from SALib.sample import sobol as sobol_sample
+
+    from sim.experiments.sensitivity import sobol_indices
+
+    problem = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
+    x = sobol_sample.sample(problem, 4096, calc_second_order=False, seed=11)
+    s = sobol_indices(problem, ishigami(x), seed=11)
+    assert s["S1"].to_numpy() == pytest.approx([0.314, 0.442, 0.0], abs=0.03)
+    assert s["ST"].to_numpy() == pytest.approx([0.558, 0.442, 0.244], abs=0.03)
+    assert (s["S1_low"] <= s["S1"]).all() and (s["S1"] <= s["S1_high"]).all()
+    assert (s["S1_high"] - s["S1_low"]).max() < 0.15
+
+
+def test_a_small_sobol_design_warns_and_states_the_n_it_needs():
+    from SALib.sample import sobol as sobol_sample
+
+    from sim.experiments.sensitivity import (
+        convergence_notes,
+        indices_frame,
+        rows_for_half_width,
+        sobol_indices,
+    )
+
+    problem = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
+    x = sobol_sample.sample(problem, 16, calc_second_order=False, seed=3)
+    s = sobol_indices(problem, ishigami(x), seed=3)
+    notes = convergence_notes(indices_frame({"y": s}), n=16, dims=3)
+    text, need = notes["y"]
+    half = float(s[["S1_conf", "ST_conf"]].to_numpy().max())
+    assert half > 0.1 and "not converged at N = 16" in text
+    assert need == rows_for_half_width(16, half) and need >= 16 * (half / 0.1) ** 2
+    assert rows_for_half_width(16, 0.78) == 1024  # the issue's ±0.78 at N = 16: 16 x 7.8^2
+    big = sobol_indices(problem, ishigami(sobol_sample.sample(
+        problem, 4096, calc_second_order=False, seed=3)), seed=3)
+    assert convergence_notes(indices_frame({"y": big}), n=4096, dims=3) == {}

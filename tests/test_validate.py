@@ -23,7 +23,7 @@ from sim.validation import facts as F
 from sim.validation.facts import facts
 from sim.validation.findings import findings
 from sim.validation.fit import FIT_SPACE
-from sim.validation.patterns import CALIBRATION, FINDING, Pattern, judge
+from sim.validation.patterns import CALIBRATION, FINDING, Pattern, judge, verdict
 from sim.validation.studies import ParameterSet, Settings
 from sim.validation.validate import fact_outcomes, fact_runs
 
@@ -64,6 +64,10 @@ def test_quick_json_names_every_fact_and_finding(quick_json):
     for p in pats:
         assert p["source"] and p["why"] and p["measure"]
         assert isinstance(p["holds"], bool)
+        assert p["verdict"] in ("holds", "falls short", "undecided")
+        assert p["holds"] == (p["verdict"] == "holds")
+        if p["kind"] == CALIBRATION:
+            assert p["verdict"] != "undecided"
         if p["value"] is not None and p["ci_low"] is not None:
             assert p["ci_low"] <= p["value"] <= p["ci_high"]
     text = json.dumps(pats).lower()
@@ -143,8 +147,18 @@ def test_judging_rules():
     assert judge(fact, 1.2, 1.05, 1.3, quick=True)  # quick: the interval overlaps the band
     find = Pattern.above("y", FINDING, "s", 0.0, "u", "m", "w")
     assert judge(find, 0.2, 0.05, 0.35) and not judge(find, 0.2, -0.01, 0.41)
-    assert judge(find, 0.2, -0.01, 0.41, quick=True)  # quick: the mean on the right side
+    assert not judge(find, 0.2, -0.01, 0.41, quick=True)  # findings: the interval, always
     assert not judge(find, math.nan, math.nan, math.nan)
+    # three states for findings, two for facts (whose exit status is unchanged)
+    assert verdict(find, 0.2, 0.05, 0.35) == "holds"
+    assert verdict(find, 0.2, -0.01, 0.41) == "undecided"  # straddles 0: cannot tell
+    assert verdict(find, -0.2, -0.35, -0.05) == "falls short"
+    assert verdict(find, 0.2, math.nan, math.nan) == "undecided"  # one replicate
+    rand = Pattern.around("z", FINDING, "s", 3.0, 3.0, "u", "m", "w")
+    assert verdict(rand, 2.1, 1.5, 2.7) == "holds" and verdict(rand, 7, 6.5, 7.5) == \
+        "falls short" and verdict(rand, 5.5, 4.0, 7.0) == "undecided"
+    assert verdict(fact, 1.2, 1.15, 1.25) == "falls short"
+    assert verdict(fact, 1.2, 1.05, 1.3, quick=True) == "holds"
     assert fact.loss(1.2) == pytest.approx(4.0) and find.loss(-0.1) == pytest.approx(1.0)
 
 

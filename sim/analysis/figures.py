@@ -10,6 +10,7 @@ replaces the arms' labels in legends and titles.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,22 @@ from sim.analysis.summaries import ALL  # noqa: E402
 
 SHARE_LIMITS = (-3.0, 103.0)  # a share in percent: the whole range, never a zoom on noise
 FLAT = 1e-9  # a series whose values differ by less than this is constant
+
+# Names and labels (a sweep's or spec's name, a parameter's path, an objective) are data,
+# drawn as the characters they are: never parsed as mathtext ("$\\foo$" is bad TeX and
+# failed the whole figure) or TeX. plsim's own texts use no mathtext and no axis is
+# logarithmic (whose tick labels would need it).
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def plain_text(draw):
+    """Decorator: ``draw`` makes (and saves) its figure with every text plain: texts read
+    ``text.parse_math`` when created, tick labels when drawn, so the context spans both."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return draw(*args, **kwargs)
+    return wrapper
 
 
 # --- layout helpers (also used by sim.presentation.figures) --------------------------
@@ -301,6 +318,7 @@ def school_policies_by_year(school_summary, path: Path, names: Mapping[str, str]
     return _save(school_policies_by_year_figure(school_summary, names, program_arms), path)
 
 
+@plain_text
 def draw_all(summary, directory: Path, teacher_years=None, school_summary=None) -> list[Path]:
     """Every figure of a run, into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)

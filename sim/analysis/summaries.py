@@ -4,6 +4,9 @@ Everything here reads the ``student_years`` table; nothing touches a live model.
 Uncertainty is across replicates (independent synthetic districts): 95%
 t-intervals of replicate means, and of paired replicate differences against
 the first arm (the arms of a replicate share students and random streams).
+Shares (0-1) get intervals that stay within 0-1 (``sim.analysis.shares``): the
+t-interval on the logit scale for shares of many students or teachers, Wilson's
+(design-effect adjusted) for shares of a district's few schools.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sim.analysis.shares import logit_interval, wilson_interval
 from sim.engine.outcomes import BANDS
 
 ALL = "all students"
 METRICS = ("growth_sd", "proficient", "grade_level_share", "mastered_share", "switches",
            "engagement")
 PAIRED = ("growth_sd", "proficient")
+SHARES = ("proficient",)  # metrics of the summary that are shares of students (0-1)
+TEACHER_SHARES = ("misclassified", "exit_rate", "novice_share")  # shares of teachers
+SCHOOL_SHARES = ("window_share", "tutoring_share", "program_active_share", "responded_share")
 
 
 def _program_rows(rows: pd.DataFrame) -> pd.Series:
@@ -80,10 +87,9 @@ def summarise_replicates(reps: pd.DataFrame) -> pd.DataFrame:
                "replicates": int(g.replicate.nunique()),
                "n_students": float(g.n_students.mean())}
         for m in METRICS:
-            mean, lo, hi = _interval(g[m])
+            # a share's interval stays within 0-1 (the logit scale); the mean is the same
+            mean, lo, hi = logit_interval(g[m]) if m in SHARES else _interval(g[m])
             rec[m] = mean
-            if m == "proficient":  # a share: its interval stays within [0, 1]
-                lo, hi = max(lo, 0.0), min(hi, 1.0)
             if m in PAIRED:
                 rec[f"{m}_lo"], rec[f"{m}_hi"] = lo, hi
         idx = pd.MultiIndex.from_arrays([g.replicate, g.year, g.start_band])
@@ -138,14 +144,17 @@ def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
                    "stress", "drift", "novice_share"]
         metrics += [c for c in g.columns if c.startswith("program_")]
         for m in metrics:
-            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+            share = m.removeprefix("program_") in TEACHER_SHARES
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = (logit_interval if share
+                                                      else _interval)(g[m])
         out.append(rec)
     return pd.DataFrame(out)
 
 
 def school_summary(school_years: pd.DataFrame) -> pd.DataFrame:
     """Per arm x year: share of schools with a test-prep window, tutoring and the program
-    active, and mean proficiency and growth (means across replicates)."""
+    active (pooled over replicates, with Wilson intervals: a district has few schools), and
+    mean proficiency (logit-scale interval) and growth (means across replicates)."""
     s = school_years.assign(window=school_years.test_prep_weeks > 0,
                             tutored=school_years.tutoring > 0,
                             responded=school_years.response != "")
@@ -153,13 +162,18 @@ def school_summary(school_years: pd.DataFrame) -> pd.DataFrame:
         window_share=("window", "mean"), tutoring_share=("tutored", "mean"),
         program_active_share=("program_active", "mean"), responded_share=("responded", "mean"),
         dropped=("dropped", "sum"), proficiency=("proficiency", "mean"),
-        mean_growth_sd=("mean_growth_sd", "mean")).reset_index()
+        mean_growth_sd=("mean_growth_sd", "mean"), schools=("window", "size")).reset_index()
     out = []
     for (arm, year), g in per_rep.groupby(["arm", "year"], observed=True):
         rec = {"arm": arm, "year": year, "replicates": len(g)}
-        for m in ("window_share", "tutoring_share", "program_active_share", "responded_share",
-                  "proficiency", "mean_growth_sd"):
-            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        for m in SCHOOL_SHARES:
+            mean, lo, hi, _ = wilson_interval(g[m], g["schools"])
+            # the mean of replicate shares, as before (pooled: the same with equal schools)
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = float(g[m].mean()), lo, hi
+        rec["proficiency"], rec["proficiency_lo"], rec["proficiency_hi"] = logit_interval(
+            g["proficiency"])
+        m = "mean_growth_sd"
+        rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
         out.append(rec)
     return pd.DataFrame(out)
 

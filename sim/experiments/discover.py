@@ -9,8 +9,11 @@ point, as in EMA Workbench. Written under
 ``DIR/discover/<outcome>_<above|below>_<X>_<arm>_y<year>_<band>/`` (with the
 non-default PRIM settings appended, e.g. ``_d0.95``):
 
-* ``boxes.csv``: per box and restricted parameter, the box's coverage, density,
-  mass and runs, and the kept range (low, high) or values;
+* ``boxes.csv``: per box and restricted parameter, the box's coverage, density
+  (with its 95% Wilson interval), mass, runs and cases of interest, the kept range
+  (low, high: inclusive, at full precision, each the parameter's value in some run,
+  so that re-applying them selects exactly the box's runs) or values, and any
+  minimum-support warning (fewer than 10 runs, or under ``--mass-min``);
 * ``trajectory.csv``: every box of every peeling trajectory (coverage, density,
   mass, restricted parameters), with the chosen ones flagged;
 * ``tradeoff.png``: the peeling trade-off, coverage against density, per box;
@@ -28,7 +31,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.analysis.prim import PrimBox, describe_limit, find_boxes, full_limits  # noqa: E402
+from sim.analysis.figures import plain_text  # noqa: E402
+from sim.analysis.prim import (  # noqa: E402
+    MIN_RUNS,
+    PrimBox,
+    describe_limit,
+    find_boxes,
+    full_limits,
+)
 from sim.config.scenario import ScenarioError  # noqa: E402
 from sim.experiments.sensitivity import (  # noqa: E402
     OUTCOME_LABELS,
@@ -73,23 +83,30 @@ def box_lines(boxes: list[PrimBox], x: pd.DataFrame, condition: str) -> list[str
     for b in boxes:
         where = " and ".join(describe_limit(k, v, full[k]) for k, v in b.restrictions().items())
         where = f"where {where}" if where else "anywhere in the sweep (no restriction)"
-        hits = int(round(b.density * b.n_runs))
-        line = (f"Box {b.number}: {where}, {condition} in {b.density:.0%} of runs (density; "
-                f"{hits} of {b.n_runs} runs, {b.mass:.0%} of all runs); the box holds "
-                f"{b.coverage:.0%} of all runs where it is (coverage).")
+        lo, hi = b.density_interval()
+        line = (f"Box {b.number}: {where}, {condition} in {b.density:.0%} of runs (density, "
+                f"95% {lo:.0%}-{hi:.0%}; {b.hits} of {b.n_runs} runs, {b.mass:.0%} of all "
+                f"runs); the box holds {b.coverage:.0%} of all runs where it is (coverage).")
         if not b.meets_density:
-            line += " No box reaches the density asked for; this is the densest found."
+            line += (" No box of the minimum support reaches the density asked for; this is "
+                     "the densest on the trajectory.")
+        if b.support_warning():
+            line += f" Warning: {b.support_warning()}."
         lines.append(line)
     return lines
 
 
 def boxes_table(boxes: list[PrimBox], x: pd.DataFrame) -> pd.DataFrame:
-    """Per box and restricted parameter: the box's statistics and the kept range or values."""
+    """Per box and restricted parameter: the box's statistics and the kept range or values
+    (bounds as they are: data values, not rounded)."""
     full = full_limits(x)
     rows = []
     for b in boxes:
+        lo, hi = b.density_interval()
         stats = {"box": b.number, "coverage": b.coverage, "density": b.density,
-                 "mass": b.mass, "runs": b.n_runs, "meets_density": b.meets_density}
+                 "density_low": lo, "density_high": hi, "mass": b.mass, "runs": b.n_runs,
+                 "cases": b.hits, "meets_density": b.meets_density,
+                 "warning": b.support_warning()}
         restrictions = b.restrictions() or {None: None}
         for k, lim in restrictions.items():
             rec = {**stats, "parameter": k, "low": np.nan, "high": np.nan, "values": "",
@@ -110,16 +127,20 @@ def trajectory_table(boxes: list[PrimBox]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@plain_text
 def tradeoff_figure(boxes: list[PrimBox], title: str, path: Path) -> Path:
-    """Coverage against density along each box's peeling trajectory; the chosen box
-    circled and numbered; colour: number of restricted parameters."""
+    """Coverage against density along each box's peeling trajectory (solid) and the
+    pasting of the chosen box (dotted); the box reported circled and numbered; colour:
+    number of restricted parameters."""
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
     traj = trajectory_table(boxes)
     top = max(1, int(traj["restricted"].max()))
     markers = "os^Dv"
     for b in boxes:
         t = traj[traj["box"] == b.number]
-        ax.plot(t["coverage"], t["density"], "-", color="0.7", lw=0.8, zorder=1)
+        peeled, pasted = t[t["phase"] != "paste"], t[t["phase"] == "paste"]
+        ax.plot(peeled["coverage"], peeled["density"], "-", color="0.7", lw=0.8, zorder=1)
+        ax.plot(pasted["coverage"], pasted["density"], ":", color="0.4", lw=0.8, zorder=1)
         sc = ax.scatter(t["coverage"], t["density"], c=t["restricted"], cmap="viridis",
                         vmin=0, vmax=top, s=22, marker=markers[(b.number - 1) % 5], zorder=2,
                         label=f"box {b.number} trajectory")
@@ -144,7 +165,7 @@ def main_discover(args) -> int:
     Args:
         args: ``dir``, ``outcome``, ``above`` or ``below`` (a number), ``arm`` (None = the
             last), ``year`` (None = the last), ``band`` (None = all students),
-            ``min_density``, ``max_boxes``, ``peel_alpha``, ``mass_min``.
+            ``min_density``, ``max_boxes``, ``peel_alpha``, ``mass_min``, ``min_runs``.
 
     Returns:
         0; bad input raises ScenarioError (exit status 2, nothing written).
@@ -159,6 +180,7 @@ def main_discover(args) -> int:
         raise ScenarioError(f"{data.dir}: --{'above' if above else 'below'}: expected a finite "
                             f"number, got {threshold}")
     x, values = discovery_data(data, outcome, arm, year, band)
+    min_runs = getattr(args, "min_runs", MIN_RUNS)
     y = values > threshold if above else values < threshold
     condition = f"{outcome} is {'above' if above else 'below'} {threshold:g}"
     where = f"arm '{arm}', year {year}, {band}"
@@ -167,7 +189,8 @@ def main_discover(args) -> int:
             f"{outcome}: {OUTCOME_LABELS.get(outcome, outcome)}.")
     try:
         boxes = find_boxes(x, y, peel_alpha=args.peel_alpha, mass_min=args.mass_min,
-                           min_density=args.min_density, max_boxes=args.max_boxes)
+                           min_density=args.min_density, max_boxes=args.max_boxes,
+                           min_runs=min_runs)
     except ValueError as err:
         raise ScenarioError(f"{data.dir}: {err}") from None
     if not boxes:
@@ -175,16 +198,16 @@ def main_discover(args) -> int:
         print(f"No run has {condition}: no box to find (coverage and density undefined).")
         return 0
     lines = box_lines(boxes, x, condition)
-    settings = "".join(f"_{k}{v:g}" for k, v, default in (
+    settings = "".join(f"_{k}{v:g}" for k, v, default in (  # non-default: their own folder
         ("d", args.min_density, 0.8), ("b", args.max_boxes, 3), ("p", args.peel_alpha, 0.05),
-        ("m", args.mass_min, 0.05)) if v != default)  # non-default settings get their own folder
+        ("m", args.mass_min, 0.05), ("r", min_runs, MIN_RUNS)) if v != default)
     folder = data.dir / "discover" / slug(
         f"{outcome}_{'above' if above else 'below'}_{threshold:g}_{arm}_y{year}_{band}"
         f"{settings}")
     folder.mkdir(parents=True, exist_ok=True)
     table, traj = boxes_table(boxes, x), trajectory_table(boxes)
-    atomic_write(folder / "boxes.csv", lambda p: table.to_csv(p, index=False,
-                                                             float_format="%.6g"))
+    # bounds at full precision: re-applying them must select exactly the box's runs
+    atomic_write(folder / "boxes.csv", lambda p: table.to_csv(p, index=False))
     atomic_write(folder / "trajectory.csv", lambda p: traj.to_csv(p, index=False,
                                                                  float_format="%.6g"))
     text = "\n".join([head, *lines]) + "\n"

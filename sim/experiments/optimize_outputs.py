@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.pareto import dominated_by, non_dominated  # noqa: E402
 from sim.experiments.optimize_spec import OptimizeSpec, Problem, objective_columns  # noqa: E402
 from sim.experiments.storage import atomic_write  # noqa: E402
@@ -54,6 +55,7 @@ def write_outputs(problem: Problem, out: Path, cands: pd.DataFrame,
     return [*files, "figures/pareto.png"]
 
 
+@plain_text
 def pareto_figure(spec: OptimizeSpec, cands: pd.DataFrame, front: pd.DataFrame,
                   refs: pd.DataFrame, path: Path) -> Path:
     """Objectives pairwise: every candidate (grey), the non-dominated ones (coloured by

@@ -27,6 +27,7 @@ from sim.config.scenario import (
     apply_override,
     format_validation_error,
     read_toml,
+    repeated,
     validate_scenario,
 )
 from sim.engine.outcomes import BANDS
@@ -173,7 +174,7 @@ class OptimizeSpec(Strict):
         for what, names in (("levers", [lv.name for lv in self.levers]),
                             ("lever paths", [lv.path for lv in self.levers]),
                             ("objectives", [o.name for o in self.objectives])):
-            dupes = sorted({n for n in names if names.count(n) > 1})
+            dupes = repeated(names)
             if dupes:
                 raise ValueError(f"{what} repeated: {', '.join(dupes)}")
         clash = sorted({lv.name for lv in self.levers} & {o.name for o in self.objectives})

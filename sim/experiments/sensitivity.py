@@ -5,9 +5,14 @@ average each outcome over replicates per design sample, and write under DIR:
 
 * ``plsim sensitivity DIR`` (sobol or morris designs only): SALib's indices for
   one arm x year x start band, printed and written to
-  ``DIR/sensitivity/<arm>_y<year>_<band>.csv`` and ``.png``. Sobol: S1 (share of
-  the outcome's variance due to the parameter alone) and ST (including its
-  interactions), unitless, with 95% bootstrap half-widths. Morris: mu* (mean
+  ``DIR/sensitivity/<arm>_y<year>_<band>.csv``, ``.txt`` (the printed text) and
+  ``.png``. Sobol: S1 (share of the outcome's variance due to the parameter alone)
+  and ST (including its interactions), unitless, with SALib's 95% bootstrap
+  half-widths (``S1_conf``) and percentile bootstrap intervals (``S1_low``,
+  ``S1_high``; 1000 resamples of the design's base rows), and a convergence check
+  per outcome (``converged``, ``n_needed``): a first-order index above the total
+  one, or a half-width above ±0.1, prints a warning with the N that would bring
+  the half-widths to ±0.1 (they shrink roughly as 1/sqrt(N)). Morris: mu* (mean
   absolute elementary effect), sigma (their SD) and mu (signed mean), in the
   outcome's units per the parameter's full range.
 * ``plsim sweep-summary DIR`` (any design): each outcome's mean by parameter bin
@@ -34,6 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
+from sim.analysis.figures import plain_text  # noqa: E402
 from sim.analysis.summaries import ALL  # noqa: E402
 from sim.config.scenario import ScenarioError  # noqa: E402
 from sim.engine.outcomes import BANDS  # noqa: E402
@@ -42,6 +48,9 @@ from sim.experiments.sweeps import Sweep, finished_runs, read_outcomes  # noqa: 
 
 INDEX_DESIGNS = ("sobol", "morris")
 SOBOL_COLUMNS = ("S1", "S1_conf", "ST", "ST_conf")
+SOBOL_INTERVALS = ("S1_low", "S1_high", "ST_low", "ST_high")  # percentile bootstrap, 95%
+RESAMPLES = 1000  # bootstrap resamples of the design rows (SALib's default is 100)
+HALF_WIDTH_MAX = 0.1  # a Sobol index known to within ± this (95%) counts as converged
 MORRIS_COLUMNS = ("mu_star", "mu_star_conf", "sigma", "mu")
 BINS = 5  # quantile bins of a range parameter in the sweep summary
 UNSEEDED_SOBOL = 2**31 - 1  # SALib's sobol treats seed 0 as "no seed": use this instead
@@ -192,6 +201,11 @@ def usable_outcomes(means: pd.DataFrame, design: str) -> tuple[list[str], list[s
 def sobol_indices(problem: dict, y: np.ndarray, seed: int) -> pd.DataFrame:
     """SALib Sobol first-order and total indices (unitless), one row per parameter.
 
+    SALib bootstraps the N base rows (``RESAMPLES`` times); ``S1_conf`` / ``ST_conf`` are
+    its 95% half-widths (1.96 x the bootstrap SD) and ``S1_low`` ... ``ST_high`` the
+    percentile bootstrap interval (2.5% and 97.5% of the resampled indices), which need
+    not be symmetric.
+
     Args:
         problem: the SALib problem of the sweep.
         y: one outcome per design sample, in sample order (N x (D + 2) values).
@@ -200,9 +214,56 @@ def sobol_indices(problem: dict, y: np.ndarray, seed: int) -> pd.DataFrame:
     from SALib.analyze import sobol
 
     res = sobol.analyze(copy.deepcopy(problem), y, calc_second_order=False,
+                        num_resamples=RESAMPLES, keep_resamples=True,
                         seed=seed or UNSEEDED_SOBOL)
-    return pd.DataFrame({c: np.asarray(res[c], float) for c in SOBOL_COLUMNS},
-                        index=pd.Index(problem["names"], name="parameter"))
+    out = pd.DataFrame({c: np.asarray(res[c], float) for c in SOBOL_COLUMNS},
+                       index=pd.Index(problem["names"], name="parameter"))
+    for name in ("S1", "ST"):
+        draws = np.asarray(res[f"{name}_conf_all"], float)  # resamples x parameters
+        out[f"{name}_low"] = np.nanquantile(draws, 0.025, axis=0)
+        out[f"{name}_high"] = np.nanquantile(draws, 0.975, axis=0)
+    return out
+
+
+def sobol_base_rows(problem: dict, y_size: int) -> int:
+    """N, the Sobol design's base rows: ``y_size / (D + 2)`` (no second-order indices)."""
+    return y_size // (len(problem["names"]) + 2)
+
+
+def rows_for_half_width(n: int, half: float, target: float = HALF_WIDTH_MAX) -> int:
+    """Base rows N after which a half-width ``half`` seen at ``n`` would shrink below
+    ``target``: bootstrap half-widths of Sobol estimators shrink roughly as 1/sqrt(N), so
+    N x (half / target)^2, rounded up to a power of two (what Sobol sequences want)."""
+    need = n * (half / target) ** 2
+    return int(2 ** np.ceil(np.log2(max(need, n, 1))))
+
+
+def convergence_notes(result: pd.DataFrame, n: int, dims: int,
+                      target: float = HALF_WIDTH_MAX) -> dict[str, tuple[str, int]]:
+    """Signs that Sobol estimates have not converged: outcome -> (note in words, the N
+    for a half-width of ``target``), for the outcomes that show one.
+
+    Two signs: a first-order index above the total one (impossible for the true indices,
+    which satisfy S1 <= ST), and a 95% half-width above ``target``. Each note says what
+    a larger N would do: the half-width shrinks roughly as 1/sqrt(N), so the note gives
+    the N (and the design points, N x (D + 2)) for a half-width of ``target``.
+    """
+    notes = {}
+    for outcome, g in result.groupby("outcome", sort=False):
+        above = g[g["S1"] > g["ST"]]
+        parts = [f"first order above total for {r.parameter} (S1 {r.S1:.3g} > ST {r.ST:.3g})"
+                 for r in above.itertuples()]
+        half = float(np.nanmax(g[["S1_conf", "ST_conf"]].to_numpy(float)))
+        if half > target:
+            parts.append(f"intervals up to ±{half:.2g} (wider than ±{target:g})")
+        if not parts:
+            continue
+        need = rows_for_half_width(n, max(half, target))
+        notes[outcome] = (f"{outcome}: not converged at N = {n}: {'; '.join(parts)}. "
+                          f"Half-widths shrink roughly as 1/sqrt(N): for ±{target:g}, about "
+                          f"N = {need} ({need * (dims + 2)} design points, each x the "
+                          "replicates).", need)
+    return notes
 
 
 def morris_indices(problem: dict, x: np.ndarray, y: np.ndarray, seed: int,
@@ -235,8 +296,13 @@ def indices(data: SweepData, means: pd.DataFrame, outcomes: list[str]) -> pd.Dat
         levels = data.sweep.morris_levels
         frames = {o: morris_indices(problem, x, means[o].to_numpy(float), seed, levels)
                   for o in outcomes}
-    out = pd.concat(frames, names=["outcome"]).reset_index()
-    return out
+    return indices_frame(frames)
+
+
+def indices_frame(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-outcome index tables (indexed by parameter) as one long table: outcome,
+    parameter, then the index columns."""
+    return pd.concat(frames, names=["outcome"]).reset_index()
 
 
 # --- sensitivity: text, file, figure ------------------------------------------------
@@ -251,13 +317,21 @@ def _pm(mean: float, half: float) -> str:
     return f"{mean:.3g}" if np.isnan(half) else f"{mean:.3g} ± {half:.2g}"
 
 
+def _iv(mean: float, lo: float, hi: float) -> str:
+    if np.isnan(mean):
+        return "n/a"
+    return f"{mean:.3g}" if np.isnan(lo) else f"{mean:.3g} [{lo:.2g}, {hi:.2g}]"
+
+
 def format_indices(result: pd.DataFrame, design: str, header: str) -> str:
     """A plain table per outcome: parameter, indices with their 95% half-widths."""
     if design == "sobol":
-        cols = {"S1": lambda r: _pm(r.S1, r.S1_conf), "ST": lambda r: _pm(r.ST, r.ST_conf)}
+        cols = {"S1": lambda r: _iv(r.S1, r.S1_low, r.S1_high),
+                "ST": lambda r: _iv(r.ST, r.ST_low, r.ST_high)}
         legend = ("S1: share of the outcome's variance due to the parameter alone; ST: "
-                  "including its interactions (small negative values are estimation noise). ± 95% "
-                  "bootstrap half-width.")
+                  "including its interactions (small negative values are estimation noise). "
+                  f"Brackets: 95% percentile bootstrap interval ({RESAMPLES} resamples of the "
+                  "design's base rows).")
     else:
         cols = {"mu*": lambda r: _pm(r.mu_star, r.mu_star_conf),
                 "sigma": lambda r: _pm(r.sigma, np.nan), "mu": lambda r: _pm(r.mu, np.nan)}
@@ -268,12 +342,13 @@ def format_indices(result: pd.DataFrame, design: str, header: str) -> str:
     lines = [header, legend]
     for outcome, g in result.groupby("outcome", sort=False):
         lines += ["", f"{outcome} — {OUTCOME_LABELS.get(outcome, outcome)}",
-                  f"{'parameter':<{width}}" + "".join(f"{c:<20}" for c in cols)]
-        lines += [f"{r.parameter:<{width}}" + "".join(f"{f(r):<20}" for f in cols.values())
+                  f"{'parameter':<{width}}" + "".join(f"{c:<24}" for c in cols)]
+        lines += [f"{r.parameter:<{width}}" + "".join(f"{f(r):<24}" for f in cols.values())
                   for r in g.itertuples()]
     return "\n".join(lines)
 
 
+@plain_text
 def indices_figure(result: pd.DataFrame, design: str, title: str, path: Path) -> Path:
     """Bars per parameter, one panel per outcome: S1 and ST (error bars: 95% half-widths),
     or mu* (error bars) and sigma; written atomically."""
@@ -341,15 +416,26 @@ def main_sensitivity(args) -> int:
     header = (f"{design.capitalize()} indices of sweep '{data.sweep.name}' ({data.samples} "
               f"design points, {base} = {data.sweep.samples}, x {reps} replicate(s) averaged), "
               f"{where}.")
-    print(format_indices(result, design, header))
+    text = format_indices(result, design, header)
+    if design == "sobol":
+        notes = convergence_notes(result, data.sweep.samples, len(data.sweep.parameters))
+        result = result.assign(
+            converged=~result["outcome"].isin(list(notes)),
+            n_needed=[notes.get(o, ("", data.sweep.samples))[1] for o in result["outcome"]])
+        text += "\n\n" + ("\n".join(f"warning: {n}" for n, _ in notes.values()) if notes
+                           else "Converged: every S1 <= ST and every half-width within "
+                                f"±{HALF_WIDTH_MAX:g}.")
+    print(text)
     stem = data.dir / "sensitivity" / f"{slug(arm)}_y{year}_{slug(band)}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     table = result.assign(design=design, arm=arm, year=year, start_band=band)
     table = table[["design", "arm", "year", "start_band", *result.columns]]
     atomic_write(stem.with_suffix(".csv"), lambda p: table.to_csv(p, index=False))
+    atomic_write(stem.with_suffix(".txt"), lambda p: p.write_text(text + "\n"))
     indices_figure(result, design, f"{data.sweep.name}: {design} indices, {where}",
                    stem.with_suffix(".png"))
-    print(f"\nWrote {stem.with_suffix('.csv')} and {stem.with_suffix('.png')}")
+    print(f"\nWrote {stem.with_suffix('.csv')}, {stem.with_suffix('.txt')} and "
+          f"{stem.with_suffix('.png')}")
     return 0
 
 
@@ -417,6 +503,7 @@ def format_summary_table(table: pd.DataFrame, header: str) -> str:
     return "\n".join(lines)
 
 
+@plain_text
 def summary_figure(means: pd.DataFrame, bins: dict[str, pd.DataFrame], table: pd.DataFrame,
                    sweep: Sweep, outcome: str, arms: list[str], title: str, path: Path) -> Path:
     """One panel per parameter: sample means against the parameter (one colour per arm)

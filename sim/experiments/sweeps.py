@@ -48,6 +48,7 @@ from sim.config.scenario import (
     parse_override,
     read_scenario,
     read_toml,
+    repeated,
     validate_scenario,
 )
 from sim.experiments.executor import map_unordered
@@ -126,7 +127,7 @@ class Sweep(Strict):
     @model_validator(mode="after")
     def _consistent(self):
         paths = [p.path for p in self.parameters]
-        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        dupes = repeated(paths)
         if dupes:
             raise ValueError(f"parameters repeated: {', '.join(dupes)}")
         unknown = [o for o in self.outcomes if o not in OUTCOMES]

@@ -33,6 +33,7 @@ from sim.analysis.figures import (  # noqa: E402
     mark_flat,
     new_figure,
     number_points,
+    plain_text,
     wrap,
 )
 from sim.analysis.summaries import ALL  # noqa: E402
@@ -48,6 +49,7 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
+@plain_text
 def drawn(draw: Callable[..., object], *args, **kwargs) -> bytes:
     """Bytes of a figure that ``draw(*args, path, **kwargs)`` writes to a file path."""
     with tempfile.TemporaryDirectory(prefix="plsim-fig-") as tmp:
@@ -102,6 +104,7 @@ def _number(ax, points) -> None:
         number_points(ax, xs, ys, list(keys))
 
 
+@plain_text
 def paired_frontier_figure(contrasts: pd.DataFrame, baseline: str, arms: list[str],
                            names: Mapping[str, str] | None = None):
     """Change in growth (SD) against change in proficiency (points) of each arm versus
@@ -125,12 +128,14 @@ def paired_frontier_figure(contrasts: pd.DataFrame, baseline: str, arms: list[st
     return fig
 
 
+@plain_text
 def paired_frontier(contrasts: pd.DataFrame, baseline: str, arms: list[str],
                     names: Mapping[str, str] | None = None) -> bytes:
     """PNG bytes of :func:`paired_frontier_figure`."""
     return png(paired_frontier_figure(contrasts, baseline, arms, names))
 
 
+@plain_text
 def paired_frontier_by_band_figure(contrasts: pd.DataFrame, baseline: str, arms: list[str],
                                    names: Mapping[str, str] | None = None):
     """The same differences, one panel per starting-achievement band."""
@@ -157,12 +162,14 @@ def paired_frontier_by_band_figure(contrasts: pd.DataFrame, baseline: str, arms:
     return fig
 
 
+@plain_text
 def paired_frontier_by_band(contrasts: pd.DataFrame, baseline: str, arms: list[str],
                             names: Mapping[str, str] | None = None) -> bytes:
     """PNG bytes of :func:`paired_frontier_by_band_figure`."""
     return png(paired_frontier_by_band_figure(contrasts, baseline, arms, names))
 
 
+@plain_text
 def trajectories_figure(summary: pd.DataFrame, names: Mapping[str, str] | None = None):
     """Growth (SD) and proficiency (%) by year for each arm, all program students, with
     95% intervals across replicates; the legend below the panels."""
@@ -196,11 +203,13 @@ def trajectories_figure(summary: pd.DataFrame, names: Mapping[str, str] | None =
     return fig
 
 
+@plain_text
 def trajectories(summary: pd.DataFrame, names: Mapping[str, str] | None = None) -> bytes:
     """PNG bytes of :func:`trajectories_figure`."""
     return png(trajectories_figure(summary, names))
 
 
+@plain_text
 def switches_by_band_figure(summary: pd.DataFrame, year: int | None = None,
                             names: Mapping[str, str] | None = None):
     """Switches between personalized and grade-level content per student-year, by band."""
@@ -225,6 +234,7 @@ def switches_by_band_figure(summary: pd.DataFrame, year: int | None = None,
     return fig
 
 
+@plain_text
 def switches_by_band(summary: pd.DataFrame, year: int | None = None,
                      names: Mapping[str, str] | None = None) -> bytes:
     """PNG bytes of :func:`switches_by_band_figure`."""
@@ -240,6 +250,7 @@ def teacher_years_means(teacher_years: pd.DataFrame) -> pd.DataFrame:
         ).reset_index()
 
 
+@plain_text
 def teacher_outcomes_by_year_figure(teacher_years: pd.DataFrame,
                                     names: Mapping[str, str] | None = None):
     """Teachers' mean stress and the share who leave, by year and arm."""
@@ -266,6 +277,7 @@ def teacher_outcomes_by_year_figure(teacher_years: pd.DataFrame,
     return fig
 
 
+@plain_text
 def teacher_outcomes_by_year(teacher_years: pd.DataFrame,
                              names: Mapping[str, str] | None = None) -> bytes:
     """PNG bytes of :func:`teacher_outcomes_by_year_figure`."""
@@ -283,6 +295,7 @@ def _verdict_color(lo: float, hi: float) -> str:
     return "0.55"
 
 
+@plain_text
 def change_bars_figure(names: list[str], growth: list[tuple], proficient: list[tuple],
                        baseline: str, year: int | str = ""):
     """The brief's figure: each strategy's paired change against ``baseline`` (mean and
@@ -318,6 +331,7 @@ def change_bars_figure(names: list[str], growth: list[tuple], proficient: list[t
     return fig
 
 
+@plain_text
 def change_bars(names: list[str], growth: list[tuple], proficient: list[tuple],
                 baseline: str, year: int | str = "") -> bytes:
     """PNG bytes of :func:`change_bars_figure`."""

@@ -26,6 +26,7 @@ import base64
 import html
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -571,6 +572,31 @@ def _indices_sections(data, year: int) -> list[str]:
 
 
 # --- writing -------------------------------------------------------------------------
+def default_name(baseline: str | None = None) -> str:
+    """The report's own name in a run's folder: ``report.html`` (vouched for by the run's
+    manifest), or ``report-vs-ARM.html`` for another baseline. An arm label is checked
+    against the labels' pattern before it becomes part of a file name."""
+    if baseline is None:
+        return REPORT
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,60}", baseline) or set(baseline) == {"."}:
+        raise ScenarioError(f"--baseline {baseline[:60]!r}: not an arm label (letters, digits, "
+                            "'_', '.', '-')")
+    return f"report-vs-{baseline}.html"
+
+
+def refuse_own_files(run_dir: str | Path, out: Path, allowed: str) -> None:
+    """ScenarioError when ``out`` lies in ``run_dir`` (where every file the run's manifest
+    lists is) and is not ``allowed``, the report's own name: a report never overwrites
+    the run's tables, manifest or figures. Paths are resolved, so a symbolic link or
+    ``..`` into the run is caught too."""
+    d, o = Path(run_dir).resolve(), out.resolve()
+    if o == d / allowed or not (o == d or d in o.parents):
+        return
+    raise ScenarioError(f"--out {out}: inside the run's folder {run_dir}, where it would "
+                        f"overwrite the run's own files; write the report elsewhere, or to "
+                        f"{Path(run_dir) / allowed}")
+
+
 def _check_out(out: Path) -> None:
     if out.is_dir():
         raise ScenarioError(f"--out {out}: is a directory; give a file name such as "
@@ -614,6 +640,7 @@ def write_report(run_dir: str | Path, out_path: str | Path,
     out = Path(out_path)
     kind(run_dir)  # a bad directory is named before a bad output path
     _check_out(out)
+    refuse_own_files(run_dir, out, default_name(baseline))
     text = render(run_dir, baseline)
     atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
     return out

@@ -31,6 +31,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomli_w
+
 from sim.config.scenario import FITTED_PARAMETERS, Scenario, merge_under
 from sim.experiments.storage import atomic_write
 from sim.validation.patterns import Outcome
@@ -250,24 +252,21 @@ def fitted_toml(result: FitResult, trials: int) -> str:
         "# (sim/config/scenario.py). Regenerate with `plsim calibrate --fit`; do not edit.",
     ]
     by_section: dict[str, dict[str, float]] = {}
-    for name, v in result.best.values.items():
+    for name, v in sorted(result.best.values.items()):
         section, key = name.split(".")
-        by_section.setdefault(section, {})[key] = v
-    for section in sorted(by_section):
-        lines += ["", f"[{section}]"]
-        lines += [f"{k} = {_toml_float(v)}" for k, v in sorted(by_section[section].items())]
-    return "\n".join(lines) + "\n"
+        by_section.setdefault(section, {})[key] = v if isinstance(v, int) else float(v)
+    tables = {section: by_section[section] for section in sorted(by_section)}
+    # the data from a TOML writer; the comments above it are text, kept to single lines
+    return "\n".join(_comment_line(line) for line in lines) + "\n\n" + tomli_w.dumps(tables)
 
 
 _SAMPLER_NAMES = {"cmaes": "CMA-ES from the starting set", "tpe": "TPE"}
 
 
-def _toml_float(v: float) -> str:
-    if isinstance(v, int):
-        return str(v)
-    text = repr(float(v))
-    return text if ("." in text or "e" in text or "inf" in text or "nan" in text) \
-        else f"{text}.0"
+def _comment_line(line: str) -> str:
+    """A ``# ...`` line with no line breaks or other control characters (a file name given
+    on the command line may hold them), so it cannot end the comment and start TOML."""
+    return "".join(c if c.isprintable() else "?" for c in line)
 
 
 def write_fitted(result: FitResult, trials: int, out: Path = FITTED_PARAMETERS) -> None:

@@ -11,11 +11,14 @@ A *pattern* is one fact or finding with a source, a target and a tolerance band
 * ``finding`` — a finding of the source papers the mechanisms may or may not
   produce (never fitted). It **holds** when the whole 95% interval across
   replicates lies in the band (usually one side of zero): the effect is there
-  and distinguishable from noise.
+  and distinguishable from noise; it **falls short** when the whole interval
+  lies outside the band; otherwise it is **undecided**: the interval straddles
+  the band's edge and the run cannot tell (``verdict``).
 
-In a ``--quick`` run (small districts, few replicates) the rules are relaxed
-and say so (``quick``): a calibration pattern holds when its interval overlaps
-the band, a finding when its mean lies in it. The tolerances never change.
+In a ``--quick`` run (small districts, few replicates) the rule for facts is
+relaxed and says so (``quick``): a calibration pattern holds when its interval
+overlaps the band. Findings are judged by their intervals in both, so a quick
+run leaves many undecided rather than calling them. The tolerances never change.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 CALIBRATION, FINDING = "calibration", "finding"
+HOLDS, FALLS_SHORT, UNDECIDED = "holds", "falls short", "undecided"
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,11 @@ class Outcome:
     quick: bool = False
     note: str = ""
     holds: bool = field(init=False)
+    verdict: str = field(init=False)
 
     def __post_init__(self):
         self.holds = judge(self.pattern, self.value, self.ci_low, self.ci_high, self.quick)
+        self.verdict = verdict(self.pattern, self.value, self.ci_low, self.ci_high, self.quick)
 
     def as_dict(self) -> dict:
         p = self.pattern
@@ -115,6 +121,7 @@ class Outcome:
                 "tolerance": p.tolerance, "low": _finite(p.low), "high": _finite(p.high),
                 "value": _finite(self.value), "ci_low": _finite(self.ci_low),
                 "ci_high": _finite(self.ci_high), "holds": bool(self.holds),
+                "verdict": self.verdict,
                 "unit": p.unit, "replicates": self.replicates, "quick": self.quick,
                 "measure": p.measure, "why": p.why, "note": self.note}
 
@@ -128,9 +135,21 @@ def judge(p: Pattern, value: float, lo: float, hi: float, quick: bool = False) -
         if quick:
             return bool(inside or (np.isfinite(lo) and lo <= p.high and hi >= p.low))
         return bool(inside)
-    if quick:
-        return bool(inside)
     return bool(np.isfinite(lo) and p.low <= lo and hi <= p.high)
+
+
+def verdict(p: Pattern, value: float, lo: float, hi: float, quick: bool = False) -> str:
+    """``holds``, ``falls short`` or (findings only) ``undecided``: a calibration fact
+    holds or falls short as :func:`judge` says; a finding falls short when its whole
+    interval lies outside the band and is undecided when the interval straddles an edge
+    of the band or there is none (fewer than two replicates)."""
+    if judge(p, value, lo, hi, quick):
+        return HOLDS
+    if p.kind == CALIBRATION:
+        return FALLS_SHORT
+    if np.isfinite(lo) and np.isfinite(hi) and (hi < p.low or lo > p.high):
+        return FALLS_SHORT
+    return UNDECIDED
 
 
 def interval(values) -> tuple[float, float, float, int]:

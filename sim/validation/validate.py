@@ -21,7 +21,14 @@ from sim.config.scenario import ScenarioError
 from sim.experiments.storage import atomic_write
 from sim.validation.facts import facts
 from sim.validation.findings import findings as seed_findings
-from sim.validation.patterns import CALIBRATION, Outcome, outcome
+from sim.validation.patterns import (
+    CALIBRATION,
+    FALLS_SHORT,
+    HOLDS,
+    UNDECIDED,
+    Outcome,
+    outcome,
+)
 from sim.validation.studies import (
     CASE,
     ParameterSet,
@@ -119,8 +126,7 @@ def _fmt(x) -> str:
 def _row(o: Outcome) -> tuple[str, ...]:
     p = o.pattern
     ci = "" if o.ci_low != o.ci_low else f"[{_fmt(o.ci_low)}, {_fmt(o.ci_high)}]"
-    verdict = "holds" if o.holds else "falls short"
-    return (p.kind, p.name, p.target_text(), _fmt(o.value), ci, verdict)
+    return (p.kind, p.name, p.target_text(), _fmt(o.value), ci, o.verdict)
 
 
 def format_table(outcomes: list[Outcome]) -> str:
@@ -137,15 +143,20 @@ def format_table(outcomes: list[Outcome]) -> str:
         lines += ["Notes:", *notes]
     if any(o.quick for o in outcomes):
         lines.append("Quick run: small districts, few replicates; a fact holds when its interval "
-                     "overlaps the band, a finding when its mean lies in it. Not for conclusions.")
+                     "overlaps the band; a finding is judged by its interval, as in a full run, "
+                     "so many are undecided. Not for conclusions.")
     return "\n".join(lines)
 
 
 def summary_line(outcomes: list[Outcome]) -> str:
     facts_ = [o for o in outcomes if o.pattern.kind == CALIBRATION]
     finds = [o for o in outcomes if o.pattern.kind != CALIBRATION]
+    short = sum(o.verdict == FALLS_SHORT for o in finds)
+    open_ = sum(o.verdict == UNDECIDED for o in finds)
     return (f"{sum(o.holds for o in facts_)} of {len(facts_)} calibration facts hold; "
-            f"{sum(o.holds for o in finds)} of {len(finds)} seed findings hold.")
+            f"{sum(o.holds for o in finds)} of {len(finds)} seed findings hold"
+            + (f", {short} fall{'s' if short == 1 else ''} short" if short else "")
+            + (f", {open_} undecided (the interval cannot tell)" if open_ else "") + ".")
 
 
 def as_json(outcomes: list[Outcome], params: ParameterSet, settings: Settings) -> str:
@@ -167,7 +178,7 @@ def as_markdown(outcomes: list[Outcome], params: ParameterSet, settings: Setting
     for o in outcomes:
         kind, name, target, value, ci, verdict = _row(o)
         cells = [kind, name, o.pattern.source, target, value, ci,
-                 f"**{verdict}**" if not o.holds else verdict]
+                 f"**{verdict}**" if verdict != HOLDS else verdict]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", summary_line(outcomes)]
     values = [f"`{sec}.{k} = {v:g}`" for sec, t in sorted(params.tables.items())
