@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from sim.config.scenario import ScenarioError, load_scenario, shorten
@@ -84,27 +85,36 @@ IGNORE_MEMORY_HELP = ("run even when the estimated peak memory exceeds the memor
                       "here (for a machine or cluster the check cannot see)")
 
 
+def _executor_options(default_workers: int, what: str) -> argparse.ArgumentParser:
+    """The options shared by run, sweep and optimize (a parent parser): where the work
+    runs, resuming it and quiet output. ``what`` names the work that resumes skip."""
+    p = _Parser(add_help=False)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--workers", type=_nonneg_int, default=default_workers,
+                   help=f"local processes (default {default_workers}; 0 = all cores, "
+                        "1 = serial; at most the cores); results do not depend on it")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. "
+                                       "tcp://10.0.0.5:8786, to run on its cluster (then "
+                                       "--workers is ignored)")
+    p.add_argument("--resume", action="store_true",
+                   help=f"continue the work in --out, skipping {what} (their checksums "
+                        "verified; damaged ones are redone)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="plsim", description="Personalized learning under grade-level "
                                           "accountability: an agent-based simulation.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("run", help="run a scenario and write its results")
+    r = sub.add_parser("run", help="run a scenario and write its results",
+                       parents=[_executor_options(1, "finished arm x replicate runs")])
     r.add_argument("scenario", help="scenario file (TOML)")
-    r.add_argument("--out", required=True, help="output directory")
     r.add_argument("--seed", help="override the scenario's seed (a whole number >= 0)")
     r.add_argument("--replicates", help="override the number of replicates (>= 1)")
     r.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="override a field, e.g. --set district.schools=8 "
                         "--set arms.floor3.floor=2 (repeatable)")
-    r.add_argument("--workers", type=_nonneg_int, default=1,
-                   help="processes (1 = serial, 0 = all cores); results do not depend on it")
-    r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. "
-                                       "tcp://10.0.0.5:8786, to run the arm x replicate runs "
-                                       "on its cluster (then --workers is ignored)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out, skipping finished arm x "
-                        "replicate runs")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or table")
     r.add_argument("--no-report", action="store_true",
                    help="do not write report.html (the self-contained HTML report)")
     r.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
@@ -160,16 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--update-doc", metavar="FILE",
                    help="also write the Markdown table into FILE between the validation "
                         "markers (docs/model.md)")
-    w = sub.add_parser("sweep", help="run a scenario sweep (local processes or a Dask cluster)")
+    w = sub.add_parser("sweep", help="run a scenario sweep (local processes or a Dask cluster)",
+                       parents=[_executor_options(0, "finished runs")])
     w.add_argument("sweep", help="sweep file (TOML)")
-    w.add_argument("--out", required=True, help="output directory")
-    w.add_argument("--workers", type=_nonneg_int, default=0,
-                   help="local processes (default 0 = all cores; 1 = serial)")
-    w.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. "
-                                       "tcp://10.0.0.5:8786 (then --workers is ignored)")
-    w.add_argument("--resume", action="store_true", help="continue a sweep in --out, "
-                                                         "skipping finished runs")
-    w.add_argument("--quiet", action="store_true", help="no progress bar")
     w.add_argument("--no-report", action="store_true",
                    help="do not write report.html when the sweep is complete")
     w.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
@@ -192,17 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="the web page to compare strategies (127.0.0.1 only)")
     a.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 (default 8765)")
     o = sub.add_parser("optimize", help="many-objective search over policy levers (NSGA-II): "
-                                        "the Pareto frontier, with the shipped strategies")
+                                        "the Pareto frontier, with the shipped strategies",
+                       parents=[_executor_options(0, "finished candidates (replayed, not "
+                                                     "rerun)")])
     o.add_argument("spec", help="optimisation spec (TOML)")
-    o.add_argument("--out", required=True, help="output directory")
-    o.add_argument("--workers", type=_nonneg_int, default=0,
-                   help="local processes for a generation's runs (default 0 = all cores; "
-                        "1 = serial); results do not depend on it")
-    o.add_argument("--scheduler", help="address of a running Dask scheduler (then --workers "
-                                       "is ignored)")
-    o.add_argument("--resume", action="store_true", help="continue a study in --out: finished "
-                                                         "candidates are replayed, not rerun")
-    o.add_argument("--quiet", action="store_true", help="no progress bar or table")
     d = sub.add_parser("discover", help="PRIM scenario discovery on a finished sweep: boxes of "
                                         "parameter space where an outcome holds")
     d.add_argument("dir", help="a sweep's output directory")
@@ -296,12 +292,22 @@ def cmd_district(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from sim.experiments.folder_lock import hold
+    from sim.experiments.run_parts import recorded_replicates
+
     seed = _option_int(args.scenario, "--seed", args.seed, 0)
     replicates = _option_int(args.scenario, "--replicates", args.replicates, 1)
+    if args.resume and replicates is None:  # finish the run as it was started
+        replicates = recorded_replicates(args.out)
     sc = load_scenario(args.scenario, args.set, seed=seed, replicates=replicates)
     out = Path(args.out)
     _check_writable(out)
     _check_memory(sc, args, args.scenario)
+    with hold(out, args.scenario):
+        return _run_into(args, sc, out)
+
+
+def _run_into(args, sc, out: Path) -> int:
     from sim.analysis.summaries import format_summary
     from sim.experiments.output import write_results
     from sim.experiments.runner import run_to_directory
@@ -470,18 +476,21 @@ def validation_status(outcomes, report_only: bool = False, strict: bool = False)
 
 
 def cmd_sweep(args) -> int:
+    from sim.experiments.folder_lock import hold
     from sim.experiments.sweeps import load_sweep, run_sweep
 
     sweep, base = load_sweep(args.sweep)
     _check_sweep_memory(sweep, base, args)
+    _check_writable(Path(args.out))
     start = time.time()
-    counts = run_sweep(sweep, base, args.out, workers=args.workers or None,
-                       scheduler=args.scheduler, resume=args.resume, progress=not args.quiet,
-                       source=args.sweep)
-    if not args.no_report:
-        from sim.presentation.report import REPORT, write_report
+    with hold(args.out, args.sweep):
+        counts = run_sweep(sweep, base, args.out, workers=args.workers,
+                           scheduler=args.scheduler, resume=args.resume,
+                           progress=not args.quiet, source=args.sweep)
+        if not args.no_report:
+            from sim.presentation.report import REPORT, write_report
 
-        write_report(args.out, Path(args.out) / REPORT)
+            write_report(args.out, Path(args.out) / REPORT)
     if not args.quiet:
         print(f"{sweep.name}: {counts['ran']} runs done now, {counts['skipped']} already "
               f"finished, {counts['runs']} in all; {time.time() - start:.0f} s. "
@@ -524,13 +533,16 @@ def cmd_app(args) -> int:
 
 
 def cmd_optimize(args) -> int:
+    from sim.experiments.folder_lock import hold
     from sim.experiments.optimize import format_front, load_spec, run_optimize
 
     problem = load_spec(args.spec)
     _check_writable(Path(args.out))
     start = time.time()
-    counts = run_optimize(problem, args.out, workers=args.workers or None,
-                          scheduler=args.scheduler, resume=args.resume, progress=not args.quiet)
+    with hold(args.out, args.spec):
+        counts = run_optimize(problem, args.out, workers=args.workers,
+                              scheduler=args.scheduler, resume=args.resume,
+                              progress=not args.quiet)
     if not args.quiet:
         print(format_front(problem, Path(args.out)))
         print(f"\n{problem.spec.name}: {counts['ran']} candidates run now, {counts['reused']} "
@@ -613,12 +625,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        what = {"sweep": "finished runs are kept; use --resume",
-                "run": "finished runs are kept; use --resume",
-                "optimize": "finished candidates are kept; use --resume"}.get(
-                    args.command, "no results were written")
-        print(f"plsim: interrupted; {what}", file=sys.stderr)
+        print(f"plsim: interrupted; {_kept(args.command)}", file=sys.stderr)
         return 130
+    except BrokenProcessPool:  # a worker was killed (out of memory, say)
+        print(f"plsim: error: a worker process died; {_kept(args.command)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk, a folder removed underneath, ...
+        where = f": {err.filename}" if err.filename else ""
+        print(f"plsim: error: {err.strerror or err}{where}; {_kept(args.command)}",
+              file=sys.stderr)
+        return 1
+
+
+def _kept(command: str) -> str:
+    """What an interrupted or failed command leaves, in words."""
+    return {"sweep": "finished runs are kept; use --resume",
+            "run": "finished runs are kept; use --resume",
+            "optimize": "finished candidates are kept; use --resume"}.get(
+                command, "no results were written")
 
 
 if __name__ == "__main__":

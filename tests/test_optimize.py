@@ -290,7 +290,7 @@ def test_executor_on_a_dask_cluster():
 
     from distributed import LocalCluster
 
-    from sim.experiments.optimize import Executor
+    from sim.experiments.executor import Executor
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster:

@@ -89,7 +89,9 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def parts(out: Path) -> list[Path]:
-    return sorted((out / "outcomes").glob("run-*.parquet"))
+    """The finished runs' parts: those on disk and sealed with their checksum (``.seals/``)."""
+    sealed = (out / "outcomes" / f"{s.stem}.parquet" for s in (out / ".seals").glob("run-*.json"))
+    return sorted(p for p in sealed if p.is_file())
 
 
 def run_cli(argv) -> int:

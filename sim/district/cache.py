@@ -11,8 +11,8 @@ renamed into place: readers see a whole entry or none, and concurrent
 writers of the same key (pool workers, Dask workers on one machine) just
 replace identical files. A lock file per key lets a second process wait for
 the first one's result instead of computing it again. ``PLSIM_NO_CACHE=1``
-turns the disk cache off; an unwritable or corrupt cache is skipped
-silently (the value is computed as without a cache).
+turns the disk cache off; an unwritable cache is skipped silently, and a
+damaged entry (truncated, say) is removed and computed again, never fatal.
 """
 
 from __future__ import annotations
@@ -89,10 +89,17 @@ def cached_dataclass(kind: str, parameters: dict, cls, compute):
 
 
 def _load(path: Path, cls):
+    """The entry at ``path``, or None when there is none or it is damaged (then removed,
+    so it is rebuilt: a truncated ``.npz`` raises ``BadZipFile``, a damaged member
+    ``zlib.error`` or ``EOFError``, whatever numpy meets first)."""
+    if not path.exists():
+        return None
     try:
         with np.load(path, allow_pickle=False) as data:
             return cls(**{f.name: _restore(data[f.name]) for f in dataclasses.fields(cls)})
-    except (OSError, KeyError, TypeError, ValueError):
+    except Exception:  # noqa: BLE001 (any damage means: compute it again)
+        with contextlib.suppress(OSError):
+            path.unlink()
         return None
 
 

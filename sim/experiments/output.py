@@ -15,7 +15,6 @@ bounded by one part whatever the number of replicates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -37,17 +36,8 @@ from sim.analysis.summaries import (
     summarise_replicates,
     teacher_summary,
 )
-from sim.experiments.storage import TABLES
-
-STAGING_PREFIX = ".staging-"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from sim.experiments.folder_lock import STAGING_PREFIX
+from sim.experiments.storage import TABLES, sha256
 
 
 def git_commit() -> str | None:

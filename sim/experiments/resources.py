@@ -36,10 +36,10 @@ unique set size on the quick scenario, of which 38 MB its run) rather than a sec
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from sim.config.scenario import ScenarioError
+from sim.experiments.executor import resolve_workers
 
 MB = 1e6
 GB = 1e9
@@ -83,7 +83,7 @@ def estimate(scenario, workers: int = 1, tasks: int | None = None) -> Estimate:
     students = d.schools * len(d.grades) * d.classes_per_grade * d.class_size
     reference = scenario.assessment.reference_students_per_grade * len(d.grades)
     tasks = tasks or len(scenario.arms) * scenario.replicates
-    procs = max(1, min(workers or os.cpu_count() or 1, tasks))
+    procs = max(1, min(resolve_workers(workers, warn=False), tasks))  # as the executor
     one_run = (FIXED_RUN_BYTES + SKILL_PAIR_BYTES * skills ** 2
                + max(students, reference) * (STUDENT_BYTES + STUDENT_SKILL_BYTES * skills))
     part_rows = students * scenario.years

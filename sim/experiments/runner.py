@@ -11,11 +11,7 @@ process pool, or on a Dask cluster (``map_unordered``, shared with sweeps).
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import os
-import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mesa
@@ -25,7 +21,14 @@ from sim.config.scenario import ScenarioError
 from sim.district.model import District
 from sim.district.reference import StateReference, state_reference
 from sim.engine.random_streams import replicate_seed
-from sim.experiments.storage import TABLES, RunParts, StoredRun
+from sim.experiments.executor import (  # noqa: F401 (map_unordered: shared with sweeps)
+    Executor,
+    map_unordered,
+    pool_context,
+    resolve_workers,
+)
+from sim.experiments.run_parts import RunParts, StoredRun
+from sim.experiments.storage import TABLES
 
 
 @dataclass
@@ -105,22 +108,6 @@ def arm_tasks(scenario, reference, skip=frozenset()) -> list[tuple]:
             for a in range(len(scenario.arms)) if (r, a) not in skip]
 
 
-def pool_context():
-    """Fork worker processes on Linux: they start at once and inherit the imported
-    package and the cached statewide reference. (Importing mesa switches Python's
-    default to "spawn", which re-imports everything in every worker.)"""
-    return multiprocessing.get_context("fork") if sys.platform == "linux" else None
-
-
-def resolve_workers(workers: int | None) -> int:
-    """``None`` or 1: serial; 0: all cores; otherwise that many processes."""
-    if workers is None:
-        return 1
-    if workers == 0:
-        return os.cpu_count() or 1
-    return max(1, workers)
-
-
 def run_seeds(scenario) -> dict:
     """The scenario seed and each replicate's ``SeedSequence`` (entropy, spawn key)."""
     return {"seed": scenario.seed,
@@ -188,82 +175,29 @@ def run_to_directory(scenario, out, workers: int | None = 1, scheduler: str | No
     if parts is None:
         return None
     reference = state_reference(scenario)
-    done = parts.finished()
-    tasks = arm_tasks(scenario, reference, skip=done)
     total = scenario.replicates * len(scenario.arms)
-    bar = progress_bar(total, progress, initial=total - len(tasks))
+    done = parts.finished()  # every part's checksums verified: damaged ones are redone
+    ran = 0
+    bar = progress_bar(total, progress, initial=len(done))
     try:
-        for key, tables in map_unordered(arm_task, tasks, min(resolve_workers(workers),
-                                                              max(len(tasks), 1)), scheduler):
-            parts.write(key, tables)
-            bar.update()
+        with Executor(workers, scheduler) as executor:
+            for _ in range(3):  # again for any part damaged before the tables are built
+                tasks = arm_tasks(scenario, reference, skip=done)
+                executor.workers = min(executor.workers, max(len(tasks), 1))
+                for key, tables in executor.map_unordered(arm_task, tasks):
+                    parts.write(key, tables)
+                    ran += 1
+                    bar.update()
+                done = parts.finished()
+                if len(done) == total:
+                    break
+            else:
+                raise ScenarioError(f"{source}: --out {out}: parts keep failing their "
+                                    "checksums after being written (a failing disk?)")
     finally:
         bar.close()
     return StoredRun(scenario, reference, run_seeds(scenario), parts,
-                     ran=len(tasks), skipped=total - len(tasks))
-
-
-# --- executing tasks: serial, a local process pool, or a Dask cluster --------------------
-def map_unordered(fn, tasks, workers: int = 1, scheduler: str | None = None) -> Iterator:
-    """``fn(task)`` for every task, yielded as each finishes (in any order).
-
-    Serial when ``workers`` <= 1; else a pool of that many forked processes
-    (0 = all cores); on the Dask cluster at ``scheduler`` when given. At most
-    twice as many tasks as workers are in flight, so memory holds a bounded
-    number of results whatever the number of tasks. Dask workers are
-    long-lived processes: the package stays imported and per-process caches
-    (the statewide reference) stay warm between tasks.
-    """
-    if scheduler:
-        yield from _dask_map(fn, tasks, scheduler)
-        return
-    n = resolve_workers(workers)
-    if n <= 1:
-        for task in tasks:
-            yield fn(task)
-        return
-    with ProcessPoolExecutor(max_workers=n, mp_context=pool_context()) as pool:
-        in_flight = set()
-        try:
-            for task in tasks:
-                in_flight.add(pool.submit(fn, task))
-                if len(in_flight) >= 2 * n:
-                    yield from _finished(in_flight)
-            while in_flight:
-                yield from _finished(in_flight)
-        except BaseException:  # stopped early (or closed): drop the tasks not yet started
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def _finished(in_flight: set) -> Iterator:
-    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-    for fut in done:
-        in_flight.discard(fut)
-        yield fut.result()
-
-
-def _dask_map(fn, tasks, address: str) -> Iterator:
-    from distributed import Client, as_completed
-
-    try:
-        client = Client(address, timeout="30s")
-    except (OSError, TimeoutError) as exc:
-        raise ScenarioError(f"--scheduler {address}: cannot reach a Dask scheduler there "
-                            f"({exc}); finished runs are kept, use --resume") from None
-    with client:
-        limit = 2 * max(1, sum(client.nthreads().values()))
-        pending = as_completed()
-        for task in tasks:
-            pending.add(client.submit(fn, task, pure=False))
-            if pending.count() >= limit:
-                yield from _drain(pending, keep=limit - 1)
-        yield from _drain(pending, keep=0)
-
-
-def _drain(pending, keep: int) -> Iterator:
-    while pending.count() > keep:
-        yield next(pending).result()
+                     ran=ran, skipped=total - ran)
 
 
 def progress_bar(total: int, enabled: bool, desc: str = "arm-replicates", initial: int = 0):

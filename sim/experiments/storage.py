@@ -1,12 +1,14 @@
-"""Writing files so that a reader never sees half of one; a run's parts on disk.
+"""Writing files so that a reader never sees half of one; parts sealed with checksums.
 
 Every file plsim writes is written under a hidden temporary name in the same
 folder and renamed into place with ``os.replace`` (atomic on one file system).
 
-``plsim run`` streams each finished arm x replicate to ``OUT/.parts/``
-(``RunParts``), so memory holds only the runs in flight and ``--resume``
-skips what is done; ``StoredRun`` reads those parts back one at a time to
-build the run's tables, summary and figures (``sim.experiments.output``).
+Runs, sweeps and optimisations write their work as *parts* (an arm x
+replicate, a sweep run, a candidate), each sealed by a checksum record
+(``Seals``) written after its files: a part counts as finished only when its
+record names this run (its fingerprint) and every file's SHA-256 matches, so
+a truncated, swapped or foreign part is found and redone, never trusted.
+A run's own parts store is ``sim.experiments.run_parts``.
 """
 
 from __future__ import annotations
@@ -14,17 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-import pyarrow.parquet as pq
-
 from sim.config.scenario import ScenarioError
-from sim.district.cache import code_version
+
+TABLES = ("student_years", "teacher_years", "school_years")
+LOCK = ".plsim.lock"  # the --out folder's lock (sim.experiments.folder_lock)
 
 
 def resuming_into(out: Path, resume: bool, source: str, what: str) -> bool:
@@ -36,7 +36,7 @@ def resuming_into(out: Path, resume: bool, source: str, what: str) -> bool:
     """
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"{source}: --out {out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
         if not resume:
             raise ScenarioError(f"{source}: --out {out} is not empty; use --resume to continue "
                                 f"the {what} there, or choose another directory")
@@ -66,165 +66,67 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
             tmp.unlink()
 
 
-# --- a run's arm x replicate parts ------------------------------------------------------
-TABLES = ("student_years", "teacher_years", "school_years")
-PARTS_DIR = ".parts"  # hidden: no reader takes an unfinished run for results
-PLAN = "plan.json"
-PART = re.compile(r"r(\d{4})-a(\d{3})\.parquet")
+def sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def part_name(replicate: int, arm: int) -> str:
-    return f"r{replicate:04d}-a{arm:03d}.parquet"
+def warn(message: str) -> None:
+    """One line on stderr, prefixed ``plsim: warning:``."""
+    print(f"plsim: warning: {message}", file=sys.stderr)
 
 
-def run_fingerprint(scenario) -> str:
-    """SHA-256 of what a run's parts depend on: the scenario (all but its number of
-    replicates: a part is the same whatever their count) and the engine's code version."""
-    spec = scenario.model_dump(mode="json")
-    spec.pop("replicates", None)
-    blob = json.dumps({"scenario": spec, "code": code_version()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+class Seals:
+    """The checksum records of a folder's parts: ``FOLDER/<part>.json``, each naming the
+    part, the fingerprint of the work it belongs to and every file's SHA-256 (paths
+    relative to ``root``), written atomically after the part's files."""
 
+    def __init__(self, root: Path, fingerprint: str, folder: str = ".seals"):
+        self.root, self.dir, self.fingerprint = Path(root), Path(root) / folder, fingerprint
 
-class RunParts:
-    """The finished arm x replicate parts of a run, under ``OUT/.parts/``::
+    def record(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
 
-        .parts/plan.json                         fingerprint and scenario of the run
-        .parts/<table>/rRRRR-aAAA.parquet        one per table, replicate and arm
+    def seal(self, name: str, files: list[Path]) -> None:
+        """Record the checksums of part ``name``'s files (already in place)."""
+        sums = {Path(f).relative_to(self.root).as_posix(): sha256(f) for f in files}
+        record = {"part": name, "fingerprint": self.fingerprint, "files": sums}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.record(name), lambda p: p.write_text(json.dumps(record, indent=1)))
 
-    Each file is written atomically, the school table last: a part is
-    finished when all three tables are there, so an interrupted run loses
-    only the parts in flight.
-    """
-
-    def __init__(self, out: Path, scenario):
-        self.out, self.dir, self.scenario = Path(out), Path(out) / PARTS_DIR, scenario
-
-    @classmethod
-    def open(cls, out, scenario, resume: bool, source: str = "<scenario>") -> RunParts | None:
-        """Check or create ``out`` for this run; None if it already holds it, finished.
-
-        Raises:
-            ScenarioError: ``out`` is a file; not empty without ``resume``; or with
-                ``resume``, holds another run or nothing to resume.
-        """
-        out = Path(out)
-        parts = cls(out, scenario)
-        fingerprint = run_fingerprint(scenario)
-        if resuming_into(out, resume, source, "run"):
-            return parts._check_resumable(fingerprint, source)
+    def problem(self, name: str, files: list[Path]) -> str | None:
+        """None when part ``name`` is finished and whole; "unfinished" when it has no
+        record (never sealed); else what is wrong with it (damaged or foreign)."""
         try:
-            for name in TABLES:
-                (parts.dir / name).mkdir(parents=True, exist_ok=True)
-            plan = {"fingerprint": fingerprint, "scenario": scenario.model_dump(mode="json")}
-            atomic_write(parts.dir / PLAN, lambda p: p.write_text(json.dumps(plan, indent=2)))
-        except OSError as exc:
-            raise ScenarioError(f"{source}: --out {out}: cannot write there "
-                                f"({exc.strerror})") from None
-        return parts
+            record = json.loads(self.record(name).read_text())
+            part, fingerprint, sums = record["part"], record["fingerprint"], record["files"]
+        except FileNotFoundError:
+            return "unfinished"
+        except (OSError, ValueError, TypeError, KeyError):
+            return "damaged (its checksum record is unreadable)"
+        if part != name or fingerprint != self.fingerprint:
+            return "foreign (sealed for another part or run)"
+        for f in files:
+            rel = Path(f).relative_to(self.root).as_posix()
+            try:
+                digest = sha256(f)
+            except OSError:
+                return f"damaged ({rel} is missing or unreadable)"
+            if sums.get(rel) != digest:
+                return f"damaged ({rel} does not match its checksum)"
+        return None
 
-    def _check_resumable(self, fingerprint: str, source: str) -> RunParts | None:
-        out, plan = self.out, self.dir / PLAN
-        if plan.exists():
-            old = _read_json(plan, "fingerprint", f"{source}: --out {out}: {PARTS_DIR}/{PLAN}")
-            if old["fingerprint"] != fingerprint:
-                raise ScenarioError(f"{source}: --out {out} holds an unfinished run of another "
-                                    f"scenario ('{old.get('scenario', {}).get('name')}') or "
-                                    "plsim version; cannot resume it")
-            for name in TABLES:
-                (self.dir / name).mkdir(parents=True, exist_ok=True)
-            return self
-        manifest = out / "manifest.json"
-        if manifest.exists():
-            old = _read_json(manifest, "scenario", f"{source}: --out {out}: manifest.json")
-            if (old.get("fingerprint") == fingerprint
-                    and old["scenario"].get("replicates") == self.scenario.replicates):
-                return None  # finished already: nothing to do
-            raise ScenarioError(f"{source}: --out {out} holds a finished run of another "
-                                "scenario or number of replicates; choose another directory")
-        raise ScenarioError(f"{source}: --out {out} holds no plsim run to resume")
-
-    def path(self, name: str, key: tuple[int, int]) -> Path:
-        return self.dir / name / part_name(*key)
-
-    def finished(self) -> set[tuple[int, int]]:
-        """(replicate, arm) of every part with all its tables on disk."""
-        found = None
-        for name in TABLES:
-            folder = self.dir / name
-            names = {f.name for f in folder.iterdir()} if folder.is_dir() else set()
-            keys = {(int(m.group(1)), int(m.group(2)))
-                    for m in map(PART.fullmatch, names) if m}
-            found = keys if found is None else found & keys
-        return found
-
-    def write(self, key: tuple[int, int], tables: dict[str, pd.DataFrame]) -> None:
-        """Write one part's tables, each atomically, ``TABLES[-1]`` last."""
-        for name in TABLES:
-            atomic_write(self.path(name, key),
-                         lambda p, t=tables[name]: t.to_parquet(p, index=False))
-
-    def remove(self) -> None:
-        """Delete the parts (once the run's results are in place)."""
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _read_json(path: Path, required: str, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        data[required]
-    except (OSError, ValueError, TypeError, KeyError):
-        raise ScenarioError(f"{what} is unreadable; cannot resume") from None
-    return data
-
-
-class StoredRun:
-    """A run whose arm x replicate parts are on disk: the tables read part by part.
-
-    The same reading interface as ``sim.experiments.runner.Results`` (``frames``,
-    ``table``, ``rows``, ``write_parquet``), so ``write_results`` takes either.
-    """
-
-    def __init__(self, scenario, reference, seeds: dict, parts: RunParts, ran: int = 0,
-                 skipped: int = 0):
-        self.scenario, self.reference, self.seeds, self.parts = scenario, reference, seeds, parts
-        self.ran, self.skipped = ran, skipped
-        self.fingerprint = run_fingerprint(scenario)
-
-    def keys(self) -> list[tuple[int, int]]:
-        """(replicate, arm) of every part, in table order (replicate by replicate)."""
-        return [(r, a) for r in range(self.scenario.replicates)
-                for a in range(len(self.scenario.arms))]
-
-    def frames(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """The table ``name`` one part (one arm x replicate) at a time, in table order."""
-        for key in self.keys():
-            yield pd.read_parquet(self.parts.path(name, key), columns=columns)
-
-    def columns(self, name: str) -> list[str]:
-        return pq.read_schema(self.parts.path(name, self.keys()[0])).names
-
-    def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """The whole table (for the small ones: teachers and schools)."""
-        return pd.concat(list(self.frames(name, columns)), ignore_index=True)
-
-    def rows(self, name: str) -> int:
-        return sum(pq.ParquetFile(self.parts.path(name, k)).metadata.num_rows
-                   for k in self.keys())
-
-    def write_parquet(self, name: str, target: Path) -> None:
-        """One Parquet file of the whole table, appended part by part (row groups)."""
-        writer = None
-        try:
-            for key in self.keys():
-                source = pq.ParquetFile(self.parts.path(name, key))
-                for i in range(source.num_row_groups):
-                    t = source.read_row_group(i)
-                    if writer is None:
-                        writer = pq.ParquetWriter(target, t.schema)
-                    elif not t.schema.equals(writer.schema, check_metadata=False):
-                        t = t.cast(writer.schema)
-                    writer.write_table(t)
-        finally:
-            if writer is not None:
-                writer.close()
+    def check(self, name: str, files: list[Path]) -> bool:
+        """True when part ``name`` is finished and whole. A damaged or foreign part gets a
+        one-line warning and its record is removed, so it is run again (and replaced)."""
+        why = self.problem(name, files)
+        if why is None:
+            return True
+        if why != "unfinished":
+            warn(f"part {name} is {why}; running it again")
+            self.record(name).unlink(missing_ok=True)
+        return False

@@ -16,10 +16,12 @@ Output directory::
     manifest.json         the resolved sweep, its design and the SALib problem
     experiments.parquet   one row per run: run id, sample, replicate, seed, values
     outcomes/run-NNNNNN.parquet   one part per finished run, written atomically
+    .seals/run-NNNNNN.json        its checksum, written after it (``storage.Seals``)
 
-``pandas.read_parquet(DIR / "outcomes")`` reads the whole sweep. Finished
-parts are never rewritten: ``--resume`` skips them, so an interrupted sweep
-loses only the runs in flight.
+``read_outcomes(DIR)`` reads the whole sweep (every part's checksum verified).
+Finished parts are never rewritten: ``--resume`` skips them (a damaged or
+foreign one is redone, with a warning), so an interrupted sweep loses only the
+runs in flight.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ from sim.config.scenario import (
     repeated,
     validate_scenario,
 )
+from sim.experiments.executor import map_unordered
 from sim.experiments.output import git_commit
-from sim.experiments.runner import map_unordered, progress_bar
-from sim.experiments.storage import atomic_write, resuming_into
+from sim.experiments.run_parts import differences
+from sim.experiments.runner import progress_bar
+from sim.experiments.storage import Seals, atomic_write, resuming_into
 
 PART = re.compile(r"run-(\d{6})\.parquet")  # a finished run's outcome part
 Design = Literal["grid", "random", "latin", "sobol", "morris"]
@@ -333,18 +337,33 @@ def part_path(out: Path, run_id: int) -> Path:
     return out / "outcomes" / f"run-{run_id:06d}.parquet"
 
 
-def finished_runs(out: Path) -> set[int]:
-    """Run ids whose outcome part is complete on disk."""
+def seals(out: Path, fingerprint: str | None = None) -> Seals:
+    """The sweep's checksum records (fingerprint read from its manifest by default)."""
+    if fingerprint is None:
+        try:
+            fingerprint = json.loads((out / "manifest.json").read_text())["fingerprint"]
+        except (OSError, ValueError, TypeError, KeyError):
+            fingerprint = "unreadable manifest"
+    return Seals(out, fingerprint)
+
+
+def finished_runs(out: Path, fingerprint: str | None = None) -> set[int]:
+    """Run ids whose outcome part is on disk and matches its checksum (a damaged or
+    foreign part is named in a warning and counts as not finished)."""
     folder = out / "outcomes"
     if not folder.is_dir():
         return set()
-    found = (PART.fullmatch(f.name) for f in folder.iterdir())
-    return {int(m.group(1)) for m in found if m}
+    found = sorted(int(m.group(1)) for m in map(PART.fullmatch, (f.name for f in
+                                                                  folder.iterdir())) if m)
+    check = seals(out, fingerprint)
+    return {i for i in found if check.check(part_path(out, i).stem, [part_path(out, i)])}
 
 
-def write_part(out: Path, run_id: int, frame: pd.DataFrame) -> None:
-    """Write one run's outcomes atomically (temporary name, then rename)."""
-    atomic_write(part_path(out, run_id), lambda p: frame.to_parquet(p, index=False))
+def write_part(out: Path, run_id: int, frame: pd.DataFrame, fingerprint: str) -> None:
+    """Write one run's outcomes atomically (temporary name, then rename), then seal it."""
+    path = part_path(out, run_id)
+    atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+    seals(out, fingerprint).seal(path.stem, [path])
 
 
 def sweep_fingerprint(sweep: Sweep, base: dict) -> str:
@@ -367,8 +386,11 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
             raise ScenarioError(f"{source}: --out {out}: its manifest.json is unreadable; "
                                 "cannot resume") from None
         if old.get("fingerprint") != fingerprint:
+            diffs = differences({"sweep": old.get("sweep"), "base": old.get("base_scenario")},
+                                {"sweep": sweep.model_dump(mode="json"), "base": base})
             raise ScenarioError(f"{source}: --out {out} holds a different sweep "
-                                f"('{old.get('sweep', {}).get('name')}'); cannot resume it")
+                                f"('{old.get('sweep', {}).get('name')}'); cannot resume it "
+                                f"(nothing was changed): {'; '.join(diffs[:12]) or '?'}")
         return pd.read_parquet(out / "experiments.parquet")
     design = design_matrix(sweep)
     exp = experiments(sweep, design)
@@ -403,14 +425,16 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
     """Run (or finish) a sweep into ``out``; returns counts of runs."""
     out = Path(out)
     exp = prepare(sweep, base, out, resume, source)
-    done = finished_runs(out)
+    fingerprint = sweep_fingerprint(sweep, base)
+    done = finished_runs(out, fingerprint)
+    _warm_reference(sweep, base)
     todo = tasks(sweep, base, exp, done)
     remaining = len(exp) - len(done & set(exp.run_id))
     bar = progress_bar(len(exp), progress, "runs", initial=len(exp) - remaining)
     finished = 0
     try:  # serial, a local pool or Dask: the runner's executor (bounded runs in flight)
         for run_id, frame in map_unordered(_run_task, todo, workers or 0, scheduler):
-            write_part(out, run_id, frame)
+            write_part(out, run_id, frame, fingerprint)
             bar.update()
             finished += 1
     finally:
@@ -418,9 +442,24 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
     return {"runs": int(len(exp)), "skipped": int(len(exp) - remaining), "ran": finished}
 
 
+def _warm_reference(sweep: Sweep, base: dict) -> None:
+    """Compute the base scenario's statewide reference in this process before the pool
+    forks: workers inherit it, instead of one computing it while the others wait on
+    the cache's lock (design points that change it still compute their own)."""
+    from sim.district.reference import state_reference
+
+    data = json.loads(json.dumps(base))
+    data["seed"], data["replicates"] = sweep.seed, 1
+    state_reference(validate_scenario(data, "<sweep base>"))
+
+
 def read_outcomes(out: str | Path) -> pd.DataFrame:
-    """Every finished run's outcomes, joined to the experiments table."""
+    """Every finished run's outcomes (checksums verified), joined to the experiments table."""
     out = Path(out)
-    outcomes = pd.read_parquet(out / "outcomes")
+    runs = sorted(finished_runs(out))
+    if not runs:
+        raise ScenarioError(f"{out}: no finished sweep runs to read")
+    outcomes = pd.concat([pd.read_parquet(part_path(out, i)) for i in runs],
+                         ignore_index=True)
     exp = pd.read_parquet(out / "experiments.parquet")
     return outcomes.merge(exp, on="run_id", how="left")
