@@ -1,6 +1,5 @@
-"""Command line: ``plsim run | check | calibrate | validate | sweep | sensitivity |
-sweep-summary | report | app | optimize | discover | reference | notebooks | bench |
-district import``.
+"""Command line: what each ``plsim`` command does (``cmd_*``, :data:`HANDLERS`); the
+commands and their options are declared in ``sim.cli_grammar`` (one table).
 
 Bad input (a scenario or option that fails validation, a missing or
 unreadable file, text that is not TOML) prints one message naming the file,
@@ -10,7 +9,6 @@ written.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,52 +16,8 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from sim.cli_grammar import EXIT_BAD_INPUT, build_parser
 from sim.config.scenario import ScenarioError, load_scenario, shorten
-
-EXIT_BAD_INPUT = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own errors: same status as other bad input
-        self.print_usage(sys.stderr)
-        print(f"plsim: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number >= ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-_nonneg_int, _positive_int = _int_at_least(0), _int_at_least(1)
-
-
-def _port(text: str) -> int:
-    """An argparse type: a TCP port, 1..65535."""
-    value = _positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port 1..65535, got {value}")
-    return value
-
-
-def _share(text: str) -> float:
-    """An argparse type: a number between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}"
-                                         ) from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
 
 
 def _option_int(path: str, option: str, text: str | None, minimum: int) -> int | None:
@@ -79,191 +33,6 @@ def _option_int(path: str, option: str, text: str | None, minimum: int) -> int |
     if value < minimum:
         raise ScenarioError(f"{path}: {option}: must be >= {minimum}, got {value}")
     return value
-
-
-IGNORE_MEMORY_HELP = ("run even when the estimated peak memory exceeds the memory available "
-                      "here (for a machine or cluster the check cannot see)")
-
-
-def _executor_options(default_workers: int, what: str) -> argparse.ArgumentParser:
-    """The options shared by run, sweep and optimize (a parent parser): where the work
-    runs, resuming it and quiet output. ``what`` names the work that resumes skip."""
-    p = _Parser(add_help=False)
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--workers", type=_nonneg_int, default=default_workers,
-                   help=f"local processes (default {default_workers}; 0 = all cores, "
-                        "1 = serial; at most the cores); results do not depend on it")
-    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. "
-                                       "tcp://10.0.0.5:8786, to run on its cluster (then "
-                                       "--workers is ignored)")
-    p.add_argument("--resume", action="store_true",
-                   help=f"continue the work in --out, skipping {what} (their checksums "
-                        "verified; damaged ones are redone)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
-    return p
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="plsim", description="Personalized learning under grade-level "
-                                          "accountability: an agent-based simulation.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("run", help="run a scenario and write its results",
-                       parents=[_executor_options(1, "finished arm x replicate runs")])
-    r.add_argument("scenario", help="scenario file (TOML)")
-    r.add_argument("--seed", help="override the scenario's seed (a whole number >= 0)")
-    r.add_argument("--replicates", help="override the number of replicates (>= 1)")
-    r.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a field, e.g. --set district.schools=8 "
-                        "--set arms.floor3.floor=2 (repeatable)")
-    r.add_argument("--no-report", action="store_true",
-                   help="do not write report.html (the self-contained HTML report)")
-    r.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
-    c = sub.add_parser("check", help="validate a scenario file without running it")
-    c.add_argument("scenario")
-    c.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
-    k = sub.add_parser("calibrate", help="measure the calibration facts on a scenario, or "
-                                         "fit the hand-set parameters to them (--fit)")
-    k.add_argument("scenario", nargs="?", help="scenario file (TOML); with --fit, the case "
-                                               "district (default: tepp_case_study)")
-    k.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
-    k.add_argument("--fit", action="store_true", help="fit the hand-set parameters to the "
-                                                      "calibration facts (Optuna)")
-    k.add_argument("--quick", action="store_true", help="with --fit: tiny districts and "
-                                                        "trials, for tests (not for use)")
-    k.add_argument("--trials", type=_positive_int, help="with --fit: trials (default 40; "
-                                                        "quick 4)")
-    k.add_argument("--seed", type=_nonneg_int, default=0, help="with --fit: sampler seed")
-    k.add_argument("--sampler", choices=("cmaes", "tpe"), default="cmaes",
-                   help="with --fit: cmaes (default; a local search from the starting set) "
-                        "or tpe (a global search)")
-    k.add_argument("--replicates", type=_positive_int,
-                   help="with --fit: replicates per trial (default 4; quick 1)")
-    k.add_argument("--out", help="with --fit: parameters file to write (default "
-                                 "sim/config/fitted.toml; quick: fitted-quick.toml)")
-    k.add_argument("--parameters", help="with --fit: parameters file to start from "
-                                        "(default the fitted set; 'none': code defaults)")
-    k.add_argument("--no-sensitivity", action="store_true",
-                   help="with --fit: skip the local sensitivity check (quick skips it)")
-    k.add_argument("--workers", type=_nonneg_int, default=2, help="processes per trial")
-    v = sub.add_parser("validate", help="every calibration fact and seed finding of the "
-                                        "design brief, each holds / falls short")
-    v.add_argument("--quick", action="store_true", help="small districts, few replicates "
-                                                        "(under a minute; for tests)")
-    v.add_argument("--json", action="store_true", help="print one JSON object")
-    v.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    v.add_argument("--facts-only", action="store_true",
-                   help="only the calibration facts (no seed findings): a few seconds")
-    v.add_argument("--report-only", action="store_true",
-                   help="exit 0 even when a calibration fact falls short")
-    v.add_argument("--strict", action="store_true",
-                   help="exit 1 also when a seed finding falls short (by default only the "
-                        "calibration facts gate: findings are outputs)")
-    v.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a parameter of the common set, e.g. "
-                        "--set learning.base_rate=0.5 (repeatable)")
-    v.add_argument("--parameters", help="parameters file (default sim/config/fitted.toml; "
-                                        "'none': the code defaults)")
-    v.add_argument("--replicates", type=_positive_int,
-                   help="replicates per study (default 10; quick 2)")
-    v.add_argument("--workers", type=_nonneg_int, default=2,
-                   help="processes (default 2; 0 = all cores); results do not depend on it")
-    v.add_argument("--update-doc", metavar="FILE",
-                   help="also write the Markdown table into FILE between the validation "
-                        "markers (docs/model.md)")
-    w = sub.add_parser("sweep", help="run a scenario sweep (local processes or a Dask cluster)",
-                       parents=[_executor_options(0, "finished runs")])
-    w.add_argument("sweep", help="sweep file (TOML)")
-    w.add_argument("--no-report", action="store_true",
-                   help="do not write report.html when the sweep is complete")
-    w.add_argument("--ignore-memory-check", action="store_true", help=IGNORE_MEMORY_HELP)
-    h = sub.add_parser("report", help="one self-contained HTML report of a finished run or "
-                                      "sweep")
-    h.add_argument("dir", help="the --out directory of `plsim run` or `plsim sweep`")
-    h.add_argument("--out", help="HTML file to write (default: DIR/report.html, or "
-                                 "DIR/report-vs-ARM.html with --baseline ARM)")
-    h.add_argument("--baseline", help="arm the others are compared with (default: the first)")
-    s = sub.add_parser("sensitivity", help="Sobol or Morris indices of a finished sweep")
-    s.add_argument("dir", help="a sweep's output directory")
-    s.add_argument("--outcome", help="one outcome (default: every recorded outcome)")
-    s.add_argument("--arm", help="arm (default: the last arm)")
-    s.add_argument("--year", type=_positive_int, help="year (default: the last)")
-    s.add_argument("--band", default="all students", help="start band (default: all students)")
-    m = sub.add_parser("sweep-summary", help="each outcome against each parameter, with figures")
-    m.add_argument("dir", help="a sweep's output directory")
-    m.add_argument("--arm", help="arm (default: every arm)")
-    m.add_argument("--year", type=_positive_int, help="year (default: the last)")
-    a = sub.add_parser("app", help="the web page to compare strategies (127.0.0.1 only)")
-    a.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 (default 8765)")
-    o = sub.add_parser("optimize", help="many-objective search over policy levers (NSGA-II): "
-                                        "the Pareto frontier, with the shipped strategies",
-                       parents=[_executor_options(0, "finished candidates (replayed, not "
-                                                     "rerun)")])
-    o.add_argument("spec", help="optimisation spec (TOML)")
-    d = sub.add_parser("discover", help="PRIM scenario discovery on a finished sweep: boxes of "
-                                        "parameter space where an outcome holds")
-    d.add_argument("dir", help="a sweep's output directory")
-    d.add_argument("--outcome", required=True, help="a recorded outcome, e.g. "
-                                                    "program_active_share")
-    side = d.add_mutually_exclusive_group(required=True)
-    side.add_argument("--above", type=float, metavar="X", help="cases of interest: outcome > X")
-    side.add_argument("--below", type=float, metavar="X", help="cases of interest: outcome < X")
-    d.add_argument("--arm", help="arm (default: the last arm)")
-    d.add_argument("--year", type=_positive_int, help="year (default: the last)")
-    d.add_argument("--band", help="start band (default: all students)")
-    d.add_argument("--min-density", type=_share, default=0.8,
-                   help="density a box must reach (0-1, default 0.8)")
-    d.add_argument("--max-boxes", type=_positive_int, default=3, help="most boxes (default 3)")
-    d.add_argument("--peel-alpha", type=_share, default=0.05,
-                   help="share peeled per step (default 0.05)")
-    d.add_argument("--mass-min", type=_share, default=0.05,
-                   help="smallest box, share of all runs (default 0.05)")
-    d.add_argument("--min-runs", type=_positive_int, default=10,
-                   help="smallest box, in runs (default 10; a smaller box is flagged)")
-    f = sub.add_parser("reference", help="check (or --update) the committed reference "
-                                         "results of the shipped scenarios")
-    f.add_argument("--update", action="store_true",
-                   help="recompute and write results/reference/ (deliberately: say so in the "
-                        "commit message)")
-    f.add_argument("--quick", action="store_true",
-                   help="only the quick runs (the ones the tests re-run)")
-    f.add_argument("--scenario", action="append", default=[], metavar="NAME",
-                   help="only this scenario, e.g. floor_strategies (repeatable; default all)")
-    f.add_argument("--workers", type=_nonneg_int, default=1,
-                   help="processes (1 = serial, 0 = all cores); results do not depend on it")
-    n = sub.add_parser("notebooks", help="execute the notebooks and render them to HTML")
-    n.add_argument("notebook", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
-    n.add_argument("--mode", choices=["quick", "full"], default="full",
-                   help="full: the shipped scenarios (default); quick: small, as in the tests")
-    n.add_argument("--out", default="results/notebooks", help="output directory")
-    b = sub.add_parser("bench", help="engine versus per-agent Mesa speed and memory")
-    b.add_argument("--json", action="store_true", help="print one JSON list")
-    b.add_argument("--sizes", type=_positive_int, nargs="+", default=[10_000, 100_000],
-                   metavar="STUDENTS",
-                   help="district sizes (default 10000 100000; 1000000 is opt-in: about 10 "
-                        "minutes on one free core)")
-    _district_parser(sub)
-    return p
-
-
-def _district_parser(sub) -> None:
-    """``plsim district import FILE.csv``: a scenario fitted to a district's aggregates."""
-    t = sub.add_parser("district", help="bring your own district: build a scenario from the "
-                                        "aggregates a district publishes")
-    ts = t.add_subparsers(dest="district_command", required=True, parser_class=_Parser)
-    i = ts.add_parser("import", help="fit a scenario to a CSV of per-school, per-grade "
-                                     "enrolment and share proficient (aggregates only)",
-                      description="Columns: school, grade, enrolled, proficient_share "
-                                  "(0-1), optional fall_mean, fall_sd; one row per school "
-                                  "and tested grade, at least 10 students a row. Writes the "
-                                  "scenario and its fit table (OUT.fit.csv) beside it.")
-    i.add_argument("csv", help="the district's aggregates (CSV)")
-    i.add_argument("--out", help="scenario to write, replaced if it exists (default: "
-                                 "NAME.toml in the current folder, NAME the CSV's)")
-    i.add_argument("--seed", type=_nonneg_int, default=1, help="the scenario's seed (default 1)")
-    i.add_argument("--replicates", type=_positive_int, default=4,
-                   help="replicates of the fit and of the scenario (default 4)")
-    i.add_argument("--workers", type=_nonneg_int, default=1,
-                   help="processes (1 = serial, 0 = all cores); results do not depend on it")
 
 
 def cmd_district(args) -> int:
@@ -608,19 +377,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate, "bench": cmd_bench,
-            "app": cmd_app,
-            "validate": cmd_validate,
-            "sweep": cmd_sweep, "sensitivity": cmd_sensitivity,
-            "sweep-summary": cmd_sweep_summary, "report": cmd_report,
-            "optimize": cmd_optimize, "discover": cmd_discover, "reference": cmd_reference,
-            "notebooks": cmd_notebooks, "district": cmd_district}
+# each command of sim.cli_grammar.COMMANDS, by name: the function that carries it out
+HANDLERS = {
+    "run": cmd_run, "check": cmd_check, "calibrate": cmd_calibrate,
+    "validate": cmd_validate, "sweep": cmd_sweep, "report": cmd_report,
+    "sensitivity": cmd_sensitivity, "sweep-summary": cmd_sweep_summary, "app": cmd_app,
+    "optimize": cmd_optimize, "discover": cmd_discover, "reference": cmd_reference,
+    "notebooks": cmd_notebooks, "bench": cmd_bench, "district": cmd_district,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return HANDLERS[args.command](args)
     except ScenarioError as err:
         print(f"plsim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

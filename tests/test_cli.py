@@ -488,3 +488,20 @@ def test_non_empty_out_is_refused_and_left_alone(tmp_path, capsys):
     assert run_quiet(["run", QUICK, "--out", out, *SMALLEST, "--resume"]) == 2
     assert "no plsim run to resume" in capsys.readouterr().err
     assert os.listdir(out) == ["notes.txt"]
+
+
+def test_every_command_of_the_grammar_has_one_handler():
+    from sim.cli import HANDLERS
+    from sim.cli_grammar import COMMANDS, build_parser
+
+    names = [c.name for c in COMMANDS]
+    assert len(names) == len(set(names)) == 15
+    assert set(HANDLERS) == set(names)
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert list(choices) == names
+    # the shared options are declared once and reach every command that takes them
+    for name in ("run", "sweep", "optimize"):
+        opts = {o for a in choices[name]._actions for o in a.option_strings}
+        assert {"--out", "--workers", "--scheduler", "--resume", "--quiet"} <= opts, name
+    for name in ("run", "check", "calibrate", "validate"):
+        assert "--set" in {o for a in choices[name]._actions for o in a.option_strings}, name
