@@ -249,7 +249,8 @@ def _children(pid: int) -> list[int]:
                     reason="needs /proc and two cores")
 def test_pool_workers_exit_when_the_parent_is_killed(tmp_path):
     out = tmp_path / "a"
-    proc = start_killable(out, "--replicates", "2", "--workers", "2")
+    # many replicates: the run is still going when the signal comes, even on an idle machine
+    proc = start_killable(out, "--replicates", "40", "--workers", "2")
     wait_for(lambda: len(_children(proc.pid)) >= 2)
     workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)  # the parent only, not its process group
@@ -267,8 +268,11 @@ def test_pool_workers_exit_when_the_parent_is_killed(tmp_path):
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_ctrl_c_with_workers_prints_one_line(tmp_path):
     out = tmp_path / "a"
-    proc = start_killable(out, "--replicates", "2", "--workers", "2")
-    wait_for(lambda: len(_children(proc.pid)) >= 2)
+    # many replicates: the run is still going when the signal comes, even on an idle machine
+    proc = start_killable(out, "--replicates", "40", "--workers", "2")
+    # the workers started and a run finished: a signal during the pool's forks lands in
+    # Python's at-fork hooks, where an exception is ignored (a real Ctrl-C then is lost)
+    wait_for(lambda: len(_children(proc.pid)) >= 2 and len(seals(out)) >= 1)
     os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
