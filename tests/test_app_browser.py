@@ -238,7 +238,9 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
         _legible(page, frontier, tmp_path)
         assert page.locator("#plsim-teacher-table").count() == 1
         summary = page.inner_text(".plsim-summary")
-        assert "traditional" in summary and "floor3" in summary and "proficiency" in summary
+        # strategies by their human names (narrative.human_names), never their labels
+        assert "Grade-level pacing" in summary and "floor 3 years below" in summary
+        assert "proficiency" in summary and "floor3" not in summary
 
         with page.expect_download() as dl:
             page.get_by_text("Download results (zip)").click()
