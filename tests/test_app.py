@@ -157,6 +157,39 @@ def test_page_run_outputs(page_run):
     assert "Grade-level pacing" in " ".join(comparison.sentences(page_run, "floor3"))
 
 
+def test_page_figures_name_strategies_as_people_read_them(tiny, page_run, monkeypatch):
+    """The page's figures carry the strategies' human names (as the brief and the report),
+    never their labels, and the program panel only the strategies that run a program."""
+    import pandas as pd
+
+    from sim.analysis import figures as run_figures
+
+    assert {"growth_vs_proficiency", "growth_vs_proficiency_by_band",
+            "school_policies_by_year"} <= set(page_run.figures)
+    calls = {}
+
+    def record(draw, *args, **kwargs):
+        calls[draw.__name__] = kwargs
+        return b"png"
+
+    monkeypatch.setattr(comparison, "drawn", record)
+    comparison.page_figures(tiny, page_run.summary, pd.DataFrame({"teacher": [1]}),
+                            page_run.schools)
+    assert set(calls) == {"growth_vs_proficiency", "growth_vs_proficiency_by_band",
+                          "ratings_vs_true_effect", "school_policies_by_year"}
+    names = calls["growth_vs_proficiency"]["names"]
+    assert names["floor3"] == "Personalized playlist + floor 3 years below"
+    assert names["test_prep"].endswith("6-week test prep")
+    assert all(c["names"] == names for c in calls.values())
+    assert calls["school_policies_by_year"]["program_arms"] == ["floor3", "test_prep"]
+    fig = run_figures.growth_vs_proficiency_figure(page_run.summary, None, names)
+    legend = [t.get_text() for ax in fig.axes for t in
+              (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    legend += [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    assert "2  Personalized playlist + floor 3 years below" in legend
+    assert not [t for t in legend if "floor3" in t or "test_prep" in t]
+
+
 def test_page_report(page_run):
     html = page_run.report_html("floor3").decode()
     assert "floor3" in html and "<html" in html.lower()

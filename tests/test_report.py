@@ -630,3 +630,29 @@ def test_program_survival_is_said_only_of_arms_a_review_can_drop():
     assert _program_headline({"arms": arms[:1] + arms[2:]}, schools, names) == (
         "No strategy in this run includes a program review, so no school could drop the "
         "program; Grade-level pacing runs no program.")
+
+
+@pytest.mark.parametrize("gap, said", [
+    ((-0.031, -0.042, -0.020), ", clearly ahead of the next, Floor, by 0.03 SD [+0.02, +0.04]."),
+    ((-0.012, -0.031, 0.008), ", but not clearly ahead of the next, Floor (ahead by 0.01 SD "
+                              "[-0.01, +0.03])."),
+])
+def test_the_runner_up_is_said_as_the_leaders_lead(monkeypatch, gap, said):
+    """The gap to the next strategy is the leader's lead (best - next): a signed change
+    right after the next one's name read as that strategy's change against the baseline
+    (floor_strategies on the page: '..., Gradual floor (-0.03 SD [-0.04, -0.02])' beside a
+    table saying +0.00 for it)."""
+    from sim.presentation import brief as brief_module
+
+    monkeypatch.setattr(brief_module, "_runner_up", lambda *a: gap)
+
+    def row(rank, label, name, growth, change, said_):
+        return brief_module.RankedRow(rank, label, name, said_ == "baseline", growth, change,
+                                      said_, (0.2, 0.1, 0.3), change, said_)
+
+    rows = [row(1, "glf", "First", (0.66, 0.65, 0.67), (0.03, 0.02, 0.04), "better"),
+            row(2, "floor", "Floor", (0.63, 0.62, 0.64), (0.0, -0.01, 0.02),
+                "no clear difference"),
+            row(3, "trad", "Pacing", (0.62, 0.61, 0.65), (np.nan,) * 3, "baseline")]
+    text = brief_module._best_headline("growth_sd", rows, None, 2, "Pacing")
+    assert text == "First grew students most: +0.03 SD [+0.02, +0.04] against Pacing" + said

@@ -219,11 +219,13 @@ def _best_headline(metric: str, rows: list[RankedRow], student_years, year: int,
         if len(ordered) > 1:
             second = ordered[1]
             gap = _runner_up(student_years, best.label, second.label, metric, year)
+            # said as the lead (best - next, >= 0): a signed number right after the next
+            # one's name reads as that strategy's change against the baseline
+            lead = _fmt(metric, (-gap[0], -gap[2], -gap[1]), signed=False)
             if is_clear(gap[1], gap[2]):
-                text += f", clearly ahead of the next, {second.name} ({_fmt(metric, gap)})"
+                text += f", clearly ahead of the next, {second.name}, by {lead}"
             elif np.isfinite(gap[1]):
-                text += (f", but not clearly ahead of the next, {second.name} "
-                         f"({_fmt(metric, gap)})")
+                text += f", but not clearly ahead of the next, {second.name} (ahead by {lead})"
         return text + "."
     w = HEADLINE_WORDS[key]
     if better:

@@ -21,14 +21,16 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from sim.analysis import figures as run_figures
 from sim.analysis.summaries import contrast, school_summary, teacher_summary
 from sim.district.monitor import RunMonitor, RunStopped, watching
 from sim.district.reference import state_reference
 from sim.engine.population import district_size
 from sim.experiments.output import write_results
 from sim.experiments.runner import resolve_workers, run
+from sim.presentation.figures import drawn
 from sim.presentation.form import slug
-from sim.presentation.narrative import comparison_sentences, human_names
+from sim.presentation.narrative import comparison_sentences, has_program, human_names
 from sim.presentation.report import stage_run_report, write_report
 
 
@@ -93,11 +95,32 @@ def run_comparison(scenario, workers: int = 0,
     extra = {"seconds": round(seconds, 2), "command": ["plsim", "app"]}
     # the same files as `plsim run` writes, report.html included
     _, summary = write_results(results, out, extra, reports=[stage_run_report])
-    figures = {p.stem: p.read_bytes() for p in sorted((out / "figures").glob("*.png"))}
+    schools = school_summary(results.school_years)
+    figures = page_figures(scenario, summary, results.teacher_years, schools)
     return PageResults(scenario, summary, results.student_years,
-                       teacher_summary(results.teacher_years),
-                       school_summary(results.school_years), figures,
+                       teacher_summary(results.teacher_years), schools, figures,
                        _zip_dir(out, slug(scenario.name)), out, seconds, notes, keep)
+
+
+def page_figures(scenario, summary: pd.DataFrame, teacher_years: pd.DataFrame,
+                 schools: pd.DataFrame) -> dict[str, bytes]:
+    """The figures the page shows (PNG bytes by name), drawn with the strategies' human
+    names as the report draws them: the run's own ``figures/`` (in the zip) carry its
+    labels ('grade_level_first'), and its program panel would show arms without a program."""
+    arms = [a.model_dump(mode="json") for a in scenario.arms]
+    names = human_names(arms)
+    program = [a["label"] for a in arms if has_program(a)]
+    out = {"growth_vs_proficiency": drawn(run_figures.growth_vs_proficiency, summary,
+                                          names=names),
+           "growth_vs_proficiency_by_band": drawn(run_figures.growth_vs_proficiency_by_band,
+                                                  summary, names=names)}
+    if len(teacher_years):
+        out["ratings_vs_true_effect"] = drawn(run_figures.ratings_vs_true_effect,
+                                              teacher_years, names=names)
+    if len(schools):
+        out["school_policies_by_year"] = drawn(run_figures.school_policies_by_year, schools,
+                                               names=names, program_arms=program)
+    return out
 
 
 def _zip_dir(directory: Path, folder: str) -> bytes:
