@@ -292,8 +292,9 @@ def test_a_stopped_run_stops_within_a_day(tiny):
     with pytest.raises(RunStopped), watching(monitor):
         run(tiny, workers=2)
     assert time.perf_counter() - start < 20  # the whole run takes far longer under load
-    # every arm-replicate that started (at most twice the workers are in flight) ran one day
-    assert 2 <= monitor.days <= 4
+    # each arm-replicate that started (at most twice the workers are in flight) ran at most
+    # one day; the first to stop ends the pool, so another may not have finished its day
+    assert 1 <= monitor.days <= 4
 
 
 # --- names and labels are data ------------------------------------------------------------
