@@ -18,70 +18,21 @@ import io
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import CHROMIUM, plsim_exe
 
 from sim.config.scenario import load_scenario, read_scenario, validate_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 LOCAL = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _plsim() -> str:
-    exe = Path(sys.executable).with_name("plsim")
-    return str(exe) if exe.exists() else shutil.which("plsim") or "plsim"
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        msg = f"{CHROMIUM} is not installed (apt-get install -y chromium; .ci/run does it)"
-        print(f"SKIP browser test: {msg}")
-        pytest.skip(msg)
-    pytest.importorskip("playwright", reason="playwright is in the dev extras")
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    port = _free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([_plsim(), "app", "--port", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-    try:
-        for _ in range(240):
-            if _listening(port) or proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        assert _listening(port), f"plsim app did not listen on {port}: {log.read_text()[-800:]}"
-        listen = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
-        mine = [line for line in listen.splitlines() if f":{port} " in line]
-        assert mine and all("127.0.0.1:" in line for line in mine), mine
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _open(p, url, outside):
@@ -264,7 +215,7 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
 
     # the CLI on the downloaded scenario gives the page's numbers
     out = tmp_path / "cli"
-    subprocess.run([_plsim(), "run", str(toml_path), "--out", str(out), "--quiet"],
+    subprocess.run([plsim_exe(), "run", str(toml_path), "--out", str(out), "--quiet"],
                    check=True, cwd=ROOT, timeout=600)
     cli = pd.read_csv(out / "summary.csv")
     cli = cli[cli.year == cli.year.max()]
