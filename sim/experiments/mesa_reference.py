@@ -12,8 +12,9 @@ text. It implements the engine's daily rules for students on the playlist
   frontier, ``records.frontier_of``; a grade-level review skill if it lies
   beyond the upper bound); modality rotation; the supervising member of the
   room's team; the day's unit is added to that teacher's paces;
-* ``StudentAgent.step()`` -- the learning rate (``learning.rate_of``, the
-  capacity factor without the team's pooling), readiness and learning
+* ``StudentAgent.step()`` -- the learning rate (``learning.rate_of``: the
+  teacher, the hand-off between team members, the capacity factor with the team's
+  pooling in rooms, ``teachers.pooled_ratio``), readiness and learning
   (``learning.readiness``, ``learning.learn_skill``), the exit slip
   (``assessment.exit_slip``) and the record (``records.exit_slip_update``), the
   track (``outcomes.update_track``), affect (``affect.update_affect``) and the
@@ -79,6 +80,9 @@ class Inputs:
     teacher_capacity: np.ndarray
     room_first_teacher: np.ndarray
     room_team_size: np.ndarray
+    room_capacity: np.ndarray
+    room_trust: np.ndarray
+    pooling: float
     teacher: np.ndarray
     room: np.ndarray
     attendance: np.ndarray
@@ -120,6 +124,8 @@ def snapshot(district) -> Inputs:
         teacher_capacity=district.teacher_capacity.copy(),
         room_first_teacher=district.room_first_teacher.copy(),
         room_team_size=district.room_team_size.copy(),
+        room_capacity=district.room_capacity.copy(), room_trust=district.room_trust.copy(),
+        pooling=float(district.params.teams.capacity_pooling),
         teacher=st.teacher.copy(), room=st.room.copy(), attendance=st.attendance.copy(),
         students=_copied(st.rows()), record=_copied(district.record.arrays),
         tracks=_copied(district.tracks.arrays))
@@ -174,6 +180,8 @@ class StudentAgent(Agent):
         self.modality = SMALL_GROUP + (self.slot + m.day) % 3
         self.supervisor = self._supervisor()
         m.units[self.supervisor].add(skill // m.skills_per_unit)
+        if self.room >= 0:
+            m.room_units[self.room].add(skill // m.skills_per_unit)
 
     def _bounds(self) -> tuple[int, int]:
         """Skill-id range [lo, hi] from today's limits in years
@@ -206,7 +214,7 @@ class StudentAgent(Agent):
                                                      m.rate_rules.handoff_loss)
         rate = learning.rate_of.py_func(rows.learning_rate[0], rows.engagement[0], m.ease[s],
                                         m.modality_factor[self.modality], mult, continuity,
-                                        m.capacity_factor[t], m.rate_rules)
+                                        m.capacity_factor(t, self.room), m.rate_rules)
         ready = learning.readiness.py_func(rows.mastery, 0, s, m.prereqs)
         already, gained = learning.learn_skill.py_func(
             rows.mastery, rows.familiarity, 0, s, rate, ready, np.float32(m.rng.random()),
@@ -281,6 +289,9 @@ class MesaDistrict(Model):
         self.diagnostic = inputs.diagnostic
         self.room_first_teacher = inputs.room_first_teacher.tolist()
         self.room_team_size = inputs.room_team_size.tolist()
+        self.room_capacity = inputs.room_capacity.tolist()
+        self.room_trust = inputs.room_trust.tolist()
+        self.pooling = inputs.pooling
         self.staff = (inputs.teacher_effect, inputs.teacher_trust)
         self.teacher_capacity = inputs.teacher_capacity.tolist()
         self.capacity_elasticity = tp.capacity_elasticity
@@ -299,7 +310,8 @@ class MesaDistrict(Model):
         self.benchmark_every = p.calendar.benchmark_every_days
         self.floor = self.ceiling = math.inf
         self.units: list[set] = [set() for _ in self.teacher_capacity]
-        self.capacity_factor = [1.0] * len(self.teacher_capacity)
+        self.room_units: list[set] = [set() for _ in self.room_capacity]
+        self.own_ratio = [1.0] * len(self.teacher_capacity)
 
     def first_skill(self, grade: int) -> int:
         """Global id of the first skill of ``grade`` (``Curriculum.first_skill``)."""
@@ -313,14 +325,25 @@ class MesaDistrict(Model):
             self.agents.do("benchmark")
         self.floor, self.ceiling = self.regime.bounds_years(day)
         self.units = [set() for _ in self.teacher_capacity]
+        self.room_units = [set() for _ in self.room_capacity]
         self.agents.do("plan")
         self._capacity_factors()
         self.agents.shuffle_do("step")
         self.day += 1
 
     def _capacity_factors(self) -> None:
-        """(capacity / paces)^elasticity capped at 1; paces = distinct units a teacher runs."""
-        e = self.capacity_elasticity
-        self.capacity_factor = [min(1.0, cap / max(len(units), 1)) ** e
-                                for cap, units in zip(self.teacher_capacity, self.units,
-                                                      strict=True)]
+        """Each teacher's capacity over paces capped at 1 (paces: the distinct units the
+        teacher runs today)."""
+        self.own_ratio = [min(1.0, cap / max(len(units), 1))
+                          for cap, units in zip(self.teacher_capacity, self.units, strict=True)]
+
+    def capacity_factor(self, teacher: int, room: int) -> float:
+        """A student's capacity factor, ratio^elasticity: the supervising teacher's own
+        ratio, or in a room with pooling the team's (``teachers.pooled_ratio``) against the
+        room's distinct units, as ``teachers.capacity_ratio`` gives the engine."""
+        ratio = self.own_ratio[teacher]
+        if room >= 0 and self.pooling > 0:
+            ratio = teachers.pooled_ratio.py_func(ratio, self.room_capacity[room],
+                                                  len(self.room_units[room]),
+                                                  self.room_trust[room], self.pooling)
+        return ratio ** self.capacity_elasticity
