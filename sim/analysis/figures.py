@@ -257,8 +257,14 @@ def ratings_vs_true_effect_figure(teacher_years, names: Mapping[str, str] | None
     """True effect of the teachers in each rating band, one panel per arm (a Figure)."""
     arms = list(teacher_years.arm.cat.categories)
     bands = list(teacher_years.rating.cat.categories)
-    fig, axes = new_figure(len(arms), 3.6 * len(arms), 4.4, sharey=True)
-    for ax, arm in zip(axes[0], arms, strict=True):
+    # at most four panels a row: seven strategies in one row shrank the text past reading
+    cols = max(1, min(4, len(arms)))
+    rows = -(-len(arms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 4.0 * rows), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax in axes.ravel()[len(arms):]:
+        ax.set_visible(False)
+    for ax, arm in zip(axes.ravel(), arms, strict=False):
         t = teacher_years[teacher_years.arm == arm]
         data = [t.loc[t.rating == b, "true_effect"].to_numpy() for b in bands]
         ax.boxplot([d if d.size else [np.nan] for d in data], showfliers=False)
@@ -266,7 +272,8 @@ def ratings_vs_true_effect_figure(teacher_years, names: Mapping[str, str] | None
                       fontsize=8)
         ax.set_title(wrap(display_name(arm, names), 26), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("true teacher effect (student SD)")
+    for row in axes:
+        row[0].set_ylabel("true teacher effect (student SD)")
     fig.suptitle("Rating band versus true effectiveness")
     return fig
 
