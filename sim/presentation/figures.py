@@ -49,6 +49,18 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
+def as_png(figure: Callable[..., object]) -> Callable[..., bytes]:
+    """``figure``'s drawing as PNG bytes, with names drawn as plain text: the same
+    arguments, ``png(figure(...))``."""
+    @plain_text
+    def draw(*args, **kwargs) -> bytes:
+        return png(figure(*args, **kwargs))
+
+    draw.__name__ = figure.__name__.removesuffix("_figure")
+    draw.__doc__ = f"PNG bytes of :func:`{figure.__name__}`."
+    return draw
+
+
 @plain_text
 def drawn(draw: Callable[..., object], *args, **kwargs) -> bytes:
     """Bytes of a figure that ``draw(*args, path, **kwargs)`` writes to a file path."""
@@ -129,13 +141,6 @@ def paired_frontier_figure(contrasts: pd.DataFrame, baseline: str, arms: list[st
 
 
 @plain_text
-def paired_frontier(contrasts: pd.DataFrame, baseline: str, arms: list[str],
-                    names: Mapping[str, str] | None = None) -> bytes:
-    """PNG bytes of :func:`paired_frontier_figure`."""
-    return png(paired_frontier_figure(contrasts, baseline, arms, names))
-
-
-@plain_text
 def paired_frontier_by_band_figure(contrasts: pd.DataFrame, baseline: str, arms: list[str],
                                    names: Mapping[str, str] | None = None):
     """The same differences, one panel per starting-achievement band."""
@@ -160,13 +165,6 @@ def paired_frontier_by_band_figure(contrasts: pd.DataFrame, baseline: str, arms:
     for ax, points in panels:
         _number(ax, points)
     return fig
-
-
-@plain_text
-def paired_frontier_by_band(contrasts: pd.DataFrame, baseline: str, arms: list[str],
-                            names: Mapping[str, str] | None = None) -> bytes:
-    """PNG bytes of :func:`paired_frontier_by_band_figure`."""
-    return png(paired_frontier_by_band_figure(contrasts, baseline, arms, names))
 
 
 @plain_text
@@ -204,12 +202,6 @@ def trajectories_figure(summary: pd.DataFrame, names: Mapping[str, str] | None =
 
 
 @plain_text
-def trajectories(summary: pd.DataFrame, names: Mapping[str, str] | None = None) -> bytes:
-    """PNG bytes of :func:`trajectories_figure`."""
-    return png(trajectories_figure(summary, names))
-
-
-@plain_text
 def switches_by_band_figure(summary: pd.DataFrame, year: int | None = None,
                             names: Mapping[str, str] | None = None):
     """Switches between personalized and grade-level content per student-year, by band."""
@@ -232,13 +224,6 @@ def switches_by_band_figure(summary: pd.DataFrame, year: int | None = None,
     ax.grid(axis="y", alpha=0.3)
     legend_below(fig, handles, [display_name(a, names) for a in arms])
     return fig
-
-
-@plain_text
-def switches_by_band(summary: pd.DataFrame, year: int | None = None,
-                     names: Mapping[str, str] | None = None) -> bytes:
-    """PNG bytes of :func:`switches_by_band_figure`."""
-    return png(switches_by_band_figure(summary, year, names))
 
 
 def teacher_years_means(teacher_years: pd.DataFrame) -> pd.DataFrame:
@@ -275,13 +260,6 @@ def teacher_outcomes_by_year_figure(teacher_years: pd.DataFrame,
     legend_below(fig, handles, [display_name(a, names) for a in arms])
     fig.suptitle("Teachers by year (means across replicates)", fontsize=11)
     return fig
-
-
-@plain_text
-def teacher_outcomes_by_year(teacher_years: pd.DataFrame,
-                             names: Mapping[str, str] | None = None) -> bytes:
-    """PNG bytes of :func:`teacher_outcomes_by_year_figure`."""
-    return png(teacher_outcomes_by_year_figure(teacher_years, names))
 
 
 VERDICT_COLORS = {"better": "#2e7d32", "worse": "#c62828"}  # otherwise grey: not clear
@@ -331,8 +309,10 @@ def change_bars_figure(names: list[str], growth: list[tuple], proficient: list[t
     return fig
 
 
-@plain_text
-def change_bars(names: list[str], growth: list[tuple], proficient: list[tuple],
-                baseline: str, year: int | str = "") -> bytes:
-    """PNG bytes of :func:`change_bars_figure`."""
-    return png(change_bars_figure(names, growth, proficient, baseline, year))
+# the figures as PNG bytes (the report's and the page's)
+paired_frontier = as_png(paired_frontier_figure)
+paired_frontier_by_band = as_png(paired_frontier_by_band_figure)
+trajectories = as_png(trajectories_figure)
+switches_by_band = as_png(switches_by_band_figure)
+teacher_outcomes_by_year = as_png(teacher_outcomes_by_year_figure)
+change_bars = as_png(change_bars_figure)
