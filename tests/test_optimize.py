@@ -3,6 +3,7 @@ and refuses bad specs."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -204,6 +205,20 @@ def test_optimize_runs_reproducibly_and_resumes(tmp_path, capsys):
     assert refs.loc[refs.strategy == "floor3", "tutoring_hours"].item() == 0
     assert refs.loc[refs.strategy == "tutoring", "tutoring_hours"].item() > 0
     assert (a / "figures" / "pareto.png").stat().st_size > 10_000
+    # racing: the undecided points got more common replicates, within the stated budget
+    # (default: population x replicates = 8 extra runs, at most 4 x 2 replicates a point)
+    raced = json.loads((a / "manifest.json").read_text())["refine"]
+    assert raced["budget"] == 8 and raced["max_replicates"] == 8
+    assert 0 < raced["spent"] <= 8 and raced["undecided_before"] > 0
+    assert len(list((a / "refine").glob("*.parquet"))) == raced["spent"]
+    both = pd.concat([cands, refs])
+    assert both["replicates"].between(2, 8).all() and (both["replicates"] > 2).any()
+    assert (both["replicates"] - 2).sum() == raced["spent"]
+    assert both["front_probability"].between(0, 1).all()
+    assert set(both["front"]) <= {"yes", "no", "undecided"}
+    assert set(front["front"]) <= {"yes", "undecided"}  # the front on the means
+    more = cands[cands["replicates"] > 2].iloc[0]
+    assert not math.isnan(more[f"growth_r{int(more['replicates']) - 1}"])
     # an interrupted study (three candidates and a strategy lost, no final files) resumes,
     # serially this time, to the same files: the study is replayed, the lost runs rerun
     shutil.copytree(a, b)
@@ -212,6 +227,7 @@ def test_optimize_runs_reproducibly_and_resumes(tmp_path, capsys):
     for n in (2, 5, 7):
         (b / "candidates" / f"cand-{n:06d}.parquet").unlink()
     (b / "references" / "ref-001.parquet").unlink()
+    next((b / "refine").glob("*.parquet")).unlink()
     assert main(["optimize", str(spec), "--out", str(b), "--resume", "--workers", "1",
                  "--quiet"]) == 0
     assert files(a) == files(b)

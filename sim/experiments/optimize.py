@@ -45,11 +45,13 @@ import pandas as pd
 from scipy import stats
 
 import sim
+from sim.analysis.noisy_front import LEVEL, dominance_probability, verdict
 from sim.analysis.summaries import ALL, METRICS, replicate_means
 from sim.config.parameters import Tutoring
 from sim.config.scenario import ScenarioError, validate_scenario
 from sim.experiments.executor import Executor
 from sim.experiments.optimize_outputs import format_front, pareto_figure, write_outputs
+from sim.experiments.optimize_refine import Point, Store, refine, replicate_values, rules_of
 from sim.experiments.optimize_search import search
 from sim.experiments.optimize_spec import (
     Lever,
@@ -207,12 +209,12 @@ def read_parts(out: Path, folder: str, pattern: re.Pattern, fingerprint: str) ->
 
 def objective_row(spec: OptimizeSpec, reps: np.ndarray) -> dict:
     """Per objective: mean, 95% interval and each replicate's value (reps: replicates x
-    objectives)."""
-    row: dict[str, Any] = {}
+    objectives; more than the spec's where the point was re-run)."""
+    row: dict[str, Any] = {"replicates": int(len(reps))}
     for j, o in enumerate(spec.objectives):
         row[o.name], row[f"{o.name}_low"], row[f"{o.name}_high"] = interval(reps[:, j],
                                                                             o.outcome)
-        for r in range(spec.replicates):
+        for r in range(len(reps)):
             row[f"{o.name}_r{r}"] = float(reps[r, j])
     return row
 
@@ -306,16 +308,25 @@ def run_optimize(problem: Problem, out: str | Path, workers: int | None = None,
                population=spec.population, generations=spec.generations,
                seed=spec.sampler_seed(), finished=finished)
         refs = run_references(problem, out, executor, arm_default, years)
+        cands, refs, raced = settle(problem, out, executor,
+                                    read_parts(out, "candidates", PART, fp), refs,
+                                    arm_default, years)
     except BaseException:
         executor.close(failed=True)
         raise
     finally:
         executor.close()
         bar.close()
-    files = write_outputs(problem, out, read_parts(out, "candidates", PART, fp), refs)
+    files = write_outputs(problem, out, cands, refs)
     write_manifest(problem, out, {"finished": True, "optuna_version": optuna.__version__,
-                                  "files": files})
-    return {"candidates": spec.trials, "skipped": len(finished), **counts, "files": files}
+                                  "files": files, "refine": {
+                                      "budget": rules_of(spec).budget,
+                                      "max_replicates": rules_of(spec).max_replicates,
+                                      "spent": raced.spent, "rounds": raced.rounds,
+                                      "undecided_before": raced.undecided_before,
+                                      "log": raced.log}})
+    return {"candidates": spec.trials, "skipped": len(finished), **counts, "files": files,
+            "refine_spent": raced.spent}
 
 
 def _param(lever: Lever, x: float):
@@ -348,20 +359,13 @@ def run_references(problem: Problem, out: Path, executor: Executor, arm_default:
                    years: int) -> pd.DataFrame:
     """The shipped strategies (base arms) on the same replicates; cached as parts."""
     spec = problem.spec
-    data = json.loads(json.dumps(problem.reference_base))
-    data["seed"], data["replicates"] = spec.seed, spec.replicates
-    full = validate_scenario(data, problem.source)
-    labels = spec.references if spec.references is not None else [a.label for a in full.arms]
     folder, fp = out / "references", fingerprint(problem)
     folder.mkdir(exist_ok=True)
     done = set(read_parts(out, "references", REF_PART, fp).get("strategy", []))
     tasks = []
-    for i, label in enumerate(labels):
+    for i, label, one in reference_scenarios(problem):
         if label in done:
             continue
-        arm = next(a for a in full.arms if a.label == label)
-        one = validate_scenario({**data, "arms": [arm.model_dump(mode="json")]},
-                                problem.source)
         for r in range(spec.replicates):
             tasks.append(((i, label), one, r, _as_reference(spec, label), label, years))
     reps: dict[tuple, np.ndarray] = {}
@@ -374,6 +378,88 @@ def run_references(problem: Problem, out: Path, executor: Executor, arm_default:
             row = {"strategy": label, **objective_row(spec, reps[key])}
             _write_sealed(out, folder / f"ref-{i:03d}.parquet", pd.DataFrame([row]), fp)
     return read_parts(out, "references", REF_PART, fp)
+
+
+def reference_scenarios(problem: Problem) -> list[tuple[int, str, Any]]:
+    """The shipped strategies: (index, label, the one-arm scenario) each."""
+    spec = problem.spec
+    data = json.loads(json.dumps(problem.reference_base))
+    data["seed"], data["replicates"] = spec.seed, spec.replicates
+    full = validate_scenario(data, problem.source)
+    labels = spec.references if spec.references is not None else [a.label for a in full.arms]
+    out = []
+    for i, label in enumerate(labels):
+        arm = next(a for a in full.arms if a.label == label)
+        out.append((i, label, validate_scenario({**data, "arms": [arm.model_dump(mode="json")]},
+                                                problem.source)))
+    return out
+
+
+def settle(problem: Problem, out: Path, executor: Executor, cands: pd.DataFrame,
+           refs: pd.DataFrame, arm_default: str, years: int):
+    """Race the candidates and strategies whose place on the front is undecided
+    (``optimize_refine``); the candidates' and strategies' rows from all their
+    replicates, with each one's probability of being non-dominated (``front_probability``,
+    its verdict ``front``) and, for a strategy, the candidates that dominate it."""
+    spec = problem.spec
+    reps, points, by_key = {}, {}, {}
+    for row in cands.to_dict("records"):
+        if int(row["same_as"]) >= 0 or row.get("note"):
+            continue
+        key = ("c", int(row["candidate"]))
+        params = {lv.name: _param(lv, row[f"x:{lv.name}"]) for lv in spec.levers}
+        reps[key], by_key[key] = replicate_values(spec, row), params
+        points[key] = Point(candidate_scenario(problem, params), spec, arm_default, years)
+    labels = dict(zip(refs.get("strategy", []), range(len(refs)), strict=True))
+    for i, label, one in reference_scenarios(problem):
+        if label in labels:
+            key = ("s", i)
+            reps[key] = replicate_values(spec, refs.iloc[labels[label]].to_dict())
+            points[key], by_key[key] = Point(one, _as_reference(spec, label), label, years), label
+    raced = refine(reps, points, spec, executor, Store(out, fingerprint(problem)), _task)
+    return (_settled_candidates(spec, cands, raced, by_key),
+            _settled_references(spec, raced, by_key), raced)
+
+
+def _settled_candidates(spec, cands: pd.DataFrame, raced, by_key) -> pd.DataFrame:
+    rows = {}
+    for row in cands.sort_values("candidate").to_dict("records"):
+        n, key = int(row["candidate"]), ("c", int(row["candidate"]))
+        if key in raced.reps:
+            row = _record_row(spec, n, by_key[key], raced.reps[key], -1)
+            row["front_probability"] = raced.probability[key]
+        elif int(row["same_as"]) >= 0 and int(row["same_as"]) in rows:
+            src = rows[int(row["same_as"])]
+            keep = {c: row[c] for c in ("candidate", "same_as", "note") if c in row}
+            keep.update({c: row[c] for c in row if c.startswith("x:")})
+            row = {**src, **keep}
+        else:
+            row["front_probability"] = math.nan
+        row["front"] = verdict(row["front_probability"])
+        rows[n] = row
+    return pd.DataFrame(list(rows.values()))
+
+
+def _settled_references(spec, raced, by_key) -> pd.DataFrame:
+    keys = [k for k in raced.reps if k[0] == "s"]
+    if not keys:
+        return pd.DataFrame()
+    # the candidates that may be on the front (the others are beaten themselves)
+    cand_keys = [k for k in raced.reps if k[0] == "c" and raced.probability[k] >= 0.5]
+    order = cand_keys + keys
+    maximize = [o.maximize for o in spec.objectives]
+    dom = dominance_probability([raced.reps[k] for k in order], maximize, seed=spec.seed)
+    rows = []
+    for j, key in enumerate(keys, start=len(cand_keys)):
+        p = dom[:len(cand_keys), j]
+        sure = [cand_keys[i][1] for i in np.flatnonzero(p >= LEVEL)]
+        maybe = [(cand_keys[i][1], p[i]) for i in np.flatnonzero((p > 1 - LEVEL) & (p < LEVEL))]
+        rows.append({"strategy": by_key[key], **objective_row(spec, raced.reps[key]),
+                     "front_probability": raced.probability[key],
+                     "front": verdict(raced.probability[key]),
+                     "dominated_by": " ".join(map(str, sure)),
+                     "possibly_dominated_by": " ".join(f"{c} ({q:.2f})" for c, q in maybe)})
+    return pd.DataFrame(rows)
 
 
 def _as_reference(spec: OptimizeSpec, label: str) -> OptimizeSpec:

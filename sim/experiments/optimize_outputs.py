@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sim.analysis.figures import plain_text  # noqa: E402
-from sim.analysis.pareto import dominated_by, non_dominated  # noqa: E402
+from sim.analysis.noisy_front import LEVEL  # noqa: E402
+from sim.analysis.pareto import non_dominated  # noqa: E402
 from sim.experiments.optimize_spec import OptimizeSpec, Problem, objective_columns  # noqa: E402
 from sim.experiments.storage import atomic_write  # noqa: E402
 
@@ -34,19 +35,16 @@ def write_outputs(problem: Problem, out: Path, cands: pd.DataFrame,
     front_mask = non_dominated(cands[names].to_numpy(float), maximize)
     cands.insert(1, "pareto", front_mask)
     atomic_write(out / "candidates.parquet", lambda p: cands.to_parquet(p, index=False))
-    cols = ["candidate", *[lv.name for lv in spec.levers], *objective_columns(spec)]
+    cols = ["candidate", *[lv.name for lv in spec.levers], *objective_columns(spec),
+            "replicates", "front_probability", "front"]
     front = cands.loc[front_mask, cols].sort_values(names[0], ascending=not maximize[0],
                                                     kind="stable", ignore_index=True)
     atomic_write(out / "pareto.csv", lambda p: front.to_csv(p, index=False,
                                                            float_format="%.6g"))
     files = ["candidates.parquet", "pareto.csv"]
     if len(refs):
-        pts = front[names].to_numpy(float)
-        refs = refs.copy()
-        beaten = [dominated_by(r, pts, maximize) for r in refs[names].to_numpy(float)]
-        refs["dominated_by"] = [" ".join(str(int(c)) for c in front["candidate"][b])
-                                for b in beaten]
-        refs = refs[["strategy", *objective_columns(spec), "dominated_by"]]
+        refs = refs[["strategy", *objective_columns(spec), "replicates", "front_probability",
+                     "front", "dominated_by", "possibly_dominated_by"]]
         atomic_write(out / "references.csv", lambda p: refs.to_csv(p, index=False,
                                                                   float_format="%.6g"))
         files.append("references.csv")
@@ -71,8 +69,16 @@ def pareto_figure(spec: OptimizeSpec, cands: pd.DataFrame, front: pd.DataFrame,
         other = next((o.name for k, o in enumerate(objs) if k not in (i, j)), None)
         ax.errorbar(front[a], front[b], xerr=_err(front, a), yerr=_err(front, b), fmt="none",
                     ecolor="tab:blue", alpha=0.35, lw=0.8)
-        sc = ax.scatter(front[a], front[b], s=28, c=front[other] if other else "tab:blue",
-                        cmap="viridis", edgecolor="k", lw=0.4, zorder=3, label="non-dominated")
+        sure = (front["front"] == "yes").to_numpy() if "front" in front else \
+            np.ones(len(front), bool)
+        sc = ax.scatter(front[a][sure], front[b][sure], s=28,
+                        c=front[other][sure] if other else "tab:blue", cmap="viridis",
+                        edgecolor="k", lw=0.4, zorder=3, label="non-dominated (decided)")
+        ax.scatter(front[a][~sure], front[b][~sure], s=28, facecolor="none", edgecolor="k",
+                   lw=0.8, zorder=3, label="non-dominated on the means (undecided)")
+        for r in front.itertuples():  # candidate ids, as in pareto.csv
+            ax.annotate(str(int(r.candidate)), (getattr(r, a), getattr(r, b)), fontsize=6,
+                        xytext=(3, -7), textcoords="offset points", color="0.2")
         if other:
             fig.colorbar(sc, ax=ax, label=other)
         if len(refs):
@@ -88,8 +94,10 @@ def pareto_figure(spec: OptimizeSpec, cands: pd.DataFrame, front: pd.DataFrame,
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     axes[0][0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{spec.name}: {len(cands)} candidates x {spec.replicates} replicates; "
-                 f"{len(front)} non-dominated (95% intervals across replicates)", fontsize=10)
+    decided = int((front["front"] == "yes").sum()) if "front" in front else len(front)
+    fig.suptitle(f"{spec.name}: {len(cands)} candidates x {spec.replicates}+ replicates; "
+                 f"{len(front)} non-dominated on the means, {decided} decided "
+                 f"(95% intervals across replicates; numbers: candidate ids)", fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
@@ -124,6 +132,10 @@ def format_front(problem: Problem, out: Path) -> str:
     table = front[shown].copy()
     for o in spec.objectives:
         table[o.name] = [_ci(r, o.name) for r in front.to_dict("records")]
+    if "front_probability" in front:
+        table["reps"] = front["replicates"]
+        table["P(front)"] = [f"{p:.2f} {v}" for p, v in zip(front["front_probability"],
+                                                          front["front"], strict=True)]
     lines.append(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     ref_path = out / "references.csv"
     if ref_path.exists():
@@ -132,8 +144,11 @@ def format_front(problem: Problem, out: Path) -> str:
         for o in spec.objectives:
             t[o.name] = [_ci(r, o.name) for r in refs.to_dict("records")]
         t["beaten by"] = [x or "-" for x in refs["dominated_by"].astype(str)]
-        lines += ["", "Shipped strategies (beaten by: non-dominated candidates better on every "
-                      "objective):", t.to_string(index=False)]
+        if "possibly_dominated_by" in refs:
+            t["possibly by (P)"] = [x or "-" for x in refs["possibly_dominated_by"].astype(str)]
+        lines += ["", "Shipped strategies (beaten by: candidates better on every objective "
+                      f"with probability >= {LEVEL:.2f} over the replicates' noise; possibly "
+                      "by: undecided):", t.to_string(index=False)]
     return "\n".join(lines)
 
 

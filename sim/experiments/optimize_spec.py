@@ -168,6 +168,13 @@ class OptimizeSpec(Strict):
     replicates: int = Field(3, ge=1, le=100, description="replicates per candidate (common "
                                                          "random numbers)")
     seed: int = Field(0, ge=0, lt=2**63)
+    refine_budget: int | None = Field(None, ge=0, le=100_000, description="extra candidate- "
+                                      "or strategy-replicate runs spent re-running points "
+                                      "whose place on the front is undecided (default: one "
+                                      "generation's runs, population x replicates; 0: none)")
+    refine_max_replicates: int | None = Field(None, ge=1, le=100, description="replicates a "
+                                              "re-run point may reach (default: 4 x "
+                                              "replicates, at most 100)")
 
     @model_validator(mode="after")
     def _unique(self):
