@@ -36,10 +36,26 @@ def test_uniform32_falls_back_for_other_generators():
     assert np.array_equal(uniform32(a, (3, 5)), b.random((3, 5), dtype=np.float32))
 
 
-def test_daily_draws_are_the_streams_numpy_draws():
-    """A day's draws are what the named stream's generator gives numpy's way."""
+def test_daily_draws_are_philox_keyed_by_replicate_and_counted_by_slot_day_year_stream():
+    """A day's draws are Philox blocks: the replicate's key, counter (slot // 4, day,
+    year, stream); the same for any number of slots drawn, other for another replicate,
+    day, year or stream."""
+    from sim.engine import philox
+    from sim.engine.random_streams import stream_key
+
     streams = Streams(replicate_seed(5, 1))
     draws = DailyDraws(streams, 2, 17, 1001)
-    want = streams.at("learn", 2, 17).random(1001, dtype=np.float32)
+    key = streams.philox_key
+    assert key == tuple(int(w) for w in replicate_seed(5, 1).generate_state(2, np.uint32))
+    want = philox.uniforms(key, 1001, 17, 2, stream_key("learn"))
     assert np.array_equal(draws["learn"], want)
-    assert not np.array_equal(draws["exit_slip"], want)  # another stream, other draws
+    assert np.array_equal(streams.daily("learn", 2, 17, 10), want[:10])
+    for other in (draws["exit_slip"], streams.daily("learn", 2, 18, 1001),
+                  streams.daily("learn", 3, 17, 1001),
+                  Streams(replicate_seed(5, 2)).daily("learn", 2, 17, 1001),
+                  Streams(replicate_seed(6, 1)).daily("learn", 2, 17, 1001),
+                  streams.daily("learn", 2, 17, 1001, extra=1)):
+        assert not np.array_equal(other, want)
+        assert abs(np.corrcoef(other, want)[0, 1]) < 0.1
+    with pytest.raises(KeyError):
+        streams.daily("lern", 2, 17, 10)

@@ -479,9 +479,9 @@ class District(Model):
         rate = (lp.base_rate * self._ease[skill] * effectiveness * lp.modality_small_group
                 * st.learning_rate[slots] * st.engagement[slots]).astype(np.float32)
         # each supplement of a regime has its own draws (keyed by its place k)
-        n, keys = st.n, (self.year, self.day, k)
-        u_learn = uniform32(self.streams.at("tutor_learn", *keys), n)[slots]
-        u_back = uniform32(self.streams.at("tutor_backfill", *keys), n)[slots]
+        n, keys = st.n, (self.year, self.day)
+        u_learn = self.streams.daily("tutor_learn", *keys, n, extra=k)[slots]
+        u_back = self.streams.daily("tutor_backfill", *keys, n, extra=k)[slots]
         learning.learn(st, slots, skill, rate, (u_learn, u_back), cur.prereqs,
                        learning.learning_rules(lp))
         if grade:

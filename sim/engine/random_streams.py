@@ -2,13 +2,16 @@
 
 Every random process draws from its own generator, derived from the run's
 root ``SeedSequence`` (the one ``District.rng`` is built from), the process
-name and *when* it draws: ``streams.at("learn", year, day)`` is the same
+name and *when* it draws: ``streams.at("placement", year)`` is the same
 generator in every arm of a replicate, whatever other processes consumed or
-whether the process drew yesterday. So two arms see the same draws for the
-same process on the same day (common random numbers), and the difference
-between arms is the policy, not luck. Draws are made for every student slot
-and indexed by slot, so a student's draw does not depend on who else is
-present.
+whether the process drew yesterday. The daily processes (attendance, learning,
+exit slips, supervision, drift, tutoring) build no generator at all: their
+uniforms are Philox4x32-10 blocks (``sim.engine.philox``) keyed by the replicate
+and counted by (slot, day, year, stream), ``streams.daily(name, year, day, n)``.
+So two arms see the same draws for the same process on the same day (common
+random numbers), and the difference between arms is the policy, not luck. Draws
+are made for every student slot and indexed by slot, so a student's draw does not
+depend on who else is present.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from math import prod
 
 import numpy as np
 
+from sim.engine import philox
 from sim.engine.compiled import float32_from_raw
 
 STREAMS = (
@@ -71,6 +75,21 @@ class Streams:
     @cached_property
     def teachers(self) -> np.random.Generator:
         return self.at("teachers")
+
+    @cached_property
+    def philox_key(self) -> tuple[int, int]:
+        """The replicate's Philox key: two 32-bit words of the root seed sequence (the
+        scenario seed and the replicate)."""
+        words = self.root.generate_state(2, np.uint32)
+        return int(words[0]), int(words[1])
+
+    def daily(self, name: str, year: int, day: int, n: int, extra: int = 0) -> np.ndarray:
+        """The uniforms of process ``name`` on one day, one per slot (float32): Philox
+        keyed by the replicate, counted by (slot, day and ``extra``, year, stream), so
+        no generator is built and a slot's draw depends on nothing else."""
+        if name not in STREAMS:
+            raise KeyError(f"no random stream named {name!r}")
+        return philox.uniforms(self.philox_key, n, day, year, stream_key(name), extra)
 
 
 def uniform32(gen: np.random.Generator, shape) -> np.ndarray:
@@ -128,7 +147,7 @@ def _raw_path_matches() -> bool:
 
 
 class DailyDraws:
-    """Uniform draws for every slot, made on first use, for one day."""
+    """Uniform draws for every slot, made on first use, for one day (``Streams.daily``)."""
 
     def __init__(self, streams: Streams, year: int, day: int, n: int):
         self._streams, self._keys, self._n = streams, (year, day), n
@@ -137,8 +156,7 @@ class DailyDraws:
     def __getitem__(self, name: str) -> np.ndarray:
         u = self._cache.get(name)
         if u is None:
-            gen = self._streams.at(name, *self._keys)
-            u = self._cache[name] = uniform32(gen, self._n)
+            u = self._cache[name] = self._streams.daily(name, *self._keys, self._n)
         return u
 
 
