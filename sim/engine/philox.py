@@ -32,7 +32,7 @@ def _round(c0, c1, c2, c3, k0, k1):
     p1 = M1 * np.uint64(c2)
     hi0, lo0 = np.uint32(p0 >> SHIFT), np.uint32(p0 & LOW)
     hi1, lo1 = np.uint32(p1 >> SHIFT), np.uint32(p1 & LOW)
-    return hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return np.uint32(hi1 ^ c1 ^ k0), lo1, np.uint32(hi0 ^ c3 ^ k1), lo0
 
 
 @njit(cache=True)
@@ -48,19 +48,45 @@ def block(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
+@njit(cache=True, inline="always")
+def _rounds(c0, c1, c2, c3, ks0, ks1):
+    for r in range(10):
+        c0, c1, c2, c3 = _round(c0, c1, c2, c3, ks0[r], ks1[r])
+    return c0, c1, c2, c3
+
+
+@njit(cache=True, inline="always")
+def _unit(w):
+    return np.float32(w >> np.uint32(8)) * TO_UNIT
+
+
 @njit(cache=True, _nrt=False)
-def _fill(out, k0, k1, c1, c2, c3):
+def _fill(out, ks0, ks1, c1, c2, c3):
+    """``out`` (float32, length n) from blocks 0.. of counter (b, c1, c2, c3) under the
+    round keys ``ks0``, ``ks1`` (the key schedule, computed once)."""
     n = out.size
-    for b in range((n + 3) // 4):
-        w0, w1, w2, w3 = block(b, c1, c2, c3, k0, k1)
-        i = 4 * b
-        out[i] = np.float32(w0 >> np.uint32(8)) * TO_UNIT
-        if i + 1 < n:
-            out[i + 1] = np.float32(w1 >> np.uint32(8)) * TO_UNIT
-        if i + 2 < n:
-            out[i + 2] = np.float32(w2 >> np.uint32(8)) * TO_UNIT
-        if i + 3 < n:
-            out[i + 3] = np.float32(w3 >> np.uint32(8)) * TO_UNIT
+    full = n // 4
+    for b in range(full):
+        w0, w1, w2, w3 = _rounds(np.uint32(b), c1, c2, c3, ks0, ks1)
+        out[4 * b] = _unit(w0)
+        out[4 * b + 1] = _unit(w1)
+        out[4 * b + 2] = _unit(w2)
+        out[4 * b + 3] = _unit(w3)
+    if n > 4 * full:  # the last, partial block
+        w0, w1, w2, w3 = _rounds(np.uint32(full), c1, c2, c3, ks0, ks1)
+        last = n - 4 * full
+        out[4 * full] = _unit(w0)
+        if last > 1:
+            out[4 * full + 1] = _unit(w1)
+        if last > 2:
+            out[4 * full + 2] = _unit(w2)
+
+
+def key_schedule(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ten round keys of (k0, k1): each the one before plus the Weyl constants."""
+    r = np.arange(10, dtype=np.uint64)
+    return (((k0 + r * int(W0)) & 0xFFFFFFFF).astype(np.uint32),
+            ((k1 + r * int(W1)) & 0xFFFFFFFF).astype(np.uint32))
 
 
 def uniforms(key: tuple[int, int], n: int, day: int, year: int, stream: int,
@@ -78,6 +104,6 @@ def uniforms(key: tuple[int, int], n: int, day: int, year: int, stream: int,
     if not (0 <= day < 1 << 16 and 0 <= extra < 1 << 16):
         raise ValueError("day and extra must lie in [0, 65536)")
     out = np.empty(n, np.float32)
-    _fill(out, np.uint32(key[0]), np.uint32(key[1]), np.uint32(day | extra << 16),
-          np.uint32(year), np.uint32(stream))
+    ks0, ks1 = key_schedule(*key)
+    _fill(out, ks0, ks1, np.uint32(day | extra << 16), np.uint32(year), np.uint32(stream))
     return out
