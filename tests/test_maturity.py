@@ -146,3 +146,38 @@ def test_team_members_trust_grows_and_the_effect_follows_the_years(teacher_years
                         stay.program_before))
     np.testing.assert_allclose(stay.true_effect - stay.true_effect_before, change, atol=1e-12)
     assert (change[stay.program.to_numpy()] > 0).all()
+
+
+def test_a_dropped_program_stops_adding_program_years_and_its_teachers_practice_returns():
+    """Every school fails its first review (a gain of the whole share proficient required)
+    at the end of year 1: that year still counts, later years do not, and from year 2 the
+    teachers teach the practice of their whole career again."""
+    sc = validate_scenario({
+        "name": "t", "seed": 5, "years": 3, "replicates": 1,
+        "district": {"schools": 2, "classes_per_grade": 2, "class_size": 20,
+                     "grades": [5, 6, 7, 8], "program_grades": [6, 7, 8]},
+        "assessment": {"reference_students_per_grade": 300},
+        "arms": [{"label": "pers", "pacing": "personalized", "floor": 3,
+                  "review": {"after_years": 1, "timing_spread": 0, "min_improvement": 1.0,
+                             "leniency_sd": 0.0}}]})
+    res = run(sc, workers=1)
+    assert res.school_years.groupby("year").program_active.sum().to_dict() == {1: 2, 2: 0,
+                                                                               3: 0}
+    ty = res.teacher_years
+    prog = ty[ty.grade.isin([6, 7, 8])].sort_values(["teacher", "year"])
+    assert prog[prog.year == 1].program.all() and not prog[prog.year > 1].program.any()
+    wide = prog.pivot(index="teacher", columns="year", values="program_years")
+    novice = prog.pivot(index="teacher", columns="year", values="novice").astype(bool)
+    stayed = ~novice[2] & ~novice[3]
+    assert stayed.sum() > 5
+    assert (wide[1] == 0).all() and (wide.loc[stayed, 2] == 1).all()
+    assert (wide.loc[stayed, 3] == 1).all()  # no year added once dropped
+    # outside the program the effect counts the whole career: ability + r(experience) - r̄
+    y3 = prog[prog.year == 3]
+    e3 = y3.true_effect.to_numpy()
+    r = experience_return(y3.experience.to_numpy(), TP) - workforce_return(TP)
+    y2 = prog[prog.year == 2].set_index("teacher").loc[y3.teacher]
+    r2 = experience_return(y2.experience.to_numpy(), TP) - workforce_return(TP)
+    same = ~y3.novice.to_numpy()
+    np.testing.assert_allclose((e3 - r)[same], (y2.true_effect.to_numpy() - r2)[same],
+                               atol=1e-12)  # the ability left over is the same person's
