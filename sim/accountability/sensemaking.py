@@ -13,8 +13,8 @@ Once a year, after the evaluation:
   playlist's skill for the grade-level pacing skill (fidelity lost under
   pressure).
 * **exit** with probability ``exit_base + exit_low_rating [low rating] +
-  exit_stress x stress``; the replacement is a novice (lower mean effect and
-  capacity, little trust).
+  exit_stress x stress``; the replacement is a novice (0 years of experience, so a
+  lower effect (``sim.engine.teachers.effect_now``); lower capacity, little trust).
 * **development**: targeted pacing PD adds ``pd_targeted_gain`` paces of
   capacity a year, generic PD ``pd_generic_gain``.
 """

@@ -9,7 +9,8 @@ and, once a year after the state test, in this order:
 3. records the school-year: proficiency, growth and the policies in force;
 4. lets the district review the program school by school (``sim.accountability.review``)
    and each school's leader respond to a shortfall (``sim.accountability.leaders``);
-5. replaces teachers who leave with novices, and adds a year of PD.
+5. adds a year of PD, a year of experience, of the program's practice and of trust
+   (``Accountability._mature``), and replaces teachers who leave with novices.
 
 During the burn-in years teachers are evaluated and may leave, but no
 program exists yet; the burn-in's last year gives each school's "before"
@@ -31,6 +32,7 @@ import pandas as pd
 
 from sim.accountability import leaders, review, sensemaking
 from sim.accountability.evaluation import RATINGS, evaluate, group_means, rating_of, residuals
+from sim.engine import teachers as rules
 from sim.engine.students import StudentState
 from sim.policies.regimes import Regime
 
@@ -67,11 +69,15 @@ class Accountability:
         self.before_growth = np.full(n_s, np.nan)  # mean growth the year before, as seen (SD)
         self.years_active = np.zeros(n_s, int)
         self.review = review.review_draws(streams.at("review", 0), n_s, arm.review)
+        # the arm's program is a new practice for its teachers unless it is the pacing
+        # guide they have always taught (their experience in it is all their experience)
+        self.new_practice = arm.pacing != "traditional"
 
     # --- during the year ----------------------------------------------------------
     def start_year(self, burning_in: bool) -> None:
-        """Effective capacities for the year (after rooms and sections are set)."""
+        """Effects and effective capacities for the year (after rooms and sections are set)."""
         staff = self.staff
+        staff.effect = rules.effect_now(staff, self.practising(burning_in), self.params.teachers)
         structured = sensemaking.effective_capacity(staff.capacity, self.arm.project_based,
                                                     self.params.sensemaking)
         staff.capacity_eff = np.where(self.program_teachers(burning_in), structured,
@@ -85,6 +91,10 @@ class Accountability:
         active = np.array([s.program_active for s in self.schools])[self.staff.school]
         return np.isin(self.staff.grade, self.params.district.program_grades) & active
 
+    def practising(self, burning_in: bool) -> np.ndarray:
+        """Program teachers whose program is a new practice (``new_practice``)."""
+        return self.program_teachers(burning_in) & self.new_practice
+
     # --- after the last day -------------------------------------------------------
     def end_of_year(self, y: YearEnd,
                     students: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -94,6 +104,7 @@ class Accountability:
         ev = self._evaluate(y)
         staff = self.staff
         drift_now, novice_now = staff.drift.copy(), staff.novice.copy()
+        practising = self.practising(y.burning_in)  # before the review may drop the program
         pressure = self._pressure(prof_school)
         shared = self._shared(y) & (staff.room >= 0)
         sp = self.params.sensemaking
@@ -112,6 +123,7 @@ class Accountability:
             schools = self._school_rows(y, growth, prof_program)
             self._leaders_and_review(y, prof_program, seen_prof, seen_growth, schools)
             self._develop(y)
+        self._mature(practising)
         self._replace(y, exits)
         return teachers, schools
 
@@ -187,6 +199,7 @@ class Accountability:
             "trust": staff.trust.copy(), "drift": np.where(self._on_playlist(y), drift_now, 0.0),
             "exited": exits, "novice": novice_now, "capacity": staff.capacity_eff.copy(),
             "load": staff.load.copy(), "sections": staff.sections.copy(),
+            "experience": staff.experience.copy(), "program_years": staff.program_years.copy(),
         })
         return rows[staff.sections > 0].reset_index(drop=True)
 
@@ -249,6 +262,15 @@ class Accountability:
         gain = sensemaking.pd_gain(self.arm.pd, self.params.sensemaking)
         self.staff.capacity = self.staff.capacity + gain * self.program_teachers(y.burning_in)
 
+    def _mature(self, practising: np.ndarray) -> None:
+        """A year older: every teacher a year of experience, a teacher who practised the
+        program a year of it, a member of a team room a year of working together (trust)."""
+        staff = self.staff
+        staff.experience += 1
+        staff.program_years += practising
+        staff.trust = rules.grow_trust(staff.trust, staff.room >= 0,
+                                       self.params.teams.trust_growth)
+
     def _replace(self, y: YearEnd, exits: np.ndarray) -> None:
         """Teachers who leave are replaced by novices in the same classroom."""
         staff = self.staff
@@ -259,11 +281,12 @@ class Accountability:
         sp, tp = self.params.sensemaking, self.params.teachers
         rng = self.streams.at("novices", y.year)
         n = staff.n  # full-length draws: a classroom's novice is the same in every arm
-        staff.effect[idx] = rng.normal(sp.novice_effect_mean, tp.effect_sd, n)[idx]
+        staff.ability[idx] = rng.normal(sp.novice_ability_mean, tp.effect_sd, n)[idx]
         staff.capacity[idx] = np.maximum(1.0, rng.normal(sp.novice_capacity,
                                                          tp.capacity_sd / 2, n)[idx])
         staff.trust[idx], staff.stress[idx], staff.drift[idx] = sp.novice_trust, 0.0, 0.0
-        staff.experience[idx] = 0
+        staff.experience[idx] = staff.program_years[idx] = 0
+        staff.effect[idx] = rules.effect_now(staff, np.zeros(n, bool), tp)[idx]  # 0 years
         staff.novice[idx] = True
         staff.person[idx] = staff.next_person + np.arange(idx.size)
         staff.next_person += idx.size

@@ -134,6 +134,26 @@ class TeacherParams(Strict):
     capacity_sd: float = Field(1.5, ge=0, le=20, description="SD of capacity (paces)")
     capacity_elasticity: float = Field(
         0.3, ge=0, le=3, description="exponent of the learning penalty (capacity/paces)^e")
+    experience_gain_early: float = Field(
+        0.08, ge=0, le=1, description="effectiveness a teacher gains in their first years "
+                                      "(student SD of annual growth), reached at the pace "
+                                      "of experience_early_years (Rockoff 2004; Papay & "
+                                      "Kraft 2015)")
+    experience_early_years: float = Field(
+        1.5, gt=0, le=20, description="time constant of the early gain (years): "
+                                      "1 - exp(-years / this)")
+    experience_gain_late: float = Field(
+        0.05, ge=0, le=1, description="effectiveness gained, linearly, over the first "
+                                      "experience_late_years of a career on top of the early "
+                                      "gain (student SD of annual growth; Papay & Kraft 2015)")
+    experience_late_years: float = Field(
+        10, gt=0, le=40, description="years over which the later gain accrues (years)")
+    specific_experience_share: float = Field(
+        0.26, ge=0, le=1, description="share of the returns to experience specific to the "
+                                      "practice taught: a teacher starting the program's new "
+                                      "practice starts that share from 0 years (Ost 2014: "
+                                      "teachers who repeat their assignment improve 35% "
+                                      "faster; 0.35 / 1.35)")
 
 
 class CalendarParams(Strict):
@@ -354,8 +374,10 @@ class SensemakingParams(Strict):
                                    description="added exit probability after a low rating")
     exit_stress: float = Field(0.15, ge=0, le=1,
                                description="added exit probability per unit of stress")
-    novice_effect_mean: float = Field(
-        -0.08, ge=-1, le=1, description="mean effect of a novice replacement (student SD)")
+    novice_ability_mean: float = Field(
+        0.0, ge=-1, le=1, description="mean stable ability of a novice replacement (student SD "
+                                      "of annual growth); a novice's lower effect comes from "
+                                      "experience 0 (teachers.experience_*)")
     novice_capacity: float = Field(3.0, gt=0, le=50, description="capacity of a novice (paces)")
     novice_trust: float = Field(0.2, ge=0, le=1, description="trust of a novice in the team")
     pd_targeted_gain: float = Field(0.6, ge=0, le=10,
@@ -400,6 +422,9 @@ class TeamParams(Strict):
                                      "capacities against the room's distinct paces) at full "
                                      "trust (times the team's mean trust); the rest is the "
                                      "member's own capacity against their own paces")
+    trust_growth: float = Field(
+        0.2, ge=0, le=1, description="share of the gap to full trust a team member closes in "
+                                     "each year the team works together (an assumption)")
 
 
 Evidence = Literal["proficiency", "growth", "both"]

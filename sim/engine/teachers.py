@@ -16,6 +16,7 @@ from numba import njit
 from sim.engine.agents import Agent
 
 TRUST_SD = 0.1  # spread of teachers' trust around their team's mean
+EXPERIENCE_DRAWN = 30  # the first holders' experience is drawn uniformly from 0..29 years
 
 
 class TeacherState:
@@ -23,10 +24,13 @@ class TeacherState:
 
     Attributes:
         school, grade, line: the classroom each teacher holds.
-        effect: true effectiveness (student SD of annual growth; mean 0).
+        ability: the person's stable effectiveness (student SD of annual growth), drawn once.
+        effect: this year's true effectiveness (student SD of annual growth; mean about 0):
+            ability plus the returns to experience (``effect_now``).
         capacity: distinct paces (content units) run well at once.
         capacity_eff: this year's effective capacity (paces), after structures (PD is in capacity).
-        experience: years of experience.
+        experience: years of teaching (0 for a novice in their first year).
+        program_years: years taught in the arm's program (0 until the first has ended).
         room: personalized room the teacher is a team member of (-1 none).
         load: students the teacher is responsible for this year, across their
             sections (a room's students shared equally by its team).
@@ -40,15 +44,17 @@ class TeacherState:
         person: id of the person holding the post (new for each replacement).
     """
 
-    def __init__(self, school, grade, line, effect, capacity, experience, trust):
+    def __init__(self, school, grade, line, ability, capacity, experience, trust):
         self.n = len(school)
         self.school = np.asarray(school, np.int64)
         self.grade = np.asarray(grade, np.int64)
         self.line = np.asarray(line, np.int64)
-        self.effect = np.asarray(effect, float)
+        self.ability = np.asarray(ability, float)
+        self.effect = self.ability.copy()
         self.capacity = np.asarray(capacity, float)
         self.capacity_eff = self.capacity.copy()
         self.experience = np.asarray(experience, np.int64)
+        self.program_years = np.zeros(self.n, np.int64)
         self.room = np.full(self.n, -1, np.int64)
         self.load = np.zeros(self.n)
         self.sections = np.ones(self.n, np.int64)
@@ -64,18 +70,62 @@ def draw_teachers(rng: np.random.Generator, trust_rng: np.random.Generator, para
                   schools: int, grades: list[int], lines: int, trust: float) -> TeacherState:
     """One teacher per (school, grade, line), in that order.
 
-    Effects, capacities and experience come from ``rng`` (drawn per teacher in
-    that order); trust from ``trust_rng`` around the arm's mean ``trust``.
+    Abilities, capacities and experience come from ``rng`` (drawn per teacher in
+    that order); trust from ``trust_rng`` around the arm's mean ``trust``. The effect
+    is the ability plus the returns to the drawn experience (``effect_now``).
     """
     rows = [(s, g, line) for s in range(schools) for g in grades for line in range(lines)]
-    effect, capacity, experience = [], [], []
+    ability, capacity, experience = [], [], []
     for _ in rows:
-        effect.append(rng.normal(0.0, params.effect_sd))
+        ability.append(rng.normal(0.0, params.effect_sd))
         capacity.append(max(1.0, rng.normal(params.capacity_mean, params.capacity_sd)))
-        experience.append(int(rng.integers(0, 30)))
+        experience.append(int(rng.integers(0, EXPERIENCE_DRAWN)))
     school, grade, line = (np.array(c) for c in zip(*rows, strict=True))
     trust_of = np.clip(trust + TRUST_SD * trust_rng.standard_normal(len(rows)), 0, 1)
-    return TeacherState(school, grade, line, effect, capacity, experience, trust_of)
+    staff = TeacherState(school, grade, line, ability, capacity, experience, trust_of)
+    staff.effect = effect_now(staff, np.zeros(staff.n, bool), params)
+    return staff
+
+
+# --- growing with the years: experience, the program's practice, trust ----------------------
+def experience_return(years: np.ndarray, params) -> np.ndarray:
+    """Effectiveness gained from ``years`` of teaching (student SD of annual growth):
+    ``experience_gain_early x (1 - exp(-years / experience_early_years))`` (steep in the
+    first years) ``+ experience_gain_late x min(years, experience_late_years) /
+    experience_late_years`` (slower, over a career's first decade); 0 at 0 years."""
+    y = np.asarray(years, float)
+    p = params
+    early = p.experience_gain_early * -np.expm1(-y / p.experience_early_years)
+    return early + p.experience_gain_late * np.minimum(y, p.experience_late_years) \
+        / p.experience_late_years
+
+
+def workforce_return(params) -> float:
+    """Mean ``experience_return`` over the first holders' experience (0..29 years, uniform):
+    subtracted from every effect, so the drawn workforce's effects have mean about 0 (the
+    unit ``effect_sd`` and the learning rate's calibration assume)."""
+    return float(experience_return(np.arange(EXPERIENCE_DRAWN), params).mean())
+
+
+def effect_now(staff: TeacherState, practising: np.ndarray, params) -> np.ndarray:
+    """This year's true effect of every teacher (student SD of annual growth).
+
+    ``ability + (1 - s) x r(experience) + s x r(years in the practice) - workforce_return``
+    with ``r = experience_return`` and ``s = specific_experience_share``: part of what
+    experience brings is specific to the practice taught (Ost 2014). A teacher
+    ``practising`` the arm's program (a new practice) has taught it ``program_years``;
+    everyone else teaches the practice of their whole career (``experience``).
+    """
+    s = params.specific_experience_share
+    in_practice = np.where(practising, staff.program_years, staff.experience)
+    return (staff.ability + (1.0 - s) * experience_return(staff.experience, params)
+            + s * experience_return(in_practice, params) - workforce_return(params))
+
+
+def grow_trust(trust: np.ndarray, together: np.ndarray, growth: float) -> np.ndarray:
+    """Trust after a year working together (0-1): a team member's trust closes ``growth``
+    of its gap to full trust (``trust + growth x (1 - trust)``); others' is unchanged."""
+    return np.where(together, trust + growth * (1.0 - trust), trust)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -231,9 +281,11 @@ class Teacher(Agent):
     school = _column("school", int, "school index")
     grade = _column("grade", int, "grade taught")
     line = _column("line", int, "classroom line within the grade")
-    effect = _column("effect", float, "true effectiveness (student SD of annual growth)")
+    effect = _column("effect", float, "this year's true effectiveness (student SD of annual "
+                                      "growth)")
     capacity = _column("capacity", float, "distinct paces run well at once")
-    experience = _column("experience", int, "years of experience")
+    experience = _column("experience", int, "years of teaching")
+    program_years = _column("program_years", int, "years taught in the arm's program")
     room = _column("room", int, "personalized room of the teacher's team (-1 none)")
     load = _column("load", float, "students this teacher is responsible for this year")
     sections = _column("sections", int, "classroom lines (sections) taught this year")
