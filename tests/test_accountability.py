@@ -20,7 +20,14 @@ import pytest
 
 from sim.accountability import leaders, sensemaking
 from sim.accountability import review as district_review
-from sim.accountability.evaluation import RATINGS, evaluate, rating_of, residuals
+from sim.accountability.evaluation import (
+    RATINGS,
+    composite_points,
+    evaluate,
+    rating_of,
+    residuals,
+    true_points,
+)
 from sim.accountability.review import evidence_score, fails_review, first_review
 from sim.analysis.summaries import teacher_summary
 from sim.cli import main
@@ -92,7 +99,9 @@ def test_value_added_correlates_with_true_effects_more_the_more_students_a_teach
 def test_too_few_linked_students_give_no_value_added_estimate():
     ev, _ = synthetic_evaluation(4)  # min_students is 5
     assert np.isnan(ev.va_estimate).all()
-    np.testing.assert_array_equal(ev.composite, ev.observation)  # observation alone
+    p = EvaluationParams()  # observation alone, on the points scale
+    np.testing.assert_allclose(ev.composite, np.clip(
+        p.observation_mean + p.observation_sd * ev.observation / math.sqrt(2), 1, 4))
 
 
 def test_residuals_remove_the_prior_score_within_each_grade():
@@ -149,11 +158,53 @@ def test_every_recorded_rating_is_the_band_of_the_composite(class_size_runs):
     ty = pd.concat(class_size_runs.values(), ignore_index=True)
     assert list(ty.rating.cat.categories) == list(RATINGS)
     code = ty.rating.cat.codes.to_numpy()
-    np.testing.assert_array_equal(code, rating_of(ty.composite.to_numpy(), [-1.0, -0.25, 1.0]))
-    assert set(code) == {0, 1, 2, 3}
+    cuts = EvaluationParams().rating_cuts
+    np.testing.assert_array_equal(code, rating_of(ty.composite.to_numpy(), cuts))
+    # absolute cuts rate few teachers ineffective (none in this small district)
+    assert set(code) >= {1, 2, 3}
     # the bands are ordered: the mean true effect rises from band to band
     means = ty.groupby("rating", observed=True).true_effect.mean()
     assert means.is_monotonic_increasing, means
+
+
+def test_the_composite_is_the_weighted_points_of_value_added_and_observation():
+    p = EvaluationParams()  # weight 0.5; observation 3.3 + 0.4 z / sqrt(2); value added 3 + 0.5 z
+    va_z = np.array([0.0, 2.0, -1.0, np.nan, -10.0])
+    obs = np.array([0.0, math.sqrt(2), -math.sqrt(2), math.sqrt(2), 0.0])
+    np.testing.assert_allclose(composite_points(va_z, obs, p),
+                               [0.5 * 3.0 + 0.5 * 3.3, 0.5 * 4.0 + 0.5 * 3.7,
+                                0.5 * 2.5 + 0.5 * 2.9, 3.7, 0.5 * 1.0 + 0.5 * 3.3])
+    # the true rating's composite: both measures at the true z, observation not divided
+    np.testing.assert_allclose(true_points(np.array([1.0, 1.0]), np.array([True, False]), p),
+                               [0.5 * 3.5 + 0.5 * 3.7, 3.7])
+
+
+def test_absolute_cuts_rate_most_teachers_effective_as_real_systems_do():
+    """A synthetic district (classes of 20, residuals 0.15 x true z + noise, half the
+    teachers without an estimate): with the default leniency and cuts the share rated
+    below proficient is a few percent (Kraft & Gilmour 2017: median about 3%, most
+    systems well under a tenth), where the old relative cuts (z < -0.25) rated about 40%."""
+    rng = np.random.default_rng(7)
+    n_t = 4000
+    z = rng.standard_normal(n_t)
+    teacher = np.repeat(np.arange(n_t), 20)
+    resid = 0.15 * z[teacher] + rng.standard_normal(teacher.size)
+    resid[teacher >= n_t // 2] = np.nan  # untested grades: observation alone
+    none = np.full(n_t, -1)
+    ev = evaluate(resid, teacher, np.full(teacher.size, -1), none, False, z,
+                  np.random.default_rng(8), EvaluationParams())
+    share = np.bincount(ev.rating, minlength=4) / n_t
+    below = share[0] + share[1]
+    assert 0.01 < below < 0.08, share
+    assert share[2] + share[3] > 0.9 and share[2] > share[3] > share[0], share
+    # the cuts are absolute: harsher evaluators rate more teachers low, with nothing
+    # else changed (a percentile cut would keep the share fixed)
+    harsh = evaluate(resid, teacher, np.full(teacher.size, -1), none, False, z,
+                     np.random.default_rng(8), EvaluationParams(observation_mean=2.8))
+    below_harsh = (harsh.rating <= sensemaking.LOW_RATING).mean()
+    assert below_harsh > 2.5 * below, (below, below_harsh)
+    # ratings still sort teachers: the low-rated are on average well below the mean
+    assert z[ev.rating <= 1].mean() < -1.0
 
 
 # ==== 2. shared evaluation: one rating per team ==============================================
@@ -484,6 +535,22 @@ def test_capacity_is_the_teachers_own_and_rises_with_project_based_structures():
     np.testing.assert_allclose(sensemaking.effective_capacity(cap, True, SP), 1.3 * cap)
     assert sensemaking.pd_gain("targeted", SP) > sensemaking.pd_gain("generic", SP) > 0
     assert sensemaking.pd_gain("none", SP) == 0
+
+
+def test_exits_are_u_shaped_in_experience_and_rise_with_stress_and_a_low_rating():
+    sp = SensemakingParams()  # mid-career 0.11; +0.09 below 3 years; +0.05 from 25 years
+    years = np.array([0, 2, 3, 10, 24, 25, 29])
+    p = sensemaking.exit_probability(np.zeros(7), np.full(7, 2), years, sp)
+    np.testing.assert_allclose(p, [0.20, 0.20, 0.11, 0.11, 0.11, 0.16, 0.16])
+    assert p[0] > p[-1] > p[3]  # beginners leave most, mid-career least
+    mid = np.full(4, 10)
+    stress = sensemaking.exit_probability(np.array([0.0, 0.5, 1.0, 1.0]), np.full(4, 2), mid, sp)
+    np.testing.assert_allclose(stress, [0.11, 0.185, 0.26, 0.26])
+    rated = sensemaking.exit_probability(np.zeros(4), np.array([0, 1, 2, 3]), mid, sp)
+    np.testing.assert_allclose(rated, [0.21, 0.21, 0.11, 0.11])
+    worst = sensemaking.exit_probability(np.array([1.0]), np.array([0]), np.array([0]),
+                                         sp.model_copy(update={"exit_base": 0.9}))
+    assert worst[0] == 1.0  # clipped
 
 
 def test_sections_give_consecutive_lines_of_a_grade_to_one_teacher():

@@ -57,7 +57,7 @@ def test_quick_json_names_every_fact_and_finding(quick_json):
     rc, data = quick_json
     pats = data["patterns"]
     assert all(set(p) >= KEYS for p in pats)
-    assert [p["kind"] for p in pats].count(CALIBRATION) == len(facts()) == 18
+    assert [p["kind"] for p in pats].count(CALIBRATION) == len(facts()) == 20
     assert [p["kind"] for p in pats].count(FINDING) == len(findings()) == 14
     assert len({p["name"] for p in pats}) == len(pats), "pattern names are unique"
     assert data["quick"] is True and all(p["quick"] for p in pats)
@@ -100,6 +100,12 @@ def test_quick_values_are_in_plausible_ranges(quick_json):
     g3, g8 = by["growth grade 3 (fall SD)"]["value"], by["growth grade 8 (fall SD)"]["value"]
     assert 0 < g8 < g3 < 3
     assert 0 < by["baseline proficiency, case district"]["value"] < 1
+    # the teacher facts: shares, with a target, an interval and a verdict
+    rated, turnover = by["share of teachers rated below proficient"], by["annual teacher turnover"]
+    assert rated["target"] == 0.03 and turnover["target"] == 0.16
+    assert 0 <= rated["value"] < 0.3 and 0.03 < turnover["value"] < 0.4
+    for p in (rated, turnover):
+        assert p["ci_low"] is not None and p["low"] < p["high"] and isinstance(p["holds"], bool)
 
 
 def test_absurd_parameter_makes_facts_fall_short_and_exit_1(capsys):
@@ -181,6 +187,24 @@ def test_teacher_effect_sd_recovers_a_known_spread():
     rng = np.random.default_rng(3)
     assert F.teacher_effect_sd(_synthetic_year(rng, 0.15)) == pytest.approx(0.15, abs=0.02)
     assert F.teacher_effect_sd(_synthetic_year(rng, 0.0)) < 0.04
+
+
+def test_teacher_facts_read_ratings_and_exits_of_the_teacher_rows():
+    ratings = ["effective"] * 90 + ["developing"] * 6 + ["ineffective"] * 2 + \
+        ["highly effective"] * 2
+    rows = pd.DataFrame({"replicate": np.repeat([0, 1], 50), "rating": ratings,
+                         "exited": np.arange(100) % 5 == 0})
+    rated, turnover = F.teacher_facts()
+    assert rated.table == turnover.table == "teacher_years"
+    assert "rated" in rated.pattern.name + rated.pattern.measure
+    assert "turnover" in turnover.pattern.name + turnover.pattern.measure
+    assert rated.pattern.kind == turnover.pattern.kind == CALIBRATION
+    assert (rated.pattern.low, rated.pattern.high) == pytest.approx((0.0, 0.06))
+    assert (turnover.pattern.low, turnover.pattern.high) == pytest.approx((0.12, 0.20))
+    # replicate 0 holds no low ratings, replicate 1 all eight; one in five exits each
+    assert rated.values(rows, None) == pytest.approx([0.0, 0.16])
+    assert turnover.values(rows, None) == pytest.approx([0.2, 0.2])
+    assert math.isnan(F.rated_below_proficient(rows.iloc[:0]))
 
 
 def test_variance_shares_recover_a_known_split():

@@ -7,12 +7,22 @@ in SD of the grade's scores. With a *teacher of record* the linked students
 are the teacher's own class; under *shared* (team) evaluation every member
 of a personalized room's team gets the estimate of all the room's students.
 
-Observation: the true effect in SD of true effects plus normal error. The
-composite is ``va_weight x z(value added) + (1 - va_weight) x observation``
-(observation alone where too few students are linked); under shared
-evaluation the team's members share the team's composite, so they share a
-rating. Ratings: 0 ineffective, 1 developing, 2 effective, 3 highly
-effective, by the composite's position against ``rating_cuts``.
+Observation: the true effect in SD of true effects plus normal error.
+
+Composite and rating, as real evaluation systems set them (Kraft & Gilmour
+2017): each measure is put on one points scale, 1 to 4, and the rating comes
+from fixed cuts on that scale, not from a teacher's rank. The observation
+scores ``observation_mean + observation_sd x observation / sqrt(1 +
+observation_noise_sd^2)`` points (an evaluator's rubric score: its mean is
+the evaluators' leniency, ``observation_sd`` its spread between teachers);
+value added, normed as real value-added measures are, scores ``va_mean +
+va_sd x z(value added)`` (z across the district's teachers with an
+estimate). Both are clipped to 1-4. The composite is ``va_weight x value-added
+points + (1 - va_weight) x observation points`` (observation points alone
+where too few students are linked); under shared evaluation the team's
+members share the team's composite, so they share a rating. Ratings: 0
+ineffective, 1 developing, 2 effective, 3 highly effective, by the
+composite's position against ``rating_cuts`` (points).
 """
 
 from __future__ import annotations
@@ -29,8 +39,8 @@ class Evaluation:
     """One year's estimates for every teacher (arrays indexed by teacher)."""
 
     va_estimate: np.ndarray   # SD of state scores; NaN where too few students
-    observation: np.ndarray   # z
-    composite: np.ndarray     # z
+    observation: np.ndarray   # z (true effect z plus error)
+    composite: np.ndarray     # points, 1-4
     rating: np.ndarray        # 0..3
     linked: np.ndarray        # students behind each estimate
 
@@ -94,21 +104,50 @@ def evaluate(resid: np.ndarray, student_teacher: np.ndarray, student_team: np.nd
         linked = np.where(in_team, team_n[np.maximum(teacher_team, 0)], linked)
         observation = np.where(in_team, team_obs[np.maximum(teacher_team, 0)], observation)
     va = np.where(linked >= params.min_students, va, np.nan)
-    composite = _composite(va, observation, params.va_weight)
+    composite = composite_points(va_z(va), observation, params)
     return Evaluation(va, observation, composite, rating_of(composite, params.rating_cuts),
                       linked)
 
 
-def _composite(va: np.ndarray, observation: np.ndarray, weight: float) -> np.ndarray:
+def va_z(va: np.ndarray) -> np.ndarray:
+    """Value-added estimates standardised across the teachers with one (NaN elsewhere):
+    value added is a relative measure, as in real systems (an average teacher's is 0)."""
     finite = np.isfinite(va)
     sd = va[finite].std() if finite.sum() > 1 else 1.0
-    va_z = (va - (va[finite].mean() if finite.any() else 0.0)) / max(sd, 1e-9)
-    return np.where(finite, weight * va_z + (1 - weight) * observation, observation)
+    return (va - (va[finite].mean() if finite.any() else 0.0)) / max(sd, 1e-9)
 
 
-def rating_of(z: np.ndarray, cuts) -> np.ndarray:
-    """Rating band (0..3) of composite z-scores."""
-    return np.searchsorted(np.asarray(cuts), z, side="right").astype(np.int8)
+def composite_points(va_zscore: np.ndarray, observation: np.ndarray, params,
+                     observation_spread: float | None = None) -> np.ndarray:
+    """Composite on the 1-4 points scale: weighted value-added and observation points
+    (observation points alone where ``va_zscore`` is NaN).
+
+    Args:
+        va_zscore: value added, z across teachers (NaN: no estimate).
+        observation: observation z (true effect z plus error).
+        observation_spread: SD of ``observation`` between teachers, which
+            ``observation_sd`` points stand for; default ``sqrt(1 + observation_noise_sd^2)``.
+    """
+    spread = (np.sqrt(1.0 + params.observation_noise_sd ** 2) if observation_spread is None
+              else observation_spread)
+    obs = np.clip(params.observation_mean + params.observation_sd * observation / spread,
+                  1.0, 4.0)
+    va = np.clip(params.va_mean + params.va_sd * va_zscore, 1.0, 4.0)
+    return np.where(np.isfinite(va_zscore), params.va_weight * va + (1 - params.va_weight) * obs,
+                    obs)
+
+
+def true_points(true_z: np.ndarray, has_va: np.ndarray, params) -> np.ndarray:
+    """The composite a teacher would get from error-free measures: both measures at the
+    true effect's z (each with its spread between teachers), value added only where the
+    teacher has an estimate. Its band is the teacher's *true rating*."""
+    return composite_points(np.where(has_va, true_z, np.nan), true_z, params,
+                            observation_spread=1.0)
+
+
+def rating_of(points: np.ndarray, cuts) -> np.ndarray:
+    """Rating band (0..3) of composites (points), against three ascending cuts (points)."""
+    return np.searchsorted(np.asarray(cuts), points, side="right").astype(np.int8)
 
 
 def run_metrics(teacher_years) -> dict:

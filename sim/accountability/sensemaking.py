@@ -12,9 +12,13 @@ Once a year, after the evaluation:
   share of the teacher's supervised student-days on which they swap the
   playlist's skill for the grade-level pacing skill (fidelity lost under
   pressure).
-* **exit** with probability ``exit_base + exit_low_rating [low rating] +
-  exit_stress x stress``; the replacement is a novice (0 years of experience, so a
-  lower effect (``sim.engine.teachers.effect_now``); lower capacity, little trust).
+* **exit** with probability ``exit_base + exit_novice [experience <
+  novice_exit_years] + exit_late [experience >= late_exit_years] +
+  exit_low_rating [low rating] + exit_stress x stress``: turnover is U-shaped
+  in experience (high for beginners, again near retirement), and higher after
+  a low rating and under stress; the replacement is a novice (0 years of
+  experience, so a lower effect (``sim.engine.teachers.effect_now``); lower
+  capacity, little trust).
 * **development**: targeted pacing PD adds ``pd_targeted_gain`` paces of
   capacity a year, generic PD ``pd_generic_gain``.
 """
@@ -45,8 +49,18 @@ def drift_of(stress: np.ndarray, p) -> np.ndarray:
     return np.minimum(p.max_drift, p.drift_sensitivity * stress)
 
 
-def exit_probability(stress: np.ndarray, rating: np.ndarray, p) -> np.ndarray:
-    return np.clip(p.exit_base + p.exit_low_rating * (rating <= LOW_RATING)
+def exit_probability(stress: np.ndarray, rating: np.ndarray, experience: np.ndarray,
+                     p) -> np.ndarray:
+    """Probability of leaving the position this year (0-1) per teacher.
+
+    Args:
+        stress: this year's stress (0-1).
+        rating: this year's rating (0..3).
+        experience: years of teaching experience (0 in the first year).
+    """
+    by_experience = (p.exit_base + p.exit_novice * (experience < p.novice_exit_years)
+                     + p.exit_late * (experience >= p.late_exit_years))
+    return np.clip(by_experience + p.exit_low_rating * (rating <= LOW_RATING)
                    + p.exit_stress * stress, 0.0, 1.0)
 
 

@@ -31,7 +31,14 @@ import numpy as np
 import pandas as pd
 
 from sim.accountability import leaders, review, sensemaking
-from sim.accountability.evaluation import RATINGS, evaluate, group_means, rating_of, residuals
+from sim.accountability.evaluation import (
+    RATINGS,
+    evaluate,
+    group_means,
+    rating_of,
+    residuals,
+    true_points,
+)
 from sim.engine import teachers as rules
 from sim.engine.students import StudentState
 from sim.policies.regimes import Regime
@@ -112,7 +119,8 @@ class Accountability:
                                                  shared, sp)
         staff.drift = sensemaking.drift_of(staff.stress, sp)
         exits = (self.streams.at("exits", y.year).random(staff.n)
-                 < sensemaking.exit_probability(staff.stress, ev.rating, sp))
+                 < sensemaking.exit_probability(staff.stress, ev.rating, staff.experience,
+                                                sp))
         growth = self._growth(students)
         seen_prof, seen_growth = self._as_seen(y, prof_program, growth)
         if y.burning_in:
@@ -192,8 +200,10 @@ class Accountability:
             "true_effect": staff.effect.copy(), "va_estimate": ev.va_estimate,
             "observation": ev.observation, "composite": ev.composite,
             "rating": pd.Categorical(np.asarray(RATINGS)[ev.rating], categories=RATINGS),
-            "true_rating": pd.Categorical(np.asarray(RATINGS)[rating_of(true_z, cuts)],
-                                          categories=RATINGS),
+            "true_rating": pd.Categorical(
+                np.asarray(RATINGS)[rating_of(true_points(true_z, np.isfinite(ev.va_estimate),
+                                                          p.evaluation), cuts)],
+                categories=RATINGS),
             "linked_students": ev.linked, "stress": staff.stress.copy(),
             "program": self.program_teachers(y.burning_in),
             "trust": staff.trust.copy(), "drift": np.where(self._on_playlist(y), drift_now, 0.0),

@@ -329,16 +329,26 @@ class AssessmentParams(Strict):
 
 
 class EvaluationParams(Strict):
-    """Teacher evaluation: value added on the state test plus an observation."""
+    """Teacher evaluation: value added on the state test plus an observation, each on a
+    1-4 points scale, rated by fixed cuts on their weighted composite."""
 
     va_weight: float = Field(0.5, ge=0, le=1, description="weight of value added in the "
                                                             "composite (the rest: observation)")
     observation_noise_sd: float = Field(
         1.0, ge=0, le=10, description="SD of observation error (SD of true effects)")
+    observation_mean: float = Field(
+        3.3, ge=1, le=4, description="mean observation score (points, 1-4): evaluators' "
+                                     "leniency")
+    observation_sd: float = Field(
+        0.4, ge=0, le=3, description="SD of observation scores between teachers (points)")
+    va_mean: float = Field(3.0, ge=1, le=4, description="value-added points of an average "
+                                                        "teacher (expected growth)")
+    va_sd: float = Field(0.5, ge=0, le=3, description="value-added points per SD of "
+                                                      "value-added estimates")
     rating_cuts: list[float] = Field(
-        default_factory=lambda: [-1.0, -0.25, 1.0],
-        description="composite z cut points between ineffective / developing / effective / "
-                    "highly effective")
+        default_factory=lambda: [1.75, 2.5, 3.5],
+        description="composite cut points (points, 1-4) between ineffective / developing / "
+                    "effective / highly effective")
     min_students: int = Field(5, ge=1, le=1000,
                               description="linked students needed for a value-added estimate")
 
@@ -369,7 +379,19 @@ class SensemakingParams(Strict):
         0.3, ge=0, le=2, description="share of a teacher's student-days swapped to grade-level "
                                      "content per unit of stress")
     max_drift: float = Field(0.5, ge=0, le=1, description="cap on drift (share of student-days)")
-    exit_base: float = Field(0.06, ge=0, le=1, description="yearly exit probability")
+    exit_base: float = Field(0.11, ge=0, le=1,
+                             description="yearly exit probability of a mid-career teacher")
+    exit_novice: float = Field(
+        0.09, ge=0, le=1, description="added exit probability in a teacher's first "
+                                      "novice_exit_years years")
+    novice_exit_years: int = Field(3, ge=0, le=40,
+                                   description="years of experience below which exit_novice "
+                                               "applies")
+    exit_late: float = Field(0.05, ge=0, le=1,
+                             description="added exit probability from late_exit_years of "
+                                         "experience on (retirement)")
+    late_exit_years: int = Field(25, ge=0, le=60,
+                                 description="years of experience from which exit_late applies")
     exit_low_rating: float = Field(0.1, ge=0, le=1,
                                    description="added exit probability after a low rating")
     exit_stress: float = Field(0.15, ge=0, le=1,

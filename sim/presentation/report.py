@@ -125,8 +125,10 @@ GLOSSARY = (
      "content in a year."),
     ("value-added", "A teacher's rating estimated from their students' test-score gains; "
      "it is noisy, so some teachers land in the wrong rating band."),
-    ("rating bands", "The categories teachers are rated into from value-added (e.g. "
-     "ineffective to highly effective). 'Rated in the wrong band' means a teacher's band "
+    ("rating bands", "The categories teachers are rated into from value-added and a "
+     "classroom observation, by fixed cut scores (ineffective, developing, effective, highly "
+     "effective; most teachers are rated effective, as in real evaluation systems). 'Rated "
+     "in the wrong band' means a teacher's band "
      "differs from the band of their true effect."),
     ("true teacher effect", "How much a teacher actually adds to students' learning in "
      "the simulation, in student SD; known here, never in a real district."),

@@ -1,13 +1,15 @@
 """The calibration facts of design brief §9 as patterns, and how each is measured.
 
-Every measurement reads the run tables (``student_years``), one value per
-replicate, as the source measured it: observed test scores, not the model's
-hidden state. Three districts are used (``sim.validation.studies``):
+Every measurement reads a run table (``student_years``, or ``teacher_years``
+for the teacher facts), one value per replicate, as the source measured it:
+observed test scores and recorded ratings and exits, not the model's hidden
+state. Three districts are used (``sim.validation.studies``):
 
 * the **statewide** district — the case study's district with the statewide
   mean (``mean_offset_sd = 0``), traditional pacing, two years: growth by
   grade, growth by fall percentile, summer loss and its link to gains, SD of
-  teacher effects (national norms and studies describe the whole state);
+  teacher effects, the share of teachers rated below proficient and annual
+  teacher turnover (national norms and studies describe the whole state);
 * the **variance** district — the same, grades 4-5 only, in many schools:
   the variance split of grade-5 fall scores;
 * the **case** district — ``scenarios/tepp_case_study.toml`` under traditional
@@ -35,6 +37,9 @@ NWEA_FALL_SD_RIT = (16.0 + 18.3) / 2  # mean of the grade 6 and 8 fall SDs (desi
 SUMMER_GRADES = (3, 4, 5, 6, 7)  # summers after grades 3-7: "grades 3-8" in Kuhfeld
 PERCENTILE_WINDOW = 5  # students within ±5 percentile points of each percentile
 GROWTH_TOLERANCE = 0.10
+RATED_BELOW_TARGET, RATED_BELOW_TOLERANCE = 0.03, 0.03  # Kraft & Gilmour 2017 (median)
+TURNOVER_TARGET, TURNOVER_TOLERANCE = 0.16, 0.04  # NCES TFS 2012-13
+BELOW_PROFICIENT = ("ineffective", "developing")
 
 _SPLIT_WHY = ("two large national studies (ECLS-K) differ by {d:.0f} points on this share "
               "(62/18/20 at grade 5, 75/8/18 at grade 1); the band is the grade-5 value ± "
@@ -53,12 +58,14 @@ class Fact:
     Args:
         pattern: the pattern (kind ``calibration``).
         study: the run it is measured on: ``statewide``, ``variance`` or ``case``.
-        compute: one replicate's ``student_years`` and the statewide reference -> value.
+        compute: one replicate's table and the statewide reference -> value.
+        table: the run table it reads: ``student_years`` or ``teacher_years``.
     """
 
     pattern: Pattern
     study: str
     compute: Callable[[pd.DataFrame, object], float]
+    table: str = "student_years"
 
     def values(self, rows: pd.DataFrame, reference) -> list[float]:
         """One value per replicate."""
@@ -150,7 +157,39 @@ def facts() -> list[Fact]:
         "sampling variance",
         "the studies Hanushek & Rivkin review range over roughly 0.1-0.2 (design §2)"),
         "statewide", lambda r, _ref: teacher_effect_sd(r)))
+    out += teacher_facts()
     return out
+
+
+def teacher_facts() -> list[Fact]:
+    """The two facts about teachers' ratings and turnover (``teacher_years``)."""
+    rated = Fact(Pattern.around(
+        "share of teachers rated below proficient", CALIBRATION,
+        "Kraft & Gilmour 2017, 'Revisiting the Widget Effect' (Educational Researcher): "
+        "median about 3% of teachers rated below proficient across states' new evaluation "
+        "systems, range about 1-29%", RATED_BELOW_TARGET, RATED_BELOW_TOLERANCE,
+        "share of teachers",
+        "statewide district, traditional, years 1-2: share of teacher-years rated "
+        "ineffective or developing (the two ratings below proficient)",
+        "the states' shares are strongly skewed: a median of about 3% and a long upper tail "
+        "(to 29%) from a few systems; the band 0-6% runs from the range's floor (about 1%, "
+        "and below) to twice the median, the central part, not the tail: a model state "
+        "rating a tenth or more of its teachers below proficient is not a typical one"),
+        "statewide", lambda r, _ref: rated_below_proficient(r), "teacher_years")
+    turnover = Fact(Pattern.around(
+        "annual teacher turnover", CALIBRATION,
+        "NCES Teacher Follow-up Survey 2012-13 (Goldring, Taie & Riddles 2014): about 16% of "
+        "public-school teachers left their school each year (about 8% left teaching, 8% "
+        "moved school); about 20% or more in high-poverty schools", TURNOVER_TARGET,
+        TURNOVER_TOLERANCE, "share of teachers per year",
+        "statewide district, traditional, years 1-2: share of teacher-years whose teacher "
+        "leaves the position at the year's end (turnover: leavers and movers, each replaced)",
+        "the national rate is measured precisely (a survey of thousands of teachers), but a "
+        "state's rate differs from the nation's with its schools' poverty: low-poverty "
+        "schools' turnover is a few points below 16%, high-poverty schools' about 4 points "
+        "above; the band 12-20% spans that, so an average state's district should lie in it"),
+        "statewide", lambda r, _ref: turnover_rate(r), "teacher_years")
+    return [rated, turnover]
 
 
 def _gradient(rows: pd.DataFrame, p: int) -> float:
@@ -224,6 +263,21 @@ def gain_loss_correlation(rows: pd.DataFrame) -> float:
     if len(d) < 3:
         return float("nan")
     return float(np.corrcoef(d.gain, d.loss)[0, 1])
+
+
+def rated_below_proficient(teachers: pd.DataFrame) -> float:
+    """Share of teacher-years rated ineffective or developing, all reported years."""
+    if not len(teachers):
+        return float("nan")
+    return float(teachers.rating.isin(BELOW_PROFICIENT).mean())
+
+
+def turnover_rate(teachers: pd.DataFrame) -> float:
+    """Share of teacher-years after which the teacher left the position, all reported
+    years (a year's turnover: leavers over the year's teachers)."""
+    if not len(teachers):
+        return float("nan")
+    return float(teachers.exited.astype(float).mean())
 
 
 def teacher_effect_sd(rows: pd.DataFrame, grades=(3, 4, 5, 6, 7, 8)) -> float:

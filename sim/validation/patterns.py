@@ -5,9 +5,10 @@ A *pattern* is one fact or finding with a source, a target and a tolerance band
 
 * ``calibration`` — a public fact of design brief §9 (variance split, baseline
   proficiency, growth by grade, faster growth of lower starters, summer loss,
-  SD of teacher effects). It **holds** when the mean across replicates lies in
-  the band ``[low, high]`` (target ± tolerance). These, and only these, are
-  what ``plsim calibrate --fit`` fits.
+  SD of teacher effects, teachers rated below proficient, teacher turnover). It
+  **holds** when the mean across replicates lies in the band ``[low, high]``
+  (target ± tolerance). These, and only these, are what ``plsim calibrate --fit``
+  fits.
 * ``finding`` — a finding of the source papers the mechanisms may or may not
   produce (never fitted). It **holds** when the whole 95% interval across
   replicates lies in the band (usually one side of zero): the effect is there

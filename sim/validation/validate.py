@@ -64,7 +64,8 @@ def fact_outcomes(runs: dict, quick: bool) -> list[Outcome]:
     out = []
     for f in facts():
         res = runs[f.study]
-        out.append(outcome(f.pattern, f.values(res.student_years, res.reference), quick))
+        out.append(outcome(f.pattern, f.values(getattr(res, f.table), res.reference),
+                           quick))
     return out
 
 
