@@ -114,3 +114,41 @@ def test_what_a_room_costs():
     assert learning.continuity_of.py_func(0, 0, 0, 4, SOFTWARE, trust, rules) == (
         pytest.approx(0.95 * 0.9))
     assert learning.continuity_of.py_func(0, 0, -1, 0, PEER, trust, rules) == 1.0
+
+
+def test_a_district_day_groups_every_room_and_leaves_classes_with_their_teacher():
+    """On the days of a small mix arm (rooms of teams and traditional classes): every
+    teacher-led group is one unit, each member leads at most ceil(groups / team) of them,
+    and students outside rooms keep their teacher of record."""
+    from sim.district.reference import state_reference
+    from sim.engine.random_streams import DailyDraws
+    from sim.experiments import bench
+
+    mix = bench.mix_scenario(900, seed=5)
+    d = bench.mix_district(mix, 1, state_reference(mix))
+    d.start_year()
+    spu, size = d.curriculum.skills_per_unit, d.params.teams.group_size
+    checked = 0
+    for day in range(3):
+        d.day = day
+        draws = d.draws = DailyDraws(d.streams, d.year, day, d.students.n)
+        present = np.flatnonzero(draws["attendance"] < d.students.attendance)
+        skills, modality = d._assign(present, d._supervise(present, draws["rotation"]))
+        teacher = d._schedule(present, d._supervise(present, draws["rotation"]), skills,
+                              modality)
+        room = d.students.room[present]
+        assert np.array_equal(teacher[room < 0], d.students.teacher[present][room < 0])
+        led = (room >= 0) & (modality == SMALL_GROUP)
+        for r in np.unique(room[led]):
+            mine = led & (room == r)
+            units = skills[mine] // spu
+            groups = sum(-(-c // size) for c in np.unique(units, return_counts=True)[1])
+            team = d.room_team_size[r]
+            first = d.room_first_teacher[r]
+            assert np.all((teacher[mine] >= first) & (teacher[mine] < first + team))
+            led_units = [np.unique(units[teacher[mine] == t]).size
+                         for t in range(first, first + team)]
+            assert max(led_units) <= -(-groups // team)
+            checked += team > 1
+        d._teach(present, skills, d._learning_rate(present, modality, teacher, skills), draws)
+    assert checked >= 3  # rooms of a team were checked (9: three a day)
