@@ -152,3 +152,32 @@ def test_a_district_day_groups_every_room_and_leaves_classes_with_their_teacher(
             checked += team > 1
         d._teach(present, skills, d._learning_rate(present, modality, teacher, skills), draws)
     assert checked >= 3  # rooms of a team were checked (9: three a day)
+
+
+def test_the_mesa_reference_schedules_as_the_engine_does():
+    """The per-agent reference's scheduler (``MesaDistrict.schedule``, the rules'
+    ``.py_func``) gives every student the leader and every teacher the paces the compiled
+    ``schedule_groups`` and ``capacity_ratio`` give for the same day's plans."""
+    from sim.district.reference import state_reference
+    from sim.experiments import bench
+
+    scenario = bench.bench_scenario(1_500)
+    district = bench.new_district(scenario, state_reference(scenario))
+    district.start_year()
+    model = bench.build_mesa(district)
+    model.agents.do("plan")
+    here = [a for a in model.students if a.present]
+    rotation = np.array([a.supervisor for a in here], np.int64)
+    skills = np.array([a.skill for a in here], np.int64)
+    modality = np.array([a.modality for a in here], np.int8)
+    room = np.array([a.room for a in here], np.int64)
+    led = (modality == SMALL_GROUP) | (modality == WHOLE_CLASS)
+    assert (room >= 0).all() and 0.2 < led.mean() < 0.5
+    assert district.curriculum.skills_per_unit == SPU  # paces() counts units of SPU skills
+    want = schedule_groups(rotation, skills, led, room, district.room_first_teacher,
+                           district.room_team_size, SPU, model.group_size)
+    model.schedule()
+    got = np.array([a.supervisor for a in here], np.int64)
+    assert np.array_equal(got, want) and not np.array_equal(got, rotation)
+    assert [len(u) for u in model.units] == paces(want, skills, led,
+                                                  len(model.units)).tolist()
