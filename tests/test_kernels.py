@@ -372,16 +372,18 @@ def supervise_reference(d, present, u):
     return teacher
 
 
-def capacity_factor_reference(d, teacher, skills, room):
-    """``District._capacity_factor`` per student in plain numpy."""
+def capacity_factor_reference(d, teacher, skills, room, led):
+    """``District._capacity_factor`` per student in plain numpy: paces counted over all
+    students outside rooms and the teacher-led ones in rooms; unled room students 1."""
     from sim.engine import portable_math
 
     unit = skills // d.curriculum.skills_per_unit
+    counts = (room < 0) | led
     marks = np.zeros_like(d._pace_marks)
-    marks[teacher, unit] = True
+    marks[teacher[counts], unit[counts]] = True
     paces = marks.sum(axis=1)
     ratio = np.minimum(1.0, d.staff.capacity_eff[teacher] / np.maximum(paces[teacher], 1))
-    in_room = room >= 0
+    in_room = (room >= 0) & led
     pooling = d.params.teams.capacity_pooling
     if pooling > 0 and in_room.any():
         r = room[in_room]
@@ -391,6 +393,7 @@ def capacity_factor_reference(d, teacher, skills, room):
         w = pooling * d.room_trust[r]
         team = np.minimum(1.0, d.room_capacity[r] / np.maximum(room_paces[r], 1))
         ratio[in_room] = (1.0 - w) * np.minimum(1.0, ratio[in_room]) + w * team
+    ratio[(room >= 0) & ~led] = 1.0
     return portable_math.power(ratio, d.params.teachers.capacity_elasticity)
 
 
@@ -411,9 +414,12 @@ def learning_rate_reference(d, present, modality, teacher, skills):
     handed = (room >= 0) & (teacher != own)
     pair = 0.5 * (trust[teacher] + trust[own])
     continuity = np.where(handed, 1.0 - p.teams.handoff_loss * (1.0 - pair), 1.0)
+    team = np.where(room >= 0, d.room_team_size[np.maximum(room, 0)], 0)
+    keep = np.where(room >= 0, 1.0 - p.teams.transition_loss, 1.0)
+    keep = keep * np.where((team > 1) & ~led, 1.0 - p.teams.unled_supervision_loss, 1.0)
     return (lp.base_rate * d._ease[skills] * st.learning_rate[present]
-            * st.engagement[present] * mod_factor * teacher_mult * continuity
-            * capacity_factor_reference(d, teacher, skills, room)).astype(np.float32)
+            * st.engagement[present] * mod_factor * teacher_mult * (continuity * keep)
+            * capacity_factor_reference(d, teacher, skills, room, led)).astype(np.float32)
 
 
 def test_learning_rate_matches_numpy():
@@ -444,10 +450,13 @@ def test_learning_rate_matches_numpy():
         assert np.array_equal(drifted, np.where(swap, common, playlist))
         assert 0 < (drifted != playlist).sum() < (playlist != common).sum()  # some swapped
         skills, modality = d._assign(present, teacher)
+        teacher = d._schedule(present, teacher, skills, modality)
         room = d.students.room[present]
-        factors, key = d._capacity_factor(teacher, skills, room)
+        led = (modality == pacing.WHOLE_CLASS) | (modality == pacing.SMALL_GROUP)
+        factors, key = d._capacity_factor(teacher, skills, room, led)
         assert factors.size < present.size / 5  # one per (teacher, room) pair, not per student
-        assert np.array_equal(factors[key], capacity_factor_reference(d, teacher, skills, room))
+        assert np.array_equal(factors[key],
+                              capacity_factor_reference(d, teacher, skills, room, led))
         got = d._learning_rate(present, modality, teacher, skills)
         want = learning_rate_reference(d, present, modality, teacher, skills)
         assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)

@@ -433,7 +433,8 @@ class Leaders(Strict):
 
 
 class TeamParams(Strict):
-    """How a team works together in a personalized room; both channels scale with trust."""
+    """How a team works together in a personalized room (handoffs and pooling scale with
+    trust), how its scheduler groups teacher-led students, and what a room costs."""
 
     handoff_loss: float = Field(
         0.15, ge=0, le=1, description="share of a day's learning lost when the supervising team "
@@ -447,6 +448,17 @@ class TeamParams(Strict):
     trust_growth: float = Field(
         0.2, ge=0, le=1, description="share of the gap to full trust a team member closes in "
                                      "each year the team works together (an assumption)")
+    group_size: int = Field(
+        6, ge=1, le=100, description="most students in one teacher-led group of the room's "
+                                     "daily scheduler (groups are of one unit; a larger unit "
+                                     "makes several groups)")
+    transition_loss: float = Field(
+        0.05, ge=0, le=1, description="share of a room student's day lost to moving between "
+                                      "modalities (assumption)")
+    unled_supervision_loss: float = Field(
+        0.05, ge=0, le=1, description="share of a software or peer day lost in a room of a "
+                                      "team, whose adults lead groups while the rest of the "
+                                      "room works unled (assumption)")
 
 
 Evidence = Literal["proficiency", "growth", "both"]

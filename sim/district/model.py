@@ -9,7 +9,8 @@ One ``step()`` is one instructional day. Its phases, in order, one call each:
    (year, day) and made on first use (``_draw``: a ``DailyDraws``);
 3. **attendance**: who is present (``_attend``);
 4. **supervision**: who teaches each student today, a team member in rooms
-   (``_supervise``);
+   (``_supervise``); after the assignment, the rooms' scheduler gives each teacher-led
+   student the team member leading their skill group (``_schedule``);
 5. **assignment**: the regimes' (``_assign`` -> ``policies.regimes.assign_day``,
    reading a ``policies.day.DayContext``, never the district): each regime's
    limits and pacing pick its students' skill and modality, then teachers'
@@ -319,6 +320,7 @@ class District(Model):
         present = self._attend(draws)
         teacher = self._supervise(present, draws["rotation"])
         skills, modality = self._assign(present, teacher)
+        teacher = self._schedule(present, teacher, skills, modality)
         rate = self._learning_rate(present, modality, teacher, skills)
         self._teach(present, skills, rate, draws)
         self._supplements(present)
@@ -357,6 +359,16 @@ class District(Model):
         return teachers.supervise(np.asarray(present, np.int64), u, st.teacher, st.room,
                                   self.room_first_teacher, self.room_team_size)
 
+    def _schedule(self, present, teacher, skills, modality) -> np.ndarray:
+        """The rooms' daily scheduler: each room's teacher-led students grouped by unit
+        (at most ``teams.group_size`` a group), the groups shared among the team in runs of
+        neighbouring units; the rest keep ``teacher`` (``teachers.schedule_groups``)."""
+        led = (modality == WHOLE_CLASS) | (modality == SMALL_GROUP)
+        return teachers.schedule_groups(
+            np.asarray(teacher, np.int64), np.asarray(skills, np.int64), led,
+            self.students.room[present], self.room_first_teacher, self.room_team_size,
+            self.curriculum.skills_per_unit, int(self.params.teams.group_size))
+
     def _learning_rate(self, present, modality, teacher, skills) -> np.ndarray:
         """Daily hazard of mastering a ready skill, per present student (per day; the
         compiled rule ``learning.rate_of``)."""
@@ -369,26 +381,31 @@ class District(Model):
         room = st.room[present]
         rules = learning.RateRules(float(lp.base_rate), float(lp.teacher_weight_unled),
                                    float(tp.typical_growth_sd), float(p.teams.handoff_loss),
-                                   WHOLE_CLASS, SMALL_GROUP)
+                                   WHOLE_CLASS, SMALL_GROUP, float(p.teams.transition_loss),
+                                   float(p.teams.unled_supervision_loss))
+        team_size = np.where(room >= 0, self.room_team_size[np.maximum(room, 0)], 0)
+        led = (modality == WHOLE_CLASS) | (modality == SMALL_GROUP)
         return learning.learning_rate(
             np.asarray(present, np.int64), skills, modality,
-            learning.Supervision(teacher, room, st.teacher[present]),
-            self._capacity_factor(teacher, skills, room), st.rows(),
+            learning.Supervision(teacher, room, st.teacher[present], team_size),
+            self._capacity_factor(teacher, skills, room, led), st.rows(),
             (self.teacher_effect, self.staff.trust),
             learning.RateTables(self._ease, mod_factor), rules)
 
-    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray,
-                         room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _capacity_factor(self, teacher: np.ndarray, skills: np.ndarray, room: np.ndarray,
+                         led: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(capacity / paces)^elasticity, capped at 1; paces = distinct units a teacher runs
-        today across all their sections. In rooms, the team pools capacity by trust
-        (``teachers.pooled_ratio``) against the room's distinct units. Returns ``(factors,
-        key)``: student ``i``'s factor is ``factors[key[i]]``, one per (supervising teacher,
-        room) pair. The ratio compiled (``teachers.capacity_ratio``), the power in numpy on
-        the pairs' values only (a few thousand instead of every student: the same power of
-        the same values)."""
+        today across all their sections, in rooms only of the groups they lead teacher-led
+        (``led``; software and peer work in rooms gets 1). In rooms, the team pools capacity
+        by trust (``teachers.pooled_ratio``) against the room's distinct teacher-led units.
+        Returns ``(factors, key)``: student ``i``'s factor is ``factors[key[i]]``, one per
+        (supervising teacher, room) pair. The ratio compiled (``teachers.capacity_ratio``),
+        the power in numpy on the pairs' values only (a few thousand instead of every
+        student: the same power of the same values)."""
         ratio, key = teachers.capacity_ratio(
             np.asarray(teacher, np.int64), np.asarray(skills, np.int64)
-            // self.curriculum.skills_per_unit, room, self.staff.capacity_eff,
+            // self.curriculum.skills_per_unit, room, np.asarray(led, np.bool_),
+            self.staff.capacity_eff,
             self._pace_marks, self._room_marks, self.room_capacity, self.room_trust,
             float(self.params.teams.capacity_pooling))
         return portable_math.power(ratio, self.params.teachers.capacity_elasticity), key

@@ -185,6 +185,8 @@ class RateRules(NamedTuple):
     handoff_loss: float
     led_a: int           # the two teacher-led modalities
     led_b: int
+    transition_loss: float = 0.0  # the room's costs (``teachers.room_cost``)
+    unled_loss: float = 0.0
 
 
 class RateTables(NamedTuple):
@@ -196,11 +198,19 @@ class RateTables(NamedTuple):
 
 
 class Supervision(NamedTuple):
-    """Per present slot: the supervising teacher, the room (-1 none), the teacher of record."""
+    """Per present slot: the supervising teacher, the room (-1 none), the teacher of record
+    and the room's team size (teachers; 0 outside rooms)."""
 
     teacher: np.ndarray
     room: np.ndarray
     own_teacher: np.ndarray
+    team_size: np.ndarray
+
+
+@njit(cache=True, nogil=True, inline="always")
+def is_led(modality, rules):
+    """Whether ``modality`` is teacher-led (whole class or small group)."""
+    return (modality == rules.led_a) | (modality == rules.led_b)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -208,9 +218,18 @@ def teacher_multiplier(effect, modality, rules):
     """The supervising teacher's multiplier of the rate: ``max(0.1, 1 + weight x effect /
     typical_sd)`` (``effect``: the teacher's, student SD of growth), the weight 1 in a
     teacher-led modality, ``weight_unled`` otherwise."""
-    m = modality
-    weight = 1.0 if (m == rules.led_a) | (m == rules.led_b) else rules.weight_unled
+    weight = 1.0 if is_led(modality, rules) else rules.weight_unled
     return max(0.1, 1.0 + weight * effect / rules.typical_sd)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def continuity_of(supervisor, own, room, team_size, modality, trust, rules):
+    """The day's share kept by a room: the hand-off between team members
+    (``teachers.handoff_factor``) x the room's costs (``teachers.room_cost``); 1 outside
+    rooms."""
+    handoff = handoff_factor(supervisor, own, room >= 0, trust, rules.handoff_loss)
+    return handoff * teachers.room_cost(is_led(modality, rules), room >= 0, team_size,
+                                        rules.transition_loss, rules.unled_loss)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -218,7 +237,7 @@ def rate_of(student_rate, engagement, ease, modality_factor, mult, continuity, f
     """The daily hazard of mastering a ready skill (per day) of one student, in float64
     in numpy's order, rounded to float32: base rate x the skill's ``ease`` x the
     student's rate x engagement x the modality's factor x ``teacher_multiplier`` x
-    ``continuity`` (``teachers.handoff_factor``) x capacity ``factor``."""
+    ``continuity`` (``continuity_of``: hand-off, room costs) x capacity ``factor``."""
     x = (rules.base_rate * ease * np.float64(student_rate) * np.float64(engagement)
          * np.float64(modality_factor) * mult * continuity * factor)
     return np.float32(x)
@@ -234,7 +253,7 @@ def _compose_rate(key: str):
         key  # noqa: B018 -- teachers' source (source_key): part of numba's cache key
         factors, at = capacity
         effect, trust = staff
-        teacher, room, own = supervision
+        teacher, room, own, team_size = supervision
         student_rate, engagement = students.learning_rate, students.engagement
         ease, modality_factor = tables
         k = slots.size
@@ -242,7 +261,7 @@ def _compose_rate(key: str):
         for i in range(k):
             r, t, m = slots[i], teacher[i], modality[i]
             mult = teacher_multiplier(effect[t], m, rules)
-            continuity = handoff_factor(t, own[i], room[i] >= 0, trust, rules.handoff_loss)
+            continuity = continuity_of(t, own[i], room[i], team_size[i], m, trust, rules)
             out[i] = rate_of(student_rate[r], engagement[r], ease[skills[i]],
                              modality_factor[m], mult, continuity, factors[at[i]], rules)
         return out

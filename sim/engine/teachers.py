@@ -173,6 +173,81 @@ def pooled_ratio(own_ratio, team_capacity, room_paces, team_trust, pooling):
     return (1.0 - w) * min(1.0, own_ratio) + w * team
 
 
+@njit(cache=True, nogil=True, inline="always")
+def room_cost(led, in_room, team_size, transition_loss, unled_loss):
+    """Share of the day's learning a room keeps for its costs beside capacity and handoffs.
+
+    In a room (students rotate modalities) ``1 - transition_loss`` (time lost moving
+    between modalities); in a room of a team (more than one teacher) a software or peer
+    day (not ``led``) also keeps ``1 - unled_loss`` (the adults are leading groups, so
+    the rest of the room works with little supervision). Outside rooms 1.
+
+    Args:
+        led: whether today's modality is teacher-led.
+        in_room: whether the student is in a room; team_size: the room's team (teachers).
+        transition_loss, unled_loss: ``teams.transition_loss``, ``teams.unled_supervision_loss``.
+    """
+    if not in_room:
+        return 1.0
+    keep = 1.0 - transition_loss
+    if team_size > 1 and not led:
+        keep *= 1.0 - unled_loss
+    return keep
+
+
+@njit(cache=True, nogil=True, inline="always")
+def opens_group(same_unit, members, group_max):
+    """Whether the next teacher-led student of a room, in skill order, starts a new
+    group: their unit differs from the group's, or the group has ``group_max`` members."""
+    return (not same_unit) or members >= group_max
+
+
+@njit(cache=True, nogil=True, inline="always")
+def group_leader(group, groups, first, size):
+    """The team member leading a room's ``group``-th teacher-led group (0-based, in skill
+    order) of ``groups``: ``first + group x size // groups``, so each member leads a run of
+    neighbouring groups, floor or ceil of ``groups / size`` of them."""
+    return first + (group * size) // max(groups, 1)
+
+
+@njit(cache=True, nogil=True)
+def schedule_groups(supervisor, skills, led, room, room_first, room_size, skills_per_unit,
+                    group_max):
+    """The program's daily scheduler: who leads each teacher-led student of a room.
+
+    A room's teacher-led students (``led``), in skill order (ties by position), form
+    groups of one unit (``skills // skills_per_unit``) and at most ``group_max`` students
+    (``opens_group``); the groups are shared among the team in runs of neighbouring
+    groups (``group_leader``). Everyone else keeps ``supervisor`` (the rotation's team
+    member in rooms, the teacher of record outside). Per present slot; a new int64 array.
+    """
+    out = supervisor.copy()
+    idx = np.flatnonzero(led & (room >= 0))
+    m = idx.size
+    if m == 0:
+        return out
+    top = np.int64(skills.max()) + 1
+    order = idx[np.argsort(room[idx] * top + skills[idx], kind="mergesort")]
+    group = np.empty(m, np.int64)
+    n_groups = np.zeros(room_first.size, np.int64)
+    g, members = np.int64(0), np.int64(0)
+    for j in range(m):
+        i = order[j]
+        r, unit = room[i], skills[i] // skills_per_unit
+        if j == 0 or room[order[j - 1]] != r:
+            g, members = 0, 0
+        elif opens_group(unit == skills[order[j - 1]] // skills_per_unit, members, group_max):
+            g, members = g + 1, 0
+        members += 1
+        group[j] = g
+        n_groups[r] = g + 1
+    for j in range(m):
+        i = order[j]
+        r = room[i]
+        out[i] = group_leader(group[j], n_groups[r], room_first[r], room_size[r])
+    return out
+
+
 # --- the day's supervision, drift and capacity, compiled -------------------------------------
 @njit(cache=True, nogil=True)
 def supervise(slots, u, teacher, room, room_first, room_size):
@@ -209,47 +284,56 @@ NO_PAIR = -2  # capacity_ratio: no (teacher, room) pair seen yet
 
 
 @njit(cache=True, nogil=True)
-def capacity_ratio(teacher, unit, room, capacity, pace_marks, room_marks, room_capacity,
+def capacity_ratio(teacher, unit, room, led, capacity, pace_marks, room_marks, room_capacity,
                    room_trust, pooling):
     """Capacity over distinct paces, before the elasticity (float64), as
     ``District._capacity_factor`` uses it: a teacher's paces are the distinct units
-    of their students today (``pace_marks``, cleared and refilled); in rooms, with
-    ``pooling`` > 0, the team's pooled ratio (``teachers.pooled_ratio``) against the
-    room's distinct units (``room_marks``).
+    of the students they teach today (``pace_marks``, cleared and refilled): all their
+    students outside rooms, in rooms only those they lead teacher-led (``led``; software
+    and peer work draws on no teacher's paces, its ratio is 1). In rooms, with
+    ``pooling`` > 0, a teacher-led student gets the team's pooled ratio
+    (``teachers.pooled_ratio``) against the room's distinct teacher-led units
+    (``room_marks``).
 
     The ratio is a function of the (supervising teacher, room) pair, a few thousand
     a day against 100,000 students, so it is returned once per pair: ``(values,
-    key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int32). The caller
-    raises only ``values`` to the elasticity (the same power of the same float64
-    values as raising every student's). Each teacher's last pair seen is kept (a
-    teacher seen in several rooms gets one entry per change, so duplicates are
-    possible and harmless)."""
+    key)``, ``values[key[i]]`` being student ``i``'s ratio (``key`` int32; entry 0 is
+    the ratio 1 of unled room students). The caller raises only ``values`` to the
+    elasticity (the same power of the same float64 values as raising every student's).
+    Each teacher's last pair seen is kept (a teacher seen in several rooms gets one
+    entry per change, so duplicates are possible and harmless)."""
     k = teacher.size
     pace_marks[:] = False
     paces = np.zeros(pace_marks.shape[0], np.int64)
     any_room = False
     for i in range(k):
+        if room[i] >= 0:
+            any_room = True
+            if not led[i]:
+                continue
         t, u = teacher[i], unit[i]
         if not pace_marks[t, u]:
             pace_marks[t, u] = True
             paces[t] += 1
-        if room[i] >= 0:
-            any_room = True
     pooled = pooling > 0 and any_room
     room_paces = np.zeros(room_marks.shape[0], np.int64)
     if pooled:
         room_marks[:] = False
         for i in range(k):
             r = room[i]
-            if r >= 0 and not room_marks[r, unit[i]]:
+            if r >= 0 and led[i] and not room_marks[r, unit[i]]:
                 room_marks[r, unit[i]] = True
                 room_paces[r] += 1
     last_room = np.full(paces.size, NO_PAIR, np.int64)  # per teacher: the last pair's
     last_key = np.empty(paces.size, np.int32)             # room (-1: none) and its key
-    values = np.empty(k, np.float64)
+    values = np.empty(k + 1, np.float64)
+    values[0] = 1.0  # unled room students
     key = np.empty(k, np.int32)
-    n = 0
+    n = 1
     for i in range(k):
+        if room[i] >= 0 and not led[i]:
+            key[i] = 0
+            continue
         t = teacher[i]
         r = room[i] if pooled and room[i] >= 0 else -1
         if last_room[t] != r:

@@ -11,9 +11,14 @@ text. It implements the engine's daily rules for students on the playlist
 * ``StudentAgent.plan()`` -- attendance draw; playlist assignment (the
   frontier, ``records.frontier_of``; a grade-level review skill if it lies
   beyond the upper bound); modality rotation; the supervising member of the
-  room's team; the day's unit is added to that teacher's paces;
+  room's team;
+* ``MesaDistrict.schedule()`` -- the rooms' scheduler: each room's teacher-led
+  students in skill order form groups of one unit (``teachers.opens_group``), led
+  by team members in runs (``teachers.group_leader``); each teacher's paces are the
+  units of the students they teach (in rooms, those they lead teacher-led);
 * ``StudentAgent.step()`` -- the learning rate (``learning.rate_of``: the
-  teacher, the hand-off between team members, the capacity factor with the team's
+  teacher, the hand-off between team members and the room's costs,
+  ``learning.continuity_of``, the capacity factor with the team's
   pooling in rooms, ``teachers.pooled_ratio``), readiness and learning
   (``learning.readiness``, ``learning.learn_skill``), the exit slip
   (``assessment.exit_slip``) and the record (``records.exit_slip_update``), the
@@ -22,9 +27,9 @@ text. It implements the engine's daily rules for students on the playlist
 * ``StudentAgent.benchmark()`` -- the periodic benchmark correcting the record
   (``records.diagnose_loop``).
 
-Paces (distinct units each teacher runs) need every student's assignment
-before anyone learns, so the model runs ``plan`` for all agents, then turns
-the paces into capacity factors, then runs ``step``.
+Groups and paces (distinct units each teacher runs) need every student's
+assignment before anyone learns, so the model runs ``plan`` for all agents,
+then the scheduler and the capacity factors, then ``step``.
 
 Not implemented, because they change nothing the daily rules read: the
 growth and state tests and the year log's scores. Tutoring and traditional
@@ -179,9 +184,11 @@ class StudentAgent(Agent):
         self.skill = skill
         self.modality = SMALL_GROUP + (self.slot + m.day) % 3
         self.supervisor = self._supervisor()
-        m.units[self.supervisor].add(skill // m.skills_per_unit)
-        if self.room >= 0:
-            m.room_units[self.room].add(skill // m.skills_per_unit)
+
+    @property
+    def led(self) -> bool:
+        """Whether today's modality is teacher-led (``learning.is_led``)."""
+        return bool(learning.is_led.py_func(self.modality, self.model.rate_rules))
 
     def _bounds(self) -> tuple[int, int]:
         """Skill-id range [lo, hi] from today's limits in years
@@ -210,11 +217,13 @@ class StudentAgent(Agent):
         rows, rec, t = self.rows, self.record, self.supervisor
         effect, trust = m.staff
         mult = learning.teacher_multiplier.py_func(effect[t], self.modality, m.rate_rules)
-        continuity = teachers.handoff_factor.py_func(t, self.teacher, self.room >= 0, trust,
-                                                     m.rate_rules.handoff_loss)
+        team = m.room_team_size[self.room] if self.room >= 0 else 0
+        continuity = learning.continuity_of.py_func(t, self.teacher, self.room, team,
+                                                    self.modality, trust, m.rate_rules)
         rate = learning.rate_of.py_func(rows.learning_rate[0], rows.engagement[0], m.ease[s],
                                         m.modality_factor[self.modality], mult, continuity,
-                                        m.capacity_factor(t, self.room), m.rate_rules)
+                                        m.capacity_factor(t, self.room, self.led),
+                                        m.rate_rules)
         ready = learning.readiness.py_func(rows.mastery, 0, s, m.prereqs)
         already, gained = learning.learn_skill.py_func(
             rows.mastery, rows.familiarity, 0, s, rate, ready, np.float32(m.rng.random()),
@@ -300,7 +309,9 @@ class MesaDistrict(Model):
                                          lp.modality_peer, lp.modality_software], np.float32)
         self.rate_rules = learning.RateRules(
             float(lp.base_rate), float(lp.teacher_weight_unled), float(tp.typical_growth_sd),
-            float(p.teams.handoff_loss), WHOLE_CLASS, SMALL_GROUP)
+            float(p.teams.handoff_loss), WHOLE_CLASS, SMALL_GROUP, float(p.teams.transition_loss),
+            float(p.teams.unled_supervision_loss))
+        self.group_size = int(p.teams.group_size)
         smoothing = 1.0 / max(af.level_smoothing_days, 1.0)
         self.rules = DayRules(
             learning_rules(lp), 1.0 - a.exit_slip_slip, float(a.exit_slip_guess),
@@ -327,9 +338,38 @@ class MesaDistrict(Model):
         self.units = [set() for _ in self.teacher_capacity]
         self.room_units = [set() for _ in self.room_capacity]
         self.agents.do("plan")
+        self.schedule()
         self._capacity_factors()
         self.agents.shuffle_do("step")
         self.day += 1
+
+    def schedule(self) -> None:
+        """The rooms' scheduler, one room at a time: its present teacher-led students in
+        skill order (ties by slot) are cut into groups (``teachers.opens_group``) and each
+        group gets its leader (``teachers.group_leader``); then each student's unit is
+        added to the paces of the teacher who teaches them (outside rooms every student,
+        in rooms the teacher-led ones) and, teacher-led, to their room's."""
+        rooms: dict[int, list[StudentAgent]] = {}
+        for a in self.students:
+            if a.present and a.room >= 0 and a.led:
+                rooms.setdefault(a.room, []).append(a)
+        spu = self.skills_per_unit
+        for room, led in rooms.items():
+            led.sort(key=lambda a: (a.skill, a.slot))
+            group, members, groups = [], 0, 0
+            for j, a in enumerate(led):
+                if j > 0 and teachers.opens_group.py_func(
+                        a.skill // spu == led[j - 1].skill // spu, members, self.group_size):
+                    groups, members = groups + 1, 0
+                members += 1
+                group.append(groups)
+            for a, g in zip(led, group, strict=True):
+                a.supervisor = teachers.group_leader.py_func(
+                    g, groups + 1, self.room_first_teacher[room], self.room_team_size[room])
+                self.room_units[room].add(a.skill // spu)
+        for a in self.students:
+            if a.present and (a.room < 0 or a.led):
+                self.units[a.supervisor].add(a.skill // spu)
 
     def _capacity_factors(self) -> None:
         """Each teacher's capacity over paces capped at 1 (paces: the distinct units the
@@ -337,10 +377,13 @@ class MesaDistrict(Model):
         self.own_ratio = [min(1.0, cap / max(len(units), 1))
                           for cap, units in zip(self.teacher_capacity, self.units, strict=True)]
 
-    def capacity_factor(self, teacher: int, room: int) -> float:
-        """A student's capacity factor, ratio^elasticity: the supervising teacher's own
-        ratio, or in a room with pooling the team's (``teachers.pooled_ratio``) against the
-        room's distinct units, as ``teachers.capacity_ratio`` gives the engine."""
+    def capacity_factor(self, teacher: int, room: int, led: bool) -> float:
+        """A student's capacity factor, ratio^elasticity: 1 for software and peer work in a
+        room; else the supervising teacher's own ratio, or in a room with pooling the
+        team's (``teachers.pooled_ratio``) against the room's distinct teacher-led units,
+        as ``teachers.capacity_ratio`` gives the engine."""
+        if room >= 0 and not led:
+            return 1.0
         ratio = self.own_ratio[teacher]
         if room >= 0 and self.pooling > 0:
             ratio = teachers.pooled_ratio.py_func(ratio, self.room_capacity[room],
