@@ -11,18 +11,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.config.parameters import TeacherParams, TeamParams
+from sim.accountability.sensemaking import experience_profile
+from sim.config.parameters import SensemakingParams, TeacherParams, TeamParams
 from sim.config.scenario import validate_scenario
 from sim.engine.teachers import (
+    EXPERIENCE_MAX,
+    Workforce,
+    capacity_now,
     draw_teachers,
     effect_now,
     experience_return,
+    experience_share,
     grow_trust,
-    workforce_return,
 )
 from sim.experiments.runner import run
 
 TP = TeacherParams()
+SP = SensemakingParams()
+WORKFORCE = Workforce(experience_profile(SP, EXPERIENCE_MAX), SP.novice_capacity)
+
+
+def draw(schools, grades, lines):
+    return draw_teachers(np.random.default_rng(0), np.random.default_rng(1), TP,
+                         (schools, grades, lines), 0.5, WORKFORCE)
 
 
 # ==== the curve ============================================================================
@@ -41,23 +52,53 @@ def test_returns_to_experience_are_steep_early_and_slower_later():
 
 
 def test_the_drawn_workforce_keeps_mean_effect_zero_and_novices_start_lower():
-    staff = draw_teachers(np.random.default_rng(0), np.random.default_rng(1), TP,
-                          schools=200, grades=list(range(9)), lines=4, trust=0.5)
+    staff = draw(200, list(range(9)), 4)
     assert abs(staff.effect.mean()) < 0.005  # 7,200 teachers: SE of the mean about 0.0018
     assert staff.effect.std() == pytest.approx(0.153, abs=0.004)  # 0.15 plus experience
+    rbar = staff.workforce_return
     np.testing.assert_allclose(staff.effect - staff.ability,
-                               experience_return(staff.experience, TP) - workforce_return(TP))
-    assert workforce_return(TP) == pytest.approx(0.115, abs=0.001)  # a novice's deficit
+                               experience_return(staff.experience, TP) - rbar)
+    assert 0.07 < rbar < 0.1  # a novice's deficit: the steady workforce is young
+
+
+def test_the_workforce_starts_in_the_exits_steady_state():
+    """Experience is drawn from the stationary profile of the exits' hazard by experience:
+    a year of exits (novices in at 0) and ageing leaves the profile where it was."""
+    p = WORKFORCE.profile
+    assert p.shape == (EXPERIENCE_MAX,) and p.sum() == pytest.approx(1.0)
+    hazard = SP.exit_base + SP.exit_novice * (np.arange(EXPERIENCE_MAX) < SP.novice_exit_years) \
+        + SP.exit_late * (np.arange(EXPERIENCE_MAX) >= SP.late_exit_years)
+    survivors = p * (1 - hazard)
+    after = np.concatenate([[(p * hazard).sum()], survivors[:-1]])  # leavers -> novices
+    # exact but for the profile's end at EXPERIENCE_MAX (a share of about 2e-4 beyond it)
+    np.testing.assert_allclose(after, p, atol=5e-4)
+    mean_years = p @ np.arange(EXPERIENCE_MAX)
+    assert 6 < mean_years < 9  # US teachers: median about 10-14 years (NCES SASS); a
+    # single-district model without mid-career entrants is younger
+    staff = draw(200, list(range(9)), 4)
+    assert staff.experience.mean() == pytest.approx(mean_years, abs=0.4)
+
+
+def test_capacity_grows_with_experience_from_a_novices_to_the_workforces():
+    staff = draw(200, list(range(9)), 4)
+    cap = capacity_now(staff, TP)
+    assert cap.mean() == pytest.approx(TP.capacity_mean, abs=0.06)  # the workforce's mean
+    staff.experience[:] = 0  # all novices now: novice_capacity on average
+    assert capacity_now(staff, TP).mean() == pytest.approx(SP.novice_capacity, abs=0.08)
+    staff.experience[:] = 10
+    ten = capacity_now(staff, TP).mean()
+    assert TP.capacity_mean < ten < TP.capacity_mean + 1.5  # about 6: the workforce is young
+    shares = experience_share(np.array([0, 1, 3, 10, EXPERIENCE_MAX]), TP)
+    assert shares[0] == 0 and shares[-1] == 1 and (np.diff(shares) > 0).all()
 
 
 def test_a_new_practice_counts_only_the_years_taught_in_it():
-    staff = draw_teachers(np.random.default_rng(0), np.random.default_rng(1), TP,
-                          schools=1, grades=[6], lines=3, trust=0.5)
+    staff = draw(1, [6], 3)
     staff.ability[:] = 0.0
     staff.experience[:] = [0, 10, 10]
     staff.program_years[:] = [0, 0, 3]
     practising = np.array([True, True, True])
-    s, rbar = TP.specific_experience_share, workforce_return(TP)
+    s, rbar = TP.specific_experience_share, staff.workforce_return
     r = experience_return(np.array([0, 3, 10]), TP)
     np.testing.assert_allclose(effect_now(staff, practising, TP),
                                [-rbar, (1 - s) * r[2] - rbar, (1 - s) * r[2] + s * r[1] - rbar])
@@ -120,7 +161,8 @@ def test_program_years_grow_only_where_the_program_is_practised(teacher_years):
     np.testing.assert_array_equal(p.program_years[grow], p.program_years_before[grow] + 1)
     # at year 3 a program teacher who stayed has taught it two years
     y3 = ty[(ty.arm == "pers") & (ty.year == 3) & ty.program]
-    assert set(y3.program_years) <= {0, 1, 2} and (y3.program_years == 2).mean() > 0.5
+    # (about 20% leave a year in a young workforce: about 64% stay both years)
+    assert set(y3.program_years) <= {0, 1, 2} and (y3.program_years == 2).mean() > 0.4
 
 
 def test_team_members_trust_grows_and_the_effect_follows_the_years(teacher_years):
@@ -175,9 +217,9 @@ def test_a_dropped_program_stops_adding_program_years_and_its_teachers_practice_
     # outside the program the effect counts the whole career: ability + r(experience) - r̄
     y3 = prog[prog.year == 3]
     e3 = y3.true_effect.to_numpy()
-    r = experience_return(y3.experience.to_numpy(), TP) - workforce_return(TP)
+    r = experience_return(y3.experience.to_numpy(), TP)
     y2 = prog[prog.year == 2].set_index("teacher").loc[y3.teacher]
-    r2 = experience_return(y2.experience.to_numpy(), TP) - workforce_return(TP)
+    r2 = experience_return(y2.experience.to_numpy(), TP)  # r̄ cancels
     same = ~y3.novice.to_numpy()
     np.testing.assert_allclose((e3 - r)[same], (y2.true_effect.to_numpy() - r2)[same],
                                atol=1e-12)  # the ability left over is the same person's

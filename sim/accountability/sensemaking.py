@@ -64,6 +64,19 @@ def exit_probability(stress: np.ndarray, rating: np.ndarray, experience: np.ndar
                    + p.exit_stress * stress, 0.0, 1.0)
 
 
+def experience_profile(p, years: int) -> np.ndarray:
+    """The share of teachers with 0, 1, ... ``years - 1`` years of experience in the
+    steady state of the exits: each year's cohort of novices survives year ``y`` with
+    ``1 - h(y)``, ``h`` the exit probability of an unstressed teacher not rated low
+    (``exit_probability``); the shares are the survivors, normalised. Where the model
+    starts (``sim.engine.teachers.draw_teachers``), so that the workforce neither ages
+    nor grows younger on its own over the first years."""
+    y = np.arange(years)
+    hazard = exit_probability(np.zeros(years), np.full(years, LOW_RATING + 1), y, p)
+    survive = np.concatenate([[1.0], np.cumprod(1.0 - hazard)[:-1]])
+    return survive / survive.sum()
+
+
 def pd_gain(pd: str, p) -> float:
     """Capacity gained per year of professional development (paces)."""
     return {"targeted": p.pd_targeted_gain, "generic": p.pd_generic_gain}.get(pd, 0.0)

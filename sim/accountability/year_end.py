@@ -85,10 +85,10 @@ class Accountability:
         """Effects and effective capacities for the year (after rooms and sections are set)."""
         staff = self.staff
         staff.effect = rules.effect_now(staff, self.practising(burning_in), self.params.teachers)
-        structured = sensemaking.effective_capacity(staff.capacity, self.arm.project_based,
+        capacity = rules.capacity_now(staff, self.params.teachers)
+        structured = sensemaking.effective_capacity(capacity, self.arm.project_based,
                                                     self.params.sensemaking)
-        staff.capacity_eff = np.where(self.program_teachers(burning_in), structured,
-                                      staff.capacity)
+        staff.capacity_eff = np.where(self.program_teachers(burning_in), structured, capacity)
 
     def program_teachers(self, burning_in: bool) -> np.ndarray:
         """Teachers of program grades in schools running the program (none in the burn-in):
@@ -292,7 +292,8 @@ class Accountability:
         rng = self.streams.at("novices", y.year)
         n = staff.n  # full-length draws: a classroom's novice is the same in every arm
         staff.ability[idx] = rng.normal(sp.novice_ability_mean, tp.effect_sd, n)[idx]
-        staff.capacity[idx] = np.maximum(1.0, rng.normal(sp.novice_capacity,
+        # the capacity a novice will reach (capacity_now: novice_capacity in the first year)
+        staff.capacity[idx] = np.maximum(1.0, rng.normal(tp.capacity_mean,
                                                          tp.capacity_sd / 2, n)[idx])
         staff.trust[idx], staff.stress[idx], staff.drift[idx] = sp.novice_trust, 0.0, 0.0
         staff.experience[idx] = staff.program_years[idx] = 0

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from mesa import Model
 
+from sim.accountability.sensemaking import experience_profile
 from sim.accountability.year_end import Accountability, YearEnd
 from sim.district import monitor as run_monitor
 from sim.district.item_bank import item_bank
@@ -62,7 +63,7 @@ from sim.engine.random_streams import DailyDraws, Streams, replicate_seed, unifo
 from sim.engine.records import Diagnostic, Record, record_rules
 from sim.engine.schools import School, lines_per_room, section_line, sections_taught
 from sim.engine.students import MASTERED_BEFORE, MASTERED_THIS_YEAR, StudentState
-from sim.engine.teachers import Teacher, draw_teachers, team_totals
+from sim.engine.teachers import EXPERIENCE_MAX, Teacher, Workforce, draw_teachers, team_totals
 from sim.policies.day import DayContext
 from sim.policies.pacing import SMALL_GROUP, WHOLE_CLASS, common_pace_skill
 from sim.policies.regimes import assign_day, build_regime, traditional_regime
@@ -109,9 +110,11 @@ class District(Model):
         self._enrol(all_slots, rng)
         self.next_id = self.students.n
         self.students.student_id[:] = all_slots
+        workforce = Workforce(experience_profile(p.sensemaking, EXPERIENCE_MAX),
+                              p.sensemaking.novice_capacity)
         self.staff = draw_teachers(self.streams.teachers, self.streams.at("teachers", 1),
-                                   p.teachers, d.schools, self.grades, d.classes_per_grade,
-                                   self.arm.trust)
+                                   p.teachers, (d.schools, self.grades, d.classes_per_grade),
+                                   self.arm.trust, workforce)
         self.teachers = [Teacher(self, i) for i in range(self.staff.n)]
         self.regime = build_regime(self.arm, p.calendar, p.traditional)
         self.base_regime = traditional_regime(p.traditional)

@@ -10,13 +10,27 @@ agent only reads and writes its own row, so no copy can fall out of step.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from sim.engine.agents import Agent
 
 TRUST_SD = 0.1  # spread of teachers' trust around their team's mean
-EXPERIENCE_DRAWN = 30  # the first holders' experience is drawn uniformly from 0..29 years
+EXPERIENCE_MAX = 45  # years of teaching a career can reach (the profile's support: 0..44)
+
+
+class Workforce(NamedTuple):
+    """Who holds the posts when the model starts: the steady state of the exits.
+
+    ``profile``: the share of teachers with 0, 1, ... ``EXPERIENCE_MAX - 1`` years (the
+    stationary distribution of experience under the exits' hazard by experience,
+    ``sim.accountability.sensemaking.experience_profile``); ``novice_capacity``: a
+    novice's mean capacity (paces)."""
+
+    profile: np.ndarray
+    novice_capacity: float
 
 
 class TeacherState:
@@ -27,8 +41,14 @@ class TeacherState:
         ability: the person's stable effectiveness (student SD of annual growth), drawn once.
         effect: this year's true effectiveness (student SD of annual growth; mean about 0):
             ability plus the returns to experience (``effect_now``).
-        capacity: distinct paces (content units) run well at once.
-        capacity_eff: this year's effective capacity (paces), after structures (PD is in capacity).
+        capacity: distinct paces (content units) a teacher runs well once experienced, PD
+            gains included; this year's is ``capacity_now`` (lower in the first years).
+        capacity_eff: this year's effective capacity (paces), after experience and structures.
+        workforce_return: the starting workforce's mean return to experience (student SD),
+            taken off every effect so that the workforce's effects have mean about 0.
+        workforce_share: the starting workforce's mean share of the full return
+            (``experience_share``), the centre of the capacity's experience term.
+        capacity_gap: paces the capacity grows from a novice's to the full return.
         experience: years of teaching (0 for a novice in their first year).
         program_years: years taught in the arm's program (0 until the first has ended).
         room: personalized room the teacher is a team member of (-1 none).
@@ -64,25 +84,40 @@ class TeacherState:
         self.novice = np.zeros(self.n, bool)
         self.person = np.arange(self.n)
         self.next_person = self.n
+        # set by draw_teachers from the workforce's profile; these leave effect and capacity
+        # as given (a hand-built staff)
+        self.workforce_return, self.workforce_share, self.capacity_gap = 0.0, 0.0, 0.0
 
 
 def draw_teachers(rng: np.random.Generator, trust_rng: np.random.Generator, params,
-                  schools: int, grades: list[int], lines: int, trust: float) -> TeacherState:
-    """One teacher per (school, grade, line), in that order.
+                  shape: tuple[int, list[int], int], trust: float,
+                  workforce: Workforce) -> TeacherState:
+    """One teacher per (school, grade, line) of ``shape`` (schools, grades, lines), in
+    that order.
 
-    Abilities, capacities and experience come from ``rng`` (drawn per teacher in
-    that order); trust from ``trust_rng`` around the arm's mean ``trust``. The effect
-    is the ability plus the returns to the drawn experience (``effect_now``).
+    Abilities, capacities and experience come from ``rng`` (drawn per teacher in that
+    order; experience from ``workforce.profile``, the exits' steady state, so the
+    workforce does not age or grow younger in the first years); trust from
+    ``trust_rng`` around the arm's mean ``trust``. The effect is the ability plus the
+    returns to the drawn experience (``effect_now``); the capacity grows with it
+    (``capacity_now``).
     """
+    schools, grades, lines = shape
     rows = [(s, g, line) for s in range(schools) for g in grades for line in range(lines)]
+    years = np.arange(EXPERIENCE_MAX)
     ability, capacity, experience = [], [], []
     for _ in rows:
         ability.append(rng.normal(0.0, params.effect_sd))
         capacity.append(max(1.0, rng.normal(params.capacity_mean, params.capacity_sd)))
-        experience.append(int(rng.integers(0, EXPERIENCE_DRAWN)))
+        experience.append(int(rng.choice(years, p=workforce.profile)))
     school, grade, line = (np.array(c) for c in zip(*rows, strict=True))
     trust_of = np.clip(trust + TRUST_SD * trust_rng.standard_normal(len(rows)), 0, 1)
     staff = TeacherState(school, grade, line, ability, capacity, experience, trust_of)
+    staff.workforce_return = float(workforce.profile @ experience_return(years, params))
+    staff.workforce_share = float(workforce.profile @ experience_share(years, params))
+    # a novice (share 0) has novice_capacity on average, the workforce capacity_mean
+    staff.capacity_gap = max(0.0, params.capacity_mean - workforce.novice_capacity) \
+        / max(staff.workforce_share, 1e-9)
     staff.effect = effect_now(staff, np.zeros(staff.n, bool), params)
     return staff
 
@@ -100,11 +135,22 @@ def experience_return(years: np.ndarray, params) -> np.ndarray:
         / p.experience_late_years
 
 
-def workforce_return(params) -> float:
-    """Mean ``experience_return`` over the first holders' experience (0..29 years, uniform):
-    subtracted from every effect, so the drawn workforce's effects have mean about 0 (the
-    unit ``effect_sd`` and the learning rate's calibration assume)."""
-    return float(experience_return(np.arange(EXPERIENCE_DRAWN), params).mean())
+def experience_share(years: np.ndarray, params) -> np.ndarray:
+    """Share of a career's full return to experience reached after ``years`` (0 at 0
+    years, 1 at ``EXPERIENCE_MAX``): the shape capacity grows along."""
+    return experience_return(years, params) / experience_return(EXPERIENCE_MAX, params)
+
+
+def capacity_now(staff: TeacherState, params) -> np.ndarray:
+    """This year's capacity (paces, at least 1): the experienced capacity (PD in) less what
+    experience has not yet brought, ``capacity + capacity_gap x (share(experience) -
+    workforce_share)``. The literature measures the returns to experience in student
+    achievement, not in paces; capacity is assumed to grow along the same curve (a
+    novice's lower capacity, ``sensemaking.novice_capacity``, closes as the novice's
+    effect does), so the workforce's capacity does not erode with each year's novices."""
+    share = experience_share(staff.experience, params)
+    return np.maximum(1.0, staff.capacity + staff.capacity_gap
+                      * (share - staff.workforce_share))
 
 
 def effect_now(staff: TeacherState, practising: np.ndarray, params) -> np.ndarray:
@@ -119,7 +165,7 @@ def effect_now(staff: TeacherState, practising: np.ndarray, params) -> np.ndarra
     s = params.specific_experience_share
     in_practice = np.where(practising, staff.program_years, staff.experience)
     return (staff.ability + (1.0 - s) * experience_return(staff.experience, params)
-            + s * experience_return(in_practice, params) - workforce_return(params))
+            + s * experience_return(in_practice, params) - staff.workforce_return)
 
 
 def grow_trust(trust: np.ndarray, together: np.ndarray, growth: float) -> np.ndarray:
