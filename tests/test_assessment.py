@@ -289,6 +289,51 @@ def test_readiness_raises_learning():
     assert (st.familiarity[slots, skills] == 1).all()  # exposure counts, mastered or not
 
 
+def _grade_year(cur, st, grade, known=()):
+    """A traditional year's block on ``grade``: every skill of the grade in pacing order,
+    nine days each, for every student, at a high rate (0.5 a day) and backfill 0.5;
+    ``known``: the grade's skills every student already masters."""
+    n = st.mastery.shape[0]
+    st.mastery[:, list(known)] = 1
+    rules = learning.LearningRules(np.float32(0.15), np.float32(0.85), np.float32(0.5), 2, 255)
+    rng = np.random.default_rng(4)
+    first = cur.first_skill(grade)
+    for skill in range(first, first + cur.skills_per_grade):
+        for _ in range(9):
+            u = rng.random((2, n))
+            learning.learn(st, np.arange(n), np.full(n, skill), np.full(n, 0.5, np.float32),
+                           (u[0], u[1]), cur.prereqs, rules)
+
+
+def test_backfill_repairs_only_gaps_the_days_skill_needs():
+    """A grade-7 year of grade-level work repairs a grade-5 gap that a grade-7 skill needs
+    (a direct prerequisite) and the student has yet to learn; a grade-5 gap no grade-7
+    skill needs, or needed only by a grade-7 skill the student already knows, stays open."""
+    cur = generate_curriculum(np.random.default_rng(0))
+    g7 = np.arange(cur.first_skill(7), cur.first_skill(8))
+    g5 = set(range(cur.first_skill(5), cur.first_skill(6)))
+    needed = {int(p) for s in g7 for p in cur.prereqs[s] if p in g5}
+    unneeded = sorted(g5 - set(needed))
+    assert needed and unneeded
+    gap_needed = next(iter(needed))
+    gap_unneeded = unneeded[0]
+    n = 400
+    st = StudentState(n, cur.n_skills)
+    st.mastery[:, : cur.first_skill(7)] = 1  # everything below grade 7 mastered ...
+    st.mastery[:, [gap_needed, gap_unneeded]] = 0  # ... but two grade-5 skills
+    _grade_year(cur, st, 7)
+    # repaired in context while the skill is being learned: a race of backfill (hazard
+    # 0.25 a day) against learning the skill (about 0.31 a day at readiness 2/3)
+    assert 0.35 < (st.mastery[:, gap_needed] > 0).mean() < 0.75
+    assert (st.mastery[:, gap_unneeded] == 0).all()      # nothing calls for it
+    # the same gap when the grade-7 skill that needs it is already known: nothing calls for it
+    st = StudentState(n, cur.n_skills)
+    st.mastery[:, : cur.first_skill(7)] = 1
+    st.mastery[:, gap_needed] = 0
+    _grade_year(cur, st, 7, known=[s for s in g7 if gap_needed in cur.prereqs[s]])
+    assert (st.mastery[:, gap_needed] == 0).all()
+
+
 def test_exit_slips_pass_at_one_minus_slip_or_guess():
     u = np.random.default_rng(2).random(100000)
     mastered = np.arange(100000) % 2 == 0

@@ -211,7 +211,7 @@ def learn_reference(state, slots, skills, rate, u, floor, backfill_rate, prereqs
     mastery, fam = state.mastery.reshape(-1), state.familiarity.reshape(-1)
     already = mastery[flat] > 0
     gained = ~already & (u[0] < p_master(rate, readiness))
-    has = np.flatnonzero(missing >= 0)
+    has = np.flatnonzero((missing >= 0) & ~already)  # only a skill not yet known needs it
     if has.size:
         pre = missing[has]
         pre_ready, _ = prerequisite_status_reference(state.mastery, slots[has], pre, prereqs)
