@@ -538,8 +538,10 @@ def test_answer_loglik_matches_numpy():
         want = ll.copy()
         assessment._add_block_loglik(want, right, start, blocks, bank)
         got = scoring.add_answer_loglik(ll, right, blocks[start], bank.log_odds, bank.log_q)
-        # sums of 15-30 float32 terms of size up to ~100: a few ulp of the result
-        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-5)
+        # sums of 15-30 float32 terms of size up to ~100: a few ulp of the largest term
+        # (7.6e-6 at 100), which cancellation can leave on a much smaller result (the bank
+        # of familiarity_weight 0: 4 values in 48,762 differ by 3.1e-5 on results of 8)
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=6e-5)
         assert (np.bincount(start) == 1).any()  # some blocks hold a single row
 
 
