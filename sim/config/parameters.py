@@ -302,8 +302,9 @@ class AssessmentParams(Strict):
         0.5, gt=0, le=1, description="weight of a prerequisite per grade below the item's "
                                      "skill (relative to same-grade prerequisites)")
     familiarity_weight: float = Field(
-        0.15, ge=0, le=1, description="knowledge credit of full familiarity with an "
-                                      "unmastered skill")
+        0.0, ge=0, le=1, description="knowledge credit of full familiarity with an "
+                                     "unmastered skill, beyond what exposure teaches (its "
+                                     "prerequisites): an assumption the fit searches, 0 none")
     unseen_anxiety_penalty: float = Field(
         0.6, ge=0, le=1, description="relative loss of the guessing asymptote on never-seen "
                                      "skills, times anxiety ('I've never seen this')")

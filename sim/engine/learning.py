@@ -6,10 +6,12 @@ where ``r`` is the share of the skill's prerequisites they truly master and
 ``rate`` (per day) combines the base rate, the skill's ease (later grades are
 harder), the student's learning rate and engagement, the teacher's effect,
 the modality and the teacher's capacity against the paces they run. Working
-on a skill with a missing prerequisite also gives a chance of learning the
-first missing prerequisite in context:
-the same formula with ``backfill_rate x rate`` and that prerequisite's own
-readiness (a chain of missing foundations is not bridged in one step).
+on a skill not yet mastered with a missing prerequisite also gives a chance of
+learning the first missing prerequisite in context (the skill needs it): the
+same formula with ``backfill_rate x rate`` and that prerequisite's own readiness
+(a chain of missing foundations is not bridged in one step). A day on a skill
+already mastered repairs nothing beneath it: nothing in it calls for the
+missing foundation, so a gap no current skill needs stays open.
 Every day on a skill adds a day of familiarity, mastered or not.
 
 The rules are compiled per-student functions (``readiness``, ``p_master``,
@@ -108,7 +110,8 @@ def learn_skill(mastery, familiarity, row, skill, rate, ready, u_learn, u_backfi
     share, first, pre_ready = ready
     already = mastery[row, skill] > 0
     gained = (not already) and (u_learn < p_master(rate, share, rules))
-    if first >= 0 and u_backfill < p_master(rate * rules.backfill_rate, pre_ready, rules):
+    if ((not already) and first >= 0
+            and u_backfill < p_master(rate * rules.backfill_rate, pre_ready, rules)):
         mastery[row, first] = rules.mastered_code
     if gained:
         mastery[row, skill] = rules.mastered_code

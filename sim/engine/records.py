@@ -42,6 +42,9 @@ COMPILED_SOURCE = "d9bef96573878454"
 MAX_STEP_SCAN = 6  # forward steps tried before a full frontier search
 DIAGNOSE_ROWS = 1024  # rows read at a time by a diagnostic (bounds its working arrays)
 MOVE_ON_NEVER = np.iinfo(np.int16).max  # a move-on limit of int16's maximum: none
+# how far below its band (grade-years) the diagnostic follows a failed item down to the
+# prerequisites beneath it (an assumption, docs/model.md §7.5 and §8)
+DRILL_DOWN_YEARS = 1.0
 
 
 class DiagnosticTables(NamedTuple):
@@ -49,11 +52,13 @@ class DiagnosticTables(NamedTuple):
 
     position: np.ndarray   # each skill's position (grade-years, float32)
     ancestors: np.ndarray  # Curriculum.ancestors (int16, padded with NO_SKILL at the end)
+    prereqs: np.ndarray    # Curriculum.prereqs (int16, padded with NO_SKILL at the end)
     lowest: np.float32     # the lowest grade
     spg: np.float32        # skills per grade
     error_years: np.float32
     band: np.float32
     misread: np.float32
+    drill: np.float32      # DRILL_DOWN_YEARS
 
 
 class Diagnostic:
@@ -64,22 +69,26 @@ class Diagnostic:
     error of ``error_years`` per student and test. Skills within
     ``band_years`` of the estimate are tested directly (each misread with
     probability ``misread``); a skill read as mastered is evidence that its
-    prerequisites are mastered too. Skills further below the estimate are
-    inferred mastered, skills further above inferred not mastered.
+    prerequisites are mastered too. A skill further below the estimate that no
+    skill read as mastered vouches for is inferred mastered with the odds the
+    test found just below the estimate (the share of the band's lower half read
+    as mastered), as adaptive diagnostics infer from the pattern they tested;
+    skills further above are inferred not mastered.
     """
 
     def __init__(self, curriculum, error_years: float, band_years: float, misread: float):
         self.position = curriculum.position_years().astype(np.float32)
         self.lowest, self.spg = curriculum.lowest_grade, curriculum.skills_per_grade
         self.error_years, self.band_years, self.misread = error_years, band_years, misread
-        self.ancestors = curriculum.ancestors
+        self.ancestors, self.prereqs = curriculum.ancestors, curriculum.prereqs
 
     @property
     def tables(self) -> DiagnosticTables:
         """The compiled reading's inputs, as one bundle."""
         f32 = np.float32
-        return DiagnosticTables(self.position, self.ancestors, f32(self.lowest), f32(self.spg),
-                                f32(self.error_years), f32(self.band_years), f32(self.misread))
+        return DiagnosticTables(self.position, self.ancestors, self.prereqs, f32(self.lowest),
+                                f32(self.spg), f32(self.error_years), f32(self.band_years),
+                                f32(self.misread), f32(DRILL_DOWN_YEARS))
 
     def read(self, truth: np.ndarray, level_error: np.ndarray, misread_u: np.ndarray):
         """(believed, tested): the test's reading of each (student, skill), and which
@@ -471,7 +480,12 @@ def read_row(truth, i, draws, tables, scratch):
     read, implied; per skill): each skill's position's gap from the estimate, whether
     tested, read as mastered, implied by a skill read as mastered. ``draws``: (level
     errors per row, misread uniforms rows x skills). Float32 throughout, as numpy
-    computes it; ancestor lists are transitive, ascending and padded at the end."""
+    computes it; ancestor lists are transitive, ascending and padded at the end.
+    Beneath a band skill read as not mastered the test drills down (``tested``, ``read``)
+    to prerequisites below the band, at most ``tables.drill`` years below it. Returns the
+    share of the band's skills below the estimate read as mastered (float32; 1 if none):
+    ``believed_of``'s odds for an untested skill below the band that nothing read vouches
+    for."""
     level_error, misread_u = draws
     gap, tested, read, implied = scratch
     ancestors, position = tables.ancestors, tables.position
@@ -484,6 +498,7 @@ def read_row(truth, i, draws, tables, scratch):
             count += 1
     level = tables.lowest + np.float32(count) / tables.spg
     estimate = level + tables.error_years * level_error[i]
+    lower, hits = 0, 0
     for s in range(n):
         g = position[s] - estimate
         gap[s] = g
@@ -491,6 +506,24 @@ def read_row(truth, i, draws, tables, scratch):
         tested[s] = t
         read[s] = t and (truth[i, s] != (misread_u[i, s] < misread))
         implied[s] = False
+        if t and g < 0:
+            lower += 1
+            if read[s]:
+                hits += 1
+    # beneath a tested skill read as not mastered the test drills down to its direct
+    # prerequisites below the band (and theirs, from the top down), no further than
+    # ``drill`` years below the band
+    prereqs = tables.prereqs
+    deepest = -band - tables.drill
+    for s in range(n - 1, -1, -1):
+        if tested[s] and not read[s]:
+            for j in range(prereqs.shape[1]):
+                p = prereqs[s, j]
+                if p == NO_SKILL:
+                    break
+                if (not tested[p]) and gap[p] < -band and gap[p] >= deepest:
+                    tested[p] = True
+                    read[p] = truth[i, p] != (misread_u[i, p] < misread)
     # from the top: a skill already implied has its ancestors marked too (they are
     # ancestors of the skill that implied it), so only the others are walked
     for s in range(n - 1, -1, -1):
@@ -500,14 +533,20 @@ def read_row(truth, i, draws, tables, scratch):
                 if a == NO_SKILL:
                     break
                 implied[a] = True
+    return np.float32(hits) / np.float32(lower) if lower > 0 else np.float32(1.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def believed_of(gap, tested, read, implied, neg_band):
+def believed_of(gap, tested, read, implied, neg_band, u, odds):
     """Whether a reading of one skill (``read_row``'s: its gap from the estimate, tested,
-    read as mastered, implied) believes it mastered: far below the estimate, read as
-    mastered, or implied and not tested as unmastered."""
-    return (gap < neg_band) or read or (implied and not (tested and not read))
+    read as mastered, implied) believes it mastered: as read if tested; else if implied;
+    else, below the band, with probability ``odds`` (the share of the band below the
+    estimate read as mastered; ``u`` the skill's uniform, unused by the test there): what
+    the test saw just below the student's level is what it infers further down, where
+    it tested nothing and no skill read as mastered vouches for the skill."""
+    if tested:
+        return read
+    return implied or (gap < neg_band and u < odds)
 
 
 @njit(cache=True, nogil=True)
@@ -521,9 +560,10 @@ def diagnostic_read(truth, level_error, misread_u, tables):
     gap, tested, read, implied = scratch
     neg_band = -tables.band
     for i in range(rows):
-        read_row(truth, i, (level_error, misread_u), tables, scratch)
+        odds = read_row(truth, i, (level_error, misread_u), tables, scratch)
         for s in range(n):
-            believed[i, s] = believed_of(gap[s], tested[s], read[s], implied[s], neg_band)
+            believed[i, s] = believed_of(gap[s], tested[s], read[s], implied[s], neg_band,
+                                         misread_u[i, s], odds)
             tested_out[i, s] = tested[s] or implied[s]
     return believed, tested_out
 
@@ -548,15 +588,17 @@ def diagnose_loop(bits, rows, replace, truth, draws, tables, scratch):
     reading = (gap, tested, read, implied)
     neg_band = -tables.band
     n_bytes = bits.shape[1]
+    misread_u = draws[1]
     for i in range(rows.size):
-        read_row(truth, i, draws, tables, reading)
+        odds = read_row(truth, i, draws, tables, reading)
         r = rows[i]
         rep = replace[i]
         packed[:] = 0
         for s in range(n):
             byte, bit = s >> 3, s & 7
             if rep or tested[s] or implied[s]:
-                b = believed_of(gap[s], tested[s], read[s], implied[s], neg_band)
+                b = believed_of(gap[s], tested[s], read[s], implied[s], neg_band,
+                                misread_u[i, s], odds)
             else:
                 b = (bits[r, byte] >> bit) & 1
             if b:

@@ -9,7 +9,7 @@ districts (``sim.validation.studies``) on the same seeds and replicates —
 common random numbers, so trials differ by their parameters, not by luck.
 The default sampler is Optuna's CMA-ES, started at the starting parameter set
 with a step of ``SIGMA0`` of each parameter's range: a local search, which in
-18 dimensions and a few dozen trials does far better than a global one from
+19 dimensions and a few dozen trials does far better than a global one from
 a good start; ``sampler="tpe"`` (Optuna's TPE, a global search) is the other
 choice. Both are seeded and run one trial at a time (``n_jobs=1``: the same
 seed gives the same study); the replicates of a trial run in worker
@@ -59,6 +59,7 @@ FIT_SPACE: dict[str, tuple[float, float]] = {
     "district.mean_offset_sd": (-1.6, -0.3),
     "evaluation.observation_mean": (2.5, 3.8),
     "sensemaking.exit_base": (0.04, 0.2),
+    "assessment.familiarity_weight": (0.0, 0.3),
 }
 SAMPLERS = ("cmaes", "tpe")
 SIGMA0 = 0.1  # CMA-ES initial step, as a share of each parameter's search range
