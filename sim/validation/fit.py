@@ -57,6 +57,8 @@ FIT_SPACE: dict[str, tuple[float, float]] = {
     "population.learning_rate_achievement_corr": (0.0, 0.8),
     "teachers.typical_growth_sd": (0.2, 1.0),
     "district.mean_offset_sd": (-1.6, -0.3),
+    "leadership.responsiveness": (0.5, 8.0),
+    "leadership.anticipation": (0.0, 2.0),
 }
 SAMPLERS = ("cmaes", "tpe")
 SIGMA0 = 0.1  # CMA-ES initial step, as a share of each parameter's search range
