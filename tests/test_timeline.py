@@ -81,6 +81,21 @@ def test_pilots_are_offered_from_their_year_and_spread_across_schools_in_turn():
     assert leaders.alternative("test_prep", 4) == "test_prep"
 
 
+def test_offered_pilots_replace_the_window_with_or_without_the_leaders_decision():
+    lead, entries = Leaders(pilots_from_year=3), ["test_prep", PILOT, "raise_floor"]
+    # a school with a window moves to the pilot once offered, whatever its leader decides
+    assert leaders.next_step(entries, 1, 3, lead, has_window=True, acts=False) == 1
+    assert leaders.next_step(entries, 1, 2, lead, has_window=True, acts=True) is None  # waits
+    # a leader who would ask for a window takes the offered pilot instead
+    assert leaders.next_step(entries, 0, 3, lead, has_window=False, acts=True) == 1
+    assert leaders.next_step(entries, 0, 2, lead, has_window=False, acts=True) == 0
+    assert leaders.next_step(entries, 0, 3, lead, has_window=False, acts=False) is None
+    # past the pilots, the list goes on as before
+    assert leaders.next_step(entries, 2, 4, lead, has_window=False, acts=True) == 2
+    assert leaders.next_step(entries, 3, 4, lead, has_window=False, acts=True) is None
+    assert leaders.pilot_step(entries, 2, 4, lead) is None
+
+
 def test_a_list_of_alternatives_is_checked_as_responses():
     with pytest.raises(ValueError):
         Leaders(responses=["test_prep", ["gradual_floor", "pray"]])
@@ -112,6 +127,19 @@ def test_pilots_wait_for_their_year_then_replace_the_window(timeline_run):
     assert y3.grade_level_first.tolist() == [False, True, False]
     assert (y3.test_prep_weeks == 0.0).all() and (y3.tutoring == 2.0).all()
     assert (sy.loc[3].response == "").all() and (sy.loc[4].gradual_floor.sum() == 2)
+
+
+def test_a_leader_without_a_window_takes_the_offered_pilot_instead():
+    sc = scenario(years=2, anticipation=0.0)
+    sc.arms[0].leaders.pilots_from_year = 2
+    sy = run(sc).school_years.set_index(["year", "school"]).sort_index()
+    assert (sy.loc[1].test_prep_weeks == 0).all()  # no decision before year 1
+    assert sy.loc[1].response.tolist() == ["gradual_floor+tutoring",
+                                           "grade_level_first+tutoring",
+                                           "gradual_floor+tutoring"]
+    y2 = sy.loc[2]
+    assert (y2.test_prep_weeks == 0).all() and y2.gradual_floor.tolist() == [True, False, True]
+    assert y2.grade_level_first.tolist() == [False, True, False] and (y2.tutoring == 2).all()
 
 
 def test_without_anticipation_or_shortfall_no_leader_acts_before_year_one():

@@ -12,7 +12,13 @@ burn-in year's shortfall times ``anticipation``): principals "worried that
 on the assessments" (seed 000). A leader who acts takes the next entry of the
 list, once it is offered (``offered``); an entry that is a list of
 alternatives is spread by the program across its schools in turn
-(``alternative``). The responses:
+(``alternative``). The program's pilots (``gradual_floor``,
+``grade_level_first``) replace the window once offered ("TEPP responded to
+these concerns by providing more structure ... creating a set of strategies
+to pilot across their portfolio of schools"): a school with a test-prep
+window moves to the next pilot entry that year without a decision of its
+leader, and a leader who would ask for a window takes that pilot instead
+(``pilot_step``). The responses:
 
 * ``test_prep`` — a grade-level-only window of ``test_prep_weeks`` before the test;
 * ``tutoring`` — ``tutoring_hours`` a week of grade-level tutoring for a target group;
@@ -53,6 +59,33 @@ def offered(entry, program_year: int, leaders) -> bool:
     ``grade_level_first``) from ``leaders.pilots_from_year``, the rest always."""
     names = entry if isinstance(entry, list) else [entry]
     return all(n not in PILOTS or program_year >= leaders.pilots_from_year for n in names)
+
+
+def pilot_step(entries, step: int, program_year: int, leaders) -> int | None:
+    """Index of the first pilot entry at or after ``step`` that the program offers in
+    ``program_year`` (None if there is none)."""
+    for j in range(step, len(entries)):
+        names = entries[j] if isinstance(entries[j], list) else [entries[j]]
+        if any(n in PILOTS for n in names) and offered(entries[j], program_year, leaders):
+            return j
+    return None
+
+
+def next_step(entries, step: int, program_year: int, leaders, has_window: bool,
+              acts: bool) -> int | None:
+    """Index of the entry a school takes this year on one list, or None.
+
+    ``has_window``: a test-prep window is in force at the school; ``acts``: its leader
+    decided to respond (``responds``). A school with a window moves to an offered pilot
+    whatever its leader decides (the program's restructuring); otherwise a leader who acts
+    takes the next entry if it is offered, or the offered pilot instead of a window.
+    """
+    pilot = pilot_step(entries, step, program_year, leaders)
+    if pilot is not None and has_window:
+        return pilot
+    if not acts or step >= len(entries) or not offered(entries[step], program_year, leaders):
+        return None
+    return pilot if pilot is not None and entries[step] == "test_prep" else step
 
 
 def alternative(entry, turn: int) -> str:

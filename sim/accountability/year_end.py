@@ -279,18 +279,20 @@ class Accountability:
         for track, (entries, u_i) in enumerate(((lead.responses, u[0]),
                                                 (lead.supplements, u[1]))):
             step = s.next_response if track == 0 else s.next_supplement
-            if (step >= len(entries) or not leaders.offered(entries[step], program_year, lead)
-                    or not leaders.responds(pressure, u_i, r)):
+            take = leaders.next_step(entries, step, program_year, lead,
+                                     s.regime.window_days() > 0,
+                                     leaders.responds(pressure, u_i, r))
+            if take is None:
                 continue
-            key = step if track == 0 else -1 - step
+            key = take if track == 0 else -1 - take
             turn = self.turns.get(key, 0)
             self.turns[key] = turn + 1
-            action = leaders.alternative(entries[step], turn)
+            action = leaders.alternative(entries[take], turn)
             s.regime = leaders.apply_response(s.regime, action, lead, self.params.calendar)
             if track == 0:
-                s.next_response += 1
+                s.next_response = take + 1
             else:
-                s.next_supplement += 1
+                s.next_supplement = take + 1
             done.append(action)
         return done
 
