@@ -198,3 +198,17 @@ def test_timeline_facts_quote_the_seed_and_name_the_window():
     # the band holds k exactly when k is the binomial mode of 5 schools at mean k (5/6 rule)
     p = tl[0]
     assert p.low == pytest.approx(2 - 0.83) and p.high == pytest.approx(2 + 0.83)
+
+
+def test_the_timeline_study_keeps_five_schools_and_the_years_it_needs_even_when_quick():
+    from sim.validation.studies import TIMELINE, ParameterSet, Settings, shipped, timeline
+
+    params = ParameterSet.load(overrides=["leadership.anticipation=0.25"])
+    for quick in (True, False):
+        sc = timeline(params, Settings.make(quick), shipped(TIMELINE))
+        assert sc.district.schools == 5 and sc.years == 4, quick
+        assert [a.label for a in sc.arms] == ["tepp"] and sc.arms[0].leaders is not None
+        assert sc.district.grades == [5, 6, 7, 8] and sc.district.program_grades == [6, 7, 8]
+        assert sc.arms[0].review.after_years == 3 and sc.arms[0].review.timing_spread == 0
+        assert sc.leadership.anticipation == 0.25  # the common parameter set applies
+        assert sc.district.classes_per_grade == (2 if quick else 4)
