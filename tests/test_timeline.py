@@ -97,8 +97,9 @@ def test_offered_pilots_replace_the_window_with_or_without_the_leaders_decision(
 
 
 def test_a_list_of_alternatives_is_checked_as_responses():
-    with pytest.raises(ValueError):
-        Leaders(responses=["test_prep", ["gradual_floor", "pray"]])
+    for bad in (["gradual_floor", "pray"], []):
+        with pytest.raises(ValueError):
+            Leaders(responses=["test_prep", bad])
     assert Leaders(responses=["test_prep", PILOT]).responses[1] == PILOT
 
 

@@ -8,7 +8,7 @@ out-of-range values are rejected.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -371,13 +371,14 @@ Target = Literal["near_cut", "furthest_behind", "all"]
 Response = Literal["test_prep", "tutoring", "raise_floor", "test_prep_days", "gradual_floor",
                    "grade_level_first"]
 PILOTS = ("gradual_floor", "grade_level_first")  # the program's later strategies (seed 000)
+Alternatives = Annotated[list[Response], Field(min_length=1, max_length=len(Response.__args__))]
 
 
 class Leaders(Strict):
     """School leaders' rule-based responses to the school's results (which compromises an arm's
     leaders may make; how readily they make them is ``[leadership]``, ``LeadershipParams``)."""
 
-    responses: list[Response | list[Response]] = Field(
+    responses: list[Response | Alternatives] = Field(
         default_factory=lambda: ["test_prep", "tutoring", "raise_floor", "test_prep_days"],
         min_length=1, description="changes to the program's content, in the order a leader "
                                   "escalates through them; an entry that is a list holds "
