@@ -646,7 +646,8 @@ def leader_run():
             "leaders": {"responses": ["tutoring", "test_prep", "raise_floor"],
                         "responsiveness": 100}}]
     return run(scenario(arm, years=4, district={"schools": 3},
-                        sensemaking={"target_proficiency": 0.95}))
+                        sensemaking={"target_proficiency": 0.95},
+                        leadership={"anticipation": 0.0}))  # no decision before year 1
 
 
 def test_leaders_escalate_through_their_responses_in_order(leader_run):

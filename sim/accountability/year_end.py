@@ -9,6 +9,7 @@ and, once a year after the state test, in this order:
 3. records the school-year: proficiency, growth and the policies in force;
 4. lets the district review the program school by school (``sim.accountability.review``)
    and each school's leader respond to a shortfall (``sim.accountability.leaders``);
+   after the burn-in's last year, leaders weigh the results before the program;
 5. adds a year of PD, a year of experience, of the program's practice and of trust
    (``Accountability._mature``), and replaces teachers who leave with novices.
 
@@ -75,6 +76,7 @@ class Accountability:
         self.before = np.full(n_s, np.nan)         # share proficient the year before, as seen
         self.before_growth = np.full(n_s, np.nan)  # mean growth the year before, as seen (SD)
         self.years_active = np.zeros(n_s, int)
+        self.turns: dict[int, int] = {}  # escalation step -> schools that took it (pilots)
         self.review = review.review_draws(streams.at("review", 0), n_s, arm.review)
         # the arm's program is a new practice for its teachers unless it is the pacing
         # guide they have always taught (their experience in it is all their experience)
@@ -126,6 +128,8 @@ class Accountability:
         if y.burning_in:
             self.before, self.before_growth = seen_prof, seen_growth
             teachers = schools = pd.DataFrame()
+            if y.reported_year == 0:  # the last year before the program
+                self._anticipate(y, prof_program)
         else:
             teachers = self._teacher_rows(y, ev, drift_now, novice_now, exits)
             schools = self._school_rows(y, growth, prof_program)
@@ -228,6 +232,8 @@ class Accountability:
                 "test_prep_weeks": regime.window_days() / dpw,
                 "floor": np.nan if np.isinf(floor) else floor,
                 "tutoring": regime.tutoring_hours(),
+                "gradual_floor": regime.gradual_floor(),
+                "grade_level_first": regime.grade_level_first,
                 "program_active": s.program_active, "response": "", "dropped": False,
                 "first_review_year": (review.first_review(rv, self.review.offset[s.index])
                                       if rv is not None else -1),
@@ -237,10 +243,8 @@ class Accountability:
     # --- leaders, review, turnover, development ------------------------------------
     def _leaders_and_review(self, y: YearEnd, prof_program: np.ndarray, seen_prof: np.ndarray,
                             seen_growth: np.ndarray, rows: pd.DataFrame) -> None:
-        arm, cal = self.arm, self.params.calendar
-        target = self.params.sensemaking.target_proficiency
-        u = self.streams.at("leaders", y.year).random(len(self.schools))
-        rv, draws = arm.review, self.review
+        u = self._draws(y.year)
+        rv, draws = self.arm.review, self.review
         for s in self.schools:
             if not s.program_active:
                 continue
@@ -259,13 +263,61 @@ class Accountability:
                     s.program_active = False
                     rows.loc[i, "dropped"] = True
                     continue
-            short = max(0.0, target - np.nan_to_num(prof_program[i], nan=target)) / target
-            if (arm.leaders is not None and s.next_response < len(arm.leaders.responses)
-                    and leaders.responds(short, u[i], arm.leaders.responsiveness)):
-                action = arm.leaders.responses[s.next_response]
-                s.regime = leaders.apply_response(s.regime, action, arm.leaders, cal)
-                s.next_response += 1
-                rows.loc[i, "response"] = action
+            done = self._lead(s, self._shortfall(prof_program[i]), u[:, i],
+                              self.years_active[i] + 1)
+            rows.loc[i, "response"] = "+".join(done)
+
+    def _shortfall(self, prof: float) -> float:
+        """The program grades' shortfall below the target, as a share of the target (0-1;
+        0 when the share is missing)."""
+        target = self.params.sensemaking.target_proficiency
+        return max(0.0, target - float(np.nan_to_num(prof, nan=target))) / target
+
+    def _draws(self, year: int) -> np.ndarray:
+        """The leaders' uniform draws of ``year``: row 0 for ``responses`` (key year, as
+        before the second list existed), row 1 for ``supplements`` (key year, 1)."""
+        n = len(self.schools)
+        return np.stack([self.streams.at("leaders", year).random(n),
+                         self.streams.at("leaders", year, 1).random(n)])
+
+    def _anticipate(self, y: YearEnd, prof_program: np.ndarray) -> None:
+        """Before program year 1: leaders weigh the shortfall of the year before the program
+        (times ``leadership.anticipation``)."""
+        weight = self.params.leadership.anticipation
+        if self.arm.leaders is None or weight <= 0:
+            return
+        u = self._draws(y.year)
+        for s in self.schools:
+            self._lead(s, weight * self._shortfall(prof_program[s.index]), u[:, s.index], 1)
+
+    def _lead(self, s, pressure: float, u: np.ndarray, program_year: int) -> list[str]:
+        """The leader of school ``s`` decides on each escalation list for ``program_year``
+        (the program year the response will be in force); returns the responses taken."""
+        lead = self.arm.leaders
+        if lead is None:
+            return []
+        r = (lead.responsiveness if lead.responsiveness is not None
+             else self.params.leadership.responsiveness)
+        done = []
+        for track, (entries, u_i) in enumerate(((lead.responses, u[0]),
+                                                (lead.supplements, u[1]))):
+            step = s.next_response if track == 0 else s.next_supplement
+            take = leaders.next_step(entries, step, program_year, lead,
+                                     s.regime.window_days() > 0,
+                                     leaders.responds(pressure, u_i, r))
+            if take is None:
+                continue
+            key = take if track == 0 else -1 - take
+            turn = self.turns.get(key, 0)
+            self.turns[key] = turn + 1
+            action = leaders.alternative(entries[take], turn)
+            s.regime = leaders.apply_response(s.regime, action, lead, self.params.calendar)
+            if track == 0:
+                s.next_response = take + 1
+            else:
+                s.next_supplement = take + 1
+            done.append(action)
+        return done
 
     def _develop(self, y: YearEnd) -> None:
         """A year of the arm's PD for program teachers."""

@@ -8,7 +8,7 @@ out-of-range values are rejected.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -413,24 +413,51 @@ class SensemakingParams(Strict):
 
 
 Target = Literal["near_cut", "furthest_behind", "all"]
-Response = Literal["test_prep", "tutoring", "raise_floor", "test_prep_days"]
+Response = Literal["test_prep", "tutoring", "raise_floor", "test_prep_days", "gradual_floor",
+                   "grade_level_first"]
+PILOTS = ("gradual_floor", "grade_level_first")  # the program's later strategies (seed 000)
+Alternatives = Annotated[list[Response], Field(min_length=1, max_length=len(Response.__args__))]
 
 
 class Leaders(Strict):
-    """School leaders' rule-based responses to last year's proficiency."""
+    """School leaders' rule-based responses to the school's results (which compromises an arm's
+    leaders may make; how readily they make them is ``[leadership]``, ``LeadershipParams``)."""
 
-    responses: list[Response] = Field(
+    responses: list[Response | Alternatives] = Field(
         default_factory=lambda: ["test_prep", "tutoring", "raise_floor", "test_prep_days"],
-        min_length=1, description="responses in the order a leader escalates through them")
-    responsiveness: float = Field(
-        3.0, ge=0, le=100, description="P(respond) = 1 - exp(-responsiveness x shortfall / "
-                                       "target)")
+        min_length=1, description="changes to the program's content, in the order a leader "
+                                  "escalates through them; an entry that is a list holds "
+                                  "alternatives the program spreads across its schools in "
+                                  "turn")
+    supplements: list[Response] = Field(
+        default_factory=list, description="a second escalation list, decided separately each "
+                                          "year: structures outside the program (tutoring)")
+    responsiveness: float | None = Field(
+        None, ge=0, le=100, description="P(respond) = 1 - exp(-responsiveness x shortfall / "
+                                        "target); None = leadership.responsiveness")
+    pilots_from_year: int = Field(
+        1, ge=1, le=30, description="program year from which the program offers gradual_floor "
+                                    "and grade_level_first (a leader whose next response is "
+                                    "not yet offered waits)")
     test_prep_weeks: float = Field(6, gt=0, le=30, description="window a leader asks for (weeks)")
     tutoring_hours: float = Field(2, gt=0, le=20, description="tutoring a leader adds (h/week)")
     tutoring_target: Target = Field("near_cut", description="who the added tutoring targets")
     floor_step: float = Field(1, gt=0, le=12, description="years a raised floor moves up")
     test_prep_days: int = Field(5, ge=1, le=60,
                                 description="grade-level-only days a leader adds before the test")
+
+
+class LeadershipParams(Strict):
+    """How readily school leaders respond to a shortfall (behaviour, calibrated to the case's
+    timeline of compromises; which responses an arm allows is ``[arms.leaders]``)."""
+
+    responsiveness: float = Field(
+        3.0, ge=0, le=100, description="P(respond) = 1 - exp(-responsiveness x shortfall / "
+                                       "target), each year and each escalation list")
+    anticipation: float = Field(
+        0.6, ge=0, le=5, description="weight of the shortfall before the program (the last "
+                                     "burn-in year) in leaders' decision before program year 1 "
+                                     "(0 = no response before a year under the program)")
 
 
 class TeamParams(Strict):

@@ -26,6 +26,7 @@ from sim.config.parameters import (
     CurriculumParams,
     DistrictParams,
     EvaluationParams,
+    LeadershipParams,
     LearningParams,
     PopulationParams,
     SensemakingParams,
@@ -67,6 +68,7 @@ class Scenario(Strict):
     traditional: TraditionalParams = Field(default_factory=TraditionalParams)
     evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
     sensemaking: SensemakingParams = Field(default_factory=SensemakingParams)
+    leadership: LeadershipParams = Field(default_factory=LeadershipParams)
     arms: list[ArmSettings] = Field(min_length=1, max_length=MAX_ARMS)
 
     @model_validator(mode="after")

@@ -34,6 +34,7 @@ class School(Agent):
         self.regime = regime
         self.program_active = True  # False once the district drops the program here
         self.next_response = 0      # the leader's place in their escalation list
+        self.next_supplement = 0    # ... and in their list of supplements
 
     def students(self) -> np.ndarray:
         """Slots of the students enrolled in this school."""

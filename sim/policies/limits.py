@@ -5,7 +5,8 @@ grade for a day: ``FloorCeiling`` (fixed), ``GradualFloor`` (rising to grade
 level by the test), ``TestPrepWindow`` (grade level only in the last weeks
 before the test). In a regime the tightest limit wins (``tightest``);
 ``skill_bounds`` turns the years into a skill-id range. The leaders'
-responses that change limits (``raise_floor``, ``with_window``) live here too.
+responses that change limits (``raise_floor``, ``with_window``, ``with_gradual_floor``)
+live here too.
 """
 
 from __future__ import annotations
@@ -124,3 +125,23 @@ def with_window(limits, days: int, state_test_day: int) -> list:
     """``limits`` with the test-prep window set to ``days`` before the test."""
     kept = [x for x in limits if not isinstance(x, TestPrepWindow)]
     return [*kept, TestPrepWindow(days, state_test_day)]
+
+
+def with_gradual_floor(limits, grade_level_day: int, state_test_day: int) -> list:
+    """``limits`` with a gradual floor instead of a test-prep window: the floor rises from
+    the fixed floor in force (``DEFAULT_FLOOR`` years without one) at the start of the year
+    to grade level on ``grade_level_day`` (days), avoiding the window's abrupt switch; any
+    earlier gradual floor is replaced."""
+    floor = current_floor(limits)
+    start = DEFAULT_FLOOR if math.isinf(floor) else floor
+    kept = [x for x in limits if not isinstance(x, TestPrepWindow | GradualFloor)]
+    return [*kept, GradualFloor(start, 0, grade_level_day, state_test_day)]
+
+
+def without_window(limits) -> list:
+    """``limits`` without their test-prep window."""
+    return [x for x in limits if not isinstance(x, TestPrepWindow)]
+
+
+def has_gradual_floor(limits) -> bool:
+    return any(isinstance(x, GradualFloor) for x in limits)

@@ -27,6 +27,7 @@ from sim.policies.limits import (
     GradualFloor,
     TestPrepWindow,
     current_floor,
+    has_gradual_floor,
     skill_bounds,
     tightest,
     window_days,
@@ -73,6 +74,15 @@ class Regime:
     def window_days(self) -> int:
         """Days of the test-prep window in force (0 if none)."""
         return window_days(self.limits)
+
+    def gradual_floor(self) -> bool:
+        """Whether a gradual floor is in force."""
+        return has_gradual_floor(self.limits)
+
+    @property
+    def grade_level_first(self) -> bool:
+        """Whether units start with grade-level skills (``GradeLevelFirst`` pacing)."""
+        return isinstance(self.pacing, GradeLevelFirst)
 
     def tutoring_hours(self) -> float:
         """Hours a week of grade-level tutoring in force."""

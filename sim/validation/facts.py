@@ -13,7 +13,10 @@ state. Three districts are used (``sim.validation.studies``):
 * the **variance** district — the same, grades 4-5 only, in many schools:
   the variance split of grade-5 fall scores;
 * the **case** district — ``scenarios/tepp_case_study.toml`` under traditional
-  pacing, its first year: baseline proficiency.
+  pacing, its first year: baseline proficiency;
+* the **timeline** — ``scenarios/logics_collide.toml``, the program as
+  implemented, arm ``tepp``, four years: the leaders' observed timeline of
+  compromises and the program's end (read from ``school_years``).
 """
 
 from __future__ import annotations
@@ -57,15 +60,17 @@ class Fact:
 
     Args:
         pattern: the pattern (kind ``calibration``).
-        study: the run it is measured on: ``statewide``, ``variance`` or ``case``.
-        compute: one replicate's table and the statewide reference -> value.
-        table: the run table it reads: ``student_years`` or ``teacher_years``.
+        study: the run it is measured on: ``statewide``, ``variance``, ``case`` or
+            ``timeline``.
+        compute: one replicate's ``table`` and the statewide reference -> value.
+        table: the run table it reads: ``student_years`` (default), ``teacher_years`` or
+            ``school_years``.
     """
 
     pattern: Pattern
     study: str
     compute: Callable[[pd.DataFrame, object], float]
-    table: str = "student_years"
+    table: str = "student_years"  # the run table ``compute`` reads
 
     def values(self, rows: pd.DataFrame, reference) -> list[float]:
         """One value per replicate."""
@@ -157,8 +162,81 @@ def facts() -> list[Fact]:
         "sampling variance",
         "the studies Hanushek & Rivkin review range over roughly 0.1-0.2 (design §2)"),
         "statewide", lambda r, _ref: teacher_effect_sd(r)))
-    out += teacher_facts()
-    return out
+    return out + teacher_facts() + timeline_facts()
+
+
+# --- the case's timeline of compromises (leaders' observed behaviour, design §9) ---------------
+SEED = "the main seed (000)"
+CASE_SCHOOLS = 5
+# A count of 5 schools is one integer draw: the observed count k is the most likely count
+# (the binomial mode) of a model whose mean count lies within 5/6 of k (mode = k for
+# 5k/6 <= mean < 5(k+1)/6), so the band is k ± 5/6 of a school.
+COUNT_TOLERANCE = round(CASE_SCHOOLS / (CASE_SCHOOLS + 1), 2)
+_COUNT_WHY = ("the source reports one district of five schools, so each count is one integer "
+              "draw: the band holds every mean count whose most likely count (binomial mode) "
+              "is the observed one, k ± 5/6 of a school")
+TIMELINE_FACTS = (
+    # (name, target count of 5, the seed's sentence, measure on school_years, column, year)
+    ("schools with a test-prep window, year 1 (of 5)", 2,
+     "'during the 1st year of implementation, two out of the five participating schools "
+     "requested a test-prep period of 5 to 6 weeks'", "window", 1),
+    ("schools with a test-prep window, year 2 (of 5)", 4,
+     "'In the 2nd year, four of the five schools opted for this test-prep period'",
+     "window", 2),
+    ("schools with a gradual floor instead of a test-prep window, year 3 (of 5)", 3,
+     "'grade-level floors were gradually introduced over the school year ... Three district "
+     "schools employed this model during the third year'", "gradual_floor", 3),
+    ("schools with grade-level-first units instead of a test-prep window, year 3 (of 5)", 2,
+     "'students began each unit with grade-level skills ... Two district schools employed "
+     "this model'", "grade_level_first", 3),
+    ("schools with supplemental grade-level tutoring, year 3 (of 5)", 5,
+     "'by the 3rd year of our study ... All schools offered some form of supplemental "
+     "grade-level math instruction'", "tutored", 3),
+    ("schools running the program through the study, year 3 (of 5)", 5,
+     "five schools 'implementing TEPP ... over 3 academic years'", "program_active", 3),
+    ("schools still running the program after the year after the study (of 5)", 0,
+     "'in the year following our study, two of the five participating schools had "
+     "discontinued the program and all schools had dropped TEPP by the end of the 2018-2019 "
+     "school year'", "kept", 4),
+)
+_TIMELINE_MEASURE = {
+    "window": "a test-prep window in force (test_prep_weeks > 0)",
+    "gradual_floor": "a gradual floor in force",
+    "grade_level_first": "grade-level-first units in force",
+    "tutored": "tutoring in force (tutoring > 0)",
+    "program_active": "the program running",
+    "kept": "the program running and not dropped at the year's review",
+}
+
+
+def timeline_facts() -> list[Fact]:
+    """The case's timeline of compromises and the program's end, as counts of 5 schools."""
+    return [Fact(Pattern.around(
+        name, CALIBRATION, f"{SEED}: {sentence}", float(k), COUNT_TOLERANCE, "schools of 5",
+        f"timeline (logics_collide, arm tepp): schools with {_TIMELINE_MEASURE[column]} in "
+        f"program year {year}, as a count of {CASE_SCHOOLS} (5 x the share of the district's "
+        "schools)", _COUNT_WHY), "timeline",
+        lambda r, _ref, c=column, y=year: schools_with(r, c, y), "school_years")
+        for name, k, sentence, column, year in TIMELINE_FACTS]
+
+
+def schools_with(school_years: pd.DataFrame, column: str, year: int) -> float:
+    """Schools (as a count of ``CASE_SCHOOLS``) of one replicate's ``school_years`` with
+    ``column`` in ``year``: ``window`` (a test-prep window), ``tutored`` (tutoring), ``kept``
+    (running and not dropped at the year's end) or a boolean column (``gradual_floor``,
+    ``grade_level_first``, ``program_active``). NaN without rows for the year."""
+    y = school_years[school_years.year == year]
+    if y.empty:
+        return float("nan")
+    if column == "window":
+        flag = y.test_prep_weeks > 0
+    elif column == "tutored":
+        flag = y.tutoring > 0
+    elif column == "kept":
+        flag = y.program_active.astype(bool) & ~y.dropped.astype(bool)
+    else:
+        flag = y[column].astype(bool)
+    return float(CASE_SCHOOLS * flag.mean())
 
 
 def teacher_facts() -> list[Fact]:

@@ -60,6 +60,8 @@ FIT_SPACE: dict[str, tuple[float, float]] = {
     "evaluation.observation_mean": (2.5, 3.8),
     "sensemaking.exit_base": (0.04, 0.2),
     "assessment.familiarity_weight": (0.0, 0.3),
+    "leadership.responsiveness": (0.5, 8.0),
+    "leadership.anticipation": (0.0, 2.0),
 }
 SAMPLERS = ("cmaes", "tpe")
 SIGMA0 = 0.1  # CMA-ES initial step, as a share of each parameter's search range

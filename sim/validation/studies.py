@@ -34,6 +34,10 @@ from sim.config.scenario import (
 from sim.experiments.runner import Results, run
 
 CASE = "tepp_case_study.toml"
+TIMELINE = "logics_collide.toml"
+TIMELINE_ARM = "tepp"
+TIMELINE_YEARS = 4  # the study's three program years and the year after
+TIMELINE_GRADES = [5, 6, 7, 8]  # the program's grades 6-8 and the tested grade below them
 TRADITIONAL = [{"label": "traditional", "pacing": "traditional"}]
 MECHANISMS = tuple(s for s in PARAMETER_SECTIONS if s != "district")
 FITTED_DISTRICT_KEYS = ("mean_offset_sd",)  # district keys --set may change in validation
@@ -173,6 +177,15 @@ def variance_district(params: ParameterSet, settings: Settings, case: Path):
 def case_district(params: ParameterSet, settings: Settings, case: Path):
     """The case district under traditional pacing, its first year."""
     return study(case, params, settings, None, {"years": 1, "arms": TRADITIONAL})
+
+
+def timeline(params: ParameterSet, settings: Settings, path: Path):
+    """The program as implemented (``logics_collide``, arm ``tepp``) over the study's three
+    years and the year after, in its five schools (kept in a quick run: the facts count
+    schools of five); for time, the schools serve grades 5-8 only (the program runs in
+    6-8; leaders and the review read the program grades)."""
+    return study(path, params, settings, (TIMELINE_ARM,), {"years": TIMELINE_YEARS},
+                 {"schools": 5, "grades": TIMELINE_GRADES})
 
 
 def run_study(scenario, settings: Settings) -> Results:

@@ -31,6 +31,7 @@ from sim.validation.patterns import (
 )
 from sim.validation.studies import (
     CASE,
+    TIMELINE,
     ParameterSet,
     Settings,
     case_district,
@@ -39,6 +40,7 @@ from sim.validation.studies import (
     statewide,
     study,
     tables,
+    timeline,
     variance_district,
 )
 
@@ -47,14 +49,17 @@ DOC_END = "<!-- plsim validate: end -->"
 
 
 def fact_runs(params: ParameterSet, settings: Settings, case: Path | None = None,
-              progress: bool = False) -> dict:
-    """The three fact districts' results: statewide, variance, case."""
+              progress: bool = False, timeline_path: Path | None = None) -> dict:
+    """The fact districts' results: statewide, variance, case, and the timeline of the
+    program as implemented (``logics_collide``)."""
     case = case or shipped(CASE)
+    builds = (("statewide", statewide, case), ("variance", variance_district, case),
+              ("case", case_district, case),
+              ("timeline", timeline, timeline_path or shipped(TIMELINE)))
     out = {}
-    for name, build in (("statewide", statewide), ("variance", variance_district),
-                        ("case", case_district)):
+    for name, build, path in builds:
         t = time.time()
-        out[name] = run_study(build(params, settings, case), settings)
+        out[name] = run_study(build(params, settings, path), settings)
         _say(progress, f"{name} district: {time.time() - t:.0f} s")
     return out
 
@@ -64,8 +69,7 @@ def fact_outcomes(runs: dict, quick: bool) -> list[Outcome]:
     out = []
     for f in facts():
         res = runs[f.study]
-        out.append(outcome(f.pattern, f.values(getattr(res, f.table), res.reference),
-                           quick))
+        out.append(outcome(f.pattern, f.values(getattr(res, f.table), res.reference), quick))
     return out
 
 
