@@ -145,7 +145,7 @@ class CalendarParams(Strict):
         45, ge=0, description="days between benchmark tests feeding the playlist (0 = none)")
     days_per_week: int = Field(5, ge=1, le=7, description="instructional days per week")
     burn_in_years: int = Field(
-        1, ge=0, le=5, description="years of traditional pacing for everyone before year 1 "
+        1, ge=0, le=30, description="years of traditional pacing for everyone before year 1 "
                                    "(not reported; the same in every arm)")
 
     @model_validator(mode="after")

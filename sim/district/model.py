@@ -68,6 +68,7 @@ from sim.policies.regimes import assign_day, build_regime, traditional_regime
 from sim.policies.supplements import Tutoring
 
 DIFFICULTY_PIVOT_GRADE = 4  # skills of this grade have ease 1
+START_PARTS = ("students", "staff", "record")  # what a spun-up start holds (``start_state``)
 BASELINE, FALL, SPRING = 0, 1, 2  # growth-test occasions (random-stream keys)
 
 
@@ -80,9 +81,12 @@ class District(Model):
         replicate: replicate number; with the scenario seed it fixes every stream.
         reference: the statewide reference (cut and fall SDs), from
             ``sim.district.reference.state_reference`` (``district_for`` builds both).
+        start: the replicate's spun-up state (``start_state`` of a district that ran the
+            spin-up, ``sim.district.spinup.spun_up``): the district starts from it and runs
+            no spin-up of its own. None: ``run`` runs the spin-up here.
     """
 
-    def __init__(self, scenario, arm, replicate: int = 0, *, reference):
+    def __init__(self, scenario, arm, replicate: int = 0, *, reference, start=None):
         root = replicate_seed(scenario.seed, replicate)
         super().__init__(rng=np.random.default_rng(root))
         self.params, self.arm, self.replicate = scenario, arm, replicate
@@ -90,6 +94,8 @@ class District(Model):
         self.year, self.day = 0, 0
         self._build()
         self.reference = reference
+        if start is not None:
+            self.resume(start)
 
     # --- construction -------------------------------------------------------------
     def _build(self) -> None:
@@ -178,6 +184,42 @@ class District(Model):
             self._end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
                                                 ref.fall_sd_by_grade))
             self.summer()
+
+    def start_state(self) -> dict[str, np.ndarray]:
+        """What the spin-up leaves, as named arrays (``resume`` takes them): the students,
+        teachers and record (each array of ``START_PARTS``), the year and next student id,
+        and the last spin-up year's program-grade proficiency and growth by school (the
+        program review's "before", as measured). Nothing in it depends on the arm: the
+        spin-up has no program, no rooms and no shared evaluation, so trust (read only in
+        rooms and under shared evaluation) is reset to the arm's own by ``resume``."""
+        out = {"district.year": np.asarray(self.year), "district.next_id": np.asarray(self.next_id)}
+        for part in START_PARTS:
+            for name, value in vars(getattr(self, part)).items():
+                if not isinstance(value, np.ndarray | int | float | bool | np.generic):
+                    raise TypeError(f"{part}.{name} is not an array or a number: the spun-up "
+                                    f"start cannot hold it")
+                out[f"{part}.{name}"] = np.array(value, copy=True)
+        prof, growth = self.accountability.before_true
+        out["before.proficiency"], out["before.growth"] = np.asarray(prof), np.asarray(growth)
+        return out
+
+    def resume(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a spun-up ``state`` (``start_state``), copied, never shared.
+
+        Each teacher still in their first post takes the trust this arm drew for them
+        (the arm's setting: prior working relationships); a novice keeps the novice trust
+        the spin-up gave them. The review's "before" gets this arm's noise on the same
+        stream as a spin-up run here."""
+        arm_trust = self.staff.trust.copy()
+        for key, value in state.items():
+            part, name = key.split(".", 1)
+            if part in START_PARTS:
+                _put(getattr(self, part), name, value)
+        self.year, self.next_id = int(state["district.year"]), int(state["district.next_id"])
+        staff = self.staff
+        staff.trust = np.where(staff.person < staff.n, arm_trust, staff.trust)
+        self.accountability.resume_before(np.array(state["before.proficiency"]),
+                                          np.array(state["before.growth"]), self.year - 1)
 
     @property
     def burning_in(self) -> bool:
@@ -549,3 +591,16 @@ class District(Model):
             if y < self.params.years - 1:  # no summer after the last reported year
                 self.summer()
         return {k: pd.concat([y[k] for y in years], ignore_index=True) for k in years[0]}
+
+
+def _put(owner, name: str, value: np.ndarray) -> None:
+    """Set ``owner.name`` to a copy of ``value``: in place where an array of that shape and
+    type is there (anything holding it sees the new values), a number as a number."""
+    current = getattr(owner, name, None)
+    if isinstance(current, np.ndarray) and current.shape == value.shape \
+            and current.dtype == value.dtype:
+        np.copyto(current, value)
+    elif value.ndim == 0 and not isinstance(current, np.ndarray):
+        setattr(owner, name, value.item())
+    else:
+        setattr(owner, name, np.array(value, copy=True))
