@@ -160,15 +160,17 @@ class District(Model):
 
     # --- the school year --------------------------------------------------------------
     def run_days(self) -> None:
-        """Start a school year and run all its instructional days (each counted into the
-        active run monitor, if any: the page's progress within runs and its Cancel)."""
+        """Start a school year and run all its instructional days (each reported year's
+        day counted into the active run monitor, if any: the page's progress within runs;
+        every day obeys its Cancel). Spin-up days are not counted: a replicate's spin-up
+        runs once for all its arms, or not at all when it comes from the cache."""
         monitor = run_monitor.active()
         self.start_year()
         for day in range(self.params.calendar.days):
             self.day = day
             self.step()
             if monitor is not None:
-                monitor.day_done()
+                monitor.check() if self.burning_in else monitor.day_done()
 
     def burn_in(self) -> None:
         """Years of traditional pacing for everyone before the first reported year.
