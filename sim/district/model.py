@@ -129,6 +129,7 @@ class District(Model):
         self.diagnostic = Diagnostic(self.curriculum, a.diagnostic_error_years,
                                      a.diagnostic_band_years, a.benchmark_error)
         self.in_program = np.zeros(self.students.n, bool)
+        self.personal = np.zeros(self.students.n, bool)  # set each year by _group_by_regime
         # How easy each skill is to learn (a multiplier of the daily rate).
         self._ease = portable_math.exp(-p.learning.grade_difficulty
                                        * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
@@ -242,14 +243,16 @@ class District(Model):
         staff = self.staff
         staff.sections[:] = sections_taught(staff.line, self._sections(staff.grade), lines)
         active = np.array([s.program_active for s in self.schools])
-        was_in_program = self.in_program
+        was_personal = self.personal
         self.in_program = (np.isin(st.grade, d.program_grades) & (not self.burning_in)
                            & active[st.school])
         self._group_by_regime()
         self._build_rooms(self.personal)
         self._measure_newcomers()
-        # students who stay in the program keep their record; everyone else is placed
-        stays = was_in_program & self.in_program & (st.entry_year < self.year)
+        # students who stay on a personalized regime keep the program's record; everyone
+        # else is placed, as every student is in the spin-up (a class's record does not
+        # follow it to next year's teacher, so business as usual stays as in the spin-up)
+        stays = was_personal & self.personal & (st.entry_year < self.year)
         self.record.place(self.streams.at("placement", self.year), np.arange(st.n), self._truth,
                           self.diagnostic, keep=stays)
         self.log = YearLog(st.n)
