@@ -121,8 +121,9 @@ def test_page_run_equals_the_run_contract(tiny, page_run, watched):
     ref = summarise(run(tiny, workers=2).student_years)  # the page used all cores (0)
     assert page_run.summary.equals(ref)  # watched (counted days) and unwatched: the same
     size = comparison.run_size(tiny)
-    assert (size.tasks, size.years, size.year_days) == (6, 2, 180)  # burn-in + 1 year
-    assert watched.days == size.tasks * size.days == 6 * 360  # every simulated day counted
+    assert (size.tasks, size.years, size.year_days) == (6, 1, 180)  # reported years
+    assert size.spin_up_years == 2 * tiny.calendar.burn_in_years  # once per replicate
+    assert watched.days == size.tasks * size.days == 6 * 180  # every reported day counted
     table = comparison.band_table(page_run, "traditional")
     last = ref[ref.year == ref.year.max()]
     assert len(table) == len(last) == 3 * 5  # all students and four starting bands
@@ -269,10 +270,12 @@ def test_strategies_have_human_names():
 def test_time_estimate_grows_with_the_scenario(tiny):
     size = comparison.run_size(tiny, workers=2)
     assert (size.students, size.tasks, size.workers, size.waves) == (720, 6, 2, 3)
-    assert size.student_days == 720 * 360 * 6
+    spin_up = 2 * tiny.calendar.burn_in_years  # district-years, once per replicate
+    assert size.student_days == 720 * 180 * (6 + spin_up)
     rate = comparison.STUDENT_DAYS_PER_WORKER_SECOND
     seconds = comparison.estimate_seconds(size)
-    assert seconds == pytest.approx(3 * 720 * 360 / rate + comparison.WRITE_SECONDS)
+    assert seconds == pytest.approx((3 * 720 * 180 + 720 * 180 * spin_up / 2) / rate
+                                    + comparison.WRITE_SECONDS)
     bigger = comparison.run_size(tiny.model_copy(update={"replicates": 20}), workers=2)
     assert comparison.estimate_seconds(bigger) > 5 * (seconds - comparison.WRITE_SECONDS)
     # the rate a run achieved predicts that run back

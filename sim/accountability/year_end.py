@@ -75,6 +75,7 @@ class Accountability:
         n_s = len(schools)
         self.before = np.full(n_s, np.nan)         # share proficient the year before, as seen
         self.before_growth = np.full(n_s, np.nan)  # mean growth the year before, as seen (SD)
+        self.before_true = self.before, self.before_growth  # the same before the review's noise
         self.years_active = np.zeros(n_s, int)
         self.turns: dict[int, int] = {}  # escalation step -> schools that took it (pilots)
         self.review = review.review_draws(streams.at("review", 0), n_s, arm.review)
@@ -124,8 +125,9 @@ class Accountability:
                  < sensemaking.exit_probability(staff.stress, ev.rating, staff.experience,
                                                 sp))
         growth = self._growth(students)
-        seen_prof, seen_growth = self._as_seen(y, prof_program, growth)
+        seen_prof, seen_growth = self._as_seen(y.year, prof_program, growth)
         if y.burning_in:
+            self.before_true = prof_program, growth  # as measured, before the review's noise
             self.before, self.before_growth = seen_prof, seen_growth
             teachers = schools = pd.DataFrame()
             if y.reported_year == 0:  # the last year before the program
@@ -158,11 +160,16 @@ class Accountability:
         prog = students[students.program_grade]
         return group_means(prog.growth_sd.to_numpy(float), prog.school.to_numpy(), n_s)[0]
 
-    def _as_seen(self, y: YearEnd, prof: np.ndarray,
+    def resume_before(self, prof: np.ndarray, growth: np.ndarray, year: int) -> None:
+        """The "before" values of a spin-up run elsewhere (``before_true`` of its last year,
+        ``year``), as this arm's review sees them: the same as running that year here."""
+        self.before, self.before_growth = self._as_seen(year, prof, growth)
+
+    def _as_seen(self, year: int, prof: np.ndarray,
                  growth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Program-grade share proficient and mean growth as the district's review sees them,
         with each school-year's noise (``review`` stream, drawn whatever the settings)."""
-        eps = self.streams.at("review", y.year, 1).standard_normal((2, len(self.schools)))
+        eps = self.streams.at("review", year, 1).standard_normal((2, len(self.schools)))
         r = self.arm.review
         if r is None:
             return prof, growth

@@ -165,8 +165,10 @@ class CalendarParams(Strict):
         45, ge=0, description="days between benchmark tests feeding the playlist (0 = none)")
     days_per_week: int = Field(5, ge=1, le=7, description="instructional days per week")
     burn_in_years: int = Field(
-        1, ge=0, le=5, description="years of traditional pacing for everyone before year 1 "
-                                   "(not reported; the same in every arm)")
+        8, ge=0, le=30, description="spin-up: years of traditional pacing for everyone before "
+                                    "year 1 (not reported; run once per replicate, shared by "
+                                    "every arm); as many as the grades above the lowest, so "
+                                    "year 1 starts in the model's own steady state")
 
     @model_validator(mode="after")
     def _days(self):

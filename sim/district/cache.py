@@ -1,4 +1,5 @@
-"""An on-disk cache of results that depend only on parameters and code (the statewide reference).
+"""An on-disk cache of results that depend only on parameters and code (the statewide
+reference, the item bank, each replicate's spun-up start).
 
 A value is stored under a key: the SHA-256 of a JSON text naming everything
 the value depends on -- its parameters, the plsim version, numpy's version
@@ -71,24 +72,47 @@ def cached_dataclass(kind: str, parameters: dict, cls, compute):
 
     ``cls`` is a dataclass whose fields are numpy arrays or numbers.
     """
+    def as_arrays():
+        value = compute()
+        return value, {f.name: np.asarray(getattr(value, f.name))
+                       for f in dataclasses.fields(value)}
+
+    def from_arrays(arrays):
+        return cls(**{f.name: _restore(arrays[f.name]) for f in dataclasses.fields(cls)})
+
+    return _cached(kind, parameters, as_arrays, from_arrays)
+
+
+def cached_arrays(kind: str, parameters: dict, compute) -> dict[str, np.ndarray]:
+    """A dict of named numpy arrays for ``parameters``: from the disk cache, else
+    ``compute()`` (returning such a dict) stored there."""
+    def as_arrays():
+        value = compute()
+        return value, value
+
+    return _cached(kind, parameters, as_arrays, dict)
+
+
+def _cached(kind: str, parameters: dict, compute, from_arrays):
+    """``compute()`` gives (value, its arrays); ``from_arrays(arrays)`` the value back."""
     folder = cache_dir()
     if folder is None:
-        return compute()
+        return compute()[0]
     key = cache_key(kind, parameters)
     path = folder / kind / f"{key}.npz"
-    found = _load(path, cls)
+    found = _load(path, from_arrays)
     if found is not None:
         return found
     with _lock(path):
-        found = _load(path, cls)  # another process may have written it while we waited
+        found = _load(path, from_arrays)  # another process may have written it while we waited
         if found is not None:
             return found
-        value = compute()
-        _store(path, value)
+        value, arrays = compute()
+        _store(path, arrays)
     return value
 
 
-def _load(path: Path, cls):
+def _load(path: Path, from_arrays):
     """The entry at ``path``, or None when there is none or it is damaged (then removed,
     so it is rebuilt: a truncated ``.npz`` raises ``BadZipFile``, a damaged member
     ``zlib.error`` or ``EOFError``, whatever numpy meets first)."""
@@ -96,7 +120,7 @@ def _load(path: Path, cls):
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{f.name: _restore(data[f.name]) for f in dataclasses.fields(cls)})
+            return from_arrays({name: data[name] for name in data.files})
     except Exception:  # noqa: BLE001 (any damage means: compute it again)
         with contextlib.suppress(OSError):
             path.unlink()
@@ -107,8 +131,7 @@ def _restore(a: np.ndarray):
     return a.item() if a.ndim == 0 else a
 
 
-def _store(path: Path, value) -> None:
-    arrays = {f.name: np.asarray(getattr(value, f.name)) for f in dataclasses.fields(value)}
+def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

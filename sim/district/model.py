@@ -70,6 +70,7 @@ from sim.policies.regimes import assign_day, build_regime, traditional_regime
 from sim.policies.supplements import Tutoring
 
 DIFFICULTY_PIVOT_GRADE = 4  # skills of this grade have ease 1
+START_PARTS = ("students", "staff", "record")  # what a spun-up start holds (``start_state``)
 BASELINE, FALL, SPRING = 0, 1, 2  # growth-test occasions (random-stream keys)
 
 
@@ -82,9 +83,12 @@ class District(Model):
         replicate: replicate number; with the scenario seed it fixes every stream.
         reference: the statewide reference (cut and fall SDs), from
             ``sim.district.reference.state_reference`` (``district_for`` builds both).
+        start: the replicate's spun-up state (``start_state`` of a district that ran the
+            spin-up, ``sim.district.spinup.spun_up``): the district starts from it and runs
+            no spin-up of its own. None: ``run`` runs the spin-up here.
     """
 
-    def __init__(self, scenario, arm, replicate: int = 0, *, reference):
+    def __init__(self, scenario, arm, replicate: int = 0, *, reference, start=None):
         root = replicate_seed(scenario.seed, replicate)
         super().__init__(rng=np.random.default_rng(root))
         self.params, self.arm, self.replicate = scenario, arm, replicate
@@ -92,6 +96,8 @@ class District(Model):
         self.year, self.day = 0, 0
         self._build()
         self.reference = reference
+        if start is not None:
+            self.resume(start)
 
     # --- construction -------------------------------------------------------------
     def _build(self) -> None:
@@ -127,6 +133,7 @@ class District(Model):
         self.diagnostic = Diagnostic(self.curriculum, a.diagnostic_error_years,
                                      a.diagnostic_band_years, a.benchmark_error)
         self.in_program = np.zeros(self.students.n, bool)
+        self.personal = np.zeros(self.students.n, bool)  # set each year by _group_by_regime
         # How easy each skill is to learn (a multiplier of the daily rate).
         self._ease = portable_math.exp(-p.learning.grade_difficulty
                                        * (self.curriculum.skill_grade - DIFFICULTY_PIVOT_GRADE))
@@ -158,15 +165,17 @@ class District(Model):
 
     # --- the school year --------------------------------------------------------------
     def run_days(self) -> None:
-        """Start a school year and run all its instructional days (each counted into the
-        active run monitor, if any: the page's progress within runs and its Cancel)."""
+        """Start a school year and run all its instructional days (each reported year's
+        day counted into the active run monitor, if any: the page's progress within runs;
+        every day obeys its Cancel). Spin-up days are not counted: a replicate's spin-up
+        runs once for all its arms, or not at all when it comes from the cache."""
         monitor = run_monitor.active()
         self.start_year()
         for day in range(self.params.calendar.days):
             self.day = day
             self.step()
             if monitor is not None:
-                monitor.day_done()
+                monitor.check() if self.burning_in else monitor.day_done()
 
     def burn_in(self) -> None:
         """Years of traditional pacing for everyone before the first reported year.
@@ -182,6 +191,42 @@ class District(Model):
             self._end_of_year(student_year_rows(self, self.log, ref.cut_by_grade,
                                                 ref.fall_sd_by_grade))
             self.summer()
+
+    def start_state(self) -> dict[str, np.ndarray]:
+        """What the spin-up leaves, as named arrays (``resume`` takes them): the students,
+        teachers and record (each array of ``START_PARTS``), the year and next student id,
+        and the last spin-up year's program-grade proficiency and growth by school (the
+        program review's "before", as measured). Nothing in it depends on the arm: the
+        spin-up has no program, no rooms and no shared evaluation, so trust (read only in
+        rooms and under shared evaluation) is reset to the arm's own by ``resume``."""
+        out = {"district.year": np.asarray(self.year), "district.next_id": np.asarray(self.next_id)}
+        for part in START_PARTS:
+            for name, value in vars(getattr(self, part)).items():
+                if not isinstance(value, np.ndarray | int | float | bool | np.generic):
+                    raise TypeError(f"{part}.{name} is not an array or a number: the spun-up "
+                                    f"start cannot hold it")
+                out[f"{part}.{name}"] = np.array(value, copy=True)
+        prof, growth = self.accountability.before_true
+        out["before.proficiency"], out["before.growth"] = np.asarray(prof), np.asarray(growth)
+        return out
+
+    def resume(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a spun-up ``state`` (``start_state``), copied, never shared.
+
+        Each teacher still in their first post takes the trust this arm drew for them
+        (the arm's setting: prior working relationships); a novice keeps the novice trust
+        the spin-up gave them. The review's "before" gets this arm's noise on the same
+        stream as a spin-up run here."""
+        arm_trust = self.staff.trust.copy()
+        for key, value in state.items():
+            part, name = key.split(".", 1)
+            if part in START_PARTS:
+                _put(getattr(self, part), name, value)
+        self.year, self.next_id = int(state["district.year"]), int(state["district.next_id"])
+        staff = self.staff
+        staff.trust = np.where(staff.person < staff.n, arm_trust, staff.trust)
+        self.accountability.resume_before(np.array(state["before.proficiency"]),
+                                          np.array(state["before.growth"]), self.year - 1)
 
     @property
     def burning_in(self) -> bool:
@@ -202,14 +247,16 @@ class District(Model):
         staff = self.staff
         staff.sections[:] = sections_taught(staff.line, self._sections(staff.grade), lines)
         active = np.array([s.program_active for s in self.schools])
-        was_in_program = self.in_program
+        was_personal = self.personal
         self.in_program = (np.isin(st.grade, d.program_grades) & (not self.burning_in)
                            & active[st.school])
         self._group_by_regime()
         self._build_rooms(self.personal)
         self._measure_newcomers()
-        # students who stay in the program keep their record; everyone else is placed
-        stays = was_in_program & self.in_program & (st.entry_year < self.year)
+        # students who stay on a personalized regime keep the program's record; everyone
+        # else is placed, as every student is in the spin-up (a class's record does not
+        # follow it to next year's teacher, so business as usual stays as in the spin-up)
+        stays = was_personal & self.personal & (st.entry_year < self.year)
         self.record.place(self.streams.at("placement", self.year), np.arange(st.n), self._truth,
                           self.diagnostic, keep=stays)
         self.log = YearLog(st.n)
@@ -569,3 +616,16 @@ class District(Model):
             if y < self.params.years - 1:  # no summer after the last reported year
                 self.summer()
         return {k: pd.concat([y[k] for y in years], ignore_index=True) for k in years[0]}
+
+
+def _put(owner, name: str, value: np.ndarray) -> None:
+    """Set ``owner.name`` to a copy of ``value``: in place where an array of that shape and
+    type is there (anything holding it sees the new values), a number as a number."""
+    current = getattr(owner, name, None)
+    if isinstance(current, np.ndarray) and current.shape == value.shape \
+            and current.dtype == value.dtype:
+        np.copyto(current, value)
+    elif value.ndim == 0 and not isinstance(current, np.ndarray):
+        setattr(owner, name, value.item())
+    else:
+        setattr(owner, name, np.array(value, copy=True))

@@ -43,6 +43,12 @@ class RunMonitor:
         if stop:
             raise RunStopped("the run was stopped before it finished")
 
+    def check(self) -> None:
+        """``RunStopped`` if a stop was asked for (a spin-up day: obeyed, not counted, as
+        a replicate's spin-up runs once or comes from the cache)."""
+        if self._cells[_STOP]:
+            raise RunStopped("the run was stopped before it finished")
+
     def stop(self) -> None:
         """Ask every district of the watched run to stop at its next day."""
         self._cells[_STOP] = 1

@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from sim.config.scenario import validate_scenario
+from sim.district import spinup
 from sim.district.cache import cached_dataclass
 from sim.district.model import District
 from sim.engine.assessment import reliability, scale_to_level
@@ -72,9 +73,14 @@ def state_reference(scenario) -> StateReference:
     return _reference_from_key(json.dumps(reference_parameters(scenario), sort_keys=True))
 
 
-def district_for(scenario, arm, replicate: int = 0) -> District:
-    """A district for one arm and replicate, with the scenario's statewide reference."""
-    return District(scenario, arm, replicate, reference=state_reference(scenario))
+def district_for(scenario, arm, replicate: int = 0, *, spun_up: bool = False) -> District:
+    """A district for one arm and replicate, with the scenario's statewide reference: as
+    generated, before any instruction (``run`` then runs the spin-up itself), or with
+    ``spun_up=True`` started from the replicate's shared, cached spin-up
+    (``sim.district.spinup``; the same tables, the spin-up computed once)."""
+    ref = state_reference(scenario)
+    start = spinup.spun_up(scenario, replicate, ref) if spun_up else None
+    return District(scenario, arm, replicate, reference=ref, start=start)
 
 
 @lru_cache(maxsize=32)

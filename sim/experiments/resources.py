@@ -94,8 +94,9 @@ def estimate(scenario, workers: int = 1, tasks: int | None = None) -> Estimate:
     else:
         per_worker = WORKER_BYTES + one_run
         in_all = BASE_BYTES + write + procs * per_worker
-    days = scenario.calendar.days * (scenario.years + scenario.calendar.burn_in_years)
-    student_days = float(students) * days * tasks
+    # the spin-up runs once per replicate (``district.spinup``), the reported years per task
+    spin_ups = -(-tasks // len(scenario.arms)) * scenario.calendar.burn_in_years
+    student_days = float(students) * scenario.calendar.days * (scenario.years * tasks + spin_ups)
     waves = -(-tasks // procs)  # tasks run in waves of ``procs``
     seconds = (START_SECONDS + waves * TASK_SECONDS
                + student_days / (STUDENT_DAYS_PER_S * procs))

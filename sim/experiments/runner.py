@@ -2,7 +2,9 @@
 ``run_to_directory``, used by ``plsim run``, streams the same tables to disk.
 
 Each (replicate, arm) is one task: a fresh ``District`` seeded from the
-scenario seed and the replicate number, so every arm of a replicate sees the
+scenario seed and the replicate number, started from the replicate's spun-up
+state (``district.spinup``: computed once per replicate, cached, the same for
+every arm), so every arm of a replicate sees the
 same students and the same random streams (common random numbers), and a
 task gives the same rows whichever process runs it: serially, in a local
 process pool, or on a Dask cluster (``map_unordered``, shared with sweeps).
@@ -21,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from sim.config.scenario import ScenarioError
 from sim.district.model import District
 from sim.district.reference import StateReference, state_reference
+from sim.district.spinup import spun_up
 from sim.engine.random_streams import replicate_seed
 from sim.experiments.executor import (  # noqa: F401 (map_unordered: shared with sweeps)
     Executor,
@@ -71,9 +74,10 @@ def run_arm(scenario, arm_index: int, replicate: int, reference=None) -> dict[st
     which also left a second worker no core to run on. The sums are exact in any order
     (docs/model.md §7.12), so the tables do not depend on it."""
     arm = scenario.arms[arm_index]
+    reference = reference or state_reference(scenario)
     with threadpool_limits(limits=1, user_api="blas"):
-        model = District(scenario, arm, replicate,
-                         reference=reference or state_reference(scenario))
+        start = spun_up(scenario, replicate, reference)  # once per replicate, shared by arms
+        model = District(scenario, arm, replicate, reference=reference, start=start)
         try:
             return model.run()
         finally:

@@ -201,8 +201,8 @@ def run_task(data: dict) -> comparison.PageResults | None:
 def _progress_words(done_days: int, size: comparison.RunSize) -> str:
     """Progress in simulated school-years (district-years summed over the runs)."""
     return (f"{done_days / size.year_days:.1f} of {size.tasks * size.years} simulated "
-            f"school-years ({size.tasks} runs of {size.years} years, the warm-up year "
-            "included)")
+            f"school-years ({size.tasks} runs of {size.years} years, after each replicate's "
+            "spin-up)")
 
 
 # --- small controls bound to a dotted path of the scenario data -------------------------

@@ -152,50 +152,59 @@ WRITE_SECONDS = 8.0
 @dataclass(frozen=True)
 class RunSize:
     """How much a scenario simulates: students (slots per district), school days a year,
-    school years per arm-replicate (the burn-in included), arm-replicates, and the workers
-    running them at a time."""
+    reported school years per arm-replicate, arm-replicates, the workers running them at a
+    time, and the spin-up years (``calendar.burn_in_years`` once per replicate, shared by
+    its arms; none when they come from the cache)."""
 
     students: int
     year_days: int
     years: int
     tasks: int
     workers: int
+    spin_up_years: int = 0
 
     @property
     def days(self) -> int:
-        """School days of one arm-replicate."""
+        """Reported school days of one arm-replicate (what the run monitor counts)."""
         return self.year_days * self.years
 
     @property
     def student_days(self) -> int:
-        return self.students * self.days * self.tasks
+        return self.students * (self.days * self.tasks + self.year_days * self.spin_up_years)
 
     @property
     def waves(self) -> int:
         """Rounds of arm-replicates, ``workers`` at a time."""
         return -(-self.tasks // self.workers)
 
+    @property
+    def worker_student_days(self) -> float:
+        """Student-days the busiest worker simulates: its waves of arm-replicates and its
+        share of the spin-ups."""
+        spin_up = self.students * self.year_days * self.spin_up_years / self.workers
+        return self.waves * self.students * self.days + spin_up
+
 
 def run_size(scenario, workers: int = 0) -> RunSize:
     """The size of ``scenario`` run on ``workers`` processes (0 = all cores)."""
     tasks = len(scenario.arms) * scenario.replicates
     cal = scenario.calendar
-    return RunSize(district_size(scenario.district), cal.days,
-                   cal.burn_in_years + scenario.years, tasks,
-                   max(1, min(resolve_workers(workers), tasks)))
+    return RunSize(district_size(scenario.district), cal.days, scenario.years, tasks,
+                   max(1, min(resolve_workers(workers), tasks)),
+                   cal.burn_in_years * scenario.replicates)
 
 
 def estimate_seconds(size: RunSize, rate: float = STUDENT_DAYS_PER_WORKER_SECOND) -> float:
     """Seconds from Run to results: the waves of arm-replicates at ``rate`` student-days per
     second per worker, then the files written."""
-    return size.waves * size.students * size.days / rate + WRITE_SECONDS
+    return size.worker_student_days / rate + WRITE_SECONDS
 
 
 def observed_rate(size: RunSize, seconds: float) -> float:
     """The rate per worker (student-days a second) a finished run of ``size`` achieved in
     ``seconds`` of simulation: what :func:`estimate_seconds` needs to predict the next run on
     the same machine under the same load."""
-    return size.waves * size.students * size.days / max(seconds, 1e-3)
+    return size.worker_student_days / max(seconds, 1e-3)
 
 
 # --- formatting -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def traditional_run(scenario, mean_offset_sd: float | None = None, years: int = 
     sc = scenario.model_copy(update={"district": district, "years": years,
                                      "arms": [ArmSettings(label="traditional",
                                                           pacing="traditional")]})
-    model = district_for(sc, sc.arms[0], replicate)
+    model = district_for(sc, sc.arms[0], replicate, spun_up=True)  # spin-up shared, cached
     return model, model.run()["student_years"]
 
 
