@@ -8,7 +8,7 @@ years depends on the arm (``District.start_state`` says why), so they are run on
 replicate, by a district with a plain traditional arm, and every arm starts from a copy
 of the state they leave (``District(..., start=...)``).
 
-The state is cached per process (the last few replicates) and on disk
+The state is cached per process (the last replicate's) and on disk
 (``sim.district.cache``), keyed by everything it depends on: the scenario without its
 name, arms, years and replicates (so sweep samples that change only arms share it), the
 replicate, the statewide reference's cut and fall SDs it measures the last year with,
@@ -29,7 +29,7 @@ from sim.district.model import District
 
 SPIN_UP_ARM = ArmSettings(label="spin-up", pacing="traditional")  # business as usual
 NOT_IN_KEY = ("name", "description", "arms", "years", "replicates")  # never read by it
-KEPT_IN_PROCESS = 2  # replicates' starts held in memory (tasks run replicate by replicate)
+KEPT_IN_PROCESS = 1  # starts held in memory (tasks run replicate by replicate; others: disk)
 
 _recent: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 

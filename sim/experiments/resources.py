@@ -52,6 +52,8 @@ WRITE_BYTES = 45 * MB
 ROW_BYTES = 960.0
 REPORT_ROW_BYTES = 32.0
 WORKER_BYTES = 60 * MB
+SPIN_UP_SKILL_BYTES = 2.125  # a held spun-up start: mastery, familiarity, record bits (1/8)
+SPIN_UP_STUDENT_BYTES = 100.0  # its per-student arrays (ids, grades, traits, record state)
 # engine speed, student-days per second on one core: the mix of docs/performance.md's
 # bench (2.0-4.8M on an idle core); a shared or loaded machine is slower
 STUDENT_DAYS_PER_S = 2.0e6
@@ -84,8 +86,13 @@ def estimate(scenario, workers: int = 1, tasks: int | None = None) -> Estimate:
     reference = scenario.assessment.reference_students_per_grade * len(d.grades)
     tasks = tasks or len(scenario.arms) * scenario.replicates
     procs = max(1, min(resolve_workers(workers, warn=False), tasks))  # as the executor
+    per_student = STUDENT_BYTES + STUDENT_SKILL_BYTES * skills
+    # the replicate's spun-up start held beside the district (district.spinup keeps one):
+    # mastery and familiarity (a byte a skill each), the record's bits, the 1-D arrays
+    held = SPIN_UP_SKILL_BYTES * skills + SPIN_UP_STUDENT_BYTES \
+        if scenario.calendar.burn_in_years else 0.0
     one_run = (FIXED_RUN_BYTES + SKILL_PAIR_BYTES * skills ** 2
-               + max(students, reference) * (STUDENT_BYTES + STUDENT_SKILL_BYTES * skills))
+               + max(students * (per_student + held), reference * per_student))
     part_rows = students * scenario.years
     write = WRITE_BYTES + ROW_BYTES * part_rows + REPORT_ROW_BYTES * part_rows * tasks
     if procs == 1:
