@@ -17,7 +17,7 @@ TABLES = ("student_years", "teacher_years", "school_years")
 # Two spin-up years; arms that differ in everything the spin-up could read: trust, the
 # review's noise (the "before" values), shared evaluation, sections, leaders.
 SETTINGS = ["assessment.reference_students_per_grade=100", "calendar.burn_in_years=2",
-            "district.mobility=0.1"]
+            "district.mobility=0.1", "leadership.anticipation=4"]
 ARMS = [
     {"label": "traditional", "pacing": "traditional"},
     {"label": "shared_team", "pacing": "personalized", "floor": 3, "trust": 0.9,
@@ -25,7 +25,7 @@ ARMS = [
      "review": {"after_years": 1, "proficiency_noise_sd": 0.05, "growth_noise_sd": 0.1}},
     {"label": "sections", "pacing": "personalized", "floor": 2, "trust": 0.1, "sections": 2,
      "review": {"after_years": 1, "proficiency_noise_sd": 0.2, "growth_noise_sd": 0.0},
-     "leaders": {"responsiveness": 1.0}},
+     "leaders": {"responsiveness": 8.0}},
 ]
 
 
@@ -77,6 +77,9 @@ def test_the_shared_start_gives_the_tables_of_each_arm_running_its_own(cache_at,
     assert_same(shared, own)
     s = shared.school_years
     assert s.reviewed.any()  # the review read the spin-up's "before" values
+    # the leaders weighed the year before the program (the spin-up's last) for year 1
+    first = s[(s.arm.astype(str) == "sections") & (s.year == 1)]
+    assert (first.test_prep_weeks > 0).any()
     assert shared.student_years.year.min() == 1 and len(shared.student_years) > 1000
 
 

@@ -131,7 +131,7 @@ class Accountability:
             self.before, self.before_growth = seen_prof, seen_growth
             teachers = schools = pd.DataFrame()
             if y.reported_year == 0:  # the last year before the program
-                self._anticipate(y, prof_program)
+                self._anticipate(y.year, prof_program)
         else:
             teachers = self._teacher_rows(y, ev, drift_now, novice_now, exits)
             schools = self._school_rows(y, growth, prof_program)
@@ -162,8 +162,11 @@ class Accountability:
 
     def resume_before(self, prof: np.ndarray, growth: np.ndarray, year: int) -> None:
         """The "before" values of a spin-up run elsewhere (``before_true`` of its last year,
-        ``year``), as this arm's review sees them: the same as running that year here."""
+        ``year``), as this arm's review sees them, and this arm's leaders' decision on them
+        before program year 1 (``_anticipate``): the same as running that year here (the
+        spin-up's own arm has no leaders)."""
         self.before, self.before_growth = self._as_seen(year, prof, growth)
+        self._anticipate(year, prof)
 
     def _as_seen(self, year: int, prof: np.ndarray,
                  growth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -287,13 +290,13 @@ class Accountability:
         return np.stack([self.streams.at("leaders", year).random(n),
                          self.streams.at("leaders", year, 1).random(n)])
 
-    def _anticipate(self, y: YearEnd, prof_program: np.ndarray) -> None:
-        """Before program year 1: leaders weigh the shortfall of the year before the program
-        (times ``leadership.anticipation``)."""
+    def _anticipate(self, year: int, prof_program: np.ndarray) -> None:
+        """Before program year 1: leaders weigh the shortfall of the year before the program,
+        the district's ``year`` (times ``leadership.anticipation``)."""
         weight = self.params.leadership.anticipation
         if self.arm.leaders is None or weight <= 0:
             return
-        u = self._draws(y.year)
+        u = self._draws(year)
         for s in self.schools:
             self._lead(s, weight * self._shortfall(prof_program[s.index]), u[:, s.index], 1)
 
