@@ -23,7 +23,9 @@ from typing import Any
 from sim.config.scenario import (
     PARAMETER_SECTIONS,
     Scenario,
+    MAX_SHOWN,
     ScenarioError,
+    printable,
     read_toml,
     shorten,
 )
@@ -63,6 +65,12 @@ class Ensemble:
         return tables
 
 
+def _name(name: str) -> str:
+    """A key of the file as it reads, one line, cut short (a key is data)."""
+    text = printable(name)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
+
+
 def parameter_type(name: str) -> type | None:
     """``int`` or ``float`` for a known ``section.key`` parameter, None for an unknown one."""
     parts = name.split(".")
@@ -92,8 +100,8 @@ def read_ensemble(path: str | Path) -> Ensemble:
     if len(sizes) > 1:
         first = next(iter(values))
         odd = next(n for n, v in values.items() if len(v) != len(values[first]))
-        raise ScenarioError(f"{source}: {shorten(odd)}: {len(values[odd])} values, but "
-                            f"{shorten(first)} has {len(values[first])}: every parameter "
+        raise ScenarioError(f"{source}: {_name(odd)}: {len(values[odd])} values, but "
+                            f"{_name(first)} has {len(values[first])}: every parameter "
                             "needs one value per member")
     return Ensemble(values, about, source)
 
@@ -101,21 +109,21 @@ def read_ensemble(path: str | Path) -> Ensemble:
 def _column(source: str, name: str, raw: Any) -> list[float]:
     kind = parameter_type(name)
     if kind is None:
-        raise ScenarioError(f"{source}: {shorten(name)}: not a numeric model parameter "
+        raise ScenarioError(f"{source}: {_name(name)}: not a numeric model parameter "
                             "(expected section.key, e.g. learning.base_rate, of a section "
                             f"{', '.join(PARAMETER_SECTIONS)})")
     if not isinstance(raw, list) or not raw:
-        raise ScenarioError(f"{source}: {shorten(name)}: expected a non-empty list of "
+        raise ScenarioError(f"{source}: {_name(name)}: expected a non-empty list of "
                             "numbers, one per member")
     if len(raw) > MAX_MEMBERS:
-        raise ScenarioError(f"{source}: {shorten(name)}: {len(raw)} members (at most "
+        raise ScenarioError(f"{source}: {_name(name)}: {len(raw)} members (at most "
                             f"{MAX_MEMBERS})")
     out = []
     for i, v in enumerate(raw):
         ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         if not ok or (kind is int and float(v) != int(v)):
             what = "a whole number" if kind is int else "a finite number"
-            raise ScenarioError(f"{source}: {shorten(name)}[{i}]: expected {what}, got "
+            raise ScenarioError(f"{source}: {_name(name)}[{i}]: expected {what}, got "
                                 f"{shorten(v)}")
         out.append(int(v) if kind is int else float(v))
     return out
