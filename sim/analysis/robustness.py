@@ -34,6 +34,7 @@ def member_replicates(rows: pd.DataFrame, member: int) -> pd.DataFrame:
     """One member's replicate means of one arm x replicate (``replicate_means``) of the
     paired metrics, tagged with the member."""
     reps = replicate_means(rows, PAIRED)
+    reps = reps[reps.arm.isin(rows.arm.unique())].copy()  # the part's own arm only
     reps.insert(0, "member", member)
     return reps[["member", "arm", "replicate", "year", "start_band", *PAIRED]]
 
