@@ -124,3 +124,37 @@ def test_run_ensemble_on_common_random_numbers(tmp_path):
     assert not np.allclose(other, e[(e.member == 0)].growth_sd.to_numpy())
     report = (out / "report.html").read_text()
     assert "How robust is each comparison?" in report and "plausible models" in report
+
+
+def test_ensemble_file_round_trip_with_diagnostics(tmp_path):
+    """What calibrate --ensemble writes reads back as the same members; the diagnostics,
+    pairs plot and design runs lie beside it."""
+    from sim.analysis.history_matching import Emulator, HistoryMatch, Target, Validation, Wave
+    from sim.validation.ensemble import EnsembleResult, write_ensemble
+    from sim.validation.studies import Settings
+
+    names = ["learning.base_rate", "traditional.extension_years"]
+    bounds = np.array([(0.25, 1.2), (1, 4)], float)
+    ts = [Target("growth", 0.5, 0.7, 0.6, 0.1), Target("corr", 0.0, np.inf)]
+    design = np.array([[0.5, 2], [0.6, 3], [0.7, 1]], float)
+    wave = Wave(design, np.array([[0.6, 0.1], [0.65, 0.2], [0.9, -0.1]]),
+                [Emulator(bounds), Emulator(bounds)],
+                [Validation("growth", 3, 1.0, 1.2, 0.02)], 0.25, 5000,
+                output_share=[0.4, 0.7])
+    hm = HistoryMatch(names, bounds, ts, np.array([False, True]), [wave], design[:2])
+    members = [{"learning.base_rate": 0.5, "traditional.extension_years": 2},
+               {"learning.base_rate": 0.6, "traditional.extension_years": 3}]
+    result = EnsembleResult(hm, members, np.array([[0.6, 0.1], [0.65, 0.2]]), 3, 2,
+                            Settings.for_fit(True, 1, 1), Settings.make(True, 2, 1), 0,
+                            "fitted.toml", 12.0)
+    out = tmp_path / "ens.toml"
+    written = write_ensemble(result, out)
+    ens = read_ensemble(out)
+    assert ens.size == 2 and ens.member(1) == members[1]
+    assert ens.about["members"] == 2 and ens.about["not_ruled_out_share"] == [0.25]
+    diag = (tmp_path / "ens.diagnostics.txt").read_text()
+    assert "25%" not in diag and "0.25" in diag and "0.5 to 0.6" in diag
+    assert (tmp_path / "ens.pairs.png").read_bytes()[:4] == b"\x89PNG"
+    runs = pd.read_csv(tmp_path / "ens.runs.csv")
+    assert len(runs) == 3 and list(runs.columns[:3]) == ["wave", *names]
+    assert len(written) == 4 and not list(tmp_path.glob(".*tmp"))

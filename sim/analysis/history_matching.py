@@ -3,8 +3,9 @@
 Generic (it knows nothing of schools): a simulator maps points of a box of parameters to
 outputs, each output has a band it must fall in. In *waves* (Craig et al. 1997; Vernon,
 Goldstein & Bower 2010; Andrianakis et al. 2015): run the simulator at design points,
-fit an emulator of each output (a linear trend plus a Gaussian process, scikit-learn,
-with a white-noise term that learns the simulator's run-to-run noise), and rule out
+fit an emulator of each output (a Gaussian process, scikit-learn, around a linear trend
+once there are ``TREND_RUNS`` runs per coefficient, else around the mean, with a
+white-noise term that learns the simulator's run-to-run noise), and rule out
 every point whose *implausibility* for some output exceeds ``CUTOFF`` (3, Pukelsheim's
 three-sigma rule): for a two-sided band ``target ± tolerance``
 
@@ -36,6 +37,7 @@ from threadpoolctl import threadpool_limits
 CUTOFF = 3.0
 HOLDOUT = 0.2  # share of a wave's runs held out to validate its emulators
 POOL = 20_000  # uniform points of the box on which the NROY share is estimated
+TREND_RUNS = 4  # a linear trend only with at least this many runs per coefficient
 REFILL_SCALE = 0.05  # step (share of each range) of the perturbations that refill a small NROY
 
 
@@ -86,8 +88,11 @@ class Emulator:
             self.constant = float(y.mean()) if y.size else math.nan
             return self
         design = np.column_stack([np.ones(len(u)), u])
-        ridge = 1e-6 * np.eye(design.shape[1])
-        self.coef = np.linalg.solve(design.T @ design + ridge, design.T @ y)
+        if len(u) >= TREND_RUNS * design.shape[1]:
+            ridge = 1e-6 * np.eye(design.shape[1])
+            self.coef = np.linalg.solve(design.T @ design + ridge, design.T @ y)
+        else:  # few runs: a trend would nearly interpolate them and leave the GP no spread
+            self.coef = np.r_[y.mean(), np.zeros(u.shape[1])]
         resid = y - design @ self.coef
         scale = float(np.var(resid)) or 1.0
         d = u.shape[1]
@@ -136,6 +141,9 @@ class Wave:
     nroy_share: float  # share of the box's uniform sample still NROY after this wave
     nroy_found: int  # candidates NROY after this wave (before any refill)
     empty: bool = False  # none NROY: the least implausible points stood in
+    # per output: share of the NROY space before this wave (uniform points of the box
+    # when it is the first) that this wave's emulator of the output alone leaves at I <= 3
+    output_share: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +169,11 @@ def max_implausibility(emulators: Sequence[Emulator], targets: Sequence[Target],
         i = t.implausibility(mean, var + noise)
         worst = np.maximum(worst, np.where(np.isfinite(i), i, np.inf))
     return worst
+
+
+def _mean_var(em: Emulator, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, var, noise = em.predict(x)
+    return mean, var + noise
 
 
 def snap(x: np.ndarray, bounds: np.ndarray, integer: np.ndarray) -> np.ndarray:
@@ -270,6 +283,11 @@ class Matcher:
         emulators = [Emulator(self.hm.bounds, self.seed + k).fit(x, y[:, j])
                      for j in range(y.shape[1])]
         w = Wave(design, outputs, emulators, validation, math.nan, 0)
+        before = self.pool[self._nroy(self.pool)] if self.hm.waves else self.pool
+        if len(before):
+            w.output_share = [float(np.mean(t.implausibility(*_mean_var(em, before))
+                                            <= CUTOFF))
+                              for em, t in zip(emulators, self.hm.targets, strict=True)]
         self.hm.waves.append(w)
         ok = self._nroy(self.pool)
         w.nroy_share, w.nroy_found = float(ok.mean()), int(ok.sum())

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.config.scenario import (
+    MAX_SHOWN,
     PARAMETER_SECTIONS,
     Scenario,
-    MAX_SHOWN,
     ScenarioError,
     printable,
     read_toml,

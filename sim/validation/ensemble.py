@@ -14,8 +14,9 @@ has its size or the batches are spent.
 
 Written beside the ensemble file ``FILE.toml``: ``FILE.diagnostics.txt`` (emulator
 validation on held-out runs, the share of the search box not ruled out after each
-wave, each parameter's plausible range, each fact's spread across members) and
-``FILE.pairs.png`` (the pairs plot).
+wave and which facts rule out most, each parameter's plausible range, each fact's spread
+across members), ``FILE.pairs.png`` (the pairs plot) and ``FILE.runs.csv`` (every design
+point run: wave, parameters, each fact's value).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Plan:
     batches: int = 3
 
 
-QUICK = Plan(waves=(24, 16), members=6, batch=8, batches=2)
+QUICK = Plan(waves=(32, 20), members=6, batch=8, batches=2)
 FULL = Plan(waves=(120, 80, 80), members=50, batch=75, batches=3)
 
 
@@ -235,8 +236,26 @@ def write_ensemble(result: EnsembleResult, out: Path) -> list[Path]:
     atomic_write(png, lambda tmp: pairs_plot(result.hm.names, result.hm.bounds,
                                              members.reshape(-1, len(result.hm.names)),
                                              result.hm.nroy, tmp))
+    runs = companion(out, ".runs.csv")
+    atomic_write(runs, lambda tmp: design_runs(result).to_csv(tmp, index=False,
+                                                               float_format="%.6g"))
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return [out, diag_path, png]
+    return [out, diag_path, png, runs]
+
+
+def design_runs(result: EnsembleResult):
+    """Every design point run (wave, parameters, each fact's value): for checking the
+    emulators or refitting them elsewhere."""
+    import pandas as pd
+
+    frames = []
+    for k, w in enumerate(result.hm.waves, start=1):
+        f = pd.DataFrame(w.design, columns=result.hm.names)
+        f.insert(0, "wave", k)
+        for j, t in enumerate(result.hm.targets):
+            f[t.name] = w.outputs[:, j]
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
 
 
 def format_diagnostics(result: EnsembleResult) -> str:
@@ -247,6 +266,13 @@ def format_diagnostics(result: EnsembleResult) -> str:
     for k, w in enumerate(hm.waves, start=1):
         rows.append((str(k), str(len(w.design)), f"{w.nroy_share:.4g}",
                      "none: the least implausible points stood in" if w.empty else ""))
+    lines += _table(rows)
+    lines += ["", "Which facts rule out most: share of the space not ruled out before each "
+                  "wave that the fact alone leaves at implausibility <= 3:", ""]
+    rows = [("fact", *(f"wave {k}" for k in range(1, len(hm.waves) + 1)))]
+    for j, t in enumerate(hm.targets):
+        rows.append((t.name, *(_pct(w.output_share[j]) if w.output_share else "n/a"
+                               for w in hm.waves)))
     lines += _table(rows)
     lines += ["", "Emulator validation (held-out runs of each wave; z = (value - emulator "
                   "mean) / emulator sd; |z| <= 3 expected for most):", ""]
