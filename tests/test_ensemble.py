@@ -158,3 +158,23 @@ def test_ensemble_file_round_trip_with_diagnostics(tmp_path):
     runs = pd.read_csv(tmp_path / "ens.runs.csv")
     assert len(runs) == 3 and list(runs.columns[:3]) == ["wave", *names]
     assert len(written) == 4 and not list(tmp_path.glob(".*tmp"))
+
+
+def test_validate_ensemble_reports_each_facts_spread(tmp_path, capsys):
+    """Two identical members run on the same seeds: every fact's smallest and largest value
+    across members are equal (the spread is the parameters', not the seeds')."""
+    from sim.validation.ensemble import ensemble_spread
+    from sim.validation.studies import ParameterSet, Settings
+
+    base_rate = read_parameters(FITTED_PARAMETERS).get("learning", {}).get("base_rate", 0.55)
+    f = _write(tmp_path / "e.toml", f'"learning.base_rate" = [{base_rate}, {base_rate}]\n')
+    ts, values, holds = ensemble_spread(read_ensemble(f), ParameterSet.load(),
+                                        Settings.make(True, 1, 1), workers=1)
+    assert values.shape == (2, len(facts())) and len(ts) == len(facts())
+    assert np.allclose(values[0], values[1], equal_nan=True)
+    assert np.isfinite(values).mean() > 0.8
+    status = main(["validate", "--ensemble", str(f), "--quick", "--replicates", "1",
+                   "--report-only", "--workers", "1"])
+    text = capsys.readouterr().out
+    assert status == 0 and "members hold every calibration fact" in text
+    assert all(t.name in text for t in ts)
