@@ -39,6 +39,7 @@ HOLDOUT = 0.2  # share of a wave's runs held out to validate its emulators
 POOL = 20_000  # uniform points of the box on which the NROY share is estimated
 TREND_RUNS = 4  # a linear trend only with at least this many runs per coefficient
 REFILL_SCALE = 0.05  # step (share of each range) of the perturbations that refill a small NROY
+SEARCH_ROUNDS = 40  # rounds of the emulator search for NROY points when the pool has none
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ class Wave:
     validation: list[Validation]
     nroy_share: float  # share of the box's uniform sample still NROY after this wave
     nroy_found: int  # candidates NROY after this wave (before any refill)
-    empty: bool = False  # none NROY: the least implausible points stood in
+    empty: bool = False  # none NROY, even searched: the least implausible points stood in
+    least: float = math.nan  # with none NROY in the pool: the search's least implausibility
     # per output: share of the NROY space before this wave (uniform points of the box
     # when it is the first) that this wave's emulator of the output alone leaves at I <= 3
     output_share: list[float] = field(default_factory=list)
@@ -230,6 +232,7 @@ class Matcher:
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.pool = snap(uniform(pool, bounds, self.rng), bounds, integer)
+        self.least = math.nan  # smallest largest-implausibility the last search found
 
     def _snap(self, x):
         return snap(x, self.hm.bounds, self.hm.integer)
@@ -240,22 +243,43 @@ class Matcher:
             ok &= max_implausibility(w.emulators, self.hm.targets, x) <= CUTOFF
         return ok
 
+    def _worst(self, x: np.ndarray) -> np.ndarray:
+        """Largest implausibility over the outputs and every wave's emulators."""
+        worst = np.zeros(len(x))
+        for w in self.hm.waves:
+            worst = np.maximum(worst, max_implausibility(w.emulators, self.hm.targets, x))
+        return worst
+
     def candidates(self, need: int) -> tuple[np.ndarray, int, bool]:
         """At least ``need`` NROY points if they can be found: the uniform pool's NROY
-        points, refilled by small random steps from them; with none NROY, the pool's
-        least implausible points (flagged ``empty``)."""
+        points, refilled by small random steps from them. With none in the pool (a region
+        smaller than 1 / POOL of the box), the emulators are searched from the pool's
+        least implausible hundredth (random steps, the least implausible kept, a few
+        dozen rounds; emulator evaluations only); with none found there either, the
+        least implausible points are returned (flagged ``empty``)."""
         if not self.hm.waves:
             return self.pool, len(self.pool), False
         inside = self.pool[self._nroy(self.pool)]
         found = len(inside)
-        if found == 0:
-            worst = np.zeros(len(self.pool))
-            for w in self.hm.waves:
-                worst = np.maximum(worst, max_implausibility(w.emulators, self.hm.targets,
-                                                             self.pool))
-            order = np.argsort(worst)[:max(need, len(self.pool) // 100)]
-            return self.pool[order], 0, True
         span = self.hm.bounds[:, 1] - self.hm.bounds[:, 0]
+        if found == 0:
+            keep = max(need, len(self.pool) // 100)
+            worst = self._worst(self.pool)
+            order = np.argsort(worst)[:keep]
+            best, best_i = self.pool[order], worst[order]
+            for _ in range(SEARCH_ROUNDS):
+                if (best_i <= CUTOFF).any():
+                    break
+                step = self.rng.normal(0.0, REFILL_SCALE, best.shape) * span
+                trial = self._snap(best + step)
+                both = np.vstack([best, trial])
+                both_i = np.r_[best_i, self._worst(trial)]
+                order = np.argsort(both_i)[:keep]
+                best, best_i = both[order], both_i[order]
+            self.least = float(best_i.min())
+            inside = best[best_i <= CUTOFF]
+            if len(inside) == 0:
+                return best, 0, True
         for _ in range(20):
             if len(inside) >= need:
                 break
@@ -291,8 +315,12 @@ class Matcher:
         self.hm.waves.append(w)
         ok = self._nroy(self.pool)
         w.nroy_share, w.nroy_found = float(ok.mean()), int(ok.sum())
-        w.empty = w.nroy_found == 0
-        self.say(f"wave {k}: {100 * w.nroy_share:.3g}% of the box not ruled out yet")
+        if w.nroy_found == 0:  # search the emulators for the region the pool missed
+            _, _, w.empty = self.candidates(200)
+            w.least = self.least
+        self.say(f"wave {k}: {100 * w.nroy_share:.3g}% of the box not ruled out yet"
+                 + (f" (searched: smallest implausibility {w.least:.2f})"
+                    if w.nroy_found == 0 else ""))
         return w
 
     def _validate(self, x: np.ndarray, y: np.ndarray, k: int) -> list[Validation]:

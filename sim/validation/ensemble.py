@@ -33,6 +33,7 @@ import tomli_w
 
 from sim.analysis.history_matching import (
     CUTOFF,
+    POOL,
     HistoryMatch,
     Matcher,
     Target,
@@ -264,8 +265,10 @@ def format_diagnostics(result: EnsembleResult) -> str:
              f"{len(hm.targets)} calibration facts, {len(hm.names)} free parameters.", ""]
     rows = [("wave", "design points", "not ruled out (share of the search box)", "")]
     for k, w in enumerate(hm.waves, start=1):
-        rows.append((str(k), str(len(w.design)), f"{w.nroy_share:.4g}",
-                     "none: the least implausible points stood in" if w.empty else ""))
+        note = ("" if w.nroy_found else
+                f"under 1/{POOL} of the box; searched: least implausibility {w.least:.2f}"
+                + (" (none NROY: the least implausible points stood in)" if w.empty else ""))
+        rows.append((str(k), str(len(w.design)), f"{w.nroy_share:.4g}", note))
     lines += _table(rows)
     lines += ["", "Which facts rule out most: share of the space not ruled out before each "
                   "wave that the fact alone leaves at implausibility <= 3:", ""]
