@@ -293,6 +293,7 @@ class Matcher:
         """Run one wave of ``n`` design points (plus ``extra`` points, e.g. a start)."""
         k = len(self.hm.waves) + 1
         if not self.hm.waves:
+            pool = self.pool
             design = self._snap(latin_hypercube(n, self.hm.bounds, self.seed))
         else:
             pool, _, _ = self.candidates(4 * n)
@@ -307,10 +308,8 @@ class Matcher:
         emulators = [Emulator(self.hm.bounds, self.seed + k).fit(x, y[:, j])
                      for j in range(y.shape[1])]
         w = Wave(design, outputs, emulators, validation, math.nan, 0)
-        before = self.pool[self._nroy(self.pool)] if self.hm.waves else self.pool
-        if len(before):
-            w.output_share = [float(np.mean(t.implausibility(*_mean_var(em, before))
-                                            <= CUTOFF))
+        if len(pool):  # the candidates the design was drawn from (NROY, or least implausible)
+            w.output_share = [float(np.mean(t.implausibility(*_mean_var(em, pool)) <= CUTOFF))
                               for em, t in zip(emulators, self.hm.targets, strict=True)]
         self.hm.waves.append(w)
         ok = self._nroy(self.pool)

@@ -270,8 +270,10 @@ def format_diagnostics(result: EnsembleResult) -> str:
                 + (" (none NROY: the least implausible points stood in)" if w.empty else ""))
         rows.append((str(k), str(len(w.design)), f"{w.nroy_share:.4g}", note))
     lines += _table(rows)
-    lines += ["", "Which facts rule out most: share of the space not ruled out before each "
-                  "wave that the fact alone leaves at implausibility <= 3:", ""]
+    lines += ["", "Which facts rule out most: share of the candidates each wave's design was "
+                  "drawn from (the box, then the NROY points, or the least implausible ones) "
+                  "that the wave's emulator of the fact alone leaves at implausibility <= 3:",
+              ""]
     rows = [("fact", *(f"wave {k}" for k in range(1, len(hm.waves) + 1)))]
     for j, t in enumerate(hm.targets):
         rows.append((t.name, *(_pct(w.output_share[j]) if w.output_share else "n/a"
