@@ -142,6 +142,10 @@ GLOSSARY = (
      "no other strategy is better on both."),
     ("common random numbers", "Every strategy of a replicate sees the same students and "
      "the same random events, so differences between strategies are the policy's."),
+    ("plausible model, robust", "A plausible model is a parameter set consistent with every "
+     "calibration fact (plsim calibrate --ensemble); a run given an ensemble of them runs "
+     "every strategy under each. A comparison is robust when it keeps its direction in "
+     "every plausible model."),
 )
 
 
