@@ -538,7 +538,7 @@ def robustness_sentences(robust: pd.DataFrame, baseline_name: str,
                          names: Mapping[str, str], interval_words: str) -> list[str]:
     """How robust each comparison with the baseline is across the plausible models: 'Floor
     3 grows students less than Traditional in 47 of 50 plausible models (change in growth
-    -0.12 to -0.03 SD across them, smallest to largest): robust.'"""
+    -0.12 to -0.03 SD across them, smallest to largest). Robust in most plausible models.'"""
     out = []
     for r in robust.to_dict("records"):
         name = names.get(r["arm"], r["arm"])
@@ -551,11 +551,11 @@ def robustness_sentences(robust: pd.DataFrame, baseline_name: str,
             more, less, same = _MORE_LESS[metric]
             verb = same if round(f * mean, digits) == 0 else (more if mean > 0 else less)
             agree, k = int(r[f"{metric}_agree"]), int(r[f"{metric}_members"])
-            word = ("robust: every plausible model agrees" if agree == k else
-                    "not robust: the plausible models disagree on its direction"
-                    if agree < 0.9 * k else "robust in most plausible models")
+            word = ("Robust: every plausible model agrees" if agree == k else
+                    "Not robust: the plausible models disagree on its direction"
+                    if agree < 0.9 * k else "Robust in most plausible models")
             out.append(f"{name} {verb} {baseline_name} in {count} plausible models (change in "
                        f"{what} {number(f * r[f'{metric}_ens_low'], digits, True)} to "
                        f"{number(f * r[f'{metric}_ens_high'], digits, True)} {unit} across "
-                       f"them, {interval_words}): {word}.")
+                       f"them, {interval_words}). {word}.")
     return out
