@@ -178,3 +178,28 @@ def test_validate_ensemble_reports_each_facts_spread(tmp_path, capsys):
     text = capsys.readouterr().out
     assert status == 0 and "members hold every calibration fact" in text
     assert all(t.name in text for t in ts)
+
+
+def test_robustness_against_any_baseline_and_its_sentences():
+    """The report's robustness: member differences against the chosen baseline (not only
+    the first arm), the count of members keeping the run's own sign, and the words."""
+    from sim.analysis.robustness import robustness
+    from sim.presentation.narrative import robustness_sentences
+
+    means = pd.DataFrame({
+        "member": [0, 0, 0, 1, 1, 1, 2, 2, 2], "arm": ["a", "b", "c"] * 3, "year": 2,
+        "start_band": "all students",
+        "growth_sd": [0.5, 0.4, 0.6, 0.5, 0.45, 0.7, 0.5, 0.55, 0.65],
+        "proficient": [0.3, 0.2, 0.35, 0.3, 0.25, 0.3, 0.3, 0.2, 0.4]})
+    contrasts = pd.DataFrame({"arm": ["a", "b"], "start_band": ["all students"] * 2,
+                              "growth_sd": [-0.1, -0.2], "proficient": [-0.05, -0.1]})
+    r = robustness(means, contrasts, baseline="c", year=2).set_index("arm")
+    assert r.loc["b", "growth_sd_agree"] == 3 and r.loc["b", "growth_sd_members"] == 3
+    assert r.loc["b", "growth_sd_ens_low"] == pytest.approx(-0.25)  # 0.45 - 0.7
+    assert r.loc["a", "proficient_agree"] == 2  # member 1: a - c = 0, not negative
+    words = robustness_sentences(r.reset_index(), "C", {"a": "A", "b": "B"},
+                                 "smallest to largest")
+    assert words[0].startswith("A grows students less than C in 3 of 3 plausible models")
+    assert "Robust: every plausible model agrees." in words[0]
+    assert any(w.startswith("A keeps fewer students proficient than C in 2 of 3") and
+               "Not robust" in w for w in words)

@@ -164,7 +164,8 @@ def _check_members(executor, params, hm: HistoryMatch, plan: Plan, check: Settin
             break
         batch = maximin(pool, plan.batch, hm.bounds, rng, tried if len(tried) else None)
         tried = np.vstack([tried, batch])
-        pool = pool[~np.isin(pool, batch).all(axis=1)]
+        chosen = {tuple(row) for row in batch}  # maximin returns rows of the pool itself
+        pool = pool[[tuple(row) not in chosen for row in pool]]
         t = time.time()
         candidates = [to_values(p, hm.names) for p in batch]
         out, holds = run_points(executor, params, candidates, check, case)
