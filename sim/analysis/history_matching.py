@@ -233,6 +233,7 @@ class Matcher:
         self.seed = seed
         self.pool = snap(uniform(pool, bounds, self.rng), bounds, integer)
         self.least = math.nan  # smallest largest-implausibility the last search found
+        self.searched = np.empty((0, len(bounds)))  # NROY points the last search found
 
     def _snap(self, x):
         return snap(x, self.hm.bounds, self.hm.integer)
@@ -254,32 +255,35 @@ class Matcher:
         """At least ``need`` NROY points if they can be found: the uniform pool's NROY
         points, refilled by small random steps from them. With none in the pool (a region
         smaller than 1 / POOL of the box), the emulators are searched from the pool's
-        least implausible hundredth (random steps, the least implausible kept, a few
-        dozen rounds; emulator evaluations only); with none found there either, the
-        least implausible points are returned (flagged ``empty``)."""
+        least implausible hundredth (each point a chain of random steps, a step kept when
+        it lowers the implausibility, a few dozen rounds; emulator evaluations only) and
+        the NROY points found are kept for the next call; with none found, the least
+        implausible points are returned (flagged ``empty``)."""
         if not self.hm.waves:
             return self.pool, len(self.pool), False
         inside = self.pool[self._nroy(self.pool)]
         found = len(inside)
         span = self.hm.bounds[:, 1] - self.hm.bounds[:, 0]
-        if found == 0:
+        if found == 0 and len(self.searched):  # NROY points an earlier search found
+            inside = self.searched[self._nroy(self.searched)]
+        if len(inside) == 0:
             keep = max(need, len(self.pool) // 100)
             worst = self._worst(self.pool)
             order = np.argsort(worst)[:keep]
-            best, best_i = self.pool[order], worst[order]
-            for _ in range(SEARCH_ROUNDS):
-                if (best_i <= CUTOFF).any():
+            best, best_i = self.pool[order].copy(), worst[order]
+            for _ in range(SEARCH_ROUNDS):  # each point its own chain: keeps them apart
+                if (best_i <= CUTOFF).mean() >= 0.5:
                     break
                 step = self.rng.normal(0.0, REFILL_SCALE, best.shape) * span
                 trial = self._snap(best + step)
-                both = np.vstack([best, trial])
-                both_i = np.r_[best_i, self._worst(trial)]
-                order = np.argsort(both_i)[:keep]
-                best, best_i = both[order], both_i[order]
+                trial_i = self._worst(trial)
+                better = trial_i < best_i
+                best[better], best_i[better] = trial[better], trial_i[better]
             self.least = float(best_i.min())
             inside = best[best_i <= CUTOFF]
+            self.searched = inside
             if len(inside) == 0:
-                return best, 0, True
+                return best[np.argsort(best_i)[:need]], 0, True
         for _ in range(20):
             if len(inside) >= need:
                 break
