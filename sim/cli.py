@@ -69,14 +69,26 @@ def cmd_run(args) -> int:
     if args.resume and replicates is None:  # finish the run as it was started
         replicates = recorded_replicates(args.out)
     sc = load_scenario(args.scenario, args.set, seed=seed, replicates=replicates)
+    members = _ensemble_scenarios(args, sc)  # a bad ensemble file stops here, before a run
     out = Path(args.out)
     _check_writable(out)
     _check_memory(sc, args, args.scenario)
     with hold(out, args.scenario):
-        return _run_into(args, sc, out)
+        return _run_into(args, sc, out, members)
 
 
-def _run_into(args, sc, out: Path) -> int:
+def _ensemble_scenarios(args, sc) -> list | None:
+    """``--ensemble FILE``: every member's scenario, checked; None without the option."""
+    if not getattr(args, "ensemble", None):
+        return None
+    from sim.config.ensemble import read_ensemble
+    from sim.experiments.ensemble_runs import member_scenarios
+
+    ens = read_ensemble(args.ensemble)
+    return member_scenarios(args.scenario, ens, args.set, sc.seed, sc.replicates)
+
+
+def _run_into(args, sc, out: Path, members: list | None = None) -> int:
     from sim.analysis.summaries import format_summary
     from sim.experiments.output import write_results
     from sim.experiments.runner import run_to_directory
@@ -90,11 +102,18 @@ def _run_into(args, sc, out: Path) -> int:
         if not args.quiet:
             print(f"{out} already holds this run, finished; nothing to do.")
         return 0
+    extra, ensemble = {}, None
+    if members:
+        from sim.experiments.ensemble_runs import run_members
+
+        ensemble = run_members(members, workers=args.workers, scheduler=args.scheduler,
+                               progress=not args.quiet)
+        extra["ensemble"] = {"file": str(args.ensemble), "members": len(members)}
     manifest, summary = write_results(stored, out, {
         "seconds": round(time.time() - start, 2), "command": sys.argv,
         "fingerprint": stored.fingerprint,
-        "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}},
-        reports=() if args.no_report else [stage_run_report])
+        "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}, **extra},
+        reports=() if args.no_report else [stage_run_report], ensemble=ensemble)
     stored.parts.remove()
     if not args.quiet:
         print(format_summary(summary))
@@ -153,6 +172,10 @@ def cmd_check(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    if args.fit and args.ensemble:
+        raise ScenarioError("calibrate: --fit and --ensemble: give one of them")
+    if args.ensemble:
+        return _ensemble(args)
     if args.fit:
         return _fit(args)
     if args.scenario is None:
@@ -199,7 +222,61 @@ def _fit(args) -> int:
     return 0
 
 
+def _ensemble(args) -> int:
+    """``plsim calibrate --ensemble``: history matching to the calibration facts."""
+    from sim.validation.ensemble import (
+        FULL,
+        QUICK,
+        build_ensemble,
+        format_diagnostics,
+        write_ensemble,
+    )
+    from sim.validation.studies import CASE, ParameterSet, Settings, shipped
+
+    params = ParameterSet.load(_parameters_option(args.parameters), args.set)
+    case = Path(args.scenario) if args.scenario else shipped(CASE)
+    if not case.is_file():
+        raise ScenarioError(f"{case}: file not found")
+    out = Path(args.out or ("ensemble-quick.toml" if args.quick else "ensemble.toml"))
+    if out.suffix.lower() != ".toml":
+        raise ScenarioError(f"--out {out}: an ensemble file name ends in .toml")
+    if out.exists() and not out.is_file():
+        raise ScenarioError(f"--out {out}: exists and is not a file")
+    _check_writable(out.parent)
+    design = Settings.for_fit(args.quick, 1, 1)  # one replicate a design point, serial
+    check = (Settings.make(True, args.replicates or 2, 1) if args.quick
+             else Settings.for_fit(False, args.replicates or 4, 1))
+    result = build_ensemble(params, QUICK if args.quick else FULL, design, check, case,
+                            args.seed, args.workers, progress=True)
+    print(format_diagnostics(result))
+    if not result.members:
+        print(f"\nNo candidate held every calibration fact; {out} not written.",
+              file=sys.stderr)
+        return 1
+    written = write_ensemble(result, out)
+    print(f"\nWrote {', '.join(str(p) for p in written)} ({result.seconds:.0f} s).")
+    return 0
+
+
+def _validate_ensemble(args) -> int:
+    """``plsim validate --ensemble FILE``: each calibration fact's spread across members."""
+    from sim.config.ensemble import read_ensemble
+    from sim.validation.ensemble import ensemble_spread, format_spread
+    from sim.validation.studies import ParameterSet, Settings
+
+    ens = read_ensemble(args.ensemble)
+    params = ParameterSet.load(_parameters_option(args.parameters), args.set)
+    settings = Settings.make(args.quick, args.replicates, 1)
+    start = time.time()
+    ts, values, holds = ensemble_spread(ens, params, settings, args.workers)
+    print(format_spread(ts, values, holds, args.ensemble))
+    print(f"plsim validate --ensemble: {time.time() - start:.0f} s", file=sys.stderr)
+    return 0 if args.report_only or holds.all() else 1
+
+
 def cmd_validate(args) -> int:
+    if args.ensemble:
+        return _validate_ensemble(args)
     from sim.validation.studies import ParameterSet, Settings
     from sim.validation.validate import (
         as_json,

@@ -135,25 +135,39 @@ def _run(p) -> None:
     p.add_argument("--replicates", help="override the number of replicates (>= 1)")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html (the self-contained HTML report)")
+    p.add_argument("--ensemble", metavar="FILE",
+                   help="also run every member of an ensemble file (plsim calibrate "
+                        "--ensemble) on the same seeds: summary.csv and the report say how "
+                        "robust each comparison is across the plausible models")
 
 
 def _calibrate(p) -> None:
     p.add_argument("--fit", action="store_true", help="fit the hand-set parameters to the "
                                                       "calibration facts (Optuna)")
-    p.add_argument("--quick", action="store_true", help="with --fit: tiny districts and "
-                                                        "trials, for tests (not for use)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="every parameter set consistent with all calibration facts "
+                        "(history matching with Gaussian-process emulators, in waves): "
+                        "writes --out (default ensemble.toml; quick: ensemble-quick.toml), "
+                        "its diagnostics and a pairs plot beside it")
+    p.add_argument("--quick", action="store_true", help="with --fit or --ensemble: tiny "
+                                                        "districts, few trials or points, "
+                                                        "for tests (not for use)")
     p.add_argument("--trials", type=positive_int, help="with --fit: trials (default 40; "
                                                        "quick 4)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="with --fit: sampler seed")
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="with --fit or --ensemble: sampler seed")
     p.add_argument("--sampler", choices=("cmaes", "tpe"), default="cmaes",
                    help="with --fit: cmaes (default; a local search from the starting set) "
                         "or tpe (a global search)")
     p.add_argument("--replicates", type=positive_int,
-                   help="with --fit: replicates per trial (default 4; quick 1)")
+                   help="with --fit: replicates per trial (default 4; quick 1); with "
+                        "--ensemble: replicates of the members' re-check (default 4; quick 2)")
     p.add_argument("--out", help="with --fit: parameters file to write (default "
-                                 "sim/config/fitted.toml; quick: fitted-quick.toml)")
-    p.add_argument("--parameters", help="with --fit: parameters file to start from "
-                                        "(default the fitted set; 'none': code defaults)")
+                                 "sim/config/fitted.toml; quick: fitted-quick.toml); with "
+                                 "--ensemble: the ensemble file (.toml)")
+    p.add_argument("--parameters", help="with --fit or --ensemble: parameters file to start "
+                                        "from (default the fitted set; 'none': code "
+                                        "defaults)")
     p.add_argument("--no-sensitivity", action="store_true",
                    help="with --fit: skip the local sensitivity check (quick skips it)")
 
@@ -174,6 +188,9 @@ def _validate(p) -> None:
                                         "'none': the code defaults)")
     p.add_argument("--replicates", type=positive_int,
                    help="replicates per study (default 10; quick 2)")
+    p.add_argument("--ensemble", metavar="FILE",
+                   help="each calibration fact's spread across the members of an ensemble "
+                        "file (plsim calibrate --ensemble); facts only")
     p.add_argument("--update-doc", metavar="FILE",
                    help="also write the Markdown table into FILE between the validation "
                         "markers (docs/model.md)")

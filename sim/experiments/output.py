@@ -29,6 +29,7 @@ import pandas as pd
 
 import sim
 from sim.analysis.figures import draw_all
+from sim.analysis.robustness import ENSEMBLE_FILE, add_ensemble_columns
 from sim.analysis.summaries import (
     METRICS,
     replicate_means,
@@ -54,8 +55,13 @@ def git_commit() -> str | None:
 
 
 def write_results(results, out_dir: str | Path, extra: dict | None = None,
-                  reports: Sequence[Callable[[Path, dict], list[str]]] = ()):
+                  reports: Sequence[Callable[[Path, dict], list[str]]] = (),
+                  ensemble: pd.DataFrame | None = None):
     """Write tables, summary, figures and manifest; returns (manifest, summary).
+
+    ``ensemble``: each member's means (``plsim run --ensemble``,
+    ``analysis.robustness.member_means``): written as ``ensemble.csv``, and the summary
+    gains each paired difference's interval across members and robust share.
 
     ``reports``: writers called as ``write(stage, manifest)`` once the tables and
     figures are staged (``manifest`` as it will read from disk, without their own
@@ -68,7 +74,12 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None,
     stage.mkdir()
     try:
         summary = summary_of(results)
+        if ensemble is not None:
+            summary = add_ensemble_columns(summary, ensemble)
         files = _write_staged(results, summary, stage)  # every table, summary and figure
+        if ensemble is not None:
+            ensemble.to_csv(stage / ENSEMBLE_FILE, index=False, float_format="%.6g")
+            files.append(ENSEMBLE_FILE)
         manifest = _manifest(results, files, stage, extra)
         for write in reports:
             written = write(stage, json.loads(json.dumps(manifest, default=_json)))

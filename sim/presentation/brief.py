@@ -95,6 +95,9 @@ class Brief:
     headlines: list[tuple[str, str]]
     rows: list[RankedRow]
     notes: list[str] = field(default_factory=list)
+    # arm label -> "47 of 50": plausible models (plsim run --ensemble) keeping the sign of
+    # its growth change against the baseline; empty without an ensemble
+    robust: dict[str, str] = field(default_factory=dict)
 
 
 # --- the district ----------------------------------------------------------------------
@@ -293,7 +296,8 @@ def build_brief(scenario: Mapping, student_years: pd.DataFrame,
                 school_summary: pd.DataFrame | None = None, baseline: str | None = None,
                 *, summary: pd.DataFrame | None = None,
                 contrasts: pd.DataFrame | None = None,
-                sign_changes: list[str] | None = None) -> Brief:
+                sign_changes: list[str] | None = None,
+                robust: Mapping[str, str] | None = None) -> Brief:
     """The brief of a finished run, as data.
 
     Args:
@@ -306,6 +310,8 @@ def build_brief(scenario: Mapping, student_years: pd.DataFrame,
             last year, when the caller already has them.
         sign_changes: ``narrative.sign_change_sentences`` of the same run and baseline,
             when the caller already has them (the brief notes how many there are).
+        robust: arm label -> "47 of 50", the plausible models of an ensemble run that keep
+            the sign of its growth change (a column of the ranked table).
 
     Raises:
         ScenarioError: unknown baseline arm.
@@ -345,7 +351,7 @@ def build_brief(scenario: Mapping, student_years: pd.DataFrame,
     return Brief(title=str(scenario.get("name", "run")),
                  district=district_sentence(scenario, base_name, base_row.proficient[0]),
                  year=year, baseline=baseline, baseline_name=base_name, names=names,
-                 headlines=headlines, rows=rows, notes=notes)
+                 headlines=headlines, rows=rows, notes=notes, robust=dict(robust or {}))
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -370,13 +376,16 @@ VERDICT_CLASS = {BETTER: "better", WORSE: "worse", UNCLEAR: "unclear", "baseline
 
 def table_html(brief: Brief) -> str:
     """The ranked table (escaped HTML)."""
+    robust = bool(brief.robust)
     out = [f'<p class="caption">The strategies ranked by growth; the baseline is '
            f"{_e(brief.baseline_name)}.</p>"
            '<table class="ranked"><tr><th rowspan="2">rank</th>'
-           '<th rowspan="2">strategy</th><th colspan="3">growth (SD a year)</th>'
+           '<th rowspan="2">strategy</th>'
+           f'<th colspan="{4 if robust else 3}">growth (SD a year)</th>'
            '<th colspan="3">proficient (%)</th></tr><tr>'
            "<th>mean</th><th>change vs baseline</th><th>verdict</th>"
-           "<th>mean</th><th>change vs baseline (points)</th><th>verdict</th></tr>"]
+           + ("<th>robust: plausible models with the same direction</th>" if robust else "")
+           + "<th>mean</th><th>change vs baseline (points)</th><th>verdict</th></tr>"]
     for r in brief.rows:
         change = ("baseline", "baseline") if r.is_baseline else (
             _cell("growth_sd", r.growth_change, True),
@@ -385,12 +394,17 @@ def table_html(brief: Brief) -> str:
                  f'<td class="num">{_e(_cell("growth_sd", r.growth, False))}</td>',
                  f'<td class="num">{_e(change[0])}</td>',
                  f'<td class="{VERDICT_CLASS[r.growth_verdict]}">{_e(r.growth_verdict)}</td>',
+                 *([f'<td class="num">{_e(_robust_cell(brief, r))}</td>'] if robust else []),
                  f'<td class="num">{_e(_cell("proficient", r.proficient, False))}</td>',
                  f'<td class="num">{_e(change[1])}</td>',
                  f'<td class="{VERDICT_CLASS[r.proficient_verdict]}">'
                  f"{_e(r.proficient_verdict)}</td>"]
         out.append("<tr>" + "".join(cells) + "</tr>")
     return "".join(out) + "</table>"
+
+
+def _robust_cell(brief: Brief, r: RankedRow) -> str:
+    return "baseline" if r.is_baseline else brief.robust.get(r.label, "n/a")
 
 
 def brief_figure(brief: Brief) -> bytes:

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.analysis import figures as run_figures
+from sim.analysis.robustness import ENSEMBLE_FILE, interval_kind, robustness
 from sim.analysis.summaries import (
     ALL,
     METRICS,
@@ -58,6 +59,8 @@ from sim.presentation.narrative import (
     human_names,
     number,
     paired_contrasts,
+    robust_count,
+    robustness_sentences,
     sign_change_sentences,
 )
 
@@ -141,6 +144,10 @@ GLOSSARY = (
      "no other strategy is better on both."),
     ("common random numbers", "Every strategy of a replicate sees the same students and "
      "the same random events, so differences between strategies are the policy's."),
+    ("plausible model, robust", "A plausible model is a parameter set consistent with every "
+     "calibration fact (plsim calibrate --ensemble); a run given an ensemble of them runs "
+     "every strategy under each. A comparison is robust when it keeps its direction in "
+     "every plausible model."),
 )
 
 
@@ -353,13 +360,18 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     t_sum = teacher_summary(teachers) if len(teachers) else None
     s_sum = school_summary(schools) if len(schools) else None
     flips = sign_change_sentences(students, baseline, names)
+    members = read_ensemble_means(run_dir)
+    robust = (robustness(members, contrasts, baseline, year)
+              if members is not None and not contrasts.empty else None)
     brief = build_brief(sc, students, t_sum, s_sum, baseline, summary=summary,
-                        contrasts=contrasts, sign_changes=flips)
+                        contrasts=contrasts, sign_changes=flips,
+                        robust=_robust_counts(robust))
     sentences = comparison_sentences(students, baseline, year, descriptions=names,
                                      contrasts=contrasts, names=names)
     table = _frontier_table(summary, contrasts, year, baseline, names)
     title = f"What the simulation says: {sc.get('name', 'run')}"
     sec = [f"<h1>{_e(title)}</h1>", brief_html(brief),
+           *_robust_section(robust, manifest, names[baseline], names),
            '<p class="note">The details follow: plain words for every strategy, what was '
            "run, growth versus proficiency, by starting band, over the years, time use, "
            "teachers and schools; then the glossary.</p>",
@@ -392,6 +404,43 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
             *_schools(s_sum, arms, names),
             _glossary()]
     return title, sec
+
+
+def read_ensemble_means(run_dir: str | Path | None) -> pd.DataFrame | None:
+    """The run's ``ensemble.csv`` (``plsim run --ensemble``: each member's means), or None."""
+    path = Path(run_dir) / ENSEMBLE_FILE if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise ScenarioError(f"{path}: unreadable ({type(err).__name__})") from None
+
+
+def _robust_counts(robust: pd.DataFrame | None) -> dict[str, str]:
+    if robust is None or robust.empty:
+        return {}
+    return {str(r["arm"]): robust_count(r, "growth_sd") for r in robust.to_dict("records")}
+
+
+def _robust_section(robust: pd.DataFrame | None, manifest: dict, baseline_name: str,
+                    names: dict[str, str]) -> list[str]:
+    """How robust each comparison is across the ensemble's plausible models (none
+    without an ensemble)."""
+    if robust is None or robust.empty:
+        return []
+    k = int(robust["members"].max())
+    source = (manifest.get("ensemble") or {}).get("file", "")
+    sentences = robustness_sentences(robust, baseline_name, names, interval_kind(k))
+    return ["<h2>How robust is each comparison?</h2>",
+            f'<p class="note">Every strategy was also run under each of {k} plausible models '
+            "— parameter sets consistent with every calibration fact"
+            + (f" (the ensemble {_e(Path(source).name)})" if source else "")
+            + " — on the same students and random events. A comparison is robust when it "
+            "keeps its direction in every plausible model: the count says in how many it "
+            "does; the range is the change across the models (" + _e(interval_kind(k))
+            + "), beside the 95% interval across replicates of the tables above.</p>",
+            _bullets(sentences)]
 
 
 def _glossary() -> str:

@@ -100,6 +100,9 @@ def _is_int(name: str) -> bool:
     return Scenario.model_fields[section].annotation.model_fields[key].annotation is int
 
 
+is_int, rounded = _is_int, _round  # public names, for sim.validation.ensemble
+
+
 def known_space() -> tuple[dict[str, tuple[float, float]], list[str]]:
     """The search space restricted to parameters the model has (and the others)."""
     keep, skipped = {}, []
