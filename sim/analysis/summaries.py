@@ -59,6 +59,18 @@ def replicate_means(rows: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     return out.astype({c: float for c in metrics})
 
 
+SUMMARY_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
+                   *METRICS)  # what ``replicate_means`` reads
+
+
+def part_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """``replicate_means`` of one arm x replicate's student-years (the part's own arm only:
+    the others are empty categories). Concatenated in table order, the parts' means give
+    the whole run's (``summarise_replicates``)."""
+    means = replicate_means(rows[[c for c in SUMMARY_COLUMNS if c in rows]])
+    return means[means.arm.isin(rows.arm.unique())]
+
+
 def _interval(x: pd.Series) -> tuple[float, float, float]:
     x = x.dropna().to_numpy(float)
     if x.size == 0:

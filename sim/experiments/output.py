@@ -30,8 +30,8 @@ import pandas as pd
 import sim
 from sim.analysis.figures import draw_all
 from sim.analysis.summaries import (
-    METRICS,
-    replicate_means,
+    SUMMARY_COLUMNS,
+    part_means,
     school_summary,
     summarise_replicates,
     teacher_summary,
@@ -81,23 +81,23 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None,
     return manifest, summary
 
 
-SUMMARY_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
-                   *METRICS)  # what ``replicate_means`` reads
-
-
 def summary_of(results) -> pd.DataFrame:
     """The summary table (``summarise``), built one part at a time.
 
     Each part is one arm x replicate, so its replicate means are those rows
     of the whole run's; concatenated in table order, they give the same
-    summary as the whole table would.
+    summary as the whole table would. Parts whose means the run's workers
+    computed (a stored run's ``means``) are not read again.
     """
     have = set(results.columns("student_years"))
     columns = [c for c in SUMMARY_COLUMNS if c in have]
-    reps = []
-    for frame in results.frames("student_years", columns):
-        means = replicate_means(frame)
-        reps.append(means[means.arm.isin(frame.arm.unique())])  # the part's own arm only
+    known = getattr(results, "means", {})
+    if not known:
+        reps = [part_means(f) for f in results.frames("student_years", columns)]
+    else:
+        keys = results.keys()  # a stored run's parts, in table order
+        reps = [known[k] if k in known else part_means(results.part("student_years", k, columns))
+                for k in keys]
     return summarise_replicates(pd.concat(reps, ignore_index=True))
 
 
