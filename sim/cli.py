@@ -94,7 +94,8 @@ def _run_into(args, sc, out: Path) -> int:
         "seconds": round(time.time() - start, 2), "command": sys.argv,
         "fingerprint": stored.fingerprint,
         "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}},
-        reports=() if args.no_report else [stage_run_report])
+        reports=() if args.no_report else [stage_run_report],
+        workers=None if args.scheduler else args.workers)
     stored.parts.remove()
     if not args.quiet:
         print(format_summary(summary))

@@ -36,8 +36,11 @@ from sim.analysis.summaries import (
     summarise_replicates,
     teacher_summary,
 )
+from sim.experiments.executor import Executor, resolve_workers
 from sim.experiments.folder_lock import STAGING_PREFIX
 from sim.experiments.storage import TABLES, sha256
+
+FIGURES = 5  # a run's figures (analysis.figures.figure_jobs): no more processes than that
 
 
 def git_commit() -> str | None:
@@ -54,8 +57,12 @@ def git_commit() -> str | None:
 
 
 def write_results(results, out_dir: str | Path, extra: dict | None = None,
-                  reports: Sequence[Callable[[Path, dict], list[str]]] = ()):
+                  reports: Sequence[Callable[[Path, dict], list[str]]] = (),
+                  workers: int | None = 1):
     """Write tables, summary, figures and manifest; returns (manifest, summary).
+
+    ``workers``: local processes that draw the figures (as ``Executor``; the same files
+    whatever the number).
 
     ``reports``: writers called as ``write(stage, manifest)`` once the tables and
     figures are staged (``manifest`` as it will read from disk, without their own
@@ -68,7 +75,7 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None,
     stage.mkdir()
     try:
         summary = summary_of(results)
-        files = _write_staged(results, summary, stage)  # every table, summary and figure
+        files = _write_staged(results, summary, stage, workers)  # tables, summary, figures
         manifest = _manifest(results, files, stage, extra)
         for write in reports:
             written = write(stage, json.loads(json.dumps(manifest, default=_json)))
@@ -101,7 +108,8 @@ def summary_of(results) -> pd.DataFrame:
     return summarise_replicates(pd.concat(reps, ignore_index=True))
 
 
-def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
+def _write_staged(results, summary: pd.DataFrame, stage: Path,
+                  workers: int | None = 1) -> list[str]:
     files = []
     for name in TABLES:
         results.write_parquet(name, stage / f"{name}.parquet")
@@ -112,7 +120,8 @@ def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
     teacher_summary(teachers).to_csv(stage / "teacher_summary.csv", index=False,
                                      float_format="%.6g")
     schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
-    figs = draw_all(summary, stage / "figures", teachers, schools)
+    with Executor(min(resolve_workers(workers), FIGURES), what="figures") as executor:
+        figs = draw_all(summary, stage / "figures", teachers, schools, executor.map_unordered)
     return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
             *[str(Path("figures") / f.name) for f in figs]]
 
