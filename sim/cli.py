@@ -260,7 +260,8 @@ def cmd_sweep(args) -> int:
         if not args.no_report:
             from sim.presentation.report import REPORT, write_report
 
-            write_report(args.out, Path(args.out) / REPORT)
+            write_report(args.out, Path(args.out) / REPORT,
+                         workers=None if args.scheduler else args.workers)
     if not args.quiet:
         print(f"{sweep.name}: {counts['ran']} runs done now, {counts['skipped']} already "
               f"finished, {counts['runs']} in all; {time.time() - start:.0f} s. "
