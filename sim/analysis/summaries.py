@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.analysis.shares import logit_interval, wilson_interval
 from sim.engine.outcomes import BANDS
@@ -78,6 +77,8 @@ def _interval(x: pd.Series) -> tuple[float, float, float]:
     mean = x.mean()
     if x.size < 2:
         return mean, np.nan, np.nan
+    from scipy import stats  # here: the commands that need no interval never load it
+
     half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
     return mean, mean - half, mean + half
 
