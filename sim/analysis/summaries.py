@@ -136,9 +136,10 @@ def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = Non
     return pd.DataFrame(out)
 
 
-def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: how ratings track true effects, turnover and stress (95% intervals across
-    replicates)."""
+def teacher_records(teacher_years: pd.DataFrame) -> list[dict]:
+    """Per arm x replicate (in that order): how ratings track true effects, turnover and
+    stress, one record each (``teacher_summary``'s input; a part's own records can be
+    made where the part ran)."""
     from sim.accountability.evaluation import run_metrics
 
     per_rep = []
@@ -149,7 +150,15 @@ def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
                "exit_rate": g.exited.mean(), "stress": g.stress.mean(), "drift": g.drift.mean(),
                "novice_share": g.novice.mean()}
         per_rep.append(rec)
-    reps = pd.DataFrame(per_rep)
+    return per_rep
+
+
+def teacher_summary(teacher_years: pd.DataFrame, records: list[dict] | None = None
+                    ) -> pd.DataFrame:
+    """Per arm: how ratings track true effects, turnover and stress (95% intervals across
+    replicates). ``records``: ``teacher_records`` of the table (arm by arm, replicate by
+    replicate), when already made; then ``teacher_years`` is not read."""
+    reps = pd.DataFrame(teacher_records(teacher_years) if records is None else records)
     out = []
     for arm, g in reps.groupby("arm", observed=True, sort=False):
         rec = {"arm": arm, "replicates": len(g)}

@@ -108,6 +108,17 @@ def summary_of(results) -> pd.DataFrame:
     return summarise_replicates(pd.concat(reps, ignore_index=True))
 
 
+def known_teacher_records(results) -> list[dict] | None:
+    """``teacher_records`` of the whole teacher table (arm by arm, replicate by replicate)
+    from those the run's workers made for each part (a stored run's ``teacher_records``);
+    None unless every part's are known."""
+    known = getattr(results, "teacher_records", {})
+    keys = results.keys() if known else []
+    if not known or any(k not in known for k in keys):
+        return None
+    return [r for k in sorted(keys, key=lambda k: (k[1], k[0])) for r in known[k]]
+
+
 def _write_staged(results, summary: pd.DataFrame, stage: Path,
                   workers: int | None = 1) -> list[str]:
     files = []
@@ -117,8 +128,8 @@ def _write_staged(results, summary: pd.DataFrame, stage: Path,
     summary.to_csv(stage / "summary.csv", index=False, float_format="%.6g")
     teachers = results.table("teacher_years")  # small: one row per teacher-year
     schools = school_summary(results.table("school_years"))
-    teacher_summary(teachers).to_csv(stage / "teacher_summary.csv", index=False,
-                                     float_format="%.6g")
+    teacher_summary(teachers, known_teacher_records(results)).to_csv(
+        stage / "teacher_summary.csv", index=False, float_format="%.6g")
     schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
     with Executor(min(resolve_workers(workers), FIGURES), what="figures") as executor:
         figs = draw_all(summary, stage / "figures", teachers, schools, executor.map_unordered)

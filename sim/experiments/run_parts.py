@@ -247,10 +247,14 @@ class StoredRun:
     """
 
     def __init__(self, scenario, reference, seeds: dict, parts: RunParts, ran: int = 0,
-                 skipped: int = 0, means: dict | None = None):
+                 skipped: int = 0, means: dict | None = None,
+                 teacher_records: dict | None = None):
         self.scenario, self.reference, self.seeds, self.parts = scenario, reference, seeds, parts
         self.ran, self.skipped = ran, skipped
-        self.means = means or {}  # (replicate, arm) -> its summary means, made by the worker
+        # (replicate, arm) -> the part's summary means and teacher records, made by the
+        # worker that ran it (summaries.part_means, teacher_records); parts resumed from
+        # disk have none
+        self.means, self.teacher_records = means or {}, teacher_records or {}
         self.fingerprint = run_fingerprint(scenario)
 
     def keys(self) -> list[tuple[int, int]]:
