@@ -113,7 +113,8 @@ def _run_into(args, sc, out: Path, members: list | None = None) -> int:
         "seconds": round(time.time() - start, 2), "command": sys.argv,
         "fingerprint": stored.fingerprint,
         "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}, **extra},
-        reports=() if args.no_report else [stage_run_report], ensemble=ensemble)
+        reports=() if args.no_report else [stage_run_report], ensemble=ensemble,
+        workers=None if args.scheduler else args.workers)
     stored.parts.remove()
     if not args.quiet:
         print(format_summary(summary))
@@ -336,7 +337,8 @@ def cmd_sweep(args) -> int:
         if not args.no_report:
             from sim.presentation.report import REPORT, write_report
 
-            write_report(args.out, Path(args.out) / REPORT)
+            write_report(args.out, Path(args.out) / REPORT,
+                         workers=None if args.scheduler else args.workers)
     if not args.quiet:
         print(f"{sweep.name}: {counts['ran']} runs done now, {counts['skipped']} already "
               f"finished, {counts['runs']} in all; {time.time() - start:.0f} s. "

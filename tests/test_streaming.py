@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
 
+from sim.analysis.summaries import teacher_summary
 from sim.config.scenario import load_scenario
-from sim.experiments.output import summary_of, write_results
+from sim.experiments.output import known_teacher_records, summary_of, write_results
 from sim.experiments.runner import run, run_to_directory
 from sim.experiments.storage import TABLES
 
@@ -64,7 +65,16 @@ def test_summary_from_parts_equals_the_summary_of_the_whole_table(scenario, in_m
                                                                   tmp_path):
     results, _ = in_memory
     stored = run_to_directory(scenario, tmp_path / "out")
+    assert len(stored.means) == 6  # every part's means made by the task that ran it
     assert_frame_equal(summary_of(stored), summary_of(results))
+    stored.means = {(0, 1): stored.means[(0, 1)]}  # the rest read back from the parts
+    assert_frame_equal(summary_of(stored), summary_of(results))
+    records = known_teacher_records(stored)  # the teachers' per-part records, likewise
+    assert len(records) == 6
+    assert_frame_equal(teacher_summary(pd.DataFrame(), records),
+                       teacher_summary(results.teacher_years))
+    del stored.teacher_records[(1, 2)]  # one part resumed: the whole table is read instead
+    assert known_teacher_records(stored) is None
     from sim.analysis.summaries import summarise
 
     assert_frame_equal(summary_of(results), summarise(results.student_years))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import matplotlib
@@ -325,18 +325,43 @@ def school_policies_by_year(school_summary, path: Path, names: Mapping[str, str]
     return _save(school_policies_by_year_figure(school_summary, names, program_arms), path)
 
 
-@plain_text
-def draw_all(summary, directory: Path, teacher_years=None, school_summary=None) -> list[Path]:
-    """Every figure of a run, into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [growth_vs_proficiency(summary, directory / "growth_vs_proficiency.png"),
-             growth_vs_proficiency_by_band(summary,
-                                           directory / "growth_vs_proficiency_by_band.png"),
-             time_use_by_band(summary, directory / "time_use_by_band.png")]
+def figure_jobs(summary, directory: Path, teacher_years=None,
+                school_summary=None) -> list[tuple[Callable, tuple]]:
+    """``(draw, args)`` of every figure of a run, each drawing into ``directory``, the
+    slowest first (the bands' panels, then the ratings' panels), so that on several
+    processes the longest does not start last."""
+    jobs = [(growth_vs_proficiency_by_band,
+             (summary, directory / "growth_vs_proficiency_by_band.png"))]
     if teacher_years is not None and len(teacher_years):
-        paths.append(ratings_vs_true_effect(teacher_years,
-                                            directory / "ratings_vs_true_effect.png"))
+        jobs.append((ratings_vs_true_effect,
+                     (teacher_years, directory / "ratings_vs_true_effect.png")))
+    jobs += [(growth_vs_proficiency, (summary, directory / "growth_vs_proficiency.png")),
+             (time_use_by_band, (summary, directory / "time_use_by_band.png"))]
     if school_summary is not None and len(school_summary):
-        paths.append(school_policies_by_year(school_summary,
-                                             directory / "school_policies_by_year.png"))
-    return paths
+        jobs.append((school_policies_by_year,
+                     (school_summary, directory / "school_policies_by_year.png")))
+    return jobs
+
+
+@plain_text
+def draw_job(job: tuple[Callable, tuple]) -> Path:
+    """Draw one of ``figure_jobs`` (module-level: a process pool can run it)."""
+    draw, args = job
+    return draw(*args)
+
+
+FIGURE_ORDER = ("growth_vs_proficiency.png", "growth_vs_proficiency_by_band.png",
+                "time_use_by_band.png", "ratings_vs_true_effect.png",
+                "school_policies_by_year.png")  # the order a run's manifest lists them
+
+
+@plain_text
+def draw_all(summary, directory: Path, teacher_years=None, school_summary=None,
+             map_jobs: Callable = map) -> list[Path]:
+    """Every figure of a run, into ``directory``; ``map_jobs(draw_job, jobs)`` draws them
+    (``map``: here, one after another; an executor's ``map_unordered``: on its processes,
+    the same files)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    drawn = set(map_jobs(draw_job, figure_jobs(summary, directory, teacher_years,
+                                               school_summary)))
+    return [directory / name for name in FIGURE_ORDER if directory / name in drawn]

@@ -20,9 +20,11 @@ schools "between -0.7 and 1.7"). Two proper intervals, both 95%:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
-Z95 = float(stats.norm.ppf(0.975))
+# scipy.stats.norm.ppf(0.975), written out: importing scipy.stats costs a command that
+# never needs a t quantile (a sweep's runs) a third of a second; tests/test_shares.py
+# checks the digits
+Z95 = 1.959963984540054
 
 
 def _clean(values) -> np.ndarray:
@@ -46,6 +48,8 @@ def logit_interval(values) -> tuple[float, float, float]:
     se = float(x.std(ddof=1) / np.sqrt(x.size))
     if mean <= 0.0 or mean >= 1.0 or se == 0.0:
         return mean, mean, mean
+    from scipy import stats  # here: the commands that need no interval never load it
+
     t = float(stats.t.ppf(0.975, x.size - 1))
     centre = np.log(mean / (1.0 - mean))
     half = t * se / (mean * (1.0 - mean))

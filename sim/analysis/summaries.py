@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.analysis.shares import logit_interval, wilson_interval
 from sim.engine.outcomes import BANDS
@@ -59,6 +58,18 @@ def replicate_means(rows: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     return out.astype({c: float for c in metrics})
 
 
+SUMMARY_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
+                   *METRICS)  # what ``replicate_means`` reads
+
+
+def part_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """``replicate_means`` of one arm x replicate's student-years (the part's own arm only:
+    the others are empty categories). Concatenated in table order, the parts' means give
+    the whole run's (``summarise_replicates``)."""
+    means = replicate_means(rows[[c for c in SUMMARY_COLUMNS if c in rows]])
+    return means[means.arm.isin(rows.arm.unique())]
+
+
 def _interval(x: pd.Series) -> tuple[float, float, float]:
     x = x.dropna().to_numpy(float)
     if x.size == 0:
@@ -66,6 +77,8 @@ def _interval(x: pd.Series) -> tuple[float, float, float]:
     mean = x.mean()
     if x.size < 2:
         return mean, np.nan, np.nan
+    from scipy import stats  # here: the commands that need no interval never load it
+
     half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
     return mean, mean - half, mean + half
 
@@ -123,9 +136,10 @@ def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = Non
     return pd.DataFrame(out)
 
 
-def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: how ratings track true effects, turnover and stress (95% intervals across
-    replicates)."""
+def teacher_records(teacher_years: pd.DataFrame) -> list[dict]:
+    """Per arm x replicate (in that order): how ratings track true effects, turnover and
+    stress, one record each (``teacher_summary``'s input; a part's own records can be
+    made where the part ran)."""
     from sim.accountability.evaluation import run_metrics
 
     per_rep = []
@@ -136,7 +150,15 @@ def teacher_summary(teacher_years: pd.DataFrame) -> pd.DataFrame:
                "exit_rate": g.exited.mean(), "stress": g.stress.mean(), "drift": g.drift.mean(),
                "novice_share": g.novice.mean()}
         per_rep.append(rec)
-    reps = pd.DataFrame(per_rep)
+    return per_rep
+
+
+def teacher_summary(teacher_years: pd.DataFrame, records: list[dict] | None = None
+                    ) -> pd.DataFrame:
+    """Per arm: how ratings track true effects, turnover and stress (95% intervals across
+    replicates). ``records``: ``teacher_records`` of the table (arm by arm, replicate by
+    replicate), when already made; then ``teacher_years`` is not read."""
+    reps = pd.DataFrame(teacher_records(teacher_years) if records is None else records)
     out = []
     for arm, g in reps.groupby("arm", observed=True, sort=False):
         rec = {"arm": arm, "replicates": len(g)}

@@ -31,14 +31,17 @@ import sim
 from sim.analysis.figures import draw_all
 from sim.analysis.robustness import ENSEMBLE_FILE, add_ensemble_columns
 from sim.analysis.summaries import (
-    METRICS,
-    replicate_means,
+    SUMMARY_COLUMNS,
+    part_means,
     school_summary,
     summarise_replicates,
     teacher_summary,
 )
+from sim.experiments.executor import Executor, resolve_workers
 from sim.experiments.folder_lock import STAGING_PREFIX
 from sim.experiments.storage import TABLES, sha256
+
+FIGURES = 5  # a run's figures (analysis.figures.figure_jobs): no more processes than that
 
 
 def git_commit() -> str | None:
@@ -56,12 +59,14 @@ def git_commit() -> str | None:
 
 def write_results(results, out_dir: str | Path, extra: dict | None = None,
                   reports: Sequence[Callable[[Path, dict], list[str]]] = (),
-                  ensemble: pd.DataFrame | None = None):
+                  ensemble: pd.DataFrame | None = None, workers: int | None = 1):
     """Write tables, summary, figures and manifest; returns (manifest, summary).
 
     ``ensemble``: each member's means (``plsim run --ensemble``,
     ``analysis.robustness.member_means``): written as ``ensemble.csv``, and the summary
     gains each paired difference's interval across members and robust share.
+    ``workers``: local processes that draw the figures (as ``Executor``; the same files
+    whatever the number).
 
     ``reports``: writers called as ``write(stage, manifest)`` once the tables and
     figures are staged (``manifest`` as it will read from disk, without their own
@@ -76,7 +81,7 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None,
         summary = summary_of(results)
         if ensemble is not None:
             summary = add_ensemble_columns(summary, ensemble)
-        files = _write_staged(results, summary, stage)  # every table, summary and figure
+        files = _write_staged(results, summary, stage, workers)  # tables, summary, figures
         if ensemble is not None:
             ensemble.to_csv(stage / ENSEMBLE_FILE, index=False, float_format="%.6g")
             files.append(ENSEMBLE_FILE)
@@ -92,27 +97,39 @@ def write_results(results, out_dir: str | Path, extra: dict | None = None,
     return manifest, summary
 
 
-SUMMARY_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "in_program",
-                   *METRICS)  # what ``replicate_means`` reads
-
-
 def summary_of(results) -> pd.DataFrame:
     """The summary table (``summarise``), built one part at a time.
 
     Each part is one arm x replicate, so its replicate means are those rows
     of the whole run's; concatenated in table order, they give the same
-    summary as the whole table would.
+    summary as the whole table would. Parts whose means the run's workers
+    computed (a stored run's ``means``) are not read again.
     """
     have = set(results.columns("student_years"))
     columns = [c for c in SUMMARY_COLUMNS if c in have]
-    reps = []
-    for frame in results.frames("student_years", columns):
-        means = replicate_means(frame)
-        reps.append(means[means.arm.isin(frame.arm.unique())])  # the part's own arm only
+    known = getattr(results, "means", {})
+    if not known:
+        reps = [part_means(f) for f in results.frames("student_years", columns)]
+    else:
+        keys = results.keys()  # a stored run's parts, in table order
+        reps = [known[k] if k in known else part_means(results.part("student_years", k, columns))
+                for k in keys]
     return summarise_replicates(pd.concat(reps, ignore_index=True))
 
 
-def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
+def known_teacher_records(results) -> list[dict] | None:
+    """``teacher_records`` of the whole teacher table (arm by arm, replicate by replicate)
+    from those the run's workers made for each part (a stored run's ``teacher_records``);
+    None unless every part's are known."""
+    known = getattr(results, "teacher_records", {})
+    keys = results.keys() if known else []
+    if not known or any(k not in known for k in keys):
+        return None
+    return [r for k in sorted(keys, key=lambda k: (k[1], k[0])) for r in known[k]]
+
+
+def _write_staged(results, summary: pd.DataFrame, stage: Path,
+                  workers: int | None = 1) -> list[str]:
     files = []
     for name in TABLES:
         results.write_parquet(name, stage / f"{name}.parquet")
@@ -120,10 +137,11 @@ def _write_staged(results, summary: pd.DataFrame, stage: Path) -> list[str]:
     summary.to_csv(stage / "summary.csv", index=False, float_format="%.6g")
     teachers = results.table("teacher_years")  # small: one row per teacher-year
     schools = school_summary(results.table("school_years"))
-    teacher_summary(teachers).to_csv(stage / "teacher_summary.csv", index=False,
-                                     float_format="%.6g")
+    teacher_summary(teachers, known_teacher_records(results)).to_csv(
+        stage / "teacher_summary.csv", index=False, float_format="%.6g")
     schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
-    figs = draw_all(summary, stage / "figures", teachers, schools)
+    with Executor(min(resolve_workers(workers), FIGURES), what="figures") as executor:
+        figs = draw_all(summary, stage / "figures", teachers, schools, executor.map_unordered)
     return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
             *[str(Path("figures") / f.name) for f in figs]]
 

@@ -247,9 +247,14 @@ class StoredRun:
     """
 
     def __init__(self, scenario, reference, seeds: dict, parts: RunParts, ran: int = 0,
-                 skipped: int = 0):
+                 skipped: int = 0, means: dict | None = None,
+                 teacher_records: dict | None = None):
         self.scenario, self.reference, self.seeds, self.parts = scenario, reference, seeds, parts
         self.ran, self.skipped = ran, skipped
+        # (replicate, arm) -> the part's summary means and teacher records, made by the
+        # worker that ran it (summaries.part_means, teacher_records); parts resumed from
+        # disk have none
+        self.means, self.teacher_records = means or {}, teacher_records or {}
         self.fingerprint = run_fingerprint(scenario)
 
     def keys(self) -> list[tuple[int, int]]:
@@ -260,7 +265,11 @@ class StoredRun:
     def frames(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The table ``name`` one part (one arm x replicate) at a time, in table order."""
         for key in self.keys():
-            yield pd.read_parquet(self.parts.path(name, key), columns=columns)
+            yield self.part(name, key, columns)
+
+    def part(self, name: str, key: tuple[int, int], columns: list[str] | None = None):
+        """The table ``name`` of one part, ``key`` = (replicate, arm)."""
+        return pd.read_parquet(self.parts.path(name, key), columns=columns)
 
     def columns(self, name: str) -> list[str]:
         return pq.read_schema(self.parts.path(name, self.keys()[0])).names

@@ -20,6 +20,7 @@ import mesa
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from sim.analysis.summaries import part_means, teacher_records
 from sim.config.scenario import ScenarioError
 from sim.district.model import District
 from sim.district.reference import StateReference, state_reference
@@ -114,6 +115,15 @@ def arm_task(task) -> tuple[tuple[int, int], dict[str, pd.DataFrame]]:
     return (replicate, arm_index), tables
 
 
+def stored_arm_task(task) -> tuple[tuple[int, int], dict[str, pd.DataFrame], tuple]:
+    """``arm_task`` and the part's summary means and teacher records (``part_means``,
+    ``teacher_records``), made in the worker that ran it: the final summaries then
+    wait on no serial pass over every part."""
+    key, tables = arm_task(task)
+    return key, tables, (part_means(tables["student_years"]),
+                         teacher_records(tables["teacher_years"]))
+
+
 def arm_tasks(scenario, reference, skip=frozenset()) -> list[tuple]:
     """Every (replicate, arm) task not in ``skip``, replicate by replicate, arms in order."""
     return [(scenario, a, r, reference) for r in range(scenario.replicates)
@@ -189,15 +199,16 @@ def run_to_directory(scenario, out, workers: int | None = 1, scheduler: str | No
     reference = state_reference(scenario)
     total = scenario.replicates * len(scenario.arms)
     done = parts.finished()  # every part's checksums verified: damaged ones are redone
-    ran = 0
+    ran, means, records = 0, {}, {}
     bar = progress_bar(total, progress, initial=len(done))
     try:
         with Executor(workers, scheduler) as executor:
             for _ in range(3):  # again for any part damaged before the tables are built
                 tasks = arm_tasks(scenario, reference, skip=done)
                 executor.workers = min(executor.workers, max(len(tasks), 1))
-                for key, tables in executor.map_unordered(arm_task, tasks):
+                for key, tables, made in executor.map_unordered(stored_arm_task, tasks):
                     parts.write(key, tables)
+                    means[key], records[key] = made
                     ran += 1
                     bar.update()
                 done = parts.finished()
@@ -209,7 +220,7 @@ def run_to_directory(scenario, out, workers: int | None = 1, scheduler: str | No
     finally:
         bar.close()
     return StoredRun(scenario, reference, run_seeds(scenario), parts,
-                     ran=ran, skipped=total - ran)
+                     ran=ran, skipped=total - ran, means=means, teacher_records=records)
 
 
 def progress_bar(total: int, enabled: bool, desc: str = "arm-replicates", initial: int = 0):

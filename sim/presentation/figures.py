@@ -37,6 +37,7 @@ from sim.analysis.figures import (  # noqa: E402
     wrap,
 )
 from sim.analysis.summaries import ALL  # noqa: E402
+from sim.experiments.executor import Executor, resolve_workers  # noqa: E402
 
 DPI = 100
 
@@ -68,6 +69,21 @@ def drawn(draw: Callable[..., object], *args, **kwargs) -> bytes:
         path = Path(tmp) / "figure.png"
         draw(*args, path, **kwargs)
         return path.read_bytes()
+
+
+def drawn_all(jobs: list[tuple[Callable[..., object], tuple]],
+              workers: int | None = 1) -> list[bytes]:
+    """``drawn(draw, *args)`` of every ``(draw, args)``, in order, on at most ``workers``
+    local processes (``Executor``; the same bytes whatever the number)."""
+    with Executor(min(resolve_workers(workers), max(len(jobs), 1)), what="figures") as ex:
+        got = dict(ex.map_unordered(drawn_job, list(enumerate(jobs))))
+    return [got[i] for i in range(len(jobs))]
+
+
+def drawn_job(item: tuple[int, tuple[Callable[..., object], tuple]]) -> tuple[int, bytes]:
+    """One of ``drawn_all``'s figures, with its place (module-level: a pool can run it)."""
+    i, (draw, args) = item
+    return i, drawn(draw, *args)
 
 
 def _colors(n: int) -> list:

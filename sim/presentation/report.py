@@ -549,9 +549,11 @@ def _parameter_words(p) -> str:
     return "values " + ", ".join(map(str, p.values))
 
 
-def sweep_sections(run_dir: str | Path, baseline: str | None = None) -> tuple[str, list[str]]:
+def sweep_sections(run_dir: str | Path, baseline: str | None = None,
+                   workers: int | None = 1) -> tuple[str, list[str]]:
     """The title and HTML sections of a finished sweep's report; ``baseline`` (an arm
-    label) is checked and named, the figures show every arm."""
+    label) is checked and named, the figures show every arm, drawn on at most ``workers``
+    local processes."""
     data = sensitivity.load_finished(run_dir)
     check_baseline(data.arms, baseline, str(data.dir))
     sw, m = data.sweep, data.manifest
@@ -576,11 +578,12 @@ def sweep_sections(run_dir: str | Path, baseline: str | None = None) -> tuple[st
            f'<p class="note">Year {year}, all students of the program grades. Points: design '
            "samples (each the mean of its replicates); lines: means by parameter bin.</p>"]
     means, bins, table = sensitivity.sweep_summary(data, data.arms, year)
-    for o in sw.outcomes:
-        label = sensitivity.OUTCOME_LABELS.get(o, o)
-        sec.append(_img(figures.drawn(sensitivity.summary_figure, means, bins, table, sw, o,
-                                      data.arms, f"{sw.name}: {label}, year {year}"),
-                        f"{label} against each parameter, one colour per arm."))
+    labels = [sensitivity.OUTCOME_LABELS.get(o, o) for o in sw.outcomes]
+    pngs = figures.drawn_all([(sensitivity.summary_figure, (means, bins, table, sw, o, data.arms,
+                                                            f"{sw.name}: {label}, year {year}"))
+                              for o, label in zip(sw.outcomes, labels, strict=True)], workers)
+    for png, label in zip(pngs, labels, strict=True):
+        sec.append(_img(png, f"{label} against each parameter, one colour per arm."))
     if sw.design in sensitivity.INDEX_DESIGNS:
         sec += _indices_sections(data, year)
     return title, sec
@@ -658,14 +661,15 @@ def _check_out(out: Path) -> None:
         raise ScenarioError(f"--out {out}: cannot write in {out.parent}")
 
 
-def render(run_dir: str | Path, baseline: str | None = None) -> str:
-    """The report of a finished run or sweep directory as HTML text.
+def render(run_dir: str | Path, baseline: str | None = None, workers: int | None = 1) -> str:
+    """The report of a finished run or sweep directory as HTML text (a sweep's figures
+    drawn on at most ``workers`` local processes).
 
     Raises:
         ScenarioError: not a finished run or sweep, or an unknown baseline arm.
     """
     if kind(run_dir) == "sweep":
-        title, sections = sweep_sections(run_dir, baseline)
+        title, sections = sweep_sections(run_dir, baseline, workers)
     else:
         manifest, tables = read_run(run_dir)
         title, sections = run_sections(manifest, tables, baseline, run_dir)
@@ -673,7 +677,7 @@ def render(run_dir: str | Path, baseline: str | None = None) -> str:
 
 
 def write_report(run_dir: str | Path, out_path: str | Path,
-                 baseline: str | None = None) -> Path:
+                 baseline: str | None = None, workers: int | None = 1) -> Path:
     """Write the self-contained HTML report of ``run_dir`` to ``out_path``.
 
     Args:
@@ -681,6 +685,8 @@ def write_report(run_dir: str | Path, out_path: str | Path,
         out_path: the HTML file to write (its folder must exist); written under a
             temporary name and renamed, so a reader never sees half a report.
         baseline: the arm the others are compared with (default: the first arm).
+        workers: local processes that draw a sweep's figures (the same report whatever
+            the number).
 
     Returns:
         ``out_path`` as a Path.
@@ -692,7 +698,7 @@ def write_report(run_dir: str | Path, out_path: str | Path,
     kind(run_dir)  # a bad directory is named before a bad output path
     _check_out(out)
     refuse_own_files(run_dir, out, default_name(baseline))
-    text = render(run_dir, baseline)
+    text = render(run_dir, baseline, workers)
     atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
     return out
 
