@@ -10,11 +10,13 @@ agent only reads and writes its own row, so no copy can fall out of step.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+from sim.engine import portable_math
 from sim.engine.agents import Agent
 
 TRUST_SD = 0.1  # spread of teachers' trust around their team's mean
@@ -113,8 +115,9 @@ def draw_teachers(rng: np.random.Generator, trust_rng: np.random.Generator, para
     school, grade, line = (np.array(c) for c in zip(*rows, strict=True))
     trust_of = np.clip(trust + TRUST_SD * trust_rng.standard_normal(len(rows)), 0, 1)
     staff = TeacherState(school, grade, line, ability, capacity, experience, trust_of)
-    staff.workforce_return = float(workforce.profile @ experience_return(years, params))
-    staff.workforce_share = float(workforce.profile @ experience_share(years, params))
+    # exactly rounded sums (math.fsum): a BLAS dot product adds in the CPU's order
+    staff.workforce_return = math.fsum(workforce.profile * experience_return(years, params))
+    staff.workforce_share = math.fsum(workforce.profile * experience_share(years, params))
     # a novice (share 0) has novice_capacity on average, the workforce capacity_mean
     staff.capacity_gap = max(0.0, params.capacity_mean - workforce.novice_capacity) \
         / max(staff.workforce_share, 1e-9)
@@ -130,7 +133,8 @@ def experience_return(years: np.ndarray, params) -> np.ndarray:
     experience_late_years`` (slower, over a career's first decade); 0 at 0 years."""
     y = np.asarray(years, float)
     p = params
-    early = p.experience_gain_early * -np.expm1(-y / p.experience_early_years)
+    # portable_math's exp: numpy's expm1 picks its loop by the CPU (docs/model.md §7.12)
+    early = p.experience_gain_early * (1.0 - portable_math.exp(-y / p.experience_early_years))
     return early + p.experience_gain_late * np.minimum(y, p.experience_late_years) \
         / p.experience_late_years
 
