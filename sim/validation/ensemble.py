@@ -49,6 +49,7 @@ from sim.validation.fit import (
     is_int,
     known_space,
     rounded,
+    text_table,
     with_values,
 )
 from sim.validation.studies import ParameterSet, Settings
@@ -270,7 +271,7 @@ def format_diagnostics(result: EnsembleResult) -> str:
                 f"under 1/{POOL} of the box; searched: least implausibility {w.least:.2f}"
                 + (" (none NROY: the least implausible points stood in)" if w.empty else ""))
         rows.append((str(k), str(len(w.design)), f"{w.nroy_share:.4g}", note))
-    lines += _table(rows)
+    lines += text_table(rows)
     lines += ["", "Which facts rule out most: share of the candidates each wave's design was "
                   "drawn from (the box, then the NROY points, or the least implausible ones) "
                   "that the wave's emulator of the fact alone leaves at implausibility <= 3:",
@@ -279,7 +280,7 @@ def format_diagnostics(result: EnsembleResult) -> str:
     for j, t in enumerate(hm.targets):
         rows.append((t.name, *(_pct(w.output_share[j]) if w.output_share else "n/a"
                                for w in hm.waves)))
-    lines += _table(rows)
+    lines += text_table(rows)
     lines += ["", "Emulator validation (held-out runs of each wave; z = (value - emulator "
                   "mean) / emulator sd; |z| <= 3 expected for most):", ""]
     rows = [("wave", "fact", "held out", "|z| <= 3", "max |z|", "rmse")]
@@ -287,7 +288,7 @@ def format_diagnostics(result: EnsembleResult) -> str:
         for v in w.validation:
             rows.append((str(k), v.name, str(v.held_out), _pct(v.within_3),
                          _num(v.max_abs_z), _num(v.rmse)))
-    lines += _table(rows) if len(rows) > 1 else ["(too few runs to hold any out)"]
+    lines += text_table(rows) if len(rows) > 1 else ["(too few runs to hold any out)"]
     names = hm.names
     members = np.array([[m[n] for n in names] for m in result.members], float)
     lines += ["", f"Members: {len(result.members)} (of {result.checked} candidates re-run "
@@ -300,7 +301,7 @@ def format_diagnostics(result: EnsembleResult) -> str:
     for j, n in enumerate(names):
         rows.append((n, f"{hm.bounds[j, 0]:g} to {hm.bounds[j, 1]:g}",
                      _range(mem.get(n)), _range(nroy.get(n))))
-    lines += _table(rows)
+    lines += text_table(rows)
     if len(result.members):
         lines += ["", "Each fact across the members (mean of replicates):", ""]
         rows = [("fact", "band", "min", "median", "max")]
@@ -308,7 +309,7 @@ def format_diagnostics(result: EnsembleResult) -> str:
             v = result.member_values[:, j]
             rows.append((t.name, _band(t), _num(np.nanmin(v)), _num(np.nanmedian(v)),
                          _num(np.nanmax(v))))
-        lines += _table(rows)
+        lines += text_table(rows)
     lines += ["", f"{result.seconds:.0f} s."]
     return "\n".join(lines)
 
@@ -345,7 +346,7 @@ def format_spread(ts: list[Target], values: np.ndarray, holds: np.ndarray,
         v = values[:, j]
         rows.append((t.name, _band(t), _num(np.nanmin(v)), _num(np.nanmedian(v)),
                      _num(np.nanmax(v)), f"{int(holds[:, j].sum())} of {k}"))
-    lines += _table(rows)
+    lines += text_table(rows)
     every = int(holds.all(axis=1).sum())
     lines += ["", f"{every} of {k} members hold every calibration fact."]
     return "\n".join(lines)
@@ -372,14 +373,6 @@ def _pct(x) -> str:
 
 def _range(r) -> str:
     return "n/a" if r is None else f"{r[0]:.3g} to {r[1]:.3g}"
-
-
-def _table(rows) -> list[str]:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-           for r in rows]
-    out.insert(1, "-" * len(out[0]))
-    return out
 
 
 def _say(enabled: bool, text: str) -> None:

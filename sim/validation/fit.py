@@ -292,7 +292,7 @@ def format_fit(result: FitResult) -> str:
     for a, b in zip(result.start.outcomes, result.best.outcomes, strict=True):
         rows.append((a.pattern.name, a.pattern.target_text(), _num(a.value), _num(b.value),
                      "holds" if b.holds else "falls short"))
-    lines += _table(rows)
+    lines += text_table(rows)
     spreads = spread(result, space)
     lines += ["", "Parameters (pinned: moving it by a tenth of its range raises the loss by "
                   f">= {PINNED_LOSS:g}; spread: range among the best trials / search range):", ""]
@@ -302,7 +302,7 @@ def format_fit(result: FitResult) -> str:
         rows.append((name, _num(result.start.values[name]), _num(result.best.values[name]),
                      f"{lo:g} to {hi:g}", "n/a" if rise is None else f"{rise:+.2f}",
                      f"{spreads[name]:.2f}", pinned(result, name, spreads)))
-    lines += _table(rows)
+    lines += text_table(rows)
     if result.skipped:
         lines += ["", f"Not fitted (the model no longer has them): {', '.join(result.skipped)}"]
     return "\n".join(lines)
@@ -312,7 +312,8 @@ def _num(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
 
 
-def _table(rows) -> list[str]:
+def text_table(rows) -> list[str]:
+    """Rows (the first a header) as left-aligned text columns under a rule."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
            for r in rows]
