@@ -468,6 +468,21 @@ def test_each_schools_review_draws_are_the_same_in_every_arm_and_offsets_stay_in
     assert first_review(ProgramReview(after_years=1, timing_spread=1), -1) == 1  # at least 1
 
 
+def test_a_late_share_postpones_that_share_of_first_reviews_by_a_year_and_nothing_else():
+    streams = Streams(replicate_seed(5, 0))
+    r = ProgramReview(after_years=3, timing_spread=0)
+    on_time = district_review.review_draws(streams.at("review", 0), 2000, r)
+    late = district_review.review_draws(streams.at("review", 0), 2000,
+                                        r.model_copy(update={"late_share": 0.6}))
+    np.testing.assert_array_equal(on_time.leniency, late.leniency)  # common random numbers
+    np.testing.assert_array_equal(on_time.growth_weight, late.growth_weight)
+    assert set(on_time.offset.tolist()) == {0} and set(late.offset.tolist()) == {0, 1}
+    assert abs(late.offset.mean() - 0.6) < 0.04  # 2000 schools: SE 0.011
+    every = district_review.review_draws(streams.at("review", 0), 50,
+                                         r.model_copy(update={"late_share": 1.0}))
+    assert set(every.offset.tolist()) == {1}
+
+
 @pytest.fixture(scope="module")
 def staggered_review_run():
     """Five schools reviewed with the default heterogeneity, on proficiency and on growth."""

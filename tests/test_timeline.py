@@ -170,7 +170,7 @@ def history() -> pd.DataFrame:
 
 def test_timeline_facts_are_measured_right_on_a_known_history():
     by_name = {f.pattern.name: f for f in F.facts() if f.study == "timeline"}
-    assert len(by_name) == 7
+    assert len(by_name) == 8
     h = history()
     expect = {  # per replicate, counts of 5
         "schools with a test-prep window, year 1 (of 5)": [2.0, 3.0],
@@ -180,6 +180,7 @@ def test_timeline_facts_are_measured_right_on_a_known_history():
             [2.0, 0.0],
         "schools with supplemental grade-level tutoring, year 3 (of 5)": [5.0, 5.0],
         "schools running the program through the study, year 3 (of 5)": [5.0, 5.0],
+        "schools running the program in the year after the study, year 4 (of 5)": [0.0, 2.0],
         "schools still running the program after the year after the study (of 5)": [0.0, 1.0],
     }
     assert set(expect) == set(by_name)

@@ -5,7 +5,9 @@ districts have, all from the ``review`` random stream (the same in every arm):
 
 * **timing**: a school's first review comes ``after_years + offset`` program
   years in (at least 1), ``offset`` drawn uniformly from ``-timing_spread ..
-  timing_spread``; from then on it is reviewed every year;
+  timing_spread``, plus one year for a share ``late_share`` of schools (a delay only
+  postpones: terms end and boards meet at different times); from then on it is
+  reviewed every year;
 * **noise**: the district sees each school's program-grade share proficient
   and mean growth with noise (``proficiency_noise_sd``, ``growth_noise_sd``),
   fresh each year, the year before the program included;
@@ -49,8 +51,10 @@ def review_draws(rng: np.random.Generator, n_schools: int, review) -> ReviewDraw
     z = rng.standard_normal(n_schools)
     u = rng.random(n_schools)
     w = rng.random(n_schools)
+    late = rng.random(n_schools)  # drawn last: the draws above are the same with or without it
     spread = review.timing_spread if review is not None else 0
-    offset = np.floor(u * (2 * spread + 1)).astype(int) - spread
+    share = review.late_share if review is not None else 0.0
+    offset = np.floor(u * (2 * spread + 1)).astype(int) - spread + (late < share)
     return ReviewDraws(z, offset, w)
 
 

@@ -530,6 +530,9 @@ class ProgramReview(Strict):
         1, ge=0, le=10, description="each school's first review falls after_years + an offset "
                                     "drawn uniformly from -timing_spread..timing_spread years "
                                     "(at least 1)")
+    late_share: float = Field(
+        0.0, ge=0, le=1, description="share of schools whose first review comes a year later "
+                                     "still (drawn once per school; a delay only postpones)")
 
 
 class Tutoring(Strict):

@@ -194,6 +194,9 @@ TIMELINE_FACTS = (
      "grade-level math instruction'", "tutored", 3),
     ("schools running the program through the study, year 3 (of 5)", 5,
      "five schools 'implementing TEPP ... over 3 academic years'", "program_active", 3),
+    ("schools running the program in the year after the study, year 4 (of 5)", 3,
+     "'in the year following our study, two of the five participating schools had "
+     "discontinued the program'", "program_active", 4),
     ("schools still running the program after the year after the study (of 5)", 0,
      "'in the year following our study, two of the five participating schools had "
      "discontinued the program and all schools had dropped TEPP by the end of the 2018-2019 "
