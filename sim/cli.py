@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 from sim.cli_grammar import EXIT_BAD_INPUT, build_parser
@@ -228,6 +229,7 @@ def _ensemble(args) -> int:
     from sim.validation.ensemble import (
         FULL,
         QUICK,
+        Plan,
         build_ensemble,
         format_diagnostics,
         write_ensemble,
@@ -247,7 +249,11 @@ def _ensemble(args) -> int:
     design = Settings.for_fit(args.quick, 1, 1)  # one replicate a design point, serial
     check = (Settings.make(True, args.replicates or 2, 1) if args.quick
              else Settings.for_fit(False, args.replicates or 4, 1))
-    result = build_ensemble(params, QUICK if args.quick else FULL, design, check, case,
+    plan = QUICK if args.quick else FULL
+    if args.members:
+        plan = (replace(plan, members=args.members, batch=max(plan.batch, args.members))
+                if args.quick else Plan.full(args.members))
+    result = build_ensemble(params, plan, design, check, case,
                             args.seed, args.workers, progress=True)
     print(format_diagnostics(result))
     if not result.members:

@@ -162,6 +162,9 @@ def _calibrate(p) -> None:
     p.add_argument("--replicates", type=positive_int,
                    help="with --fit: replicates per trial (default 4; quick 1); with "
                         "--ensemble: replicates of the members' re-check (default 4; quick 2)")
+    p.add_argument("--members", type=positive_int,
+                   help="with --ensemble: the ensemble's size (default 20; quick 6); more "
+                        "members re-check more candidates (about 5 CPU-minutes each)")
     p.add_argument("--out", help="with --fit: parameters file to write (default "
                                  "sim/config/fitted.toml; quick: fitted-quick.toml); with "
                                  "--ensemble: the ensemble file (.toml)")

@@ -73,8 +73,15 @@ class Plan:
     batches: int = 3
 
 
+    @classmethod
+    def full(cls, members: int = 20) -> Plan:
+        """The full search for ``members`` members: two waves of 90 and 60 design points,
+        then at most two batches of 1.25 x ``members`` candidates re-checked."""
+        return cls(waves=(90, 60), members=members, batch=-(-5 * members // 4), batches=2)
+
+
 QUICK = Plan(waves=(32, 20), members=6, batch=8, batches=2)
-FULL = Plan(waves=(120, 80, 80), members=50, batch=75, batches=3)
+FULL = Plan.full()
 
 
 @dataclass
