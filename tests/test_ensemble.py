@@ -9,7 +9,7 @@ from sim.analysis.robustness import add_ensemble_columns, ensemble_interval, sam
 from sim.cli import main
 from sim.config.ensemble import read_ensemble
 from sim.config.scenario import FITTED_PARAMETERS, ScenarioError, read_parameters
-from sim.validation.ensemble import targets
+from sim.validation.ensemble import FULL, Plan, targets
 from sim.validation.facts import facts
 
 
@@ -95,6 +95,12 @@ def test_targets_are_the_facts_read_at_run_time():
     assert [t.name for t in ts] == [f.pattern.name for f in fs]
     assert all(t.low == f.pattern.low and t.high == f.pattern.high
                for t, f in zip(ts, fs, strict=True))
+
+
+def test_the_full_plan_scales_its_re_checks_with_the_members_asked_for():
+    assert FULL == Plan.full(20) and FULL.waves == (90, 60) and FULL.batch == 25
+    big = Plan.full(50)
+    assert big.members == 50 and big.batch == 63 and big.batches == 2  # 1.25 x 50, rounded up
 
 
 def test_run_ensemble_on_common_random_numbers(tmp_path):
