@@ -57,7 +57,7 @@ def test_quick_json_names_every_fact_and_finding(quick_json):
     rc, data = quick_json
     pats = data["patterns"]
     assert all(set(p) >= KEYS for p in pats)
-    assert [p["kind"] for p in pats].count(CALIBRATION) == len(facts()) == 27
+    assert [p["kind"] for p in pats].count(CALIBRATION) == len(facts()) == 28
     assert [p["kind"] for p in pats].count(FINDING) == len(findings()) == 14
     assert len({p["name"] for p in pats}) == len(pats), "pattern names are unique"
     assert data["quick"] is True and all(p["quick"] for p in pats)
