@@ -208,6 +208,15 @@ class LearningParams(Strict):
                                    description="summer loss probability, older skills")
     summer_familiarity_keep: float = Field(0.5, ge=0, le=1,
                                            description="share of familiarity kept over summer")
+    outside_sd_years: float = Field(
+        0.3, ge=0, le=2, description="out-of-school learning: SD across students of the "
+                                      "persistent change it makes each summer on the "
+                                      "student's frontier (grade-years per summer; 0: off)")
+    outside_community_weight: float = Field(
+        0.7, ge=0, le=1, description="out-of-school learning: weight of the district's and "
+                                     "school's achievement offset (SD) in a student's "
+                                     "intensity (SD units): 1 = a district 1 SD below the "
+                                     "state is 1 SD below it out of school too")
 
 
 class AffectParams(Strict):

@@ -47,7 +47,15 @@ from sim.accountability.sensemaking import experience_profile
 from sim.accountability.year_end import Accountability, YearEnd
 from sim.district import monitor as run_monitor
 from sim.district.item_bank import item_bank
-from sim.engine import assessment, learning, outcomes, portable_math, school_day, teachers
+from sim.engine import (
+    assessment,
+    learning,
+    outcomes,
+    outside,
+    portable_math,
+    school_day,
+    teachers,
+)
 from sim.engine.affect import affect_rules
 from sim.engine.curriculum import generate_curriculum
 from sim.engine.outcomes import Tracks, YearLog, student_year_rows
@@ -58,6 +66,7 @@ from sim.engine.population import (
     district_size,
     enrol,
     layout_slots,
+    school_term,
 )
 from sim.engine.random_streams import DailyDraws, Streams, replicate_seed, uniform32
 from sim.engine.records import Diagnostic, Record, record_rules
@@ -150,6 +159,11 @@ class District(Model):
                                p.calendar.burn_in_years)
         enrol(rng, self.students, slots, self.effects, self.curriculum,
               p.population, p.learning, p.district.mean_offset_sd, known)
+        community = p.district.mean_offset_sd + school_term(slots, self.students, self.effects,
+                                                            p.population, known)
+        self.students.outside[slots] = outside.draw_intensity(
+            self.streams.at("outside", self.year, 0), community, p.learning,
+            p.population.share_between_schools)
         self.students.entry_year[slots] = self.year
         self.students.prior_state_score[slots] = np.nan
 
@@ -578,8 +592,10 @@ class District(Model):
         return rows
 
     def summer(self) -> None:
-        """Summer loss, promotion, graduates and movers replaced by newcomers."""
+        """Summer loss, out-of-school learning, promotion, graduates and movers replaced by
+        newcomers."""
         self._summer_loss()
+        self._outside_learning()
         st, d = self.students, self.params.district
         lp = self.params.learning
         for x, x0 in ((st.engagement, st.engagement_base), (st.anxiety, st.anxiety_base)):
@@ -605,6 +621,14 @@ class District(Model):
             lose = ((m == MASTERED_THIS_YEAR) & (u < lp.summer_loss_recent)) | (
                 (m == MASTERED_BEFORE) & (u < lp.summer_loss_old))
             st.mastery[part] = np.where(lose, 0, np.minimum(m, MASTERED_BEFORE))
+
+    def _outside_learning(self) -> None:
+        """Each student's out-of-school change on their frontier (``engine.outside``)."""
+        st, lp = self.students, self.params.learning
+        u = self.streams.at("outside", self.year, 1).random(st.n)
+        counts = outside.summer_counts(st.outside, self.curriculum.skills_per_grade, u)
+        outside.apply_summer(st.mastery, st.familiarity, counts,
+                             min(255, int(round(lp.familiarity_saturation_days))))
 
     def run(self) -> dict[str, pd.DataFrame]:
         """Burn in, then run all the scenario's years; return the tables."""

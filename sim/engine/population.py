@@ -77,6 +77,15 @@ def cohort_offsets(state: StudentState, slots: np.ndarray, district: DistrictPar
     return table[state.school[slots], cohort]
 
 
+def school_term(slots, state: StudentState, effects: ClusterEffects, pop: PopulationParams,
+                known: np.ndarray | None = None) -> np.ndarray:
+    """The school's part of the starting achievement of the students in ``slots`` (SD of the
+    level distribution): ``sqrt(w_s) u_school``, or the known-school offset in its place."""
+    if known is not None:
+        return known
+    return np.sqrt(pop.share_between_schools) * effects.school[state.school[slots]]
+
+
 def draw_levels(rng, slots, state: StudentState, effects: ClusterEffects,
                 pop: PopulationParams, mean_offset_sd: float,
                 known: np.ndarray | None = None) -> np.ndarray:
@@ -85,8 +94,7 @@ def draw_levels(rng, slots, state: StudentState, effects: ClusterEffects,
     ``known``: each student's known-school offset (SD, ``cohort_offsets``); it takes the
     place of the random school term. The draws are the same either way.
     """
-    school = (np.sqrt(pop.share_between_schools) * effects.school[state.school[slots]]
-              if known is None else known)
+    school = school_term(slots, state, effects, pop, known)
     z = (school
          + np.sqrt(pop.share_between_teachers) * effects.line[state.school[slots],
                                                               state.line[slots]]

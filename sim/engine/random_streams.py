@@ -40,6 +40,8 @@ STREAMS = (
     "growth_test",     # growth-test measurement error (keys: year, occasion)
     "state_test",      # state-test item responses (keys: year)
     "summer",          # summer loss (keys: year)
+    "outside",         # out-of-school learning: intensity at enrolment (keys: year, 0),
+                       # the summer's rounding (keys: year, 1)
     "tutor_learn",     # tutoring-session learning (keys: year, day, supplement)
     "tutor_backfill",  # tutoring-session backfill (keys: year, day, supplement)
     "drift",           # which supervised student-days a drifting teacher swaps (keys: year, day)

@@ -68,6 +68,8 @@ class StudentState:
     anxiety: np.ndarray = field(init=False)          # float32, test anxiety
     anxiety_base: np.ndarray = field(init=False)     # float32
     attendance: np.ndarray = field(init=False)       # float32, P(present on a day)
+    outside: np.ndarray = field(init=False)          # float32, out-of-school change per
+    #                                                  summer (grade-years; persistent)
     baseline_offset: np.ndarray = field(init=False)  # float32, years vs grade at entry
     prior_state_score: np.ndarray = field(init=False)  # float32, last year's state score
     entry_year: np.ndarray = field(init=False)       # int16, first simulated year
@@ -83,7 +85,7 @@ class StudentState:
         self.mastery = np.zeros((n, s), np.uint8)
         self.familiarity = np.zeros((n, s), np.uint8)
         for name in ("learning_rate", "engagement", "engagement_base", "anxiety",
-                     "anxiety_base", "attendance", "baseline_offset"):
+                     "anxiety_base", "attendance", "outside", "baseline_offset"):
             setattr(self, name, np.zeros(n, np.float32))
         self.entry_year = np.zeros(n, np.int16)
         self.prior_state_score = np.full(n, np.nan, np.float32)
