@@ -209,9 +209,10 @@ class LearningParams(Strict):
     summer_familiarity_keep: float = Field(0.5, ge=0, le=1,
                                            description="share of familiarity kept over summer")
     outside_sd_years: float = Field(
-        0.3, ge=0, le=2, description="out-of-school learning: SD across students of the "
+        0.0, ge=0, le=2, description="out-of-school learning: SD across students of the "
                                       "persistent change it makes each summer on the "
-                                      "student's frontier (grade-years per summer; 0: off)")
+                                      "student's frontier (grade-years per summer; 0: off, "
+                                      "the default until a refit with it; 0.3 measured)")
     outside_community_weight: float = Field(
         0.7, ge=0, le=1, description="out-of-school learning: weight of the district's and "
                                      "school's achievement offset (SD) in a student's "
