@@ -98,7 +98,7 @@ def test_targets_are_the_facts_read_at_run_time():
 
 
 def test_the_full_plan_scales_its_re_checks_with_the_members_asked_for():
-    assert FULL == Plan.full(20) and FULL.waves == (90, 60) and FULL.batch == 25
+    assert Plan.full(20) == FULL and FULL.waves == (90, 60) and FULL.batch == 25
     big = Plan.full(50)
     assert big.members == 50 and big.batch == 63 and big.batches == 2  # 1.25 x 50, rounded up
 
