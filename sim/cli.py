@@ -252,7 +252,12 @@ def _ensemble(args) -> int:
     plan = QUICK if args.quick else FULL
     if args.members:
         plan = (replace(plan, members=args.members, batch=max(plan.batch, args.members))
-                if args.quick else Plan.full(args.members))
+                if args.quick else Plan.full(args.members, plan.radius))
+    if args.radius is not None:
+        if not 0 < args.radius <= 1:
+            raise ScenarioError(f"--radius {args.radius:g}: a share of each parameter's "
+                                "range, above 0 and at most 1")
+        plan = replace(plan, radius=args.radius)
     result = build_ensemble(params, plan, design, check, case,
                             args.seed, args.workers, progress=True)
     print(format_diagnostics(result))

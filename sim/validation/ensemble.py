@@ -65,19 +65,33 @@ class Plan:
         members: the ensemble's size.
         batch: candidates re-checked at a time.
         batches: most batches re-checked before the ensemble is written short.
+        radius: half-width of the search box around the starting set, as a share of each
+            parameter's range in the fit's box (clipped to it); 1 searches the whole box.
     """
 
     waves: tuple[int, ...]
     members: int
     batch: int
     batches: int = 3
+    radius: float = 1.0
 
 
     @classmethod
-    def full(cls, members: int = 20) -> Plan:
-        """The full search for ``members`` members: two waves of 90 and 60 design points,
-        then at most two batches of 1.25 x ``members`` candidates re-checked."""
-        return cls(waves=(90, 60), members=members, batch=-(-5 * members // 4), batches=2)
+    def full(cls, members: int = 20, radius: float = 0.2) -> Plan:
+        """The full search for ``members`` members: two waves of 60 and 40 design points in
+        the box of ``radius`` around the fitted set, then at most two batches of 1.25 x
+        ``members`` candidates re-checked."""
+        return cls(waves=(60, 40), members=members, batch=-(-5 * members // 4), batches=2,
+                   radius=radius)
+
+
+def search_box(bounds: np.ndarray, start: np.ndarray, radius: float) -> np.ndarray:
+    """The fit's box narrowed to ``start`` ± ``radius`` x each range (clipped to the box)."""
+    if radius >= 1:
+        return bounds
+    half = radius * (bounds[:, 1] - bounds[:, 0])
+    return np.column_stack([np.maximum(bounds[:, 0], start - half),
+                            np.minimum(bounds[:, 1], start + half)])
 
 
 QUICK = Plan(waves=(32, 20), members=6, batch=8, batches=2)
@@ -142,6 +156,7 @@ def build_ensemble(params: ParameterSet, plan: Plan, design: Settings, check: Se
     integer = np.array([is_int(n) for n in names])
     start = np.array([[min(max(v, lo), hi) for v, (lo, hi) in
                        zip(current_values(params, space).values(), bounds, strict=True)]])
+    bounds = search_box(bounds, start[0], plan.radius)
     say = functools.partial(_say, progress)
     with Executor(workers) as executor:
         def simulate(points: np.ndarray) -> np.ndarray:
@@ -180,8 +195,9 @@ def _check_members(executor, params, hm: HistoryMatch, plan: Plan, check: Settin
         checked += len(batch)
         ok = holds.all(axis=1)
         held += int(ok.sum())
-        say(f"check batch {b + 1}: {int(ok.sum())} of {len(batch)} hold every fact "
-            f"({time.time() - t:.0f} s)")
+        held_each = " ".join(str(int(k)) for k in sorted(holds.sum(axis=1)))
+        say(f"check batch {b + 1}: {int(ok.sum())} of {len(batch)} hold every fact; facts "
+            f"held by each: {held_each} of {holds.shape[1]} ({time.time() - t:.0f} s)")
         for c, v, good in zip(candidates, out, ok, strict=True):
             if good and len(members) < plan.members:
                 members.append(c)
