@@ -1,15 +1,18 @@
 """Parameter ensembles: the file (read, refused), the robustness columns of a run's summary,
 and ``plsim run --ensemble`` end to end on common random numbers."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from sim.analysis.history_matching import Target
 from sim.analysis.robustness import add_ensemble_columns, ensemble_interval, same_sign_share
 from sim.cli import main
 from sim.config.ensemble import read_ensemble
 from sim.config.scenario import FITTED_PARAMETERS, ScenarioError, read_parameters
-from sim.validation.ensemble import FULL, Plan, targets
+from sim.validation.ensemble import FULL, QUICK, Plan, consistent, search_box, targets
 from sim.validation.facts import facts
 
 
@@ -98,9 +101,29 @@ def test_targets_are_the_facts_read_at_run_time():
 
 
 def test_the_full_plan_scales_its_re_checks_with_the_members_asked_for():
-    assert Plan.full(20) == FULL and FULL.waves == (90, 60) and FULL.batch == 25
+    assert Plan.full(20) == FULL and FULL.waves == (60, 40) and FULL.batch == 25
     big = Plan.full(50)
     assert big.members == 50 and big.batch == 63 and big.batches == 2  # 1.25 x 50, rounded up
+    assert FULL.radius == 0.2 and QUICK.radius == 1.0
+
+
+def test_the_search_box_narrows_around_the_fitted_set_within_the_fits_box():
+    box = np.array([[0.0, 1.0], [0.0, 16.0], [-1.6, -0.3]])
+    narrow = search_box(box, np.array([0.9, 4.0, -1.0]), 0.2)
+    np.testing.assert_allclose(narrow, [[0.7, 1.0], [0.8, 7.2], [-1.26, -0.74]])
+    assert search_box(box, np.array([0.5, 8.0, -1.0]), 1.0) is box
+
+
+def test_a_candidate_is_consistent_when_its_mean_is_within_noise_of_every_band():
+    two = Target("two-sided", 0.9, 1.1, 1.0, 0.1)
+    one = Target("one-sided", 0.0, math.inf)
+    values = np.array([[1.05, 0.2],    # inside both bands
+                       [1.15, 0.2],    # 0.05 outside, se 0.05: I = 0.15 / 0.058 = 2.6
+                       [1.15, 0.2],    # the same without noise: I = 4.5, ruled out
+                       [1.0, -0.3]])   # one-sided: 0.3 below, se 0.05: I = 6
+    var = np.array([[0.0, 0.0], [0.05 ** 2, 0.0], [0.0, 0.0], [0.0, 0.05 ** 2]])
+    assert consistent([two, one], values, var).tolist() == [True, True, False, False]
+    assert not consistent([two, one], np.array([[np.nan, 0.2]]), np.zeros((1, 2)))[0]
 
 
 def test_run_ensemble_on_common_random_numbers(tmp_path):

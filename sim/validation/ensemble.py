@@ -101,10 +101,10 @@ FULL = Plan.full()
 @dataclass
 class EnsembleResult:
     hm: HistoryMatch
-    members: list[dict]  # parameter -> value, each holding every fact
+    members: list[dict]  # parameter -> value, each consistent with every fact
     member_values: np.ndarray  # members x facts: each fact's value (mean of replicates)
     checked: int  # candidates re-checked
-    held: int  # of those, how many held every fact
+    held: int  # of those, how many were consistent with every fact
     design: Settings
     check: Settings
     seed: int
@@ -125,24 +125,50 @@ def to_values(point: np.ndarray, names: list[str]) -> dict[str, float]:
             for n, x in zip(names, point, strict=True)}
 
 
-def _point_task(task) -> tuple[int, list[float], list[bool]]:
-    """One point: the fact districts run with its values; each fact's value and verdict.
-    A module-level function, so pool workers can run it."""
+def _point_task(task) -> tuple[int, list[float], list[bool], list[float]]:
+    """One point: the fact districts run with its values; each fact's value, verdict and
+    the variance of its value (the squared standard error of the replicates' mean; NaN
+    with one replicate). A module-level function, so pool workers can run it."""
     i, params, values, settings, case = task
     outcomes = fact_outcomes(fact_runs(with_values(params, values), settings, case),
                              settings.quick)
-    return i, [o.value for o in outcomes], [bool(o.holds) for o in outcomes]
+    return (i, [o.value for o in outcomes], [bool(o.holds) for o in outcomes],
+            [mean_variance(o) for o in outcomes])
+
+
+def mean_variance(o) -> float:
+    """The squared standard error of an outcome's mean, from its 95% t-interval."""
+    from scipy import stats  # lazily: the parent of a run never needs it
+
+    if o.replicates < 2 or not np.isfinite(o.ci_high):
+        return math.nan
+    return float(((o.ci_high - o.value) / stats.t.ppf(0.975, o.replicates - 1)) ** 2)
 
 
 def run_points(executor: Executor, params: ParameterSet, values: list[dict],
-               settings: Settings, case: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each fact's value and verdict at every point (points x facts), in order."""
+               settings: Settings, case: Path | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each fact's value, verdict and the variance of its value at every point (points x
+    facts), in order."""
     m = len(facts())
     out, holds = np.full((len(values), m), np.nan), np.zeros((len(values), m), bool)
+    var = np.full((len(values), m), np.nan)
     tasks = [(i, params, v, settings, case) for i, v in enumerate(values)]
-    for i, vals, ok in executor.map_unordered(_point_task, tasks):
-        out[i], holds[i] = vals, ok
-    return out, holds
+    for i, vals, ok, v in executor.map_unordered(_point_task, tasks):
+        out[i], holds[i], var[i] = vals, ok, v
+    return out, holds, var
+
+
+def consistent(ts: list[Target], values: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Whether each re-checked candidate is consistent with every fact: its implausibility
+    on the simulated mean, ``|mean - target| / sqrt(se^2 + (tolerance/3)^2)`` (one-sided:
+    the distance outside the band over ``se``), at most the cut-off for every fact. With
+    no replicate noise this is the band itself; with it, a mean just outside a band by
+    less than its noise allows is not ruled out, as in the waves."""
+    v = np.where(np.isfinite(var), var, 0.0)
+    imp = np.column_stack([t.implausibility(values[:, k], v[:, k])
+                           for k, t in enumerate(ts)])
+    return np.isfinite(values).all(axis=1) & (imp <= CUTOFF).all(axis=1)
 
 
 def build_ensemble(params: ParameterSet, plan: Plan, design: Settings, check: Settings,
@@ -191,12 +217,13 @@ def _check_members(executor, params, hm: HistoryMatch, plan: Plan, check: Settin
         pool = pool[[tuple(row) not in chosen for row in pool]]
         t = time.time()
         candidates = [to_values(p, hm.names) for p in batch]
-        out, holds = run_points(executor, params, candidates, check, case)
+        out, holds, var = run_points(executor, params, candidates, check, case)
         checked += len(batch)
-        ok = holds.all(axis=1)
+        ok = consistent(hm.targets, out, var)
         held += int(ok.sum())
         held_each = " ".join(str(int(k)) for k in sorted(holds.sum(axis=1)))
-        say(f"check batch {b + 1}: {int(ok.sum())} of {len(batch)} hold every fact; facts "
+        say(f"check batch {b + 1}: {int(ok.sum())} of {len(batch)} consistent with every fact "
+            f"(implausibility <= {CUTOFF:g} on the replicates' mean); facts "
             f"held by each: {held_each} of {holds.shape[1]} ({time.time() - t:.0f} s)")
         for c, v, good in zip(candidates, out, ok, strict=True):
             if good and len(members) < plan.members:
@@ -315,8 +342,9 @@ def format_diagnostics(result: EnsembleResult) -> str:
     names = hm.names
     members = np.array([[m[n] for n in names] for m in result.members], float)
     lines += ["", f"Members: {len(result.members)} (of {result.checked} candidates re-run "
-                  f"with {result.check.replicates} replicate(s), {result.held} held every "
-                  "fact" + (" by the quick rule" if result.check.quick else "") + ").", "",
+                  f"with {result.check.replicates} replicate(s), {result.held} consistent with "
+                  f"every fact: implausibility <= {CUTOFF:g} on the replicates' mean and its "
+                  "standard error).", "",
               "Plausible ranges (members; not ruled out: the NROY sample):", ""]
     nroy = plausible_ranges(hm.nroy, names) if hm.nroy is not None and len(hm.nroy) else {}
     mem = plausible_ranges(members, names) if len(members) else {}
