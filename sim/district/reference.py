@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sim.config.scenario import validate_scenario
 from sim.district import spinup
@@ -86,7 +87,16 @@ def district_for(scenario, arm, replicate: int = 0, *, spun_up: bool = False) ->
 @lru_cache(maxsize=32)
 def _reference_from_key(key: str) -> StateReference:
     return cached_dataclass("state_reference", json.loads(key), StateReference,
-                            lambda: _compute_reference(key))
+                            lambda: _compute_reference_on_one_thread(key))
+
+
+def _compute_reference_on_one_thread(key: str) -> StateReference:
+    """The reference with the BLAS on one thread, as every run is (``runner.run_arm``): it
+    is computed in the parent before any run, where OpenBLAS's threads spun on both cores
+    for its small products (floor_strategies x 2: 9.9 CPU-s, 2.4 on one thread). The sums
+    are exact in any order, so the reference does not depend on it."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _compute_reference(key)
 
 
 def _compute_reference(key: str) -> StateReference:
