@@ -56,8 +56,11 @@ def _row(students, rate, ratio, size, rss):
             "arm_year_cpu_seconds": students * 180 / rate, "engine_student_days_per_cpu_s": rate,
             "peak_rss_bytes": rss, "bytes_per_student": size, "bytes_by_arm": {},
             "playlist_students": students, "engine_playlist_student_days_per_s": 2 * rate,
+            "engine_playlist_student_days_per_cpu_s": 2 * rate,
             "mesa_days": 3 if ratio else 0, "mesa_seconds": 1.0 if ratio else None,
-            "mesa_student_days_per_s": 2 * rate / ratio if ratio else None, "ratio": ratio,
+            "mesa_cpu_seconds": 1.0 if ratio else None,
+            "mesa_student_days_per_s": 2 * rate / ratio if ratio else None,
+            "mesa_student_days_per_cpu_s": 2 * rate / ratio if ratio else None, "ratio": ratio,
             "agreement": agreement if ratio else None}
 
 
@@ -177,3 +180,13 @@ def test_the_mix_is_floor_strategies_with_drift():
     district = bench.mix_district(mix, 0, reference)
     assert abs(district.students.n - 5_000) <= 450  # whole schools of 900
     assert (district.staff.drift == bench.MIX_DRIFT).all()
+
+
+def test_playlist_ratio_is_of_cpu_rates():
+    r = bench.playlist_vs_mesa(STUDENTS, mesa_days=2)
+    assert r["mesa_days"] == 2 and r["mesa_cpu_seconds"] > 0 and r["mesa_seconds"] > 0
+    n = r["playlist_students"]
+    assert r["mesa_student_days_per_cpu_s"] == pytest.approx(n * 2 / r["mesa_cpu_seconds"])
+    assert r["ratio"] == pytest.approx(r["engine_playlist_student_days_per_cpu_s"]
+                                       / r["mesa_student_days_per_cpu_s"])
+    json.dumps(r)

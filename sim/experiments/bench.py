@@ -20,10 +20,11 @@ size, the BLAS on one thread:
   starting state, their ``ratio``, and the agreement check below.
 
 The compiled kernels are loaded before anything is timed (``warm_up``).
-Speeds are student-days per second of wall time, so the two are comparable
-although the Mesa model runs fewer days. Above ``MESA_MAX_STUDENTS`` the Mesa
-model is not built (its agents take about 2 KB each); its per-agent rate does
-not depend on the district's size.
+Speeds are student-days per second, of wall time and of CPU time (this process,
+one thread), so the two are comparable although the Mesa model runs fewer days;
+the ratio is of CPU rates, which other work on the machine hardly moves. Above
+``MESA_MAX_STUDENTS`` the Mesa model is not built (its agents take about 2 KB
+each); its per-agent rate does not depend on the district's size.
 
 The agreement check: both implementations run the Mesa model's days from the
 same inputs, and their mean mastery gained per student-day and mean
@@ -211,25 +212,26 @@ def build_mesa(district, seed: int = 0):
 
 
 def time_mesa(model, days: int | None = None,
-              target_s: float = TARGET_MESA_SECONDS) -> tuple[float, int]:
-    """Step the Mesa model; return (seconds of stepping, days run).
+              target_s: float = TARGET_MESA_SECONDS) -> tuple[float, float, int]:
+    """Step the Mesa model; return (wall seconds of stepping, CPU-seconds, days run).
 
     Args:
         days: days to run; None runs at least ``MIN_MESA_DAYS`` and stops before
             ``target_s`` seconds (projected from the days so far) or at ``MAX_MESA_DAYS``.
     """
-    elapsed, done = 0.0, 0
+    elapsed, cpu, done = 0.0, 0.0, 0
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.step()
         elapsed += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         done += 1
         if days is not None:
             if done >= days:
-                return elapsed, done
+                return elapsed, cpu, done
         elif done >= MAX_MESA_DAYS or (
                 done >= MIN_MESA_DAYS and elapsed * (done + 1) / done > target_s):
-            return elapsed, done
+            return elapsed, cpu, done
 
 
 def mesa_outcomes(model, start: np.ndarray, days: int) -> dict[str, np.ndarray]:
@@ -297,7 +299,7 @@ def agreement(students: int = 10_000, days: int = 10, seed: int = 0,
     district.start_year()
     model = build_mesa(district, seed)
     start = mastered_counts(district.students.mastery)
-    time_mesa(model, days)
+    time_mesa(model, days)  # (its timings are not needed here)
     result = compare(engine_days(district, days), mesa_outcomes(model, start, days))
     return {"students": district.students.n, "days": days, **result}
 
@@ -347,25 +349,33 @@ def peak_rss_bytes() -> int:
 
 
 def playlist_vs_mesa(students: int, mesa_days: int | None = None, seed: int = 0) -> dict:
-    """Engine and Mesa on the playlist from the same inputs: rates, ratio, agreement."""
+    """Engine and Mesa on the playlist from the same inputs: rates, ratio, agreement.
+
+    The ratio is of CPU-seconds (both in this process, one thread each): on an idle
+    core the same as of wall time, and it does not move when other work shares the
+    machine for part of the measurement (the Mesa model's few days, say)."""
     scenario = bench_scenario(students, seed)
     reference = state_reference(scenario)  # cached; never timed
-    engine_s, days = time_engine(scenario, reference)
+    engine_s, engine_cpu, days = time_year(scenario, reference)
     district = new_district(scenario, reference)
     district.start_year()
     n = district.students.n
     engine_rate = n * days / engine_s
-    out = {"playlist_students": n, "engine_playlist_student_days_per_s": engine_rate}
+    out = {"playlist_students": n, "engine_playlist_student_days_per_s": engine_rate,
+           "engine_playlist_student_days_per_cpu_s": n * days / engine_cpu}
     if n > MESA_MAX_STUDENTS:
-        return {**out, "mesa_days": 0, "mesa_seconds": None, "mesa_student_days_per_s": None,
+        return {**out, "mesa_days": 0, "mesa_seconds": None, "mesa_cpu_seconds": None,
+                "mesa_student_days_per_s": None, "mesa_student_days_per_cpu_s": None,
                 "ratio": None, "agreement": None}
     model = build_mesa(district, seed)
     start = mastered_counts(district.students.mastery)
-    mesa_s, m_days = time_mesa(model, mesa_days)
+    mesa_s, mesa_cpu, m_days = time_mesa(model, mesa_days)
     checked = compare(engine_days(district, m_days), mesa_outcomes(model, start, m_days))
-    mesa_rate = n * m_days / mesa_s
-    return {**out, "mesa_days": m_days, "mesa_seconds": mesa_s,
-            "mesa_student_days_per_s": mesa_rate, "ratio": engine_rate / mesa_rate,
+    mesa_cpu_rate = n * m_days / mesa_cpu
+    return {**out, "mesa_days": m_days, "mesa_seconds": mesa_s, "mesa_cpu_seconds": mesa_cpu,
+            "mesa_student_days_per_s": n * m_days / mesa_s,
+            "mesa_student_days_per_cpu_s": mesa_cpu_rate,
+            "ratio": out["engine_playlist_student_days_per_cpu_s"] / mesa_cpu_rate,
             "agreement": {"students": n, "days": m_days, **checked}}
 
 
@@ -396,8 +406,8 @@ def _bench_size(students: int, mesa_days: int | None, seed: int) -> dict:
     mix = mix_scenario(students, seed)
     row = time_mix(mix, state_reference(mix))
     row.update(playlist_vs_mesa(students, mesa_days, seed))
-    mesa = row["mesa_student_days_per_s"]
-    row["mix_over_mesa_playlist"] = row["engine_student_days_per_s"] / mesa if mesa else None
+    mesa = row["mesa_student_days_per_cpu_s"]
+    row["mix_over_mesa_playlist"] = row["engine_student_days_per_cpu_s"] / mesa if mesa else None
     row["mix"] = (f"engine: one year of each arm of {MIX_FILE} "
                   f"({', '.join(a.label for a in mix.arms)}), drift {MIX_DRIFT}")
     row["playlist"] = ("ratio and agreement: engine vs per-agent Mesa on the playlist "
@@ -425,9 +435,11 @@ def run_bench(sizes=DEFAULT_SIZES, mesa_days: int | None = None, seed: int = 0,
         ``peak_rss_bytes``; ``bytes_per_student`` (see ``measure_memory``; the
         largest arm) and ``bytes_by_arm``; on the playlist: ``playlist_students``,
         ``engine_playlist_student_days_per_s``, ``mesa_days``, ``mesa_seconds``,
-        ``mesa_student_days_per_s``, ``ratio`` (engine rate / Mesa rate, the same
-        inputs and rules), ``agreement`` (see ``compare``); ``mix_over_mesa_playlist``
-        (the mix's rate over Mesa's playlist rate, for information); ``mix`` and
+        ``mesa_student_days_per_s`` (wall), their ``..._per_cpu_s`` and
+        ``mesa_cpu_seconds``, ``ratio`` (engine rate / Mesa rate in CPU-seconds, the
+        same inputs and rules), ``agreement`` (see ``compare``);
+        ``mix_over_mesa_playlist`` (the mix's rate over Mesa's playlist rate, CPU,
+        for information); ``mix`` and
         ``playlist`` say in words what was timed.
     """
     if not fresh_process:
@@ -483,14 +495,16 @@ def format_bench(report: dict) -> str:
         lines.append(f"  {r['students']:,}: {arms}")
     lines += ["", "Engine vs per-agent Mesa on the playlist (the rules the Mesa reference "
                   "implements; same inputs):",
-              f"{'students':>10} {'engine sd/s':>12} {'mesa days':>9} {'mesa sd/s':>10} "
-              f"{'ratio':>7}"]
+              f"{'students':>10} {'engine sd/CPU-s':>15} {'mesa days':>9} "
+              f"{'mesa sd/CPU-s':>13} {'ratio':>7}"]
     for r in results:
         lines.append(f"{r['playlist_students']:>10,} "
-                     f"{r['engine_playlist_student_days_per_s']:>12,.0f} {r['mesa_days']:>9} "
-                     f"{_num(r['mesa_student_days_per_s'], '>10,.0f', 'not run'):>10} "
+                     f"{r['engine_playlist_student_days_per_cpu_s']:>15,.0f} "
+                     f"{r['mesa_days']:>9} "
+                     f"{_num(r['mesa_student_days_per_cpu_s'], '>13,.0f', 'not run'):>13} "
                      f"{_num(r['ratio'], '>6.0f'):>6}x")
-    lines.append("(sd/s: student-days per second of wall time)")
+    lines.append("(sd/s: student-days per second of wall time; sd/CPU-s: per CPU-second, "
+                 "what the ratio compares)")
     lines += ["", "Agreement, engine vs Mesa over the same days from the same inputs "
                   "(mean +- standard error):"]
     for r in results:
