@@ -460,10 +460,11 @@ def cmd_notebooks(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from sim.experiments.bench import format_bench, run_bench
+    from sim.experiments.bench import bench_report, format_bench
 
-    results = run_bench(sizes=tuple(args.sizes))
-    print(json.dumps(results) if args.json else format_bench(results))
+    report = bench_report(sizes=tuple(args.sizes), sweep_runs=args.sweep_runs,
+                          end_to_end=not args.no_end_to_end)
+    print(json.dumps(report) if args.json else format_bench(report))
     return 0
 
 

@@ -263,11 +263,20 @@ def _notebooks(p) -> None:
 
 
 def _bench(p) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON list")
-    p.add_argument("--sizes", type=positive_int, nargs="+", default=[10_000, 100_000],
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: results (one per size), end_to_end, sweep, "
+                        "goals (each with its target and whether it is met)")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[100_000],
                    metavar="STUDENTS",
-                   help="district sizes (default 10000 100000; 1000000 is opt-in: about 10 "
-                        "minutes on one free core)")
+                   help="district sizes (default 100000, 99,900 students; 10000 and 1000000 "
+                        "are opt-in: the latter about 10 minutes on one free core)")
+    p.add_argument("--sweep-runs", type=nonneg_int, default=8, metavar="N",
+                   help="runs of sweep_floor_sobol's 1,024-sample design measured to price a "
+                        "1,000-sample Sobol (default 8; whole design points, each with both "
+                        "replicates: N rounded down to even, at least 2; 0 leaves it out)")
+    p.add_argument("--no-end-to-end", action="store_true",
+                   help="leave out floor_strategies end to end (2 replicates, one core: "
+                        "about 30 CPU-seconds)")
 
 
 def _district_import(p) -> None:
