@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 import sim
-from sim.analysis.figures import draw_all
 from sim.analysis.robustness import ENSEMBLE_FILE, add_ensemble_columns
 from sim.analysis.summaries import (
     SUMMARY_COLUMNS,
@@ -140,6 +139,8 @@ def _write_staged(results, summary: pd.DataFrame, stage: Path,
     teacher_summary(teachers, known_teacher_records(results)).to_csv(
         stage / "teacher_summary.csv", index=False, float_format="%.6g")
     schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
+    from sim.analysis.figures import draw_all  # matplotlib: imported when first drawn
+
     with Executor(min(resolve_workers(workers), FIGURES), what="figures") as executor:
         figs = draw_all(summary, stage / "figures", teachers, schools, executor.map_unordered)
     return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
