@@ -48,7 +48,7 @@ from sim.experiments import sensitivity
 from sim.experiments.executor import Executor, resolve_workers
 from sim.experiments.storage import atomic_write
 from sim.presentation import figures
-from sim.presentation.brief import brief_html, build_brief
+from sim.presentation.brief import brief_figure, brief_html, build_brief
 from sim.presentation.narrative import (
     accountability_sentences,
     arm_labels,
@@ -335,7 +335,8 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
 class _Figures:
     """A report's figures, drawn together once its sections are written, on at most
     ``workers`` local processes (the same bytes whatever the number): a run's report has
-    ten, each a few tenths of a CPU-second, which one process would draw one by one."""
+    eleven (the brief's and ten more), each a few tenths of a CPU-second, which one
+    process would draw one by one."""
 
     def __init__(self):
         self.jobs: list[tuple[str, object, tuple, dict]] = []
@@ -348,6 +349,10 @@ class _Figures:
     def png(self, name: str, *args, **kwargs) -> str:
         """A placeholder for :mod:`sim.presentation.figures`' ``name`` (PNG bytes)."""
         return self._add("png", name, args, kwargs)
+
+    def call(self, draw, *args, **kwargs) -> str:
+        """A placeholder for the PNG bytes ``draw`` (module-level) returns."""
+        return self._add("call", draw, args, kwargs)
 
     def _add(self, how: str, draw, args: tuple, kwargs: dict) -> str:
         self.jobs.append((how, draw, args, kwargs))
@@ -371,6 +376,8 @@ def report_figure(item: tuple[int, tuple[str, object, tuple, dict]]) -> tuple[in
     i, (how, draw, args, kwargs) = item
     if how == "png":
         return i, getattr(figures, draw)(*args, **kwargs)
+    if how == "call":
+        return i, draw(*args, **kwargs)
     return i, figures.drawn(draw, *args, **kwargs)
 
 
@@ -412,7 +419,8 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     table = _frontier_table(summary, contrasts, year, baseline, names)
     title = f"What the simulation says: {sc.get('name', 'run')}"
     figs = _Figures()
-    sec = [f"<h1>{_e(title)}</h1>", brief_html(brief),
+    sec = [f"<h1>{_e(title)}</h1>",
+           brief_html(brief, len(brief.rows) > 1 and figs.call(brief_figure, brief)),
            *_robust_section(robust, manifest, names[baseline], names),
            '<p class="note">The details follow: plain words for every strategy, what was '
            "run, growth versus proficiency, by starting band, over the years, time use, "
