@@ -139,12 +139,19 @@ def _write_staged(results, summary: pd.DataFrame, stage: Path,
     teacher_summary(teachers, known_teacher_records(results)).to_csv(
         stage / "teacher_summary.csv", index=False, float_format="%.6g")
     schools.to_csv(stage / "school_summary.csv", index=False, float_format="%.6g")
-    from sim.analysis.figures import draw_all  # matplotlib: imported when first drawn
-
     with Executor(min(resolve_workers(workers), FIGURES), what="figures") as executor:
         figs = draw_all(summary, stage / "figures", teachers, schools, executor.map_unordered)
     return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
             *[str(Path("figures") / f.name) for f in figs]]
+
+
+def draw_all(*args, **kwargs) -> list[Path]:
+    """:func:`sim.analysis.figures.draw_all`, imported when first called: matplotlib, about
+    0.3 CPU-s, is then not part of every command's start (a sweep's parent needs it only
+    for its report, and imports it while its workers run)."""
+    from sim.analysis.figures import draw_all as draw
+
+    return draw(*args, **kwargs)
 
 
 def _manifest(results, files: list[str], stage: Path, extra: dict | None) -> dict:
