@@ -63,13 +63,44 @@ def _timed(log: str, function, phase: str):
 
 
 def instrument(log: str) -> None:
-    """Wrap every ``TIMED`` function (before the pool forks: its workers inherit them)."""
-    import importlib
+    """Wrap every ``TIMED`` function when its module is imported, by plsim itself (this
+    script importing them would add their imports, matplotlib's say, to the start it
+    measures); pool workers forked later inherit the wrapped functions and the hook."""
+    def wrap(mod) -> None:
+        for module, name, phase in TIMED:
+            if module == mod.__name__ and hasattr(mod, name):  # (an older checkout may
+                setattr(mod, name, _timed(log, getattr(mod, name), phase))  # lack one)
 
-    for module, name, phase in TIMED:
-        mod = importlib.import_module(module)
-        if hasattr(mod, name):  # (an older checkout may lack one: measured as before)
-            setattr(mod, name, _timed(log, getattr(mod, name), phase))
+    for mod in [sys.modules[m] for m in {t[0] for t in TIMED} if m in sys.modules]:
+        wrap(mod)
+    sys.meta_path.insert(0, _AfterImport({t[0] for t in TIMED} - set(sys.modules), wrap))
+
+
+class _AfterImport:
+    """A meta path finder that calls ``then(module)`` once each of ``names`` is imported
+    (it finds nothing itself: the other finders' spec, its loader wrapped)."""
+
+    def __init__(self, names: set[str], then):
+        self.names, self.then = names, then
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.names:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if finder is not self and find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        run, then = spec.loader.exec_module, self.then
+
+        def exec_module(module):
+            run(module)
+            then(module)
+
+        spec.loader.exec_module = exec_module  # a loader instance per module
+        return spec
 
 
 def critical_path(records: list[dict], parent: int, total: float) -> dict:

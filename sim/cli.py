@@ -89,15 +89,19 @@ def _ensemble_scenarios(args, sc) -> list | None:
     return member_scenarios(args.scenario, ens, args.set, sc.seed, sc.replicates)
 
 
-def _final_stage_modules() -> None:
-    """Import what a run's or sweep's final stage needs (its figures' matplotlib, the
-    report, scipy's t quantiles for the intervals), about 0.8 CPU-s: called while the
-    local workers run, so that the parent, otherwise waiting, does it then and not in
-    the final stage, which nothing runs beside."""
-    import scipy.stats  # noqa: F401
+# what a run's final stage imports (the figures' matplotlib, the report, scipy's t
+# quantiles for the summaries' intervals: about 0.8 CPU-s), and a sweep's (its report)
+RUN_FINAL_STAGE = ("scipy.stats", "sim.experiments.output", "sim.presentation.report")
+SWEEP_FINAL_STAGE = ("sim.presentation.report",)
 
-    import sim.experiments.output  # noqa: F401
-    import sim.presentation.report  # noqa: F401
+
+def _importer(modules: tuple[str, ...]):
+    """A ``meanwhile`` for the executor: import ``modules`` while the local workers run,
+    so that the parent, otherwise waiting, does it then and not in the final stage,
+    which nothing runs beside."""
+    import importlib
+
+    return lambda: [importlib.import_module(m) for m in modules]
 
 
 def _run_into(args, sc, out: Path, members: list | None = None) -> int:
@@ -107,7 +111,8 @@ def _run_into(args, sc, out: Path, members: list | None = None) -> int:
     start = time.time()
     stored = run_to_directory(sc, out, workers=args.workers, scheduler=args.scheduler,
                               resume=args.resume, progress=not args.quiet,
-                              source=args.scenario, meanwhile=_final_stage_modules)
+                              source=args.scenario,
+                              meanwhile=_importer(RUN_FINAL_STAGE))
     from sim.experiments.output import write_results
     from sim.presentation.report import stage_run_report
 
@@ -348,7 +353,7 @@ def cmd_sweep(args) -> int:
         counts = run_sweep(sweep, base, args.out, workers=args.workers,
                            scheduler=args.scheduler, resume=args.resume,
                            progress=not args.quiet, source=args.sweep,
-                           meanwhile=None if args.no_report else _final_stage_modules)
+                           meanwhile=None if args.no_report else _importer(SWEEP_FINAL_STAGE))
         if not args.no_report:
             from sim.presentation.report import REPORT, write_report
 
