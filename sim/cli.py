@@ -89,33 +89,16 @@ def _ensemble_scenarios(args, sc) -> list | None:
     return member_scenarios(args.scenario, ens, args.set, sc.seed, sc.replicates)
 
 
-# what a run's final stage imports (the figures' matplotlib, the report, scipy's t
-# quantiles for the summaries' intervals: about 0.8 CPU-s), and a sweep's (its report)
-RUN_FINAL_STAGE = ("scipy.stats", "sim.experiments.output", "sim.presentation.report")
-SWEEP_FINAL_STAGE = ("sim.presentation.report",)
-
-
-def _importer(modules: tuple[str, ...]):
-    """A ``meanwhile`` for the executor: import ``modules`` while the local workers run,
-    so that the parent, otherwise waiting, does it then and not in the final stage,
-    which nothing runs beside."""
-    import importlib
-
-    return lambda: [importlib.import_module(m) for m in modules]
-
-
 def _run_into(args, sc, out: Path, members: list | None = None) -> int:
     from sim.analysis.summaries import format_summary
+    from sim.experiments.output import write_results
     from sim.experiments.runner import run_to_directory
+    from sim.presentation.report import stage_run_report
 
     start = time.time()
     stored = run_to_directory(sc, out, workers=args.workers, scheduler=args.scheduler,
                               resume=args.resume, progress=not args.quiet,
-                              source=args.scenario,
-                              meanwhile=_importer(RUN_FINAL_STAGE))
-    from sim.experiments.output import write_results
-    from sim.presentation.report import stage_run_report
-
+                              source=args.scenario)
     if stored is None:
         if not args.quiet:
             print(f"{out} already holds this run, finished; nothing to do.")
@@ -352,8 +335,7 @@ def cmd_sweep(args) -> int:
     with hold(args.out, args.sweep):
         counts = run_sweep(sweep, base, args.out, workers=args.workers,
                            scheduler=args.scheduler, resume=args.resume,
-                           progress=not args.quiet, source=args.sweep,
-                           meanwhile=None if args.no_report else _importer(SWEEP_FINAL_STAGE))
+                           progress=not args.quiet, source=args.sweep)
         if not args.no_report:
             from sim.presentation.report import REPORT, write_report
 

@@ -147,20 +147,6 @@ def test_pool_of_two_equals_serial(tiny, serial, tmp_path):
     assert_same(table(tmp_path / "out"), table(serial[0]))
 
 
-def test_meanwhile_is_called_once_in_the_parent_while_pool_workers_run():
-    from sim.experiments.executor import Executor, cores
-
-    if cores() < 2:
-        pytest.skip("one core: no pool")
-    calls = []
-    with Executor(2) as ex:
-        got = sorted(ex.map_unordered(abs, range(-9, 0), lambda: calls.append(os.getpid())))
-    assert got == list(range(1, 10)) and calls == [os.getpid()]
-    with Executor(1) as ex:  # serial: nothing runs beside this process
-        assert list(ex.map_unordered(abs, [-1, -2], lambda: calls.append(0))) == [1, 2]
-    assert calls == [os.getpid()]
-
-
 # --- resume -----------------------------------------------------------------------
 def test_resume_in_process_runs_only_missing_parts(tiny, serial, tmp_path):
     out = tmp_path / "out"

@@ -116,30 +116,23 @@ class Executor:
                                             initargs=(os.getpid(),))
         return self.pool
 
-    def map_unordered(self, fn: Callable, tasks: Iterable,
-                      meanwhile: Callable[[], object] | None = None) -> Iterator:
-        """``fn(task)`` for every task, yielded as each finishes (in any order).
-
-        ``meanwhile``: called once in this process while the first tasks run on the
-        local pool (not when serial or on Dask): work the parent would otherwise do
-        alone after them, such as importing what the final stage needs."""
+    def map_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+        """``fn(task)`` for every task, yielded as each finishes (in any order)."""
         if self.client is not None:
             yield from self._dask_map(fn, tasks)
         elif self.workers <= 1:
             for task in tasks:
                 yield fn(task)
         else:
-            yield from self._pool_map(fn, tasks, meanwhile)
+            yield from self._pool_map(fn, tasks)
 
-    def _pool_map(self, fn, tasks, meanwhile=None) -> Iterator:
+    def _pool_map(self, fn, tasks) -> Iterator:
         pool, in_flight = self._local_pool(), set()
         try:
             for task in tasks:
                 in_flight.add(pool.submit(fn, task))
                 if len(in_flight) >= 2 * self.workers:
-                    meanwhile = _call_once(meanwhile)
                     yield from _finished(in_flight)
-            meanwhile = _call_once(meanwhile)
             while in_flight:
                 yield from _finished(in_flight)
         except BaseException:  # stopped early (Ctrl-C, an error, closed): end the workers
@@ -172,17 +165,10 @@ class Executor:
 
 
 def map_unordered(fn, tasks, workers: int | None = 1, scheduler: str | None = None,
-                  what: str = "finished runs", meanwhile: Callable[[], object] | None = None
-                  ) -> Iterator:
+                  what: str = "finished runs") -> Iterator:
     """``fn(task)`` for every task, as each finishes, on a one-off ``Executor``."""
     with Executor(workers, scheduler, what) as ex:
-        yield from ex.map_unordered(fn, tasks, meanwhile)
-
-
-def _call_once(meanwhile: Callable[[], object] | None) -> None:
-    """Call ``meanwhile`` if given; None, so that it is not called again."""
-    if meanwhile is not None:
-        meanwhile()
+        yield from ex.map_unordered(fn, tasks)
 
 
 def _dask_client(address: str, what: str):

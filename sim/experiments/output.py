@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import sim
+from sim.analysis.figures import draw_all
 from sim.analysis.robustness import ENSEMBLE_FILE, add_ensemble_columns
 from sim.analysis.summaries import (
     SUMMARY_COLUMNS,
@@ -143,15 +144,6 @@ def _write_staged(results, summary: pd.DataFrame, stage: Path,
         figs = draw_all(summary, stage / "figures", teachers, schools, executor.map_unordered)
     return [*files, "summary.csv", "teacher_summary.csv", "school_summary.csv",
             *[str(Path("figures") / f.name) for f in figs]]
-
-
-def draw_all(*args, **kwargs) -> list[Path]:
-    """:func:`sim.analysis.figures.draw_all`, imported when first called: matplotlib, about
-    0.3 CPU-s, is then not part of every command's start (a sweep's parent needs it only
-    for its report, and imports it while its workers run)."""
-    from sim.analysis.figures import draw_all as draw
-
-    return draw(*args, **kwargs)
 
 
 def _manifest(results, files: list[str], stage: Path, extra: dict | None) -> dict:

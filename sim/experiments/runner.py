@@ -182,14 +182,12 @@ def run(scenario, workers: int | None = 1, progress: bool = False,
 
 def run_to_directory(scenario, out, workers: int | None = 1, scheduler: str | None = None,
                      resume: bool = False, progress: bool = False,
-                     source: str = "<scenario>",
-                     meanwhile: Callable[[], object] | None = None) -> StoredRun:
+                     source: str = "<scenario>") -> StoredRun:
     """Run every arm x replicate, writing each to disk as it finishes (see ``RunParts``).
 
     Memory holds only the runs in flight, never the whole run. With
     ``resume``, finished parts in ``out`` are kept and only the others run;
-    a non-empty ``out`` without it is refused (``ScenarioError``). ``meanwhile``: called
-    once here while local pool workers run (``Executor.map_unordered``).
+    a non-empty ``out`` without it is refused (``ScenarioError``).
 
     Returns:
         The stored run, for ``sim.experiments.output.write_results``; or None
@@ -208,13 +206,12 @@ def run_to_directory(scenario, out, workers: int | None = 1, scheduler: str | No
             for _ in range(3):  # again for any part damaged before the tables are built
                 tasks = arm_tasks(scenario, reference, skip=done)
                 executor.workers = min(executor.workers, max(len(tasks), 1))
-                for key, tables, made in executor.map_unordered(stored_arm_task, tasks,
-                                                                meanwhile):
+                for key, tables, made in executor.map_unordered(stored_arm_task, tasks):
                     parts.write(key, tables)
                     means[key], records[key] = made
                     ran += 1
                     bar.update()
-                done, meanwhile = parts.finished(), None
+                done = parts.finished()
                 if len(done) == total:
                     break
             else:

@@ -30,7 +30,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -421,9 +421,8 @@ def tasks(sweep: Sweep, base: dict, exp: pd.DataFrame, skip: set[int]) -> Iterat
 
 def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, progress: bool = False,
-              source: str = "<sweep>", meanwhile: Callable[[], object] | None = None) -> dict:
-    """Run (or finish) a sweep into ``out``; returns counts of runs. ``meanwhile``: called
-    once here while local pool workers run (``Executor.map_unordered``)."""
+              source: str = "<sweep>") -> dict:
+    """Run (or finish) a sweep into ``out``; returns counts of runs."""
     out = Path(out)
     exp = prepare(sweep, base, out, resume, source)
     fingerprint = sweep_fingerprint(sweep, base)
@@ -434,8 +433,7 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
     bar = progress_bar(len(exp), progress, "runs", initial=len(exp) - remaining)
     finished = 0
     try:  # serial, a local pool or Dask: the runner's executor (bounded runs in flight)
-        for run_id, frame in map_unordered(_run_task, todo, workers or 0, scheduler,
-                                           meanwhile=meanwhile):
+        for run_id, frame in map_unordered(_run_task, todo, workers or 0, scheduler):
             write_part(out, run_id, frame, fingerprint)
             bar.update()
             finished += 1
