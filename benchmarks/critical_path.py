@@ -9,7 +9,7 @@ summaries, manifest, report) and the figures drawn in workers. Then prints:
 * one process: every phase's CPU-seconds added up, what one worker costs;
 * the two-worker critical path: the parent's start and final stage, the busier
   worker's runs (or half of the runs and the parent's writing, whichever is more)
-  and the busier figure worker's figures;
+  and the busier figure worker's figures (a run's own, then its report's);
 * their ratio: the speed-up two idle cores would give if a run cost the same
   CPU-seconds on either core alone or both together.
 
@@ -44,7 +44,8 @@ TIMED = (("sim.experiments.sweeps", "run_sweep", "pool"),
          ("sim.experiments.sweeps", "_run_task", "run"),
          ("sim.experiments.runner", "arm_task", "run"),
          ("sim.analysis.figures", "draw_job", "figure"),
-         ("sim.presentation.figures", "drawn_job", "figure"))
+         ("sim.presentation.figures", "drawn_job", "figure"),
+         ("sim.presentation.report", "report_figure", "report figure"))
 
 
 def _timed(log: str, function, phase: str):
@@ -62,33 +63,68 @@ def _timed(log: str, function, phase: str):
 
 
 def instrument(log: str) -> None:
-    """Wrap every ``TIMED`` function (before the pool forks: its workers inherit them)."""
-    import importlib
+    """Wrap every ``TIMED`` function when its module is imported, by plsim itself (this
+    script importing them would add their imports, matplotlib's say, to the start it
+    measures); pool workers forked later inherit the wrapped functions and the hook."""
+    def wrap(mod) -> None:
+        for module, name, phase in TIMED:
+            if module == mod.__name__ and hasattr(mod, name):  # (an older checkout may
+                setattr(mod, name, _timed(log, getattr(mod, name), phase))  # lack one)
 
-    for module, name, phase in TIMED:
-        mod = importlib.import_module(module)
-        if hasattr(mod, name):  # (an older checkout may lack one: measured as before)
-            setattr(mod, name, _timed(log, getattr(mod, name), phase))
+    for mod in [sys.modules[m] for m in {t[0] for t in TIMED} if m in sys.modules]:
+        wrap(mod)
+    sys.meta_path.insert(0, _AfterImport({t[0] for t in TIMED} - set(sys.modules), wrap))
+
+
+class _AfterImport:
+    """A meta path finder that calls ``then(module)`` once each of ``names`` is imported
+    (it finds nothing itself: the other finders' spec, its loader wrapped)."""
+
+    def __init__(self, names: set[str], then):
+        self.names, self.then = names, then
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.names:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if finder is not self and find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        run, then = spec.loader.exec_module, self.then
+
+        def exec_module(module):
+            run(module)
+            then(module)
+
+        spec.loader.exec_module = exec_module  # a loader instance per module
+        return spec
 
 
 def critical_path(records: list[dict], parent: int, total: float) -> dict:
     """One process's CPU-seconds and the two-worker critical path from the records;
-    ``total``: the parent's CPU-seconds at the end."""
+    ``total``: the parent's CPU-seconds at the end. A run's own figures and its report's
+    are drawn by two pools, one after the other: each adds its busier worker."""
     pool = next(r for r in records if r["pid"] == parent and r["phase"] == "pool")
     runs, figures = collections.Counter(), collections.Counter()
+    report = collections.Counter()
     for r in records:
-        if r["phase"] == "run" and r["pid"] != parent:
-            runs[r["pid"]] += r["cpu"]
-        elif r["phase"] == "figure" and r["pid"] != parent:
-            figures[r["pid"]] += r["cpu"]
+        if r["pid"] == parent:
+            continue
+        phase = {"run": runs, "figure": figures, "report figure": report}.get(r["phase"])
+        if phase is not None:
+            phase[r["pid"]] += r["cpu"]
     start, writing = pool["at"] - pool["cpu"], pool["cpu"]
     final = total - pool["at"]
     work = sum(runs.values())
-    one = start + writing + work + final + sum(figures.values())
+    one = start + writing + work + final + sum(figures.values()) + sum(report.values())
     two = (start + max(max(runs.values(), default=0.0), (work + writing) / 2) + final
-           + max(figures.values(), default=0.0))
+           + max(figures.values(), default=0.0) + max(report.values(), default=0.0))
     return {"start": start, "writing": writing, "runs": sorted(runs.values(), reverse=True),
             "final": final, "figures": sorted(figures.values(), reverse=True),
+            "report_figures": sorted(report.values(), reverse=True),
             "one_process": one, "two_workers": two, "ratio": one / two if two else float("nan")}
 
 
@@ -111,7 +147,9 @@ def main(argv: list[str]) -> int:
           f"{cp['writing']:.2f}; runs by worker "
           + " ".join(f"{c:.2f}" for c in cp["runs"])
           + f"; final stage in the parent {cp['final']:.2f}; figures by worker "
-          + (" ".join(f"{c:.2f}" for c in cp["figures"]) or "none"))
+          + (" ".join(f"{c:.2f}" for c in cp["figures"]) or "none")
+          + "; report figures by worker "
+          + (" ".join(f"{c:.2f}" for c in cp["report_figures"]) or "none"))
     print(f"one process {cp['one_process']:.2f} CPU-s, two-worker critical path "
           f"{cp['two_workers']:.2f}: {cp['ratio']:.2f}x")
     return code

@@ -37,7 +37,6 @@ from collections import defaultdict
 
 import numpy as np
 from numba.core.registry import CPUDispatcher
-from numba.np.ufunc.dufunc import DUFunc
 
 from sim.district.item_bank import item_bank
 from sim.district.reference import state_reference
@@ -113,7 +112,7 @@ def kernel_year(scenario, arm_index: int, reference) -> dict:
                for name, fn in vars(module).items()
                if isinstance(fn, CPUDispatcher) and fn.py_func.__module__ == module.__name__]
     patches += [[portable_math, name, fn] for name, fn in vars(portable_math).items()
-                if isinstance(fn, DUFunc)]
+                if isinstance(fn, np.ufunc)]
     patches.append([random_streams, "_raw_uniform32", random_streams._raw_uniform32])
     for patch in patches:
         name = DRAWS if patch[1] == "_raw_uniform32" else patch[1]

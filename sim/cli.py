@@ -9,6 +9,7 @@ written.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -114,8 +115,9 @@ def _run_into(args, sc, out: Path, members: list | None = None) -> int:
         "seconds": round(time.time() - start, 2), "command": sys.argv,
         "fingerprint": stored.fingerprint,
         "arm_replicates": {"ran": stored.ran, "resumed": stored.skipped}, **extra},
-        reports=() if args.no_report else [stage_run_report], ensemble=ensemble,
-        workers=None if args.scheduler else args.workers)
+        reports=() if args.no_report else [functools.partial(
+            stage_run_report, workers=None if args.scheduler else args.workers)],
+        ensemble=ensemble, workers=None if args.scheduler else args.workers)
     stored.parts.remove()
     if not args.quiet:
         print(format_summary(summary))

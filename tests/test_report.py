@@ -104,6 +104,13 @@ def test_run_writes_a_self_contained_report_by_default(run_dir, tmp_path):
     assert not list(run_dir.glob(".*"))
 
 
+def test_a_runs_report_is_the_same_with_its_figures_drawn_on_two_workers(run_dir, tmp_path):
+    html = (run_dir / "report.html").read_text()
+    two = write_report(run_dir, tmp_path / "two.html", workers=2).read_text()
+    assert two == html
+    assert len(EMBEDDED.findall(two)) == 11 and "\x00" not in two  # no placeholder left
+
+
 def phrase(name: str, unit: str, mean: float, lo: float, hi: float, digits: int) -> str:
     """How a paired change reads: a verb when the interval excludes zero."""
     interval = f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"

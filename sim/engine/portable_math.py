@@ -40,13 +40,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from llvmlite import ir
-from numba import njit, types, vectorize
+from numba import cfunc, njit, types
 from numba.extending import intrinsic
-
-# float32 first: numpy takes the first loop its inputs cast to safely
-_UNARY = ["float32(float32)", "float64(float64)"]
-_BINARY = ["float32(float32, float32)", "float64(float64, float64)"]
+from numba.np.ufunc import _internal
+from numba.np.ufunc.ufuncbuilder import parse_identity
 
 LN2_HI = 6.93147180369123816490e-01  # ln 2's leading bits (its multiples by k are exact)
 LN2_LO = 1.90821492927058770002e-10  # ln 2 - LN2_HI
@@ -151,24 +150,6 @@ def log1p64(x: float) -> float:
     return log64(u) * (x / (u - 1.0))
 
 
-@vectorize(_UNARY, cache=True)
-def exp(x):
-    """``e ** x``."""
-    return exp64(float(x))  # float64 inside for float32 too
-
-
-@vectorize(_UNARY, cache=True)
-def log(x):
-    """Natural logarithm (``-inf`` at 0, NaN below)."""
-    return log64(float(x))
-
-
-@vectorize(_UNARY, cache=True)
-def log1p(x):
-    """``log(1 + x)`` (``-inf`` at -1, NaN below)."""
-    return log1p64(float(x))
-
-
 @njit(cache=True, nogil=True, inline="always")
 def power64(x: float, y: float) -> float:
     """``x ** y`` for ``x >= 0`` as ``exp(y log x)`` in float64, within about
@@ -180,7 +161,142 @@ def power64(x: float, y: float) -> float:
     return 1.0 if yf == 0.0 or xf == 1.0 else p
 
 
-@vectorize(_BINARY, cache=True)
-def power(x, y):
-    """``x ** y`` for ``x >= 0`` (``power64``)."""
-    return power64(x, y)
+# --- the ufuncs -------------------------------------------------------------------------
+# numpy ufuncs made from numba ``cfunc`` loops with numpy's loop signature (the argument
+# and result pointers, the length, the byte strides), cached on disk like the kernels and
+# loaded in a few ms each. (numba's ``vectorize`` caches the element function but compiles
+# the loop around it afresh in every process, about 0.1 CPU-s a loop: 0.75 CPU-s of every
+# plsim command's start.) The same element functions, inlined, without fast-math: the
+# same bits. The contiguous loops' constant strides let LLVM vectorise them.
+_LOOP = types.void(types.CPointer(types.voidptr), types.CPointer(types.intp),
+                   types.CPointer(types.intp), types.voidptr)
+_LOOP_OPTIONS = {"cache": True, "error_model": "numpy"}  # IEEE division, as in a ufunc
+F32, F64 = types.float32, types.float64
+
+
+@intrinsic
+def _load(typingctx, base, offset, kind):
+    """The ``kind`` (float32 or float64) stored ``offset`` bytes after ``base``."""
+    dtype = kind.instance_type
+
+    def codegen(context, builder, signature, args):
+        at = builder.bitcast(builder.gep(args[0], [args[1]]),
+                             context.get_value_type(dtype).as_pointer())
+        return builder.load(at)
+
+    return dtype(base, offset, kind), codegen
+
+
+@intrinsic
+def _store(typingctx, base, offset, value):
+    """Store ``value`` ``offset`` bytes after ``base``."""
+    def codegen(context, builder, signature, args):
+        at = builder.bitcast(builder.gep(args[0], [args[1]]),
+                             context.get_value_type(value).as_pointer())
+        builder.store(args[2], at)
+        return context.get_dummy_value()
+
+    return types.void(base, offset, value), codegen
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _exp_f32(args, dims, steps, data):
+    x, y, sx, sy = args[0], args[1], steps[0], steps[1]
+    if sx == 4 and sy == 4:
+        for i in range(dims[0]):
+            _store(y, i * 4, np.float32(exp64(float(_load(x, i * 4, F32)))))
+    else:
+        for i in range(dims[0]):
+            _store(y, i * sy, np.float32(exp64(float(_load(x, i * sx, F32)))))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _exp_f64(args, dims, steps, data):
+    x, y, sx, sy = args[0], args[1], steps[0], steps[1]
+    if sx == 8 and sy == 8:
+        for i in range(dims[0]):
+            _store(y, i * 8, exp64(_load(x, i * 8, F64)))
+    else:
+        for i in range(dims[0]):
+            _store(y, i * sy, exp64(_load(x, i * sx, F64)))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _log_f32(args, dims, steps, data):
+    x, y, sx, sy = args[0], args[1], steps[0], steps[1]
+    if sx == 4 and sy == 4:
+        for i in range(dims[0]):
+            _store(y, i * 4, np.float32(log64(float(_load(x, i * 4, F32)))))
+    else:
+        for i in range(dims[0]):
+            _store(y, i * sy, np.float32(log64(float(_load(x, i * sx, F32)))))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _log_f64(args, dims, steps, data):
+    x, y, sx, sy = args[0], args[1], steps[0], steps[1]
+    if sx == 8 and sy == 8:
+        for i in range(dims[0]):
+            _store(y, i * 8, log64(_load(x, i * 8, F64)))
+    else:
+        for i in range(dims[0]):
+            _store(y, i * sy, log64(_load(x, i * sx, F64)))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _log1p_f32(args, dims, steps, data):
+    x, y, sx, sy = args[0], args[1], steps[0], steps[1]
+    if sx == 4 and sy == 4:
+        for i in range(dims[0]):
+            _store(y, i * 4, np.float32(log1p64(float(_load(x, i * 4, F32)))))
+    else:
+        for i in range(dims[0]):
+            _store(y, i * sy, np.float32(log1p64(float(_load(x, i * sx, F32)))))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _log1p_f64(args, dims, steps, data):
+    x, y, sx, sy = args[0], args[1], steps[0], steps[1]
+    if sx == 8 and sy == 8:
+        for i in range(dims[0]):
+            _store(y, i * 8, log1p64(_load(x, i * 8, F64)))
+    else:
+        for i in range(dims[0]):
+            _store(y, i * sy, log1p64(_load(x, i * sx, F64)))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _power_f32(args, dims, steps, data):
+    x, y, z, sx, sy, sz = args[0], args[1], args[2], steps[0], steps[1], steps[2]
+    if sx == 4 and sy == 4 and sz == 4:
+        for i in range(dims[0]):
+            _store(z, i * 4, np.float32(power64(_load(x, i * 4, F32), _load(y, i * 4, F32))))
+    else:
+        for i in range(dims[0]):
+            _store(z, i * sz, np.float32(power64(_load(x, i * sx, F32), _load(y, i * sy, F32))))
+
+
+@cfunc(_LOOP, **_LOOP_OPTIONS)
+def _power_f64(args, dims, steps, data):
+    x, y, z, sx, sy, sz = args[0], args[1], args[2], steps[0], steps[1], steps[2]
+    if sx == 8 and sy == 8 and sz == 8:
+        for i in range(dims[0]):
+            _store(z, i * 8, (power64(_load(x, i * 8, F64), _load(y, i * 8, F64))))
+    else:
+        for i in range(dims[0]):
+            _store(z, i * sz, (power64(_load(x, i * sx, F64), _load(y, i * sy, F64))))
+
+
+def _ufunc(name: str, doc: str, loops: tuple, nin: int):
+    """A numpy ufunc of the float32 and float64 ``loops`` (float32 first: numpy takes the
+    first loop its inputs cast to safely)."""
+    dtypes = [[np.dtype(t).num] * (nin + 1) for t in (np.float32, np.float64)]
+    return _internal.fromfunc(name, doc, [loop.address for loop in loops], dtypes, nin, 1,
+                              [None] * len(loops), list(loops), parse_identity(None))
+
+
+exp = _ufunc("exp", "``e ** x``.", (_exp_f32, _exp_f64), 1)
+log = _ufunc("log", "Natural logarithm (``-inf`` at 0, NaN below).", (_log_f32, _log_f64), 1)
+log1p = _ufunc("log1p", "``log(1 + x)`` (``-inf`` at -1, NaN below).",
+               (_log1p_f32, _log1p_f64), 1)
+power = _ufunc("power", "``x ** y`` for ``x >= 0`` (``power64``).", (_power_f32, _power_f64), 2)

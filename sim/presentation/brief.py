@@ -416,9 +416,11 @@ def brief_figure(brief: Brief) -> bytes:
         [r.proficient_change for r in rows], brief.baseline_name, brief.year)
 
 
-def brief_html(brief: Brief, figure: bool = True, glossary_link: bool = True) -> str:
+def brief_html(brief: Brief, figure: bool | str = True, glossary_link: bool = True) -> str:
     """The brief as an HTML fragment (its own <style>; every name escaped): the
-    district, the headline sentences, the ranked table and (``figure``) one figure."""
+    district, the headline sentences, the ranked table and (``figure``) one figure:
+    ``brief_figure`` drawn here (True), none (False), or its PNG given as base64 text
+    (a report's placeholder for it, drawn with the report's other figures)."""
     items = "".join(f"<li><strong>{_e(q)}</strong> {_e(s)}</li>" for q, s in brief.headlines)
     parts = [f"<style>{CSS}</style>", '<div class="plsim-brief">',
              f'<p class="district">{_e(brief.district)}</p>',
@@ -432,7 +434,8 @@ def brief_html(brief: Brief, figure: bool = True, glossary_link: bool = True) ->
                 if glossary_link else "") + "</p>"]
     parts += [f'<p class="note">{_e(n)}</p>' for n in brief.notes]
     if figure and len(brief.rows) > 1:
-        b64 = base64.b64encode(brief_figure(brief)).decode("ascii")
+        b64 = figure if isinstance(figure, str) else base64.b64encode(
+            brief_figure(brief)).decode("ascii")
         alt = f"Each strategy's change against {brief.baseline_name}"
         parts.append(f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
                      f"<figcaption>{_e(alt)}, year {brief.year}: growth (left) and "

@@ -45,9 +45,10 @@ from sim.analysis.summaries import (
 )
 from sim.config.scenario import ScenarioError
 from sim.experiments import sensitivity
+from sim.experiments.executor import Executor, resolve_workers
 from sim.experiments.storage import atomic_write
 from sim.presentation import figures
-from sim.presentation.brief import brief_html, build_brief
+from sim.presentation.brief import brief_figure, brief_html, build_brief
 from sim.presentation.narrative import (
     accountability_sentences,
     arm_labels,
@@ -215,8 +216,9 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _img(data: bytes, caption: str) -> str:
-    b64 = base64.b64encode(data).decode("ascii")
+def _img(data: bytes | str, caption: str) -> str:
+    """A figure with its caption; ``data``: PNG bytes or a ``_Figures.later`` placeholder."""
+    b64 = data if isinstance(data, str) else base64.b64encode(data).decode("ascii")
     return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{b64}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
@@ -330,14 +332,58 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
     return out.sort_values("starting band", key=lambda c: c.map(order), kind="stable")
 
 
-def _drawn(draw, *args, **kwargs) -> bytes:
-    """A figure of :mod:`sim.analysis.figures`, drawn now with the strategies' names (the
-    run's own ``figures/`` carry its labels)."""
-    return figures.drawn(draw, *args, **kwargs)
+class _Figures:
+    """A report's figures, drawn together once its sections are written, on at most
+    ``workers`` local processes (the same bytes whatever the number): a run's report has
+    eleven (the brief's and ten more), each a few tenths of a CPU-second, which one
+    process would draw one by one."""
+
+    def __init__(self):
+        self.jobs: list[tuple[str, object, tuple, dict]] = []
+
+    def later(self, draw, *args, **kwargs) -> str:
+        """A placeholder for :mod:`sim.analysis.figures`' ``draw`` (which writes to a path),
+        drawn with the strategies' names (the run's own ``figures/`` carry its labels)."""
+        return self._add("file", draw, args, kwargs)
+
+    def png(self, name: str, *args, **kwargs) -> str:
+        """A placeholder for :mod:`sim.presentation.figures`' ``name`` (PNG bytes)."""
+        return self._add("png", name, args, kwargs)
+
+    def call(self, draw, *args, **kwargs) -> str:
+        """A placeholder for the PNG bytes ``draw`` (module-level) returns."""
+        return self._add("call", draw, args, kwargs)
+
+    def _add(self, how: str, draw, args: tuple, kwargs: dict) -> str:
+        self.jobs.append((how, draw, args, kwargs))
+        return f"\x00{len(self.jobs) - 1}\x00"  # no figure's base64 holds a NUL
+
+    def drawn_into(self, sections: list[str], workers: int | None = 1) -> list[str]:
+        """``sections`` with every placeholder replaced by its figure's base64 PNG."""
+        if not self.jobs:
+            return sections
+        n = min(resolve_workers(workers), len(self.jobs))
+        with Executor(n, what="figures") as ex:
+            got = dict(ex.map_unordered(report_figure, list(enumerate(self.jobs))))
+        b64 = {i: base64.b64encode(png).decode("ascii") for i, png in got.items()}
+        return [re.sub("\x00(\\d+)\x00", lambda m: b64[int(m.group(1))], s)
+                for s in sections]
+
+
+def report_figure(item: tuple[int, tuple[str, object, tuple, dict]]) -> tuple[int, bytes]:
+    """One of ``_Figures``' jobs drawn: ``(its number, PNG bytes)`` (module-level: a pool
+    runs it)."""
+    i, (how, draw, args, kwargs) = item
+    if how == "png":
+        return i, getattr(figures, draw)(*args, **kwargs)
+    if how == "call":
+        return i, draw(*args, **kwargs)
+    return i, figures.drawn(draw, *args, **kwargs)
 
 
 def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str | None = None,
-                 run_dir: str | Path | None = None) -> tuple[str, list[str]]:
+                 run_dir: str | Path | None = None,
+                 workers: int | None = 1) -> tuple[str, list[str]]:
     """The title and HTML sections of a run's report: the brief first (the district run,
     headlines, the ranked table and one figure), then the details and a glossary.
 
@@ -346,6 +392,8 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
         tables: ``student_years``, ``teacher_years`` and ``school_years``.
         baseline: the arm the others are compared with (default: the first arm).
         run_dir: the run's folder (named in messages).
+        workers: local processes that draw the figures (the same report whatever the
+            number).
     """
     students = tables["student_years"]
     labels = arm_labels(students)
@@ -370,7 +418,9 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
                                      contrasts=contrasts, names=names)
     table = _frontier_table(summary, contrasts, year, baseline, names)
     title = f"What the simulation says: {sc.get('name', 'run')}"
-    sec = [f"<h1>{_e(title)}</h1>", brief_html(brief),
+    figs = _Figures()
+    sec = [f"<h1>{_e(title)}</h1>",
+           brief_html(brief, len(brief.rows) > 1 and figs.call(brief_figure, brief)),
            *_robust_section(robust, manifest, names[baseline], names),
            '<p class="note">The details follow: plain words for every strategy, what was '
            "run, growth versus proficiency, by starting band, over the years, time use, "
@@ -380,30 +430,30 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
            _what_was_run(manifest, baseline, names),
            "<h2>Growth versus proficiency</h2>"]
     if not contrasts.empty:
-        sec.append(_img(figures.paired_frontier(contrasts, baseline, labels, names),
+        sec.append(_img(figs.png("paired_frontier", contrasts, baseline, labels, names),
                         f"Change in growth and in proficiency of each strategy against "
                         f"{names[baseline]}, on the same students (year {year}); bars: "
                         "paired 95% intervals across replicates; numbers as in the legend."))
-    sec += [_img(_drawn(run_figures.growth_vs_proficiency, summary, year=year, names=names),
+    sec += [_img(figs.later(run_figures.growth_vs_proficiency, summary, year=year, names=names),
                  f"Growth against proficiency of each strategy (year {year}); bars: 95% "
                  "intervals of the replicate means; numbers as in the legend."),
             _table(table[table["starting band"] == ALL]),
             "<h2>For whom: by starting achievement</h2>"]
     if not contrasts.empty:
-        sec.append(_img(figures.paired_frontier_by_band(contrasts, baseline, labels, names),
+        sec.append(_img(figs.png("paired_frontier_by_band", contrasts, baseline, labels, names),
                         f"Change against {names[baseline]} by starting band (years relative "
                         "to grade at entry); paired 95% intervals."))
-    sec += [_img(_drawn(run_figures.growth_vs_proficiency_by_band, summary, year=year,
-                        names=names), "Growth against proficiency by starting band."),
+    sec += [_img(figs.later(run_figures.growth_vs_proficiency_by_band, summary, year=year,
+                            names=names), "Growth against proficiency by starting band."),
             "<details><summary>The numbers by starting band</summary>"
             + _table(table[table["starting band"] != ALL]) + "</details>",
             "<h2>Over the years</h2>",
-            _img(figures.trajectories(summary, names), "Growth and proficiency by year."),
-            *_time_use(summary, year, names),
-            *_teachers(teachers, t_sum, names),
-            *_schools(s_sum, arms, names),
+            _img(figs.png("trajectories", summary, names), "Growth and proficiency by year."),
+            *_time_use(figs, summary, year, names),
+            *_teachers(figs, teachers, t_sum, names),
+            *_schools(figs, s_sum, arms, names),
             _glossary()]
-    return title, sec
+    return title, figs.drawn_into(sec, workers)
 
 
 def read_ensemble_means(run_dir: str | Path | None) -> pd.DataFrame | None:
@@ -475,33 +525,33 @@ def _plain_words(sentences: list[str], flips: list[str], accountability: list[st
     return out
 
 
-def _time_use(summary: pd.DataFrame, year: int, names) -> list[str]:
+def _time_use(figs: _Figures, summary: pd.DataFrame, year: int, names) -> list[str]:
     return ["<h2>Time use</h2>",
-            _img(_drawn(run_figures.time_use_by_band, summary, year=year, names=names),
+            _img(figs.later(run_figures.time_use_by_band, summary, year=year, names=names),
                  "Share of days on grade-level content and on already-mastered content, by "
                  "starting band."),
-            _img(figures.switches_by_band(summary, year, names),
+            _img(figs.png("switches_by_band", summary, year, names),
                  "Switches between personalized and grade-level content per student-year.")]
 
 
-def _teachers(teachers: pd.DataFrame, t_sum, names) -> list[str]:
+def _teachers(figs: _Figures, teachers: pd.DataFrame, t_sum, names) -> list[str]:
     if not len(teachers):
         return []
     return ["<h2>Teachers</h2>",
-            _img(_drawn(run_figures.ratings_vs_true_effect, teachers, names=names),
+            _img(figs.later(run_figures.ratings_vs_true_effect, teachers, names=names),
                  "True effect of the teachers in each rating band (student SD)."),
-            _img(figures.teacher_outcomes_by_year(teachers, names),
+            _img(figs.png("teacher_outcomes_by_year", teachers, names),
                  "Teachers' mean stress and the share who leave, by year."),
             _table(_teacher_table(t_sum, names))]
 
 
-def _schools(school_sum, arms, names) -> list[str]:
+def _schools(figs: _Figures, school_sum, arms, names) -> list[str]:
     if school_sum is None:
         return []
     program = [a["label"] for a in arms if has_program(a)] if arms else None
     return ["<h2>Schools and the program's survival</h2>",
-            _img(_drawn(run_figures.school_policies_by_year, school_sum, names=names,
-                        program_arms=program),
+            _img(figs.later(run_figures.school_policies_by_year, school_sum, names=names,
+                            program_arms=program),
                  "Share of schools with a test-prep window, with the program still active "
                  "(strategies that run a program), and proficiency, by year."),
             _table(_survival_table(school_sum, arms, names))]
@@ -672,7 +722,7 @@ def render(run_dir: str | Path, baseline: str | None = None, workers: int | None
         title, sections = sweep_sections(run_dir, baseline, workers)
     else:
         manifest, tables = read_run(run_dir)
-        title, sections = run_sections(manifest, tables, baseline, run_dir)
+        title, sections = run_sections(manifest, tables, baseline, run_dir, workers)
     return _page(title, sections)
 
 
@@ -703,9 +753,11 @@ def write_report(run_dir: str | Path, out_path: str | Path,
     return out
 
 
-def stage_run_report(stage: Path, manifest: dict, baseline: str | None = None) -> list[str]:
+def stage_run_report(stage: Path, manifest: dict, baseline: str | None = None,
+                     workers: int | None = 1) -> list[str]:
     """A report writer for :func:`sim.experiments.output.write_results`: the run's report,
-    from the staged tables and ``manifest``, into the staging folder; returns its name."""
-    title, sections = run_sections(manifest, read_tables(stage), baseline, stage)
+    from the staged tables and ``manifest``, into the staging folder (figures drawn on at
+    most ``workers`` local processes); returns its name."""
+    title, sections = run_sections(manifest, read_tables(stage), baseline, stage, workers)
     (Path(stage) / REPORT).write_text(_page(title, sections), encoding="utf-8")
     return [REPORT]
