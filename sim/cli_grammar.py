@@ -164,7 +164,7 @@ def _calibrate(p) -> None:
                         "--ensemble: replicates of the members' re-check (default 4; quick 2)")
     p.add_argument("--radius", type=float, metavar="R",
                    help="with --ensemble: search the fit's box within R x each range of the "
-                        "fitted set (0 < R <= 1; default 0.2; quick: 1, the whole box)")
+                        "fitted set (0 < R <= 1; default 0.2, quick too; 1: the whole box)")
     p.add_argument("--members", type=positive_int,
                    help="with --ensemble: the ensemble's size (default 20; quick 6); more "
                         "members re-check more candidates (about 5 CPU-minutes each)")

@@ -104,7 +104,7 @@ def test_the_full_plan_scales_its_re_checks_with_the_members_asked_for():
     assert Plan.full(20) == FULL and FULL.waves == (60, 40) and FULL.batch == 25
     big = Plan.full(50)
     assert big.members == 50 and big.batch == 63 and big.batches == 2  # 1.25 x 50, rounded up
-    assert FULL.radius == 0.2 and QUICK.radius == 1.0
+    assert FULL.radius == 0.2 and QUICK.radius == 0.2
 
 
 def test_the_search_box_narrows_around_the_fitted_set_within_the_fits_box():
