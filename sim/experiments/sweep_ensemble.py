@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.analysis.robustness import add_ensemble_columns, member_means
-from sim.analysis.summaries import ALL, PAIRED, _interval
+from sim.analysis.summaries import ALL, PAIRED, mean_interval
 from sim.config.ensemble import Ensemble, read_ensemble
 from sim.config.scenario import ScenarioError, shorten
 from sim.engine.outcomes import BANDS
@@ -98,7 +98,7 @@ class SweepEnsemble:
 def load_members(sweep, sweep_path: str | Path, ensemble_path: str | Path) -> SweepEnsemble:
     """Read the ensemble file and check every member's design points (ScenarioError names
     the file, the member and the field), before anything runs."""
-    from sim.experiments.sweeps import _unique_rows, base_data, design_matrix, scenario_for
+    from sim.experiments.sweeps import base_data, design_matrix, scenario_for, unique_rows
 
     missing = [m for m in PAIRED if m not in sweep.outcomes]
     if missing:
@@ -106,7 +106,7 @@ def load_members(sweep, sweep_path: str | Path, ensemble_path: str | Path) -> Sw
                             f"differences of {' and '.join(PAIRED)}; add "
                             f"{', '.join(missing)} to the sweep's outcomes")
     ens = read_ensemble(ensemble_path)
-    rows = list(_unique_rows(design_matrix(sweep)))
+    rows = list(unique_rows(design_matrix(sweep)))
     bases = []
     for i in range(ens.size):
         source = (f"{ens.source} (member {i + 1} of {ens.size}, with "
@@ -186,7 +186,7 @@ def paired_summary(rows: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
             rec[m] = float(g[m].mean())
         for m in PAIRED:
             diff = pd.Series(g[m].to_numpy(float) - base[m].reindex(idx).to_numpy(float))
-            rec[f"diff_{m}"], rec[f"diff_{m}_lo"], rec[f"diff_{m}_hi"] = _interval(diff)
+            rec[f"diff_{m}"], rec[f"diff_{m}_lo"], rec[f"diff_{m}_hi"] = mean_interval(diff)
         records.append(rec)
     out = pd.DataFrame.from_records(records)
     out["arm"] = pd.Categorical(out["arm"], categories=arms)

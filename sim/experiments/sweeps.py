@@ -174,7 +174,7 @@ def load_sweep(path: str | Path) -> tuple[Sweep, Any]:
     base = base_data(sweep, path)
     check_paths([p.path for p in sweep.parameters], str(path))
     design = design_matrix(sweep)
-    for row in _unique_rows(design):
+    for row in unique_rows(design):
         scenario_for(sweep, base, row, str(path))
     return sweep, base
 
@@ -251,7 +251,8 @@ def _describe(sweep: Sweep, row) -> str:
                                                                strict=True))
 
 
-def _unique_rows(design: np.ndarray) -> Iterator[np.ndarray]:
+def unique_rows(design: np.ndarray) -> Iterator[np.ndarray]:
+    """The design's rows without repeats (to 12 decimals), in order."""
     seen = set()
     for row in design:
         key = tuple(np.round(row, 12))
