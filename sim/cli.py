@@ -340,13 +340,18 @@ def cmd_sweep(args) -> int:
     from sim.experiments.sweeps import load_sweep, run_sweep
 
     sweep, base = load_sweep(args.sweep)
+    members = None
+    if args.ensemble:  # a bad ensemble file stops here, before a run
+        from sim.experiments.sweep_ensemble import load_members
+
+        members = load_members(sweep, args.sweep, args.ensemble)
     _check_sweep_memory(sweep, base, args)
     _check_writable(Path(args.out))
     start = time.time()
     with hold(args.out, args.sweep):
         counts = run_sweep(sweep, base, args.out, workers=args.workers,
                            scheduler=args.scheduler, resume=args.resume,
-                           progress=not args.quiet, source=args.sweep)
+                           progress=not args.quiet, source=args.sweep, ensemble=members)
         if not args.no_report:
             from sim.presentation.report import REPORT, write_report
 
@@ -356,6 +361,10 @@ def cmd_sweep(args) -> int:
         print(f"{sweep.name}: {counts['ran']} runs done now, {counts['skipped']} already "
               f"finished, {counts['runs']} in all; {time.time() - start:.0f} s. "
               f"Results in {args.out}")
+        if members:
+            print(f"Ensemble ({members.ensemble.size} members): {counts['member_ran']} member "
+                  f"runs done now, {counts['member_skipped']} already finished; each "
+                  "sample's differences across members in sample_summary.csv")
     return 0
 
 

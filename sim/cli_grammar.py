@@ -206,6 +206,11 @@ def _sweep(p) -> None:
     p.add_argument("sweep", help="sweep file (TOML)")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html when the sweep is complete")
+    p.add_argument("--ensemble", metavar="FILE",
+                   help="also run every run under each member of an ensemble file (plsim "
+                        "calibrate --ensemble) on the same seeds: sample_summary.csv gives "
+                        "each sample's paired differences with their interval across members "
+                        "(ens_low, ens_high) and robust_share")
 
 
 def _report(p) -> None:

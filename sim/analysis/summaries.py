@@ -70,7 +70,9 @@ def part_means(rows: pd.DataFrame) -> pd.DataFrame:
     return means[means.arm.isin(rows.arm.unique())]
 
 
-def _interval(x: pd.Series) -> tuple[float, float, float]:
+def mean_interval(x: pd.Series) -> tuple[float, float, float]:
+    """Mean and 95% t interval (low, high) of the non-missing values, in their units
+    (NaN interval with fewer than two values)."""
     x = x.dropna().to_numpy(float)
     if x.size == 0:
         return np.nan, np.nan, np.nan
@@ -101,14 +103,14 @@ def summarise_replicates(reps: pd.DataFrame) -> pd.DataFrame:
                "n_students": float(g.n_students.mean())}
         for m in METRICS:
             # a share's interval stays within 0-1 (the logit scale); the mean is the same
-            mean, lo, hi = logit_interval(g[m]) if m in SHARES else _interval(g[m])
+            mean, lo, hi = logit_interval(g[m]) if m in SHARES else mean_interval(g[m])
             rec[m] = mean
             if m in PAIRED:
                 rec[f"{m}_lo"], rec[f"{m}_hi"] = lo, hi
         idx = pd.MultiIndex.from_arrays([g.replicate, g.year, g.start_band])
         for m in PAIRED:
             diff = pd.Series(g[m].to_numpy() - base[m].reindex(idx).to_numpy())
-            rec[f"diff_{m}"], rec[f"diff_{m}_lo"], rec[f"diff_{m}_hi"] = _interval(diff)
+            rec[f"diff_{m}"], rec[f"diff_{m}_lo"], rec[f"diff_{m}_hi"] = mean_interval(diff)
         records.append(rec)
     out = pd.DataFrame.from_records(records)
     out["arm"] = pd.Categorical(out["arm"], categories=list(reps["arm"].cat.categories))
@@ -131,7 +133,7 @@ def contrast(rows: pd.DataFrame, arm: str, baseline: str, year: int | None = Non
     for band, g in diff.groupby("start_band", observed=True):
         rec = {"start_band": band}
         for m in keep:
-            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+            rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = mean_interval(g[m])
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -168,7 +170,7 @@ def teacher_summary(teacher_years: pd.DataFrame, records: list[dict] | None = No
         for m in metrics:
             share = m.removeprefix("program_") in TEACHER_SHARES
             rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = (logit_interval if share
-                                                      else _interval)(g[m])
+                                                      else mean_interval)(g[m])
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -195,7 +197,7 @@ def school_summary(school_years: pd.DataFrame) -> pd.DataFrame:
         rec["proficiency"], rec["proficiency_lo"], rec["proficiency_hi"] = logit_interval(
             g["proficiency"])
         m = "mean_growth_sd"
-        rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = _interval(g[m])
+        rec[m], rec[f"{m}_lo"], rec[f"{m}_hi"] = mean_interval(g[m])
         out.append(rec)
     return pd.DataFrame(out)
 

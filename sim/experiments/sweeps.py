@@ -18,6 +18,11 @@ Output directory::
     outcomes/run-NNNNNN.parquet   one part per finished run, written atomically
     .seals/run-NNNNNN.json        its checksum, written after it (``storage.Seals``)
 
+With ``--ensemble FILE`` every run is also run under each member of a parameter
+ensemble (``sim.experiments.sweep_ensemble``: its parts, ``ensemble/``, and the
+per-sample table ``sample_summary.csv``); the ensemble's values are part of the
+sweep's fingerprint, so a resume with another ensemble is refused.
+
 ``read_outcomes(DIR)`` reads the whole sweep (every part's checksum verified).
 Finished parts are never rewritten: ``--resume`` skips them (a damaged or
 foreign one is redone, with a warning), so an interrupted sweep loses only the
@@ -45,7 +50,9 @@ from sim.config.scenario import (
     ScenarioError,
     apply_override,
     format_validation_error,
+    merge_under,
     parse_override,
+    read_parameters,
     read_scenario,
     read_toml,
     repeated,
@@ -167,18 +174,25 @@ def load_sweep(path: str | Path) -> tuple[Sweep, Any]:
     base = base_data(sweep, path)
     check_paths([p.path for p in sweep.parameters], str(path))
     design = design_matrix(sweep)
-    for row in _unique_rows(design):
+    for row in unique_rows(design):
         scenario_for(sweep, base, row, str(path))
     return sweep, base
 
 
-def base_data(sweep: Sweep, sweep_path: Path) -> dict:
-    """The base scenario as data, with the sweep's overrides and arms applied."""
+def base_data(sweep: Sweep, sweep_path: Path, member: dict | None = None,
+              source: str | None = None) -> dict:
+    """The base scenario as data, with the sweep's overrides and arms applied.
+
+    ``member``: parameter tables of an ensemble member, standing in for the fitted set's
+    (the base file's own values, the overrides and the varied fields still win);
+    ``source``: how errors name it.
+    """
     base_path = (sweep_path.parent / sweep.base).resolve()
     if not base_path.is_file():
         raise ScenarioError(f"{sweep_path}: base: no scenario file at {base_path}")
-    data = read_scenario(base_path)
-    source = f"{sweep_path} (base {sweep.base})"
+    data = (read_scenario(base_path) if member is None else
+            merge_under(merge_under(read_parameters(), member), read_toml(base_path)))
+    source = source or f"{sweep_path} (base {sweep.base})"
     for text in sweep.overrides:
         apply_override(data, *parse_override(text, source), source)
     if sweep.arms is not None:
@@ -237,7 +251,8 @@ def _describe(sweep: Sweep, row) -> str:
                                                                strict=True))
 
 
-def _unique_rows(design: np.ndarray) -> Iterator[np.ndarray]:
+def unique_rows(design: np.ndarray) -> Iterator[np.ndarray]:
+    """The design's rows without repeats (to 12 decimals), in order."""
     seen = set()
     for row in design:
         key = tuple(np.round(row, 12))
@@ -366,15 +381,36 @@ def write_part(out: Path, run_id: int, frame: pd.DataFrame, fingerprint: str) ->
     seals(out, fingerprint).seal(path.stem, [path])
 
 
-def sweep_fingerprint(sweep: Sweep, base: dict) -> str:
-    blob = json.dumps({"sweep": sweep.model_dump(mode="json"), "base": base}, sort_keys=True,
-                      default=str)
+def sweep_fingerprint(sweep: Sweep, base: dict, ensemble: dict | None = None) -> str:
+    """SHA-256 of what the sweep's parts depend on; ``ensemble`` (its members' values,
+    parameter -> list) only when the sweep runs one, so a plain sweep's is unchanged."""
+    spec = {"sweep": sweep.model_dump(mode="json"), "base": base}
+    if ensemble is not None:
+        spec["ensemble"] = ensemble
+    blob = json.dumps(spec, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> pd.DataFrame:
-    """Create or check the output folder; return the experiments table."""
-    fingerprint = sweep_fingerprint(sweep, base)
+def _compared(sweep: Sweep, base: dict, ensemble: dict | None) -> dict:
+    """What a resume must find recorded unchanged (named difference by difference)."""
+    spec = {"sweep": sweep.model_dump(mode="json"), "base": base}
+    return spec if ensemble is None else {**spec, "ensemble": ensemble["parameters"]}
+
+
+def _recorded(old: dict) -> dict:
+    spec = {"sweep": old.get("sweep"), "base": old.get("base_scenario")}
+    ens = old.get("ensemble")
+    return spec if ens is None else {**spec, "ensemble": (ens.get("parameters") if
+                                                          isinstance(ens, dict) else ens)}
+
+
+def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str,
+            ensemble: dict | None = None) -> pd.DataFrame:
+    """Create or check the output folder; return the experiments table. ``ensemble``:
+    ``{"file", "members", "parameters"}`` of a sweep run with ``--ensemble`` (recorded in
+    the manifest; its parameters are part of the fingerprint)."""
+    values = None if ensemble is None else ensemble["parameters"]
+    fingerprint = sweep_fingerprint(sweep, base, values)
     manifest_path = out / "manifest.json"
     if resuming_into(out, resume, source, "sweep"):
         if not manifest_path.exists():
@@ -386,8 +422,8 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
             raise ScenarioError(f"{source}: --out {out}: its manifest.json is unreadable; "
                                 "cannot resume") from None
         if old.get("fingerprint") != fingerprint:
-            diffs = differences({"sweep": old.get("sweep"), "base": old.get("base_scenario")},
-                                {"sweep": sweep.model_dump(mode="json"), "base": base})
+            diffs = [d if len(d) <= 240 else d[:237] + "..." for d in
+                     differences(_recorded(old), _compared(sweep, base, ensemble))]
             raise ScenarioError(f"{source}: --out {out} holds a different sweep "
                                 f"('{old.get('sweep', {}).get('name')}'); cannot resume it "
                                 f"(nothing was changed): {'; '.join(diffs[:12]) or '?'}")
@@ -405,9 +441,10 @@ def prepare(sweep: Sweep, base: dict, out: Path, resume: bool, source: str) -> p
                 "problem": sweep.problem(), "design": sweep.design,
                 "runs": int(len(exp)), "samples": int(len(design)),
                 "replicates": sweep.replicates}
+    if ensemble is not None:
+        manifest["ensemble"] = ensemble
     atomic_write(manifest_path, lambda p: p.write_text(json.dumps(manifest, indent=2)))
     return exp
-
 
 
 def tasks(sweep: Sweep, base: dict, exp: pd.DataFrame, skip: set[int]) -> Iterator[tuple]:
@@ -421,11 +458,15 @@ def tasks(sweep: Sweep, base: dict, exp: pd.DataFrame, skip: set[int]) -> Iterat
 
 def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, progress: bool = False,
-              source: str = "<sweep>") -> dict:
-    """Run (or finish) a sweep into ``out``; returns counts of runs."""
+              source: str = "<sweep>", ensemble=None) -> dict:
+    """Run (or finish) a sweep into ``out``; returns counts of runs. ``ensemble``
+    (``sweep_ensemble.SweepEnsemble``): also run every run under each member, and write
+    the per-sample table with each paired difference's interval across members."""
     out = Path(out)
-    exp = prepare(sweep, base, out, resume, source)
-    fingerprint = sweep_fingerprint(sweep, base)
+    record = None if ensemble is None else ensemble.record()
+    exp = prepare(sweep, base, out, resume, source, record)
+    fingerprint = sweep_fingerprint(sweep, base, None if record is None else
+                                    record["parameters"])
     done = finished_runs(out, fingerprint)
     _warm_reference(sweep, base)
     todo = tasks(sweep, base, exp, done)
@@ -439,7 +480,10 @@ def run_sweep(sweep: Sweep, base: dict, out: str | Path, workers: int | None = N
             finished += 1
     finally:
         bar.close()
-    return {"runs": int(len(exp)), "skipped": int(len(exp) - remaining), "ran": finished}
+    counts = {"runs": int(len(exp)), "skipped": int(len(exp) - remaining), "ran": finished}
+    if ensemble is not None:
+        counts.update(ensemble.run(sweep, exp, out, fingerprint, workers, scheduler, progress))
+    return counts
 
 
 def _warm_reference(sweep: Sweep, base: dict) -> None:
