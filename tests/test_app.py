@@ -632,3 +632,34 @@ def test_page_offers_the_shipped_ensemble_or_says_why_not(tmp_path, monkeypatch)
     assert len(boxes) == 1 and boxes[0].disabled
     assert "Not available: the shipped calibration ensemble" in notes()
     rc.close()
+
+
+def test_cancel_stops_an_ensemble_run_in_its_plausible_models(tiny, two_members):
+    """Cancel (``monitor.stop``) while the plausible models run stops them within a day,
+    as it stops the run itself: the page's thread is back within seconds."""
+    import threading
+    import time
+
+    from sim.district.monitor import RunMonitor, RunStopped
+
+    monitor, box = RunMonitor(), {}
+    main_days = comparison.run_size(tiny).tasks * tiny.calendar.days * tiny.years
+
+    def work():
+        try:
+            comparison.run_comparison(tiny, workers=0, monitor=monitor, ensemble=two_members)
+        except BaseException as exc:  # noqa: BLE001 - what the page's task receives
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while worker.is_alive() and monitor.days <= main_days:  # the run itself is done
+        time.sleep(0.05)
+    assert worker.is_alive(), "the ensemble run finished before it could be cancelled"
+    start, days = time.perf_counter(), monitor.days
+    monitor.stop()
+    worker.join(20)
+    assert not worker.is_alive() and time.perf_counter() - start < 10
+    assert isinstance(box.get("error"), RunStopped)
+    total = comparison.run_size(tiny, members=2).tasks * tiny.calendar.days * tiny.years
+    assert main_days < days <= monitor.days < total  # stopped among the members' days
