@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sim.analysis.summaries import summarise
+from sim.analysis.summaries import ALL, summarise
 from sim.config.scenario import load_scenario, read_toml, validate_scenario
 from sim.experiments.runner import run
 from sim.presentation import comparison, form
@@ -506,3 +507,159 @@ with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as p
                              timeout=120, cwd=ROOT, env={**os.environ, "RESET": reset})
         alive[reset] = int(out.stdout.split()[-1])
     assert alive == {"0": 2, "1": 0}
+
+
+# --- the shipped calibration ensemble on the page --------------------------------------------
+@pytest.fixture(scope="module")
+def two_members():
+    """The first two members of the shipped ensemble (every parameter it names)."""
+    from sim.config.ensemble import Ensemble
+
+    ens, why = comparison.shipped_ensemble()
+    assert ens is not None and why == ""
+    return Ensemble({k: v[:2] for k, v in ens.values.items()}, ens.about, ens.source)
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tiny, two_members):
+    from sim.district.monitor import RunMonitor
+
+    monitor = RunMonitor()
+    page = comparison.run_comparison(tiny, workers=0, monitor=monitor, ensemble=two_members)
+    return page, monitor
+
+
+def test_page_ensemble_run_says_how_robust_each_comparison_is(tiny, page_run, ensemble_run):
+    """With the option the page's run is also run under each plausible model (common random
+    numbers) and its brief carries the report's robustness counts and sentences, computed
+    from the members' results; without it the brief says nothing of plausible models."""
+    import io
+    import zipfile
+
+    from sim.presentation import brief
+
+    page, monitor = ensemble_run
+    assert page.summary[page_run.summary.columns].equals(page_run.summary)  # same run
+    assert {"ens_low", "ens_high", "robust_share"} <= set(page.summary.columns)
+    size = comparison.run_size(tiny, members=2)
+    assert size.tasks == 3 * 6 and monitor.days == size.tasks * size.days  # all counted
+    means = page.ensemble
+    assert sorted(means.member.unique()) == [0, 1]
+    year = page.last_year
+    own = page_run.summary.set_index(["arm", "year", "start_band"])
+    html = brief.render(page.scenario, page.student_years, page.teachers, page.schools,
+                        "traditional", summary=page.summary, ensemble=means,
+                        ensemble_source=comparison.SHIPPED_ENSEMBLE_NAME)
+    names = {"floor3": "Personalized playlist + floor 3 years below"}
+    sel = means[(means.year == year) & (means.start_band == ALL)].set_index("member")
+    for arm in ("floor3", "test_prep"):
+        member_diff = (sel[sel.arm == arm].diff_growth_sd).to_numpy()
+        pooled = own.loc[(arm, year, ALL), "diff_growth_sd"]
+        agree = int((np.sign(member_diff) == np.sign(pooled)).sum())
+        assert f'<td class="num">{agree} of 2</td>' in html  # the ranked table's column
+        assert f"in {agree} of 2 plausible models" in html
+    assert f"{names['floor3']} grows students" in html
+    assert "How robust is each comparison?" in html and "the ensemble ensemble.toml" in html
+    # the same brief without the option: as before, no plausible models anywhere
+    plain = brief.render(page_run.scenario, page_run.student_years, page_run.teachers,
+                         page_run.schools, "traditional", summary=page_run.summary)
+    assert "plausible model" not in plain and page_run.ensemble is None
+    assert "ens_low" not in page_run.summary.columns
+    # the downloads carry it too: ensemble.csv in the zip, the robustness in the report
+    names_in_zip = zipfile.ZipFile(io.BytesIO(page.results_zip)).namelist()
+    assert "quick/ensemble.csv" in names_in_zip
+    assert "quick/ensemble.csv" not in zipfile.ZipFile(
+        io.BytesIO(page_run.results_zip)).namelist()
+    assert "of 2 plausible models" in page.report_html("traditional").decode()
+
+
+def test_page_members_are_plsim_run_ensembles(two_members):
+    """The page's member scenarios equal ``plsim run PRESET --ensemble``'s: the members'
+    values stand in for the fitted ones, a preset's own value (michigan_pacing's district
+    offset) and a value set on the page win."""
+    from sim.experiments.ensemble_runs import member_scenarios, members_of
+
+    for name in ("quick", "michigan_pacing"):
+        sc = form.build_scenario(form.load_preset(name, SCEN))
+        page = members_of(sc, two_members)
+        cli = member_scenarios(str(form.presets(SCEN)[name]), two_members, [], sc.seed,
+                               sc.replicates)
+        assert [m.model_dump() for m in page] == [m.model_dump() for m in cli]
+    assert [m.learning.base_rate for m in page] == two_members.values["learning.base_rate"]
+    assert {m.district.mean_offset_sd for m in page} == {-0.5}  # the preset's own
+    data = form.set_path(form.load_preset("quick", SCEN), "district.mean_offset_sd", -0.3)
+    page = members_of(form.build_scenario(data), two_members)
+    assert [m.district.mean_offset_sd for m in page] == [-0.3, -0.3]  # set on the page
+
+
+def test_shipped_ensemble_missing_or_invalid_is_one_line(tmp_path):
+    ens, why = comparison.shipped_ensemble()
+    assert ens is not None and ens.size == 11 and why == ""
+    ens, why = comparison.shipped_ensemble(tmp_path / "absent.toml")
+    assert ens is None and "docs/calibration/ensemble.toml" in why and "not installed" in why
+    bad = tmp_path / "ensemble.toml"
+    bad.write_text('"learning.base_rate" = [0.4, 0.5]\n"learning.nonsense" = [1, 2]\n'
+                   "\n" * 3 + "x" * 500)
+    ens, why = comparison.shipped_ensemble(bad)
+    assert ens is None and why.startswith("the shipped calibration ensemble is not valid: ")
+    assert "\n" not in why and len(why) <= 250
+
+
+def test_page_offers_the_shipped_ensemble_or_says_why_not(tmp_path, monkeypatch):
+    import ipyvuetify as v
+    import solara
+
+    from sim.presentation import app
+
+    app.typed.set({})
+    app.use_ensemble.set(False)
+    app.scenario_data.set(form.load_preset("quick", SCEN))
+    box, rc = solara.render(app.Page(), handle_error=False)
+    boxes = [w for w in rc.find(v.Checkbox).widgets if "plausible model" in (w.label or "")]
+    assert len(boxes) == 1 and not boxes[0].disabled
+    assert "11 plausible models" in boxes[0].label and "about 12× the time" in boxes[0].label
+    notes = lambda: " ".join(str(w.children) for w in rc.find(v.Html).widgets)  # noqa: E731
+    before = notes()
+    assert "each again under" not in before
+    app.use_ensemble.set(True)  # ticked: the estimate counts the plausible models' runs
+    assert "each again under 11 plausible models" in notes()
+    assert "about" in notes() and notes() != before
+    rc.close()
+    app.use_ensemble.set(False)
+    monkeypatch.setattr(comparison, "SHIPPED_ENSEMBLE", tmp_path / "absent.toml")
+    box, rc = solara.render(app.Page(), handle_error=False)
+    boxes = [w for w in rc.find(v.Checkbox).widgets if "plausible model" in (w.label or "")]
+    assert len(boxes) == 1 and boxes[0].disabled
+    assert "Not available: the shipped calibration ensemble" in notes()
+    rc.close()
+
+
+def test_cancel_stops_an_ensemble_run_in_its_plausible_models(tiny, two_members):
+    """Cancel (``monitor.stop``) while the plausible models run stops them within a day,
+    as it stops the run itself: the page's thread is back within seconds."""
+    import threading
+    import time
+
+    from sim.district.monitor import RunMonitor, RunStopped
+
+    monitor, box = RunMonitor(), {}
+    main_days = comparison.run_size(tiny).tasks * tiny.calendar.days * tiny.years
+
+    def work():
+        try:
+            comparison.run_comparison(tiny, workers=0, monitor=monitor, ensemble=two_members)
+        except BaseException as exc:  # noqa: BLE001 - what the page's task receives
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while worker.is_alive() and monitor.days <= main_days:  # the run itself is done
+        time.sleep(0.05)
+    assert worker.is_alive(), "the ensemble run finished before it could be cancelled"
+    start, days = time.perf_counter(), monitor.days
+    monitor.stop()
+    worker.join(20)
+    assert not worker.is_alive() and time.perf_counter() - start < 10
+    assert isinstance(box.get("error"), RunStopped)
+    total = comparison.run_size(tiny, members=2).tasks * tiny.calendar.days * tiny.years
+    assert main_days < days <= monitor.days < total  # stopped among the members' days

@@ -21,6 +21,7 @@ from sim.analysis.robustness import member_means, member_replicates
 from sim.config.ensemble import Ensemble
 from sim.config.scenario import (
     FITTED_PARAMETERS,
+    Scenario,
     apply_override,
     merge_under,
     parse_override,
@@ -47,6 +48,42 @@ def member_scenarios(path: str, ens: Ensemble, overrides: list[str], seed: int,
         data["seed"], data["replicates"] = seed, replicates
         out.append(validate_scenario(data, source))
     return out
+
+
+def members_of(scenario, ens: Ensemble, source: str = "<scenario>") -> list:
+    """Every member's scenario for an already validated ``scenario`` (the web page's, whose
+    form starts from the fitted values): each parameter the ensemble names takes the
+    member's value where the scenario holds its fitted value (the fitted file's, else the
+    model's default), as it would read from a scenario file that does not set it; a value
+    the scenario sets otherwise wins, as a scenario file's own does for
+    :func:`member_scenarios`. Seed and replicates are the scenario's (common random
+    numbers)."""
+    data = scenario.model_dump(mode="json")
+    fitted = read_parameters(FITTED_PARAMETERS)
+    own = {name for name in ens.values if _value(data, name) != fitted_value(fitted, name)}
+    out = []
+    for i in range(ens.size):
+        tables = ens.member_tables(i)
+        for name in own:
+            section, key = name.split(".")
+            del tables[section][key]
+        member = f"{ens.source} (member {i + 1} of {ens.size}, with {source})"
+        out.append(validate_scenario(merge_under(data, tables), member))
+    return out
+
+
+def _value(data: dict, name: str):
+    section, key = name.split(".")
+    return data.get(section, {}).get(key)
+
+
+def fitted_value(fitted: dict, name: str):
+    """Parameter ``name``'s (``section.key``) value in the fitted file's tables
+    (``fitted``), else the model's default."""
+    section, key = name.split(".")
+    if key in fitted.get(section, {}):
+        return fitted[section][key]
+    return getattr(Scenario.model_fields[section].annotation(), key)
 
 
 def member_task(task) -> pd.DataFrame:

@@ -7,7 +7,10 @@ with progress by simulated school day and a Cancel that stops it within a day. T
 shows a plain-language summary, the growth-versus-proficiency frontier, the by-band table
 and a teacher and school panel, and offers the results (zip), the HTML report and the
 scenario (TOML, for ``plsim run``) for download. A form with a problem shows a message
-next to the field (a number that is not one included) and runs nothing.
+next to the field (a number that is not one included) and runs nothing. One option also
+runs the scenario under every plausible model of the shipped calibration ensemble (as
+``plsim run --ensemble``; the page never reads a file the user names), and the brief then
+says how robust each comparison is; without the shipped file the option is off, with why.
 
 Names and labels typed on the page are data: shown as text (never markup), never part of
 a path (``comparison`` writes under a folder of its own), written to TOML by a TOML writer.
@@ -119,6 +122,10 @@ HELP = {
                        "Strategies without a program show n/a.",
     "frontier": "Each strategy as a point: growth up, proficiency right. A strategy up and "
                 "to the right of another does better on both.",
+    "plausible models": "Parameter sets of the model that all fit every calibration fact "
+                        "(plsim calibrate --ensemble). Run under each, on the same "
+                        "students, a comparison that keeps its direction in all of them "
+                        "does not hang on one fitted parameter set.",
 }
 
 BAND_TABLE_HELP = {"started": HELP["started"], "strategy": HELP["pacing"],
@@ -147,6 +154,8 @@ baseline = solara.reactive("")
 started_at = solara.reactive(0.0)
 cancelling = solara.reactive(False)
 progress_note = solara.reactive("")
+# also run under every plausible model of the shipped calibration ensemble
+use_ensemble = solara.reactive(False)
 # the rate (student-days a second per worker) of the last finished run on this computer:
 # it refines the next estimate (the same machine under the same load)
 _last_rate: dict[str, float] = {}
@@ -161,18 +170,25 @@ def form_errors(data: dict, typed_now: dict) -> dict[str, str]:
 
 
 @solara.lab.task
-def run_task(data: dict) -> comparison.PageResults | None:
-    """Validate, run (all cores) and prepare the outputs. The run goes on in a thread of its
+def run_task(data: dict, with_ensemble: bool = False) -> comparison.PageResults | None:
+    """Validate, run (all cores) and prepare the outputs; ``with_ensemble``: also under
+    every plausible model of the shipped ensemble. The run goes on in a thread of its
     own; this one reads its progress (simulated days) every ``POLL_SECONDS`` and, once
     Cancel was pressed, asks the workers to stop and returns within ``STOP_WAIT_SECONDS``."""
     scenario = form.build_scenario(data)
-    size = comparison.run_size(scenario)
+    ensemble = None
+    if with_ensemble:
+        ensemble, why = comparison.shipped_ensemble()
+        if ensemble is None:
+            raise ScenarioError(why)
+    size = comparison.run_size(scenario, members=ensemble.size if ensemble else 0)
     monitor = RunMonitor()
     box: dict = {}
 
     def work() -> None:
         try:
-            box["page"] = comparison.run_comparison(scenario, workers=0, monitor=monitor)
+            box["page"] = comparison.run_comparison(scenario, workers=0, monitor=monitor,
+                                                    ensemble=ensemble)
         except BaseException as exc:  # handed to the task below (or dropped on Cancel)
             box["error"] = exc
 
@@ -509,11 +525,11 @@ def StrategiesCard(errors: dict):
 
 
 # --- running ----------------------------------------------------------------------------
-def _start(data: dict) -> None:
+def _start(data: dict, with_ensemble: bool = False) -> None:
     started_at.set(time.time())
     cancelling.set(False)
     progress_note.set("preparing the statewide reference and the workers")
-    run_task(data)
+    run_task(data, with_ensemble)
 
 
 def _cancel() -> None:
@@ -532,16 +548,19 @@ def _minutes(seconds: float) -> str:
 
 
 @solara.component
-def Estimate(scenario):
-    """The run's size and how long it should take, before it starts."""
-    size = comparison.run_size(scenario)
+def Estimate(scenario, members: int = 0):
+    """The run's size and how long it should take, before it starts (``members``: also
+    under that many plausible models)."""
+    size = comparison.run_size(scenario, members=members)
     rate = _last_rate.get("rate")
     seconds = comparison.estimate_seconds(size, rate or comparison.STUDENT_DAYS_PER_WORKER_SECOND)
     source = ("the last run on this computer" if rate else
               "the speed measured when the page was built")
+    runs = size.tasks // (1 + members)
+    again = f", each again under {_count(members, 'plausible model')}" if members else ""
     solara.Text(f"{_count(len(scenario.arms), 'strategy', 'strategies')} × "
-                f"{_count(scenario.replicates, 'replicate')} = {_count(size.tasks, 'run')} "
-                f"of {_count(scenario.years, 'year')} on {size.students:,} students.",
+                f"{_count(scenario.replicates, 'replicate')} = {_count(runs, 'run')} "
+                f"of {_count(scenario.years, 'year')} on {size.students:,} students{again}.",
                 classes=["plsim-note"])
     solara.Text(f"Estimated time: about {_minutes(seconds)} ({size.workers} at a time; "
                 f"from {source}).", classes=["plsim-note", "plsim-estimate"])
@@ -565,11 +584,14 @@ def RunCard(errors: dict):
                          "they are fixed (the red notes by the fields):", dense=True)
             for key, msg in errors.items():
                 solara.Text(f"{key or 'scenario'}: {msg}", classes=["plsim-error"])
-        elif scenario is not None:
-            Estimate(scenario)
+        ensemble, why = comparison.shipped_ensemble()
+        members = ensemble.size if ensemble is not None and use_ensemble.value else 0
+        EnsembleOption(ensemble, why)
+        if not errors and scenario is not None:
+            Estimate(scenario, members)
         with solara.Row(style={"flex-wrap": "wrap"}):
             solara.Button("Run", color="primary", disabled=bool(errors) or run_task.pending,
-                          on_click=lambda: _start(data))
+                          on_click=lambda: _start(data, bool(members)))
             solara.Button("Cancel", disabled=not run_task.pending or cancelling.value,
                           on_click=_cancel)
             if scenario is not None:
@@ -577,6 +599,25 @@ def RunCard(errors: dict):
                                     filename=f"{form.slug(scenario.name)}.toml",
                                     label="Download scenario (TOML)", mime_type="text/plain")
         RunStatus()
+
+
+@solara.component
+def EnsembleOption(ensemble, why: str):
+    """Also run under every plausible model of the shipped calibration ensemble (its size in
+    the label), or the option shown off with the one-line reason it cannot be offered."""
+    with solara.Row(gap="2px", style={"align-items": "center"}):
+        if ensemble is None:
+            solara.Checkbox(label="Also run under the plausible models of the shipped "
+                            "calibration ensemble", value=False, disabled=True)
+        else:
+            k = ensemble.size
+            solara.Checkbox(label=f"Also run under the {_count(k, 'plausible model')} of the "
+                            f"shipped calibration ensemble (about {k + 1}× the time): says "
+                            "how robust each comparison is", value=use_ensemble,
+                            disabled=run_task.pending)
+        Help("plausible models")
+    if ensemble is None:
+        solara.Text(f"Not available: {why}.", classes=["plsim-note", "plsim-ensemble-off"])
 
 
 @solara.component
@@ -613,7 +654,8 @@ def ResultsHeader(page: comparison.PageResults, base: str):
     _heading(f"Results: {sc.name}", 3)
     solara.Text(f"{_count(len(page.arms), 'strategy', 'strategies')} × "
                 f"{_count(sc.replicates, 'replicate')}, year "
-                f"{page.last_year} of {sc.years}; the simulation took {page.seconds:.0f} s. "
+                f"{page.last_year} of {sc.years}{_under_models(page)}; the simulation took "
+                f"{page.seconds:.0f} s. "
                 "Students in the program grades. Hover a circled ? or an underlined column "
                 "name for what it means.", classes=["plsim-note"])
     names = {form.display_name(a): a for a in page.arms}
@@ -631,13 +673,21 @@ def ResultsHeader(page: comparison.PageResults, base: str):
         solara.Text(note, classes=["plsim-note"])
 
 
+def _under_models(page: comparison.PageResults) -> str:
+    if page.ensemble is None:
+        return ""
+    return f", each again under {_count(int(page.ensemble.member.nunique()), 'plausible model')}"
+
+
 @solara.component
 def BriefSection(page: comparison.PageResults, base: str):
     """The one-page brief, the same as the report's (``sim.presentation.brief``, which
     escapes every name and label it writes)."""
+    shipped = comparison.SHIPPED_ENSEMBLE_NAME if page.ensemble is not None else ""
     solara.HTML(unsafe_innerHTML=brief.render(page.scenario, page.student_years,
                                               page.teachers, page.schools, base,
-                                              summary=page.summary))
+                                              summary=page.summary, ensemble=page.ensemble,
+                                              ensemble_source=shipped))
 
 
 @solara.component

@@ -22,10 +22,12 @@ import base64
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
 
+from sim.analysis.robustness import interval_kind, robustness
 from sim.analysis.summaries import ALL, contrast, summarise
 from sim.presentation import figures
 from sim.presentation.narrative import (
@@ -37,6 +39,8 @@ from sim.presentation.narrative import (
     join_words,
     number,
     paired_contrasts,
+    robust_count,
+    robustness_sentences,
     sign_change_sentences,
 )
 
@@ -447,10 +451,56 @@ def brief_html(brief: Brief, figure: bool | str = True, glossary_link: bool = Tr
 
 def render(scenario, student_years: pd.DataFrame, teacher_summary: pd.DataFrame | None = None,
            school_summary: pd.DataFrame | None = None, baseline: str | None = None, *,
-           summary: pd.DataFrame | None = None, glossary_link: bool = False) -> str:
+           summary: pd.DataFrame | None = None, glossary_link: bool = False,
+           ensemble: pd.DataFrame | None = None, ensemble_source: str = "") -> str:
     """The brief of a finished run as an HTML fragment in one call (for the web page):
-    ``scenario`` as data or as a validated Scenario (dumped to data here)."""
+    ``scenario`` as data or as a validated Scenario (dumped to data here).
+
+    ``ensemble``: each plausible model's means of an ensemble run
+    (``analysis.robustness.member_means``): the ranked table then says in how many of them
+    each strategy keeps its direction, and the report's section on how robust each
+    comparison is follows (``robust_section``; ``ensemble_source``: the ensemble file's
+    name it cites)."""
     data = scenario.model_dump(mode="json") if hasattr(scenario, "model_dump") else scenario
+    robust = None
+    if ensemble is not None:
+        baseline = check_baseline(arm_labels(student_years), baseline)
+        year = int(student_years["year"].max())
+        contrasts = paired_contrasts(student_years, baseline, year)
+        robust = robustness(ensemble, contrasts, baseline, year) if not contrasts.empty \
+            else None
     brief = build_brief(data, student_years, teacher_summary, school_summary, baseline,
-                        summary=summary)
-    return brief_html(brief, glossary_link=glossary_link)
+                        summary=summary, robust=robust_counts(robust))
+    section = robust_section(robust, ensemble_source, brief.baseline_name, brief.names)
+    extra = f'<div class="plsim-brief">{"".join(section)}</div>' if section else ""
+    return brief_html(brief, glossary_link=glossary_link) + extra
+
+
+# --- robustness across the plausible models of an ensemble run ---------------------------
+def robust_counts(robust: pd.DataFrame | None) -> dict[str, str]:
+    """Arm label -> '9 of 11' (plausible models keeping the sign of its growth change;
+    ``analysis.robustness.robustness``'s rows), for the ranked table; {} without."""
+    if robust is None or robust.empty:
+        return {}
+    return {str(r["arm"]): robust_count(r, "growth_sd") for r in robust.to_dict("records")}
+
+
+def robust_section(robust: pd.DataFrame | None, source: str, baseline_name: str,
+                   names: Mapping[str, str]) -> list[str]:
+    """How robust each comparison is across the ensemble's plausible models, as HTML
+    (a heading, what the counts mean, a sentence per comparison; every name escaped);
+    none without an ensemble. ``source``: the ensemble file (only its name is shown)."""
+    if robust is None or robust.empty:
+        return []
+    k = int(robust["members"].max())
+    sentences = robustness_sentences(robust, baseline_name, names, interval_kind(k))
+    return ["<h2>How robust is each comparison?</h2>",
+            f'<p class="note">Every strategy was also run under each of {k} plausible models '
+            "— parameter sets consistent with every calibration fact"
+            + (f" (the ensemble {_e(PurePath(source).name)})" if source else "")
+            + " — on the same students and random events. A comparison is robust when it "
+            "keeps its direction in every plausible model: the count says in how many it "
+            "does; the range is the change across the models (" + _e(interval_kind(k))
+            + "), beside the 95% interval across replicates of the tables above.</p>",
+            '<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in sentences)
+            + "</ul>"]

@@ -3,7 +3,9 @@ page shows and offers for download.
 
 The run is ``sim.experiments.runner.run`` on the validated scenario (so a page run equals
 ``plsim run`` of the same scenario and seed), and its files are ``write_results``'s, the
-same as the command line writes.
+same as the command line writes. Asked to, the run also goes under every plausible model of
+the shipped calibration ensemble (``SHIPPED_ENSEMBLE``, as ``plsim run --ensemble``; never a
+file the user names), and the brief says how robust each comparison is.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import pandas as pd
 
 from sim.analysis import figures as run_figures
 from sim.analysis.summaries import contrast, school_summary, teacher_summary
+from sim.config.ensemble import Ensemble, read_ensemble
+from sim.config.scenario import ScenarioError, printable
 from sim.district.monitor import RunMonitor, RunStopped, watching
 from sim.district.reference import state_reference
 from sim.engine.population import district_size
+from sim.experiments.ensemble_runs import members_of, run_members
 from sim.experiments.output import write_results
 from sim.experiments.runner import resolve_workers, run
 from sim.presentation.figures import drawn
@@ -49,6 +54,9 @@ class PageResults:
     seconds: float
     notes: list[str] = field(default_factory=list)
     _keep: object = None  # the temporary folder of run_dir, removed with this object
+    # each plausible model's means (analysis.robustness.member_means) of a run under the
+    # shipped ensemble; None without
+    ensemble: pd.DataFrame | None = None
 
     def report_html(self, baseline: str | None = None) -> bytes:
         """The self-contained HTML report of the run (``plsim report``), comparisons with
@@ -72,20 +80,29 @@ class PageResults:
 
 def run_comparison(scenario, workers: int = 0,
                    on_task: Callable[[int, int], None] | None = None,
-                   monitor: RunMonitor | None = None) -> PageResults:
+                   monitor: RunMonitor | None = None,
+                   ensemble: Ensemble | None = None) -> PageResults:
     """Run every arm and replicate (``workers`` processes, 0 = all cores) and prepare the
     page's outputs; ``on_task(done, total)`` is called after each arm-replicate (it may raise
     to stop the run). With a ``monitor`` the run is watched (its simulated days counted for
     the progress bar) and stops within a simulated day of ``monitor.stop()``
-    (``RunStopped``).
+    (``RunStopped``). With an ``ensemble`` (``shipped_ensemble``'s) every arm-replicate is
+    also run under each member (``members_of``: common random numbers), as
+    ``plsim run --ensemble`` does: ``ensemble.csv`` and the summary's robustness columns
+    join the files, and the brief and the report say how robust each comparison is.
 
     Everything is written under a new temporary folder of the app's own (``plsim-app-*``),
     in its subfolder ``run``: the scenario's name is never part of a path.
     """
     start = time.time()
-    state_reference(scenario)  # cached for run(): its simulated days are not the run's
+    members = members_of(scenario, ensemble, "the page's scenario") if ensemble else None
+    for sc in [scenario, *(members or [])]:  # cached for the runs (forked workers inherit
+        state_reference(sc)  # it): its simulated days are not the run's
+    means = None
     with watching(monitor) if monitor is not None else nullcontext():
         results = run(scenario, workers=workers, on_task=on_task)
+        if members and not (monitor is not None and monitor.stopped):
+            means = run_members(members, workers=workers)
     if monitor is not None and monitor.stopped:
         raise RunStopped("the run was stopped before it finished")
     seconds = time.time() - start
@@ -93,13 +110,41 @@ def run_comparison(scenario, workers: int = 0,
     keep = tempfile.TemporaryDirectory(prefix="plsim-app-")
     out = Path(keep.name) / "run"
     extra = {"seconds": round(seconds, 2), "command": ["plsim", "app"]}
+    if members:
+        extra["ensemble"] = {"file": SHIPPED_ENSEMBLE_NAME, "members": len(members)}
     # the same files as `plsim run` writes, report.html included
-    _, summary = write_results(results, out, extra, reports=[stage_run_report])
+    _, summary = write_results(results, out, extra, reports=[stage_run_report],
+                               ensemble=means)
     schools = school_summary(results.school_years)
     figures = page_figures(scenario, summary, results.teacher_years, schools)
     return PageResults(scenario, summary, results.student_years,
                        teacher_summary(results.teacher_years), schools, figures,
-                       _zip_dir(out, slug(scenario.name)), out, seconds, notes, keep)
+                       _zip_dir(out, slug(scenario.name)), out, seconds, notes, keep,
+                       ensemble=means)
+
+
+# --- the shipped calibration ensemble -----------------------------------------------------
+# The plausible parameter sets `plsim calibrate --ensemble` wrote for this release: the one
+# ensemble the page offers (a file is never named on the page)
+SHIPPED_ENSEMBLE_NAME = "docs/calibration/ensemble.toml"
+SHIPPED_ENSEMBLE = Path(__file__).resolve().parents[2] / SHIPPED_ENSEMBLE_NAME
+MAX_REASON = 200  # characters of a reason the option is off (one line on the page)
+
+
+def shipped_ensemble(path: Path | None = None) -> tuple[Ensemble | None, str]:
+    """The shipped ensemble (``path``: tests only), read and checked, and ``""``; or None
+    and the reason it cannot be offered, one line (a missing or invalid file)."""
+    path = SHIPPED_ENSEMBLE if path is None else path
+    if not path.is_file():
+        return None, (f"the shipped calibration ensemble ({SHIPPED_ENSEMBLE_NAME}) is not "
+                      "installed here")
+    try:
+        ens = read_ensemble(path)
+    except ScenarioError as err:
+        why = " ".join(printable(str(err)).split())
+        why = why if len(why) <= MAX_REASON else why[:MAX_REASON - 3] + "..."
+        return None, f"the shipped calibration ensemble is not valid: {why}"
+    return ens, ""
 
 
 def page_figures(scenario, summary: pd.DataFrame, teacher_years: pd.DataFrame,
@@ -185,13 +230,15 @@ class RunSize:
         return self.waves * self.students * self.days + spin_up
 
 
-def run_size(scenario, workers: int = 0) -> RunSize:
-    """The size of ``scenario`` run on ``workers`` processes (0 = all cores)."""
-    tasks = len(scenario.arms) * scenario.replicates
+def run_size(scenario, workers: int = 0, members: int = 0) -> RunSize:
+    """The size of ``scenario`` run on ``workers`` processes (0 = all cores), and again
+    under each of ``members`` plausible models (each its own arm-replicates and spin-ups)."""
+    runs = 1 + members
+    tasks = len(scenario.arms) * scenario.replicates * runs
     cal = scenario.calendar
     return RunSize(district_size(scenario.district), cal.days, scenario.years, tasks,
                    max(1, min(resolve_workers(workers), tasks)),
-                   cal.burn_in_years * scenario.replicates)
+                   cal.burn_in_years * scenario.replicates * runs)
 
 
 def estimate_seconds(size: RunSize, rate: float = STUDENT_DAYS_PER_WORKER_SECOND) -> float:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.analysis import figures as run_figures
-from sim.analysis.robustness import ENSEMBLE_FILE, interval_kind, robustness
+from sim.analysis.robustness import ENSEMBLE_FILE, robustness
 from sim.analysis.summaries import (
     ALL,
     METRICS,
@@ -48,7 +48,13 @@ from sim.experiments import sensitivity
 from sim.experiments.executor import Executor, resolve_workers
 from sim.experiments.storage import atomic_write
 from sim.presentation import figures
-from sim.presentation.brief import brief_figure, brief_html, build_brief
+from sim.presentation.brief import (
+    brief_figure,
+    brief_html,
+    build_brief,
+    robust_counts,
+    robust_section,
+)
 from sim.presentation.narrative import (
     accountability_sentences,
     arm_labels,
@@ -60,8 +66,6 @@ from sim.presentation.narrative import (
     human_names,
     number,
     paired_contrasts,
-    robust_count,
-    robustness_sentences,
     sign_change_sentences,
 )
 
@@ -413,7 +417,7 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
               if members is not None and not contrasts.empty else None)
     brief = build_brief(sc, students, t_sum, s_sum, baseline, summary=summary,
                         contrasts=contrasts, sign_changes=flips,
-                        robust=_robust_counts(robust))
+                        robust=robust_counts(robust))
     sentences = comparison_sentences(students, baseline, year, descriptions=names,
                                      contrasts=contrasts, names=names)
     table = _frontier_table(summary, contrasts, year, baseline, names)
@@ -421,7 +425,8 @@ def run_sections(manifest: dict, tables: dict[str, pd.DataFrame], baseline: str 
     figs = _Figures()
     sec = [f"<h1>{_e(title)}</h1>",
            brief_html(brief, len(brief.rows) > 1 and figs.call(brief_figure, brief)),
-           *_robust_section(robust, manifest, names[baseline], names),
+           *robust_section(robust, (manifest.get("ensemble") or {}).get("file", ""),
+                          names[baseline], names),
            '<p class="note">The details follow: plain words for every strategy, what was '
            "run, growth versus proficiency, by starting band, over the years, time use, "
            "teachers and schools; then the glossary.</p>",
@@ -465,32 +470,6 @@ def read_ensemble_means(run_dir: str | Path | None) -> pd.DataFrame | None:
         return pd.read_csv(path)
     except (OSError, ValueError) as err:
         raise ScenarioError(f"{path}: unreadable ({type(err).__name__})") from None
-
-
-def _robust_counts(robust: pd.DataFrame | None) -> dict[str, str]:
-    if robust is None or robust.empty:
-        return {}
-    return {str(r["arm"]): robust_count(r, "growth_sd") for r in robust.to_dict("records")}
-
-
-def _robust_section(robust: pd.DataFrame | None, manifest: dict, baseline_name: str,
-                    names: dict[str, str]) -> list[str]:
-    """How robust each comparison is across the ensemble's plausible models (none
-    without an ensemble)."""
-    if robust is None or robust.empty:
-        return []
-    k = int(robust["members"].max())
-    source = (manifest.get("ensemble") or {}).get("file", "")
-    sentences = robustness_sentences(robust, baseline_name, names, interval_kind(k))
-    return ["<h2>How robust is each comparison?</h2>",
-            f'<p class="note">Every strategy was also run under each of {k} plausible models '
-            "— parameter sets consistent with every calibration fact"
-            + (f" (the ensemble {_e(Path(source).name)})" if source else "")
-            + " — on the same students and random events. A comparison is robust when it "
-            "keeps its direction in every plausible model: the count says in how many it "
-            "does; the range is the change across the models (" + _e(interval_kind(k))
-            + "), beside the 95% interval across replicates of the tables above.</p>",
-            _bullets(sentences)]
 
 
 def _glossary() -> str:
