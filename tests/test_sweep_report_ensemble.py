@@ -175,3 +175,14 @@ def test_a_missing_table_is_said_and_a_bad_manifest_is_one_line(two, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ensemble.members" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_sample_summary_without_a_column_is_one_line(two, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(two, out)
+    s = pd.read_csv(out / SUMMARY_FILE)
+    s.drop(columns="proficient_robust_share").to_csv(out / SUMMARY_FILE, index=False)
+    assert main(["report", str(out), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out / SUMMARY_FILE) in err
+    assert "proficient_robust_share" in err and not (tmp_path / "r.html").exists()
