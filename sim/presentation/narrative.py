@@ -256,6 +256,22 @@ def number(x: float, digits: int, signed: bool = False) -> str:
     return f"{r:{'+' if signed else ''}.{digits}f}"
 
 
+def format_ci(mean: float, lo: float, hi: float, f: float = 1.0, digits: int = 2,
+              signed: bool = False, bounds: tuple[float, float] | None = None) -> str:
+    """'mean [lo, hi]' scaled by ``f`` (100: a share in %, or a change in points) with
+    ``digits`` decimals, as the reports' tables write a number with its 95% interval;
+    ``bounds``: the quantity's range (a share's interval stays within [0, 1], a
+    correlation's within [-1, 1])."""
+    if not np.isfinite(mean):
+        return "n/a"
+    core = number(f * mean, digits, signed)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return core
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return f"{core} [{number(f * lo, digits, signed)}, {number(f * hi, digits, signed)}]"
+
+
 def describe_arm(arm: Mapping) -> str:
     """An arm's settings in words, e.g. 'the personalized playlist with a floor of 3 years
     below grade' (``arm``: one ``[[arms]]`` entry as data, as in a run's manifest)."""
@@ -534,6 +550,32 @@ def robust_count(row: Mapping, metric: str) -> str:
     return f"{int(agree)} of {int(k)}"
 
 
+def in_models(row: Mapping, metric: str) -> str:
+    """'in 47 of 50 plausible models' (``robust_count`` in words), or ''."""
+    count = robust_count(row, metric)
+    return f"in {count} plausible models" if count else ""
+
+
+def robust_level(agree: int, members: int) -> str:
+    """How robust a comparison is whose sign ``agree`` of ``members`` plausible models
+    keep: 'every' (all of them), 'most' (90% or more) or 'not' (fewer)."""
+    return "every" if agree == members else "not" if agree < 0.9 * members else "most"
+
+
+ROBUST_WORDS = {"every": "Robust: every plausible model agrees",
+                "most": "Robust in most plausible models",
+                "not": "Not robust: the plausible models disagree on its direction"}
+
+
+def across_models(metric: str, low: float, high: float, unit: bool = True) -> str:
+    """The interval across plausible models of a paired change in the metric's units:
+    '-0.12 to -0.03 SD' (growth) or '-4.0 to +1.2 points' (proficiency, a share); without
+    the unit when ``unit`` is false (a table's header names it)."""
+    f, words, _, digits = _units(metric)
+    span = f"{number(f * low, digits, True)} to {number(f * high, digits, True)}"
+    return f"{span} {words}" if unit else span
+
+
 def robustness_sentences(robust: pd.DataFrame, baseline_name: str,
                          names: Mapping[str, str], interval_words: str) -> list[str]:
     """How robust each comparison with the baseline is across the plausible models: 'Floor
@@ -543,19 +585,15 @@ def robustness_sentences(robust: pd.DataFrame, baseline_name: str,
     for r in robust.to_dict("records"):
         name = names.get(r["arm"], r["arm"])
         for metric in ("growth_sd", "proficient"):
-            count = robust_count(r, metric)
-            if not count:
+            where = in_models(r, metric)
+            if not where:
                 continue
-            f, unit, what, digits = _units(metric)
+            f, _, what, digits = _units(metric)
             mean = r[metric]
             more, less, same = _MORE_LESS[metric]
             verb = same if round(f * mean, digits) == 0 else (more if mean > 0 else less)
-            agree, k = int(r[f"{metric}_agree"]), int(r[f"{metric}_members"])
-            word = ("Robust: every plausible model agrees" if agree == k else
-                    "Not robust: the plausible models disagree on its direction"
-                    if agree < 0.9 * k else "Robust in most plausible models")
-            out.append(f"{name} {verb} {baseline_name} in {count} plausible models (change in "
-                       f"{what} {number(f * r[f'{metric}_ens_low'], digits, True)} to "
-                       f"{number(f * r[f'{metric}_ens_high'], digits, True)} {unit} across "
-                       f"them, {interval_words}). {word}.")
+            level = robust_level(int(r[f"{metric}_agree"]), int(r[f"{metric}_members"]))
+            span = across_models(metric, r[f"{metric}_ens_low"], r[f"{metric}_ens_high"])
+            out.append(f"{name} {verb} {baseline_name} {where} (change in {what} {span} "
+                       f"across them, {interval_words}). {ROBUST_WORDS[level]}.")
     return out

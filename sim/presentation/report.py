@@ -15,9 +15,10 @@ over years, time use, teachers (ratings versus true effects, stress, exits), sch
 (test-prep windows, program survival by year) and a glossary of every technical
 term. Strategies are named from their composition (``narrative.human_names``).
 
-A sweep's report: what was run (design, parameters, outcomes), each outcome
-against each parameter, and Sobol or Morris indices for sobol and morris
-designs (:mod:`sim.experiments.sensitivity`).
+A sweep's report: what was run (design, parameters, outcomes), how robust each
+comparison is across an ensemble's plausible models (``plsim sweep --ensemble``:
+:mod:`sim.presentation.sweep_robustness`), each outcome against each parameter, and
+Sobol or Morris indices for sobol and morris designs (:mod:`sim.experiments.sensitivity`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,7 +47,7 @@ from sim.config.scenario import ScenarioError
 from sim.experiments import sensitivity
 from sim.experiments.executor import Executor, resolve_workers
 from sim.experiments.storage import atomic_write
-from sim.presentation import figures
+from sim.presentation import figures, sweep_robustness
 from sim.presentation.brief import (
     brief_figure,
     brief_html,
@@ -62,6 +62,7 @@ from sim.presentation.narrative import (
     comparison_sentences,
     describe_arm,
     describe_change,
+    format_ci,
     has_program,
     human_names,
     number,
@@ -76,7 +77,8 @@ STUDENT_COLUMNS = ("arm", "replicate", "year", "start_band", "program_grade", "i
                    *METRICS)
 REPORT = "report.html"  # the report's name in a run's or a sweep's directory
 TEXT_COLUMNS = {"arm", "strategy", "label in the scenario", "starting band", "settings",
-                "what it changes", "parameter", "varied over", "outcome"}
+                "what it changes", "parameter", "varied over", "outcome",
+                "growth: kept its sign", "proficient: kept its sign"}
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -250,20 +252,6 @@ def _page(title: str, sections: list[str]) -> str:
             + "\n".join(sections) + "</body></html>\n")
 
 
-def _ci(mean: float, lo: float, hi: float, f: float = 1.0, digits: int = 2,
-        signed: bool = False, bounds: tuple[float, float] | None = None) -> str:
-    """'mean [lo, hi]' scaled by ``f``; ``bounds``: the quantity's range (a share's
-    interval stays within [0, 1], a correlation's within [-1, 1])."""
-    if not np.isfinite(mean):
-        return "n/a"
-    core = number(f * mean, digits, signed)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return core
-    if bounds is not None:
-        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return f"{core} [{number(f * lo, digits, signed)}, {number(f * hi, digits, signed)}]"
-
-
 # --- a run ---------------------------------------------------------------------------
 def _changed_by_command(manifest: dict) -> bool:
     """Whether the run's command changed the scenario file's settings (``--set``), so its
@@ -321,12 +309,12 @@ def _frontier_table(summary: pd.DataFrame, contrasts: pd.DataFrame, year: int,
         rows.append({
             "starting band": str(r.start_band), "strategy": names.get(str(r.arm), str(r.arm)),
             "students": f"{r.n_students:.0f}",
-            "growth (SD)": _ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi),
-            "proficient (%)": _ci(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1,
+            "growth (SD)": format_ci(r.growth_sd, r.growth_sd_lo, r.growth_sd_hi),
+            "proficient (%)": format_ci(r.proficient, r.proficient_lo, r.proficient_hi, 100, 1,
                                   bounds=(0, 1)),
-            "growth vs baseline (SD)": "baseline" if d is None else _ci(
+            "growth vs baseline (SD)": "baseline" if d is None else format_ci(
                 d.growth_sd, d.growth_sd_lo, d.growth_sd_hi, signed=True),
-            "proficient vs baseline (points)": "baseline" if d is None else _ci(
+            "proficient vs baseline (points)": "baseline" if d is None else format_ci(
                 d.proficient, d.proficient_lo, d.proficient_hi, 100, 1, signed=True),
             "grade-level time (%)": number(100 * r.grade_level_share, 0),
             "mastered time (%)": number(100 * r.mastered_share, 0),
@@ -538,7 +526,7 @@ def _schools(figs: _Figures, school_sum, arms, names) -> list[str]:
 
 def _teacher_table(ts: pd.DataFrame, names) -> pd.DataFrame:
     def cell(r, m, f=1.0, digits=2, bounds=(0.0, 1.0)):
-        return _ci(getattr(r, m), getattr(r, f"{m}_lo"), getattr(r, f"{m}_hi"), f, digits,
+        return format_ci(getattr(r, m), getattr(r, f"{m}_lo"), getattr(r, f"{m}_hi"), f, digits,
                    bounds=bounds)
 
     return pd.DataFrame([{
@@ -603,6 +591,8 @@ def sweep_sections(run_dir: str | Path, baseline: str | None = None,
     title = f"plsim sweep report: {sw.name}"
     sec = [f"<h1>{_e(title)}</h1>", "<h2>What was run</h2>", _kv_table(rows),
            "<h3>Parameters</h3>", _table(params),
+           *_sweep_robust_section(data.dir, m, year, data.arms[0],
+                                  [p.path for p in sw.parameters]),
            "<h2>Outcomes by parameter</h2>",
            f'<p class="note">Year {year}, all students of the program grades. Points: design '
            "samples (each the mean of its replicates); lines: means by parameter bin.</p>"]
@@ -616,6 +606,17 @@ def sweep_sections(run_dir: str | Path, baseline: str | None = None,
     if sw.design in sensitivity.INDEX_DESIGNS:
         sec += _indices_sections(data, year)
     return title, sec
+
+
+def _sweep_robust_section(*args) -> list[str]:
+    """How robust each design sample's comparisons are across the ensemble's plausible
+    models (``sweep_robustness.section``'s arguments; none without an ensemble)."""
+    found = sweep_robustness.section(*args)
+    if found is None:
+        return []
+    return ["<h2>How robust is each comparison?</h2>", f"<p>{_e(found.lead)}</p>",
+            *(f'<p class="note">{_e(n)}</p>' for n in found.notes),
+            *([] if found.table is None else [_table(found.table)])]
 
 
 def _indices_sections(data, year: int) -> list[str]:
