@@ -285,8 +285,13 @@ def test_cancel_stops_a_run_and_the_page_stays_responsive(app_url, tmp_path):
         status = page.inner_text(".plsim-status")
         assert re.search(r"running… \d+%", status), status
         _shot(page, tmp_path, "app-progress-1280x800.png")
-        # while it runs, the form still answers
-        _number(page, "seed", 12)
+        # while it runs, the form still answers, also to a number typed slowly across
+        # several progress ticks (each tick once re-rendered the form, putting a number
+        # being typed back to its last value)
+        box = page.get_by_label("seed", exact=True)
+        box.fill("")
+        box.press_sequentially("12", delay=600)  # ms: three of the page's 0.2 s ticks
+        box.press("Tab")
         page.get_by_text("3 strategies × 20 replicates").wait_for(timeout=30_000)
         expect(page.get_by_label("seed", exact=True)).to_have_value("12")
         start = time.time()

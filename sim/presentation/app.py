@@ -183,7 +183,10 @@ def NumberField(label: str, path: str, default, errors: dict, integer: bool = Tr
             _set(path, number)
 
     with solara.Row(gap="2px", style={"align-items": "center"}):
-        solara.InputText(label, value=text, on_value=changed, continuous_update=False,
+        # every text field takes each keystroke (continuous_update): while a run goes on,
+        # each progress tick reconciles every widget with the page's state, and text not
+        # yet taken (before Tab or Enter) was put back to its last value
+        solara.InputText(label, value=text, on_value=changed, continuous_update=True,
                          dense=True, error=path in errors)
         if help:
             Help(help)
@@ -286,7 +289,7 @@ def ShareField():
             set_problem(str(err))
 
     solara.InputText("or set it from a share proficient at baseline (%)", value="",
-                     on_value=apply, continuous_update=False, dense=True,
+                     on_value=apply, continuous_update=True, dense=True,
                      error=bool(problem))
     if problem:
         solara.Text(problem, classes=["plsim-error"])
@@ -308,7 +311,8 @@ def DistrictCard(errors: dict):
                       value=preset.value if preset.value in form.presets() else None,
                       on_value=_choose_preset, dense=True)
         solara.InputText("scenario name", value=str(data.get("name", "")),
-                         on_value=lambda v: _set("name", v), dense=True)
+                         on_value=lambda v: _set("name", v), continuous_update=True,
+                         dense=True)
         FieldError(errors, "name")
         SliderField("mean starting level (SD of the statewide reference)",
                     "district.mean_offset_sd", -0.9, -2.5, 1.5, 0.05, errors, "mean level")
@@ -379,7 +383,8 @@ def ArmCard(i: int, arm: dict, errors: dict):
         FieldError(errors, p)
         with solara.Details("edit this strategy"):
             solara.InputText("label (a short name: letters, digits, _ . -)", value=label,
-                             on_value=lambda v: _set(f"{p}.label", v), dense=True)
+                             on_value=lambda v: _set(f"{p}.label", v),
+                             continuous_update=True, dense=True)
             ChoiceField("pacing", f"{p}.pacing", form.PACINGS, "traditional", errors,
                         PACING_WORDS, help="pacing")
             OptionalFloat("floor (years below grade)", f"{p}.floor", 3.0, errors, "floor")
@@ -500,16 +505,23 @@ def RunCard(errors: dict):
         EnsembleOption(ensemble, why)
         if not errors and scenario is not None:
             Estimate(scenario, members)
-        with solara.Row(style={"flex-wrap": "wrap"}):
-            solara.Button("Run", color="primary", disabled=bool(errors) or run_task.pending,
-                          on_click=lambda: _start(data, bool(members)))
-            solara.Button("Cancel", disabled=not run_task.pending or cancelling.value,
-                          on_click=_cancel)
-            if scenario is not None:
-                solara.FileDownload(form.scenario_toml(scenario).encode("utf-8"),
-                                    filename=f"{form.slug(scenario.name)}.toml",
-                                    label="Download scenario (TOML)", mime_type="text/plain")
+        RunControls(data, bool(errors), bool(members), scenario)
         RunStatus()
+
+
+@solara.component
+def RunControls(data: dict, blocked: bool, with_ensemble: bool, scenario):
+    """Run, Cancel and the scenario's download. Their own component because they read the
+    run's state, which changes with every progress tick (see ``ResultsArea``)."""
+    with solara.Row(style={"flex-wrap": "wrap"}):
+        solara.Button("Run", color="primary", disabled=blocked or run_task.pending,
+                      on_click=lambda: _start(data, with_ensemble))
+        solara.Button("Cancel", disabled=not run_task.pending or cancelling.value,
+                      on_click=_cancel)
+        if scenario is not None:
+            solara.FileDownload(form.scenario_toml(scenario).encode("utf-8"),
+                                filename=f"{form.slug(scenario.name)}.toml",
+                                label="Download scenario (TOML)", mime_type="text/plain")
 
 
 @solara.component
@@ -655,6 +667,16 @@ RESULT_SECTIONS = [ResultsHeader, BriefSection, SummarySection, FrontierSection,
 
 
 @solara.component
+def ResultsArea():
+    """The finished run's results, if any. Its own component because it reads the run's
+    state, which changes with every progress tick: the form above must not re-render then,
+    or a number being typed into it would be put back to its last value."""
+    page = run_task.value if run_task.finished else None
+    if page is not None:
+        Results(page)
+
+
+@solara.component
 def Results(page: comparison.PageResults):
     base = baseline.value if baseline.value in page.arms else page.arms[0]
     with solara.Column(gap="6px", classes=["plsim-results"]):
@@ -692,6 +714,4 @@ def Page():
             for card in FORM_CARDS:
                 with solara.Column():
                     card(errors)
-        page = run_task.value if run_task.finished else None
-        if page is not None:
-            Results(page)
+        ResultsArea()
