@@ -168,6 +168,9 @@ def power64(x: float, y: float) -> float:
 # the loop around it afresh in every process, about 0.1 CPU-s a loop: 0.75 CPU-s of every
 # plsim command's start.) The same element functions, inlined, without fast-math: the
 # same bits. The contiguous loops' constant strides let LLVM vectorise them.
+# Each loop is written out at module level, not made by a factory: numba's disk cache
+# misses cfuncs made in a closure (measured: each new process compiled them again and
+# appended cache entries), which would put the start's 0.75 CPU-s back.
 _LOOP = types.void(types.CPointer(types.voidptr), types.CPointer(types.intp),
                    types.CPointer(types.intp), types.voidptr)
 _LOOP_OPTIONS = {"cache": True, "error_model": "numpy"}  # IEEE division, as in a ufunc
