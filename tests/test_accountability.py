@@ -59,7 +59,9 @@ SMALL = ["district.schools=2", "district.classes_per_grade=2", "district.class_s
 
 
 def scenario(arms, years=2, seed=3, district=None, **sections):
-    """A small district (grades 4-8, program grades 6-8), one replicate."""
+    """A small district (grades 4-8, program grades 6-8), one replicate, one spin-up year
+    (these tests compare mechanisms, not the steady state the default eight reach)."""
+    sections["calendar"] = {"burn_in_years": 1, **sections.get("calendar", {})}
     return validate_scenario({
         "name": "t", "seed": seed, "years": years, "replicates": 1,
         "district": {"schools": 2, "classes_per_grade": 2, "class_size": 20,

@@ -52,11 +52,18 @@ def edit(old: str, new: str):
 
 
 def append(extra: str):
-    """The quick scenario with a table appended (a top-level table after the arms)."""
+    """The quick scenario with a table appended (a top-level table after the arms), or,
+    where the scenario has that table already (quick's ``[calendar]``), its keys added
+    to it: TOML defines a table once."""
+    header, _, body = extra.partition("\n")
+    if not header.startswith("[[") and f"\n{header}\n" in QUICK_TEXT:
+        text = QUICK_TEXT.replace(f"\n{header}\n", f"\n{header}\n{body}", 1)
+    else:
+        text = QUICK_TEXT + "\n" + extra
 
     def make(tmp: Path) -> Path:
         p = tmp / "bad_scenario.toml"
-        p.write_text(QUICK_TEXT + "\n" + extra, encoding="utf-8")
+        p.write_text(text, encoding="utf-8")
         return p
 
     return make

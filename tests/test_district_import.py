@@ -14,6 +14,7 @@ from sim.config.scenario import ScenarioError, load_scenario
 from sim.engine.population import ClusterEffects, cohort_offsets, draw_levels, layout_slots
 from sim.engine.students import StudentState
 from sim.validation.district_import import (
+    TOLERANCE,
     fit_district,
     parse_district,
     read_district_csv,
@@ -42,9 +43,11 @@ def test_fit_reproduces_the_sample_share_proficient(sample_fit, tmp_path):
     total = fit.table[fit.table.school == "(district)"].iloc[0]
     assert abs(total.proficient_simulated - total.proficient_target) <= 0.01
     # on other draws (the next seed) the district still matches; single cells move more
+    # (at the steady-state start a cell's year 1 carries eight spin-up years of drawn
+    # teachers and summers: 0.28 at most measured, 0.076 on average)
     assert abs(total.proficient_other_draws - total.proficient_target) <= 0.03
     other = (cells.proficient_other_draws - cells.proficient_target).abs()
-    assert 0 < other.mean() <= 0.1 and other.max() <= 0.25
+    assert 0 < other.mean() <= 0.1 and other.max() <= 0.3
     # the written scenario is accepted as `plsim check` reads it, seed and size as fitted
     toml, table = write_import(fit, tmp_path / "mine.toml")
     assert table.exists() and "proficient_target" in table.read_text().splitlines()[0]
@@ -224,5 +227,8 @@ def test_fit_notes_state_the_largest_gap_and_compare_fall_means(sample_fit):
     cells = fit.table[fit.table.school != "(district)"]
     worst = (cells.proficient_simulated - cells.proficient_target).abs().max()
     assert f"within {worst:.3f}" in notes[0]
-    assert len(notes) == 3 and "On other random draws" in notes[1]
-    assert "Fall means (compared, not fitted)" in notes[2]
+    off = int((cells.proficient_simulated - cells.proficient_target).abs().gt(TOLERANCE).sum())
+    if off:  # a cell the corrections could not bring within the tolerance is named
+        assert f"{off} school-grade share" in notes[1]
+    assert len(notes) == 3 + bool(off) and "On other random draws" in notes[1 + bool(off)]
+    assert "Fall means (compared, not fitted)" in notes[2 + bool(off)]

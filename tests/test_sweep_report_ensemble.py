@@ -124,13 +124,16 @@ def test_the_section_shows_each_comparison_as_the_csv_has_it(two):
 
 @pytest.fixture()
 def edited(two, tmp_path) -> Path:
-    """A copy of the ensemble sweep whose CSV has a hostile label and a split comparison."""
+    """A copy of the ensemble sweep whose CSV has a hostile label and a split comparison,
+    every other comparison kept in both members (so the split one is the least robust,
+    whatever the model's own numbers)."""
     out = tmp_path / "out"
     shutil.copytree(two, out)
     s = pd.read_csv(out / SUMMARY_FILE)
     rows, _ = comparisons(out)
     first = rows.index[0]
     s.loc[s.arm == s.loc[first, "arm"], "arm"] = "<script>alert(1)</script>"
+    s.loc[s.robust_share.notna(), "robust_share"] = 1.0
     s.loc[first, "robust_share"] = 0.5
     s.to_csv(out / SUMMARY_FILE, index=False)
     return out

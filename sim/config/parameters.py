@@ -165,11 +165,11 @@ class CalendarParams(Strict):
         45, ge=0, description="days between benchmark tests feeding the playlist (0 = none)")
     days_per_week: int = Field(5, ge=1, le=7, description="instructional days per week")
     burn_in_years: int = Field(
-        1, ge=0, le=30, description="spin-up: years of traditional pacing for everyone before "
+        8, ge=0, le=30, description="spin-up: years of traditional pacing for everyone before "
                                     "year 1 (not reported; run once per replicate, shared by "
-                                    "every arm); the model's own steady state takes 8 for K-8, "
-                                    "but the calibration facts do not hold there yet "
-                                    "(docs/model.md §5), so the default stays 1")
+                                    "every arm); 8 for K-8 reach the model's own steady state "
+                                    "(docs/model.md §5): every student of year 1 who did not "
+                                    "move in was taught by the model since kindergarten")
 
     @model_validator(mode="after")
     def _days(self):
@@ -209,10 +209,10 @@ class LearningParams(Strict):
     summer_familiarity_keep: float = Field(0.5, ge=0, le=1,
                                            description="share of familiarity kept over summer")
     outside_sd_years: float = Field(
-        0.0, ge=0, le=2, description="out-of-school learning: SD across students of the "
+        0.3, ge=0, le=2, description="out-of-school learning: SD across students of the "
                                       "persistent change it makes each summer on the "
-                                      "student's frontier (grade-years per summer; 0: off, "
-                                      "the default until a refit with it; 0.3 measured)")
+                                      "student's frontier (grade-years per summer; 0: off; "
+                                      "fitted to the calibration facts, docs/model.md §10)")
     outside_community_weight: float = Field(
         0.7, ge=0, le=1, description="out-of-school learning: weight of the district's and "
                                      "school's achievement offset (SD) in a student's "

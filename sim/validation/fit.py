@@ -62,6 +62,8 @@ FIT_SPACE: dict[str, tuple[float, float]] = {
     "assessment.familiarity_weight": (0.0, 0.3),
     "leadership.responsiveness": (0.5, 8.0),
     "leadership.anticipation": (0.0, 2.0),
+    "learning.outside_sd_years": (0.0, 0.8),
+    "learning.outside_community_weight": (0.0, 1.0),
 }
 SAMPLERS = ("cmaes", "tpe")
 SIGMA0 = 0.1  # CMA-ES initial step, as a share of each parameter's search range
