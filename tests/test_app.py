@@ -91,10 +91,15 @@ def test_scenario_toml_round_trips_through_the_loader(tmp_path):
 
 
 def test_share_guide_matches_the_case_study():
-    assert form.approximate_share_proficient(0.0) == pytest.approx(0.5)
-    assert form.approximate_share_proficient(-0.9) == pytest.approx(0.25, abs=1e-3)
-    assert form.offset_for_share(0.25) == pytest.approx(-0.9, abs=1e-3)
-    assert form.offset_for_share(0.5) == 0.0
+    # the case-study district's measured share proficient (form.py): 30.8% at the fitted
+    # offset -1.25, 19.9% at -2, 54.9% at 0
+    assert form.approximate_share_proficient(-1.25) == pytest.approx(0.308, abs=0.01)
+    assert form.approximate_share_proficient(-2.0) == pytest.approx(0.199, abs=0.01)
+    assert form.approximate_share_proficient(0.0) == pytest.approx(0.549, abs=0.01)
+    for share in (0.1, 0.25, 0.5, 0.8):
+        assert form.approximate_share_proficient(form.offset_for_share(share)) == \
+            pytest.approx(share, abs=1e-3)
+    assert form.fitted_offset() == -1.25
     with pytest.raises(ValueError, match="between 0 and 100%"):
         form.offset_for_share(1.2)
 

@@ -12,8 +12,17 @@ from sim.analysis.robustness import add_ensemble_columns, ensemble_interval, sam
 from sim.cli import main
 from sim.config.ensemble import read_ensemble
 from sim.config.scenario import FITTED_PARAMETERS, ScenarioError, read_parameters
-from sim.validation.ensemble import FULL, QUICK, Plan, consistent, search_box, targets
+from sim.validation.ensemble import (
+    FULL,
+    QUICK,
+    Plan,
+    consistent,
+    member_rule,
+    search_box,
+    targets,
+)
 from sim.validation.facts import facts
+from sim.validation.studies import Settings
 
 
 def _write(path, text):
@@ -124,6 +133,19 @@ def test_a_candidate_is_consistent_when_its_mean_is_within_noise_of_every_band()
     var = np.array([[0.0, 0.0], [0.05 ** 2, 0.0], [0.0, 0.0], [0.0, 0.05 ** 2]])
     assert consistent([two, one], values, var).tolist() == [True, True, False, False]
     assert not consistent([two, one], np.array([[np.nan, 0.2]]), np.zeros((1, 2)))[0]
+
+
+def test_quick_members_hold_every_fact_by_the_quick_rule_full_ones_by_implausibility():
+    """A quick re-check keeps the candidates whose facts all hold by the quick rule (the
+    verdicts the fact outcomes carry), however far a tiny district's mean lies from a
+    band; a full one judges the means themselves."""
+    two = Target("two-sided", 0.9, 1.1, 1.0, 0.1)
+    values = np.array([[1.3], [1.0], [np.nan]])
+    holds = np.array([[True], [False], [True]])
+    var = np.zeros((3, 1))
+    quick, full = Settings.make(True, 2, 1), Settings.for_fit(False, 4, 1)
+    assert member_rule(quick, [two], values, holds, var).tolist() == [True, False, False]
+    assert member_rule(full, [two], values, holds, var).tolist() == [False, True, False]
 
 
 def test_run_ensemble_on_common_random_numbers(tmp_path):

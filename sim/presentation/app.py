@@ -315,9 +315,10 @@ def DistrictCard(errors: dict):
                          dense=True)
         FieldError(errors, "name")
         SliderField("mean starting level (SD of the statewide reference)",
-                    "district.mean_offset_sd", -0.9, -2.5, 1.5, 0.05, errors, "mean level")
-        offset = form.get_path(data, "district.mean_offset_sd", -0.9)
-        offset = float(offset) if isinstance(offset, int | float) else -0.9
+                    "district.mean_offset_sd", form.fitted_offset(), -2.5, 1.5, 0.05, errors,
+                    "mean level")
+        offset = form.get_path(data, "district.mean_offset_sd", None)
+        offset = float(offset) if isinstance(offset, int | float) else form.fitted_offset()
         solara.Text(f"about {100 * form.approximate_share_proficient(offset):.0f}% proficient "
                     "at baseline (a rough guide; the run measures it)", classes=["plsim-note"])
         ShareField()
