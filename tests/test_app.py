@@ -513,8 +513,8 @@ with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as p
 
 
 # --- the shipped calibration ensemble on the page --------------------------------------------
-# None ships for the present model (docs/calibration/README.md): the page's mechanics are
-# tested with the previous model's ensemble, a valid file of 11 members
+# The page's mechanics are tested with the previous model's ensemble, a valid file of 11
+# members (the shipped one, docs/calibration/ensemble.toml, has 10)
 TEST_ENSEMBLE = ROOT / "tests" / "data" / "ensemble_previous_model.toml"
 
 
@@ -601,6 +601,8 @@ def test_page_members_are_plsim_run_ensembles(two_members):
 
 
 def test_shipped_ensemble_missing_or_invalid_is_one_line(tmp_path):
+    ens, why = comparison.shipped_ensemble()  # docs/calibration/ensemble.toml
+    assert ens is not None and ens.size == 10 and why == ""
     ens, why = comparison.shipped_ensemble(TEST_ENSEMBLE)
     assert ens is not None and ens.size == 11 and why == ""
     ens, why = comparison.shipped_ensemble(tmp_path / "absent.toml")

@@ -9,8 +9,8 @@ is drawn large with nothing over it, that the downloads work and that the page a
 nothing outside 127.0.0.1. Cancel says "cancelling" and stops within seconds, with progress
 shown within the runs before. A scenario name holding markup and a path runs no script and
 writes nothing outside the app's folders, and a GET of an asset folder deletes nothing.
-Without a shipped calibration ensemble (none ships for the present model) the option to
-run under its plausible models is off, with its reason.
+The option to run under the shipped ensemble's plausible models gives the brief its
+robustness sentences.
 Skipped only where Chromium is not installed (``.ci/run`` installs it).
 """
 
@@ -234,22 +234,37 @@ def test_page_runs_two_strategies_like_the_cli(app_url, tmp_path):
     pd.testing.assert_frame_equal(in_zip, pd.read_csv(out / "summary.csv"))
 
 
-def test_page_says_why_the_ensemble_option_is_off(app_url, tmp_path):
-    """No calibration ensemble ships for the present model (docs/calibration/README.md):
-    the page's option to run under it is off, with its one-line reason (the option's runs
-    are tested in tests/test_app.py with a test ensemble)."""
-    from playwright.sync_api import sync_playwright
+def test_page_runs_under_the_shipped_ensemble(app_url, tmp_path):
+    """The option runs the page's scenario under every plausible model of the shipped
+    ensemble; the brief then says in how many each comparison keeps its direction."""
+    from playwright.sync_api import expect, sync_playwright
 
+    from sim.presentation import comparison
+
+    ens, why = comparison.shipped_ensemble()
+    assert ens is not None, why
+    k = ens.size
     outside = []
     with sync_playwright() as p:
         browser, page = _open(p, app_url, outside)
-        _preset(page, "quick", 3)
-        page.get_by_text("Not available: the shipped calibration ensemble").wait_for(
+        removes = _preset(page, "quick", 3)
+        page.get_by_role("button", name="Remove Test prep", exact=True).click()
+        expect(removes).to_have_count(2, timeout=30_000)
+        _number(page, "years simulated", 1)
+        _number(page, "replicates", 1)
+        page.get_by_text("2 strategies × 1 replicate = 2 runs").wait_for(timeout=30_000)
+        page.get_by_text(re.compile(f"Also run under the {k} plausible model")).click()
+        page.get_by_text(re.compile(f"each again under {k} plausible model")).wait_for(
             timeout=30_000)
-        box = page.get_by_role("checkbox", name=re.compile("plausible model"))
-        assert box.count() == 1 and box.is_disabled()
-        assert "not installed here" in page.inner_text("body")
-        _shot(page, tmp_path, "app-ensemble-off-1280x800.png")
+        start = time.time()
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.locator("#plsim-band-table").wait_for(timeout=600_000)
+        print(f"\nfrom pressing Run to results under {k} plausible models: "
+              f"{time.time() - start:.1f} s (quick, 2 arms x 1 replicate, 1 year)")
+        text = " ".join(page.locator(".plsim-brief").all_inner_texts())
+        assert "How robust is each comparison?" in text
+        assert re.search(rf"in \d+ of {k} plausible model", text), text[-600:]
+        _shot(page, tmp_path, "app-ensemble-1280x800.png")
         browser.close()
     assert not outside
 

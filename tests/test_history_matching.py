@@ -81,3 +81,29 @@ def test_emulator_learns_the_noise_level():
     mean, var, noise = em.predict(x[:5])
     assert 0.004 < noise[0] < 0.025  # true noise variance 0.01
     assert np.all(np.abs(mean - np.sin(3 * x[:5, 0])) < 0.15)
+
+
+def test_a_shared_seed_rules_out_the_region_unless_its_noise_is_the_floor():
+    """Common random numbers: every design run shares one draw of the noise (here 0.25 on
+    f, five times the band's third), which the emulator takes for part of the mean. Without
+    a floor the whole plausible region is ruled out; with the one-run variance as the
+    emulators' noise floor, the region's points are kept."""
+    shared = np.array([0.25, 0.0])
+
+    def simulate(x):
+        return truth(x) + shared
+
+    test = np.random.default_rng(9).random((3000, 3)) * [1, 1, 5]
+    inside = in_region(test)
+    kept = []
+    for floor in (None, [0.25 ** 2, 0.0]):
+        m = Matcher(["x1", "x2", "x3"], BOUNDS, TARGETS, simulate, seed=1, pool=5000,
+                    noise_floor=floor)
+        hm = m.run([30, 20], sample=200)
+        ok = np.ones(len(test), bool)
+        for w in hm.waves:
+            ok &= max_implausibility(w.emulators, TARGETS, test) <= CUTOFF
+        kept.append(ok[inside].mean())
+    assert kept[0] <= 0.6 and kept[1] >= 0.97
+    em = Emulator(np.array([(0.0, 1.0)]), noise_floor=0.04).fit(np.zeros((2, 1)), np.ones(2))
+    assert em.predict(np.zeros((3, 1)))[2].tolist() == [0.04] * 3  # a constant output too

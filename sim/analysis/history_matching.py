@@ -5,7 +5,8 @@ outputs, each output has a band it must fall in. In *waves* (Craig et al. 1997; 
 Goldstein & Bower 2010; Andrianakis et al. 2015): run the simulator at design points,
 fit an emulator of each output (a Gaussian process, scikit-learn, around a linear trend
 once there are ``TREND_RUNS`` runs per coefficient, else around the mean, with a
-white-noise term that learns the simulator's run-to-run noise), and rule out
+white-noise term that learns the simulator's run-to-run noise, at least a given floor
+where the runs share their seeds and cannot show it), and rule out
 every point whose *implausibility* for some output exceeds ``CUTOFF`` (3, Pukelsheim's
 three-sigma rule): for a two-sided band ``target ± tolerance``
 
@@ -66,11 +67,15 @@ class Target:
 class Emulator:
     """One output: a linear trend plus a Gaussian process on the unit box (inputs scaled by
     ``bounds``); ``predict`` gives the mean, the emulator's variance and the noise variance
-    (the white-noise level fitted to the runs), in the output's units."""
+    (the white-noise level fitted to the runs, at least ``noise_floor``), in the output's
+    units. ``noise_floor``: the variance of one run around its mean where the runs cannot
+    show it, e.g. every design point run on the same seeds (common random numbers), whose
+    one shared draw the process takes for part of the mean."""
 
-    def __init__(self, bounds: np.ndarray, seed: int = 0):
+    def __init__(self, bounds: np.ndarray, seed: int = 0, noise_floor: float = 0.0):
         self.lo, self.span = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
         self.seed = seed
+        self.floor = float(noise_floor) if np.isfinite(noise_floor) else 0.0
         self.gp = None
         self.noise = 0.0
         self.coef = np.zeros(bounds.shape[0] + 1)
@@ -113,13 +118,14 @@ class Emulator:
         """Mean, emulator variance and noise variance at points ``x`` (n x d)."""
         n = len(x)
         if self.gp is None:
-            return np.full(n, self.constant), np.zeros(n), np.zeros(n)
+            return np.full(n, self.constant), np.zeros(n), np.full(n, self.floor)
         u = self._unit(x)
         with threadpool_limits(limits=1, user_api="blas"):
             mean, sd = self.gp.predict(u, return_std=True)
         total = sd ** 2  # the fitted kernel's diagonal includes the white noise
         mean = mean + np.column_stack([np.ones(n), u]) @ self.coef
-        return mean, np.maximum(total - self.noise, 0.0), np.full(n, self.noise)
+        return (mean, np.maximum(total - self.noise, 0.0),
+                np.full(n, max(self.noise, self.floor)))
 
 
 @dataclass
@@ -224,8 +230,11 @@ class Matcher:
 
     def __init__(self, names: list[str], bounds, targets: list[Target],
                  simulate: Callable[[np.ndarray], np.ndarray], integer=None, seed: int = 0,
-                 say: Callable[[str], None] = lambda _m: None, pool: int = POOL):
+                 say: Callable[[str], None] = lambda _m: None, pool: int = POOL,
+                 noise_floor: Sequence[float] | None = None):
         bounds = np.asarray(bounds, float)
+        self.floor = (np.zeros(len(targets)) if noise_floor is None
+                      else np.asarray(noise_floor, float))
         integer = np.zeros(len(bounds), bool) if integer is None else np.asarray(integer, bool)
         self.hm = HistoryMatch(list(names), bounds, list(targets), integer)
         self.simulate, self.say = simulate, say
@@ -309,7 +318,7 @@ class Matcher:
         x = design if not self.hm.waves else np.vstack([self.hm.all_runs()[0], design])
         y = outputs if not self.hm.waves else np.vstack([self.hm.all_runs()[1], outputs])
         validation = self._validate(x, y, k)
-        emulators = [Emulator(self.hm.bounds, self.seed + k).fit(x, y[:, j])
+        emulators = [Emulator(self.hm.bounds, self.seed + k, self.floor[j]).fit(x, y[:, j])
                      for j in range(y.shape[1])]
         w = Wave(design, outputs, emulators, validation, math.nan, 0)
         if len(pool):  # the candidates the design was drawn from (NROY, or least implausible)
@@ -334,7 +343,8 @@ class Matcher:
             return []
         out = []
         for j, t in enumerate(self.hm.targets):
-            em = Emulator(self.hm.bounds, self.seed + k).fit(x[~held], y[~held, j])
+            em = Emulator(self.hm.bounds, self.seed + k, self.floor[j]).fit(x[~held],
+                                                                          y[~held, j])
             mean, var, noise = em.predict(x[held])
             ok = np.isfinite(y[held, j])
             z = (y[held, j][ok] - mean[ok]) / np.sqrt(np.maximum(var + noise, 1e-12))[ok]

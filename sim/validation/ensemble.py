@@ -112,6 +112,7 @@ class EnsembleResult:
     seed: int
     source: str  # the starting parameters file
     seconds: float = 0.0
+    noise: np.ndarray | None = None  # each fact's one-run replicate variance (the floor)
 
 
 def targets() -> list[Target]:
@@ -215,12 +216,37 @@ def build_ensemble(params: ParameterSet, plan: Plan, design: Settings, check: Se
             say(f"{len(points)} points in {time.time() - t:.0f} s")
             return out
 
-        matcher = Matcher(names, bounds, targets(), simulate, integer, seed, say)
+        noise = one_run_variance(executor, params, to_values(start[0], names), design, case)
+        say(f"one run's replicate variance measured at the starting set ({NOISE_REPLICATES} "
+            "replicates)")
+        matcher = Matcher(names, bounds, targets(), simulate, integer, seed, say,
+                          noise_floor=noise)
         hm = matcher.run(plan.waves, extra=start)
         members, values, checked, held = _check_members(executor, params, hm, plan, check,
                                                         case, seed, say)
     return EnsembleResult(hm, members, values, checked, held, design, check, seed,
-                          params.source, time.time() - start_time)
+                          params.source, time.time() - start_time, noise)
+
+
+NOISE_REPLICATES = 4  # replicates of the starting set that measure one run's noise
+
+
+def one_run_variance(executor, params: ParameterSet, start: dict, design: Settings,
+                     case: Path | None) -> np.ndarray:
+    """Each fact's variance of one design run around its mean, from the starting set run
+    with ``NOISE_REPLICATES`` replicates on the design's districts (the squared standard
+    error of their mean times their number; 0 where it cannot be told).
+
+    Every design point runs on the same seeds (common random numbers), so the runs share
+    one draw of the replicate noise: the emulators take it for part of the mean, and
+    their white-noise term cannot learn it. Without it in the implausibility, a fact
+    whose one-seed value sits outside its band by chance rules out the whole box
+    (measured at the steady-state start: the fitted set, consistent with every fact at
+    four replicates, and every point within 0.04 of each range of it were ruled out,
+    smallest implausibility 6.4)."""
+    settings = Settings(**{**design.__dict__, "replicates": NOISE_REPLICATES})
+    var = run_points(executor, params, [start], settings, case)[2][0]
+    return np.where(np.isfinite(var), var * NOISE_REPLICATES, 0.0)
 
 
 def _check_members(executor, params, hm: HistoryMatch, plan: Plan, check: Settings, case,
@@ -362,6 +388,13 @@ def format_diagnostics(result: EnsembleResult) -> str:
             rows.append((str(k), v.name, str(v.held_out), _pct(v.within_3),
                          _num(v.max_abs_z), _num(v.rmse)))
     lines += text_table(rows) if len(rows) > 1 else ["(too few runs to hold any out)"]
+    if result.noise is not None:
+        lines += ["", "One run's replicate SD at the starting set (the emulators' noise floor: "
+                      "the design runs share one seed):", ""]
+        rows = [("fact", "band", "one run's SD")]
+        for j, t in enumerate(hm.targets):
+            rows.append((t.name, _band(t), _num(math.sqrt(result.noise[j]))))
+        lines += text_table(rows)
     names = hm.names
     members = np.array([[m[n] for n in names] for m in result.members], float)
     lines += ["", f"Members: {len(result.members)} (of {result.checked} candidates re-run "
