@@ -2,6 +2,7 @@
 and ``plsim run --ensemble`` end to end on common random numbers."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -182,7 +183,6 @@ def test_ensemble_file_round_trip_with_diagnostics(tmp_path):
     pairs plot and design runs lie beside it."""
     from sim.analysis.history_matching import Emulator, HistoryMatch, Target, Validation, Wave
     from sim.validation.ensemble import EnsembleResult, write_ensemble
-    from sim.validation.studies import Settings
 
     names = ["learning.base_rate", "traditional.extension_years"]
     bounds = np.array([(0.25, 1.2), (1, 4)], float)
@@ -197,7 +197,7 @@ def test_ensemble_file_round_trip_with_diagnostics(tmp_path):
                {"learning.base_rate": 0.6, "traditional.extension_years": 3}]
     result = EnsembleResult(hm, members, np.array([[0.6, 0.1], [0.65, 0.2]]), 3, 2,
                             Settings.for_fit(True, 1, 1), Settings.make(True, 2, 1), 0,
-                            "fitted.toml", 12.0)
+                            "fitted.toml", 12.0, np.array([0.0004, 0.0]))
     out = tmp_path / "ens.toml"
     written = write_ensemble(result, out)
     ens = read_ensemble(out)
@@ -205,6 +205,8 @@ def test_ensemble_file_round_trip_with_diagnostics(tmp_path):
     assert ens.about["members"] == 2 and ens.about["not_ruled_out_share"] == [0.25]
     diag = (tmp_path / "ens.diagnostics.txt").read_text()
     assert "25%" not in diag and "0.25" in diag and "0.5 to 0.6" in diag
+    # each fact's one-run replicate SD, the emulators' noise floor: sqrt(0.0004) = 0.02
+    assert "One run's replicate SD" in diag and re.search(r"growth\s+0\.6 ± 0\.1\s+0\.02\b", diag)
     assert (tmp_path / "ens.pairs.png").read_bytes()[:4] == b"\x89PNG"
     runs = pd.read_csv(tmp_path / "ens.runs.csv")
     assert len(runs) == 3 and list(runs.columns[:3]) == ["wave", *names]
@@ -215,7 +217,7 @@ def test_validate_ensemble_reports_each_facts_spread(tmp_path, capsys):
     """Two identical members run on the same seeds: every fact's smallest and largest value
     across members are equal (the spread is the parameters', not the seeds')."""
     from sim.validation.ensemble import ensemble_spread
-    from sim.validation.studies import ParameterSet, Settings
+    from sim.validation.studies import ParameterSet
 
     base_rate = read_parameters(FITTED_PARAMETERS).get("learning", {}).get("base_rate", 0.55)
     f = _write(tmp_path / "e.toml", f'"learning.base_rate" = [{base_rate}, {base_rate}]\n')
